@@ -1,0 +1,202 @@
+"""The records that flow through gradebench, as frozen dataclasses.
+
+Submission --load--> Workspace --Engine in Sandbox--> ExecutionResult + Artifacts
+  --checks--> CheckResult --scoring--> TaskScore --> GradeReport
+
+Every field says what it holds; nothing here computes a grade.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+GiB = 1024**3
+MiB = 1024**2
+
+SubmissionKind = Literal["notebook", "module", "package", "folder"]
+Verdict = Literal["ok", "error", "timeout", "cpu_time", "memory", "processes", "file_size", "output", "killed"]
+CheckStatus = Literal["passed", "failed", "error", "skipped"]
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One student's (or group's) hand-in, staged in a folder of its own; never executed by loading."""
+
+    student: str
+    """Who handed it in: the LMS name and id (``smithjohn_12345``), else the file or folder name."""
+    source: Path
+    """What the TA pointed at: the .ipynb, .py, folder or .zip (or the bulk zip it came from)."""
+    root: Path
+    """Folder holding a staged copy of the submission's files (original file names restored)."""
+    files: tuple[str, ...]
+    """Paths of every staged file, relative to ``root``, sorted."""
+    kind: SubmissionKind
+    """``notebook``: a single .ipynb; ``module``: a single .py; ``package``: a folder with an ``__init__.py``;
+    ``folder``: anything else (several notebooks and scripts)."""
+    content_hash: str
+    """sha256 over the sorted relative paths and bytes of every file: the results store's key."""
+    warnings: tuple[str, ...] = ()
+    """Things a TA should know that do not stop grading (a skipped symlink, a renamed duplicate...)."""
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """A submission that cannot be graded at all, with the reason a TA reads (the batch goes on)."""
+
+    student: str
+    """Who handed it in, as for ``Submission.student``."""
+    source: Path
+    """The file or folder that could not be loaded."""
+    reason: str
+    """What is wrong, e.g. ``CNNMNIST.ipynb is not a notebook: invalid JSON at line 1 column 1``."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one sandboxed run; each breach is its own verdict."""
+
+    wall_s: float = 300.0
+    """Wall-clock seconds before the run is killed (verdict ``timeout``)."""
+    cpu_s: float | None = None
+    """CPU seconds over all processes (verdict ``cpu_time``); None: only the wall-clock limit."""
+    memory_bytes: int = 4 * GiB
+    """Resident memory of the whole process tree (verdict ``memory``)."""
+    max_processes: int = 256
+    """Processes and threads the run may have at once (verdict ``processes``)."""
+    file_size_bytes: int = 1 * GiB
+    """Largest file the run may write (verdict ``file_size``)."""
+    output_bytes: int = 1 * MiB
+    """stdout and stderr kept, each; more is cut and reported (verdict ``output`` when it was cut)."""
+    gpu: bool = False
+    """Expose the GPU device nodes (only for GPU jobs)."""
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """What one sandboxed command did."""
+
+    verdict: Verdict
+    """``ok`` (exit 0), ``error`` (non-zero exit), or the limit it breached, or ``killed`` (a signal)."""
+    message: str
+    """For a TA: ``timed out after 300 s``, ``exceeded the 4 GiB memory limit``, ``exit code 1``..."""
+    returncode: int | None
+    """The command's exit status; negative for a signal; None if it never started."""
+    wall_s: float
+    """Wall-clock seconds the command ran."""
+    cpu_s: float
+    """CPU seconds used by the command's process tree (user + system)."""
+    peak_memory_bytes: int
+    """Largest resident memory of the process tree that was observed."""
+    stdout: str
+    """Standard output, cut to ``Limits.output_bytes``."""
+    stderr: str
+    """Standard error, cut to ``Limits.output_bytes``."""
+    isolated: bool
+    """True under bubblewrap; False for the plain-process fallback, which isolates nothing but time and memory."""
+
+
+@dataclass(frozen=True)
+class CellError:
+    """An error raised by one notebook cell (or by a script)."""
+
+    cell: int
+    """Index of the code cell (0-based, counting code cells only); -1 for a script."""
+    ename: str
+    """Exception class name: ``NameError``, ``SyntaxError``..."""
+    evalue: str
+    """Exception message."""
+    source_excerpt: str = ""
+    """The first lines of the failing cell, so a student recognises it."""
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """How running one source of a submission (a notebook or a script) went."""
+
+    source: str
+    """Path of the notebook or script inside the submission."""
+    sandbox: SandboxResult
+    """The sandboxed process that ran it."""
+    cells_run: int = 0
+    """Code cells executed (notebooks)."""
+    cells_total: int = 0
+    """Code cells in the notebook."""
+    errors: tuple[CellError, ...] = ()
+    """Errors raised by cells or by the script, in order."""
+    artifacts_dir: Path | None = None
+    """Host folder holding what the probes wrote (JSON, tensors, PNG figures); None if nothing came out."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one rubric check on one task."""
+
+    task: str
+    """Rubric task id."""
+    check: str
+    """Check name (``parameter_count``...)."""
+    status: CheckStatus
+    """``passed``; ``failed`` (the student's work is wrong: ``message`` says what to fix); ``error`` (a harness
+    fault: a TA should look); ``skipped`` (could not run, e.g. the model never came to exist: ``message`` says why)."""
+    message: str
+    """What the reader should know; empty when passed."""
+    points: float
+    """Points this check is worth in the rubric."""
+    score: float
+    """Points awarded: ``points`` when passed, a fraction for partial credit, else 0."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """Extra figures for reports (measured value, threshold, an architecture diff...). JSON-serialisable."""
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    """Points for one rubric task."""
+
+    task: str
+    """Rubric task id."""
+    title: str
+    """Task title as the rubric gives it."""
+    score: float
+    """Points awarded."""
+    points: float
+    """Points available."""
+    manual: bool = False
+    """True for a TA-graded item (written answers), merged from the manual-scores CSV."""
+    checks: tuple[CheckResult, ...] = ()
+    """The check results that make up the score (empty for manual items)."""
+    note: str = ""
+    """A TA's comment (manual items) or why the task could not be graded."""
+
+
+@dataclass(frozen=True)
+class GradeReport:
+    """Everything gradebench says about one submission under one rubric."""
+
+    student: str
+    """Who handed it in."""
+    assignment: str
+    """Rubric assignment id (``dl2025-a2``)."""
+    content_hash: str
+    """The submission's content hash."""
+    rubric_hash: str
+    """sha256 of the rubric file that graded it."""
+    profile: str
+    """``full`` or ``fast`` (shorter training, smaller data): reports say which graded them."""
+    tasks: tuple[TaskScore, ...]
+    """Per task, in rubric order."""
+    executions: tuple[ExecutionResult, ...] = ()
+    """How each source ran."""
+    load_failure: str = ""
+    """Set when the submission could not be loaded at all (then ``tasks`` score 0)."""
+
+    @property
+    def score(self) -> float:
+        """Total points awarded."""
+        return sum(t.score for t in self.tasks)
+
+    @property
+    def points(self) -> float:
+        """Total points available."""
+        return sum(t.points for t in self.tasks)

@@ -1,0 +1,553 @@
+"""Load and validate a rubric: one declarative YAML file per assignment.
+
+A rubric lists the tasks of an assignment. An automatic task names the file of
+the submission that produces it (``source``), how to find its model, its timing
+budget and the checks that score it; a manual task is worth points a TA awards
+(merged from a CSV, see :mod:`harness.manual`)::
+
+    assignment: dl2025-a2
+    title: "Deep Learning 2025, Assignment 2"
+    datasets: [mnist]
+    tasks:
+      - id: cnn
+        title: "1.3 CNN on MNIST"
+        source: CNNMNIST.ipynb
+        model: {prefer: [Net, CNNNet], spec: "reference.classifiers:CNN", dataset: mnist}
+        budget: {reference_multiple: 5, wall_s: 900, device: cpu}
+        checks:
+          - {check: parameter_count, equals: 12810, points: 1}
+          - {check: test_accuracy, relative_to_reference: 0.98, points: 3}
+      - id: cnn-why-800
+        title: "Why Flatten, and why 800 features?"
+        manual: {points: 2}
+
+Unknown keys are errors, so a typo never silently drops a check. Every problem
+raises :class:`~harness.errors.RubricError` naming the file, the field
+(``tasks[2].checks[0].points``) and the reason.
+
+Loading imports the module of every ``model.spec`` (a class of the
+``reference`` package, normally): a rubric is trusted course-staff input, never
+a student's.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import inspect
+import math
+import re
+import typing
+from collections.abc import Collection, Iterable
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from harness.errors import RubricError
+
+Dataset = Literal["mnist", "fashionmnist", "signs"]
+"""Dataset names a rubric may list; the same names as ``harness.data.DATASETS``."""
+
+Device = Literal["cpu", "gpu"]
+
+_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_ASSIGNMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+def _problem(path: str, reason: str) -> PydanticCustomError:
+    """An error at ``path`` below the validator's own field, with a reason in plain words."""
+    return PydanticCustomError("rubric", "{reason}", {"path": path, "reason": reason})
+
+
+def _one_or_many(value: Any) -> Any:
+    """Accept a single string where a list of alternatives is allowed."""
+    return [value] if isinstance(value, str) else value
+
+
+def _nonempty_text(value: str) -> str:
+    """Strip a text field and refuse an empty one."""
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+Text = Annotated[str, Field(strict=True)]
+Alternatives = Annotated[tuple[Annotated[str, Field(strict=True, min_length=1)], ...], BeforeValidator(_one_or_many)]
+
+
+class _Strict(BaseModel):
+    """Base of every rubric section: immutable, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CheckSpec(_Strict):
+    """One check of a task with its points and thresholds; what a check function receives."""
+
+    check: Text
+    """Name of a registered check (``parameter_count``...)."""
+    points: float = Field(gt=0)
+    """Points the check is worth; a check may award any part of them (partial credit)."""
+    equals: int | float | str | bool | list[int | float | str | bool] | None = None
+    """Exact expected value (a parameter count, a feature width, a shape)."""
+    min: float | None = None
+    """Absolute lower bound of the measured value (e.g. ``0.97`` test accuracy)."""
+    max: float | None = None
+    """Absolute upper bound of the measured value (e.g. a reconstruction error)."""
+    relative_to_reference: float | None = Field(default=None, gt=0, le=2)
+    """Bound as a fraction of what the calibrated reference reached (``0.98``: 98% of it)."""
+    layer: Text | None = None
+    """Layer the check looks at (``Flatten``): a class name or a module path in the model."""
+    tolerance: float | None = Field(default=None, ge=0)
+    """Allowed deviation from ``equals`` (absolute)."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Check-specific options, documented with each check."""
+
+    @field_validator("check")
+    @classmethod
+    def _known_check(cls, name: str, info: ValidationInfo) -> str:
+        """Reject a check name that is not registered, when the caller says which are."""
+        known = (info.context or {}).get("known_checks")
+        if known is not None and name not in known:
+            close = difflib.get_close_matches(name, list(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown check {name!r}{hint}; known: {', '.join(sorted(known))}")
+        return name
+
+    @field_validator("min", "max", "tolerance", "points", "relative_to_reference")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        """Refuse .nan and .inf, which YAML allows."""
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent_bounds(self) -> CheckSpec:
+        """Refuse thresholds that contradict each other."""
+        if self.min is not None and self.relative_to_reference is not None:
+            raise _problem("min", "min and relative_to_reference cannot be used together: choose one lower bound")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise _problem("min", f"min ({self.min}) is greater than max ({self.max})")
+        if self.equals is not None and (self.min, self.max, self.relative_to_reference) != (None, None, None):
+            raise _problem("equals", "equals cannot be combined with min, max or relative_to_reference")
+        if self.tolerance is not None and self.equals is None:
+            raise _problem("tolerance", "tolerance applies to equals, which this check does not set")
+        return self
+
+
+class ModelRef(_Strict):
+    """How to find a task's model in the submission and what it should be."""
+
+    prefer: Alternatives = ()
+    """Names a student probably used for the class or instance (``Net``, ``CNNNet``), tried first."""
+    spec: Text | None = None
+    """``module:Class`` of the reference implementation the model is compared with."""
+    dataset: Dataset | None = None
+    """Dataset the model is evaluated on; one of the rubric's ``datasets``."""
+
+    @field_validator("spec")
+    @classmethod
+    def _importable(cls, spec: str | None) -> str | None:
+        """Check that the reference class exists, so a typo fails now rather than mid-batch."""
+        if spec is not None:
+            _resolve_spec(spec)
+        return spec
+
+    @model_validator(mode="after")
+    def _says_something(self) -> ModelRef:
+        """Refuse an empty model section."""
+        if not self.prefer and self.spec is None:
+            raise _problem("", "give prefer (names to look for), spec (the reference class), or both")
+        return self
+
+    def reference_class(self) -> type:
+        """The reference class ``spec`` names."""
+        if self.spec is None:
+            raise RubricError("this task's model section has no spec (no reference class)")
+        return _resolve_spec(self.spec)
+
+
+class Budget(_Strict):
+    """Time a task's source may take to run."""
+
+    reference_multiple: float | None = Field(default=None, gt=0)
+    """Allowed multiple of the calibrated reference's time on the same machine."""
+    wall_s: float | None = Field(default=None, gt=0)
+    """Absolute wall-clock ceiling in seconds."""
+    device: Device = "cpu"
+    """Where the source runs: ``cpu`` or ``gpu``."""
+
+
+class Manual(_Strict):
+    """A TA-graded item (a written answer)."""
+
+    points: float = Field(gt=0)
+    """Points a TA may award."""
+
+
+class Task(_Strict):
+    """One graded item of the assignment: automatic (source + checks) or manual."""
+
+    id: Text
+    """Unique id: lowercase letters, digits and hyphens (``cnn-why-800``)."""
+    title: Text
+    """What the task is called in reports (``1.3 CNN on MNIST``)."""
+    source: Alternatives = ()
+    """The notebook or module producing the task, matched case-insensitively; alternatives in order of preference."""
+    model: ModelRef | None = None
+    """How to find the task's model (optional)."""
+    budget: Budget | None = None
+    """Timing budget of the source (optional)."""
+    checks: tuple[CheckSpec, ...] = ()
+    """Checks that score the task, in order."""
+    manual: Manual | None = None
+    """Set for a TA-graded item, which has no source and no checks."""
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        """Keep ids usable as CSV column names and file names."""
+        if not _ID.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a valid id: use lowercase letters, digits and single hyphens (e.g. 'cnn-why-800')"
+            )
+        return value
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        """Refuse a blank title."""
+        return _nonempty_text(value)
+
+    @model_validator(mode="after")
+    def _automatic_or_manual(self) -> Task:
+        """A task is either automatic (source + checks) or manual (manual.points), never both."""
+        if self.manual is not None:
+            extra = [name for name in ("source", "model", "budget", "checks") if getattr(self, name)]
+            if extra:
+                reason = f"a task is either manual or automatic, not both: remove manual, or remove {', '.join(extra)}"
+                raise _problem("manual", reason)
+            return self
+        if not self.source:
+            raise _problem(
+                "source", "is required for an automatic task (or give manual: {points: N} for a TA-graded one)"
+            )
+        if not self.checks:
+            raise _problem("checks", "an automatic task needs at least one check")
+        return self
+
+    @property
+    def is_manual(self) -> bool:
+        """True for a TA-graded item."""
+        return self.manual is not None
+
+    @property
+    def points(self) -> float:
+        """Points the task is worth."""
+        return self.manual.points if self.manual is not None else sum(c.points for c in self.checks)
+
+    def find_source(self, files: Iterable[str]) -> str | None:
+        """The submission file (relative path) this task's source names, or None.
+
+        For each alternative in order: a file whose relative path equals it
+        case-insensitively; else, for an alternative without a folder, the
+        least deeply nested file whose name equals it case-insensitively.
+        """
+        files = sorted(files, key=lambda f: (len(PurePosixPath(f).parts), f))
+        for wanted in self.source:
+            key = wanted.casefold()
+            for f in files:
+                if f.casefold() == key:
+                    return f
+            if "/" not in wanted:
+                for f in files:
+                    if PurePosixPath(f).name.casefold() == key:
+                        return f
+        return None
+
+
+class Rubric(_Strict):
+    """A validated rubric; build it with :func:`load_rubric`."""
+
+    assignment: Text
+    """Assignment id (``dl2025-a2``)."""
+    title: Text
+    """Human title of the assignment."""
+    datasets: tuple[Dataset, ...] = ()
+    """Datasets the assignment's sources read; prepared before grading."""
+    tasks: tuple[Task, ...]
+    """Tasks in the order they are graded and reported."""
+
+    _path: Path | None = PrivateAttr(default=None)
+    _hash: str | None = PrivateAttr(default=None)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        """Refuse a blank title."""
+        return _nonempty_text(value)
+
+    @field_validator("assignment")
+    @classmethod
+    def _valid_assignment(cls, value: str) -> str:
+        """Keep the assignment id usable in file names."""
+        if not _ASSIGNMENT.fullmatch(value):
+            raise ValueError(f"{value!r} is not a valid assignment id: use letters, digits, '.', '_' and '-'")
+        return value
+
+    @field_validator("tasks")
+    @classmethod
+    def _some_tasks(cls, value: tuple[Task, ...]) -> tuple[Task, ...]:
+        """Refuse a rubric without tasks (checked after the tasks themselves validate)."""
+        if not value:
+            raise ValueError("must list at least one task")
+        return value
+
+    @field_validator("datasets")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Drop repeated dataset names, keeping their order."""
+        return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Rubric:
+        """Task ids are unique; a task's dataset is one the rubric prepares."""
+        seen: dict[str, int] = {}
+        for i, task in enumerate(self.tasks):
+            if task.id in seen:
+                reason = f"task id {task.id!r} is already used by tasks[{seen[task.id]}]; ids must be unique"
+                raise _problem(f"tasks[{i}].id", reason)
+            seen[task.id] = i
+            if task.model is not None and task.model.dataset is not None and task.model.dataset not in self.datasets:
+                listed = ", ".join(self.datasets) or "none"
+                raise _problem(
+                    f"tasks[{i}].model.dataset",
+                    f"{task.model.dataset!r} is not among the rubric's datasets ({listed}): add it to datasets",
+                )
+        return self
+
+    @property
+    def path(self) -> Path | None:
+        """The file the rubric was loaded from (None when built in memory)."""
+        return self._path
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the rubric file's bytes (of its canonical JSON when built in memory)."""
+        if self._hash is None:
+            return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+        return self._hash
+
+    @property
+    def automatic_tasks(self) -> tuple[Task, ...]:
+        """Tasks scored by checks, in rubric order."""
+        return tuple(t for t in self.tasks if not t.is_manual)
+
+    @property
+    def manual_tasks(self) -> tuple[Task, ...]:
+        """Tasks a TA grades, in rubric order."""
+        return tuple(t for t in self.tasks if t.is_manual)
+
+    @property
+    def points_total(self) -> float:
+        """Points the whole assignment is worth."""
+        return sum(t.points for t in self.tasks)
+
+    def task(self, task_id: str) -> Task:
+        """The task with this id."""
+        for t in self.tasks:
+            if t.id == task_id:
+                return t
+        known = ", ".join(t.id for t in self.tasks)
+        raise KeyError(f"rubric {self.assignment!r} has no task {task_id!r}; tasks: {known}")
+
+    def sources_in_order(self) -> tuple[tuple[str, ...], ...]:
+        """Distinct sources (each a tuple of alternatives) in order of first use.
+
+        Run them in this order: a later task that loads an earlier task's
+        checkpoint comes after it in the rubric.
+        """
+        seen: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for t in self.automatic_tasks:
+            seen.setdefault(tuple(s.casefold() for s in t.source), t.source)
+        return tuple(seen.values())
+
+    def tasks_for_source(self, source: tuple[str, ...]) -> tuple[Task, ...]:
+        """Automatic tasks whose source is ``source`` (as returned by :meth:`sources_in_order`)."""
+        key = tuple(s.casefold() for s in source)
+        return tuple(t for t in self.automatic_tasks if tuple(s.casefold() for s in t.source) == key)
+
+
+def _resolve_spec(spec: str) -> type:
+    """Import the class a ``module:Class`` spec names; ValueError saying what is wrong."""
+    if not _SPEC.fullmatch(spec):
+        raise ValueError(f"{spec!r} is not of the form 'module:Class' (e.g. 'reference.classifiers:CNN')")
+    module_name, class_name = spec.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"cannot import module {module_name!r} ({e})") from None
+    obj = getattr(module, class_name, None)
+    if obj is None:
+        classes = sorted(n for n, v in vars(module).items() if inspect.isclass(v) and v.__module__ == module.__name__)
+        defined = ", ".join(classes) or "no classes"
+        raise ValueError(f"module {module_name!r} has no class {class_name!r}; it defines: {defined}")
+    if not inspect.isclass(obj):
+        raise ValueError(f"{spec!r} is not a class")
+    return obj
+
+
+# -- turning pydantic's errors into messages a TA reads ------------------------------------------------------
+
+
+def _path_text(loc: Iterable[str | int]) -> str:
+    """``("tasks", 2, "checks", 0, "points")`` -> ``tasks[2].checks[0].points``."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _section_model(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The rubric section (pydantic model) found at ``loc``, following field annotations from Rubric."""
+    model: type[BaseModel] | None = Rubric
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if model is None or part not in model.model_fields:
+            return None
+        model = _model_in(model.model_fields[part].annotation)
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The first pydantic model inside a type annotation (``tuple[Task, ...]`` -> Task)."""
+    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _shown(value: Any) -> str:
+    """A short rendering of an offending value."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _reason(error: Any) -> str:
+    """One pydantic error in plain words."""
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    if kind == "rubric":
+        return str(ctx["reason"])
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        parent = _section_model(tuple(error["loc"][:-1]))
+        name = str(error["loc"][-1])
+        if parent is None:
+            return "is not a known field"
+        allowed = [f for f in parent.model_fields]
+        close = difflib.get_close_matches(name, allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"is not a known field{hint}; allowed here: {', '.join(allowed)}"
+    bounds = {"greater_than": ("gt", "greater than"), "greater_than_equal": ("ge", "at least"),
+              "less_than": ("lt", "less than"), "less_than_equal": ("le", "at most")}
+    if kind in bounds:
+        key, words = bounds[kind]
+        return f"must be {words} {ctx[key]:g}, got {_shown(value)}"
+    if kind in ("float_type", "float_parsing", "int_type", "int_parsing", "finite_number"):
+        return f"must be a number, got {_shown(value)}"
+    if kind == "string_type":
+        return f"must be text, got {_shown(value)}"
+    if kind in ("too_short", "string_too_short") and isinstance(value, (list, tuple, str)):
+        return "must not be empty"
+    if kind in ("list_type", "tuple_type"):
+        return f"must be a list, got {_shown(value)}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"must be a mapping of fields (key: value), got {_shown(value)}"
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected')}, got {_shown(value)}"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    return str(error["msg"])
+
+
+def _error_lines(exc: ValidationError) -> list[str]:
+    """``field: reason`` lines for every distinct problem (union branches folded into their field)."""
+    lines: dict[str, str] = {}
+    for error in exc.errors():
+        loc = list(error["loc"])
+        if "equals" in loc and loc[-1] != "equals":
+            # A value every branch of equals' union rejects is reported once, at equals itself.
+            loc = loc[: loc.index("equals") + 1]
+            reason = f"must be a number, text, true/false or a list of those; got {_shown(error['input'])}"
+            lines.setdefault(_path_text(loc), reason)
+            continue
+        if error["type"] == "rubric" and error["ctx"]["path"]:
+            extra = str(error["ctx"]["path"]).replace("[", ".[").split(".")
+            loc += [int(p[1:-1]) if p.startswith("[") else p for p in extra if p]
+        path = _path_text(loc) or "(top level)"
+        lines.setdefault(path, _reason(error))
+    return [f"{path}: {reason}" for path, reason in lines.items()]
+
+
+def parse_rubric(text: bytes | str, name: str, known_checks: Collection[str] | None = None) -> Rubric:
+    """Validate rubric YAML text; ``name`` (the file) appears in every error message."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise RubricError(f"{name}: invalid YAML{where}: {e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise RubricError(f"{name}: invalid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise RubricError(
+            f"{name}: a rubric is a mapping with assignment, title, datasets and tasks; got {type(data).__name__}"
+        )
+    context = {"known_checks": None if known_checks is None else frozenset(known_checks)}
+    try:
+        rubric = Rubric.model_validate(data, context=context)
+    except ValidationError as e:
+        lines = _error_lines(e)
+        if len(lines) == 1:
+            raise RubricError(f"{name}: {lines[0]}") from None
+        raise RubricError(f"{name}: {len(lines)} problems:\n" + "\n".join(f"  {line}" for line in lines)) from None
+    raw = text.encode() if isinstance(text, str) else text
+    rubric._hash = hashlib.sha256(raw).hexdigest()
+    return rubric
+
+
+def load_rubric(path: str | Path, known_checks: Collection[str] | None = None) -> Rubric:
+    """Load and validate a rubric file; ``known_checks``, when given, are the check names it may use."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise RubricError(f"{path}: cannot read the rubric ({e.strerror or e})") from None
+    rubric = parse_rubric(raw, str(path), known_checks)
+    rubric._path = path
+    return rubric

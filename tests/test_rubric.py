@@ -1,0 +1,312 @@
+"""Rubric loading: a valid rubric loads with every field; every kind of invalid one fails with file, field and reason."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.errors import RubricError
+from harness.rubric import CheckSpec, load_rubric, parse_rubric
+
+VALID = """\
+assignment: dl2025-a2
+title: "Deep Learning 2025, Assignment 2"
+datasets: [mnist]
+tasks:
+  - id: cnn
+    title: "1.3 CNN on MNIST"
+    source: CNNMNIST.ipynb
+    model: {prefer: [Net, CNNNet], spec: "reference.classifiers:CNN", dataset: mnist}
+    budget: {reference_multiple: 5, wall_s: 900, device: cpu}
+    checks:
+      - {check: architecture_matches, points: 2}
+      - {check: parameter_count, equals: 12810, points: 1}
+      - {check: feature_width, layer: Flatten, equals: 800, points: 1}
+      - {check: test_accuracy, relative_to_reference: 0.98, points: 3}
+      - {check: per_class_accuracy, min: 0.9, points: 1}
+  - id: cnn-why-800
+    title: "Why Flatten, and why 800 features?"
+    manual: {points: 2}
+"""
+
+KNOWN_CHECKS = ["architecture_matches", "parameter_count", "feature_width", "test_accuracy", "per_class_accuracy"]
+
+
+def write(tmp_path: Path, text: str, name: str = "dl2025-a2.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_valid_rubric_loads_with_every_field(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID)
+    rubric = load_rubric(path, known_checks=KNOWN_CHECKS)
+
+    assert rubric.assignment == "dl2025-a2"
+    assert rubric.title == "Deep Learning 2025, Assignment 2"
+    assert rubric.datasets == ("mnist",)
+    assert rubric.path == path
+    assert rubric.hash == hashlib.sha256(path.read_bytes()).hexdigest()
+
+    cnn, why = rubric.tasks
+    assert (cnn.id, cnn.title, cnn.source) == ("cnn", "1.3 CNN on MNIST", ("CNNMNIST.ipynb",))
+    assert cnn.model is not None
+    assert cnn.model.prefer == ("Net", "CNNNet")
+    assert cnn.model.spec == "reference.classifiers:CNN"
+    assert cnn.model.dataset == "mnist"
+    from reference.classifiers import CNN
+
+    assert cnn.model.reference_class() is CNN
+    assert cnn.budget is not None
+    assert (cnn.budget.reference_multiple, cnn.budget.wall_s, cnn.budget.device) == (5, 900, "cpu")
+    assert [c.check for c in cnn.checks] == KNOWN_CHECKS
+    assert [c.points for c in cnn.checks] == [2, 1, 1, 3, 1]
+    assert cnn.checks[1].equals == 12810 and isinstance(cnn.checks[1].equals, int)
+    assert (cnn.checks[2].layer, cnn.checks[2].equals) == ("Flatten", 800)
+    assert cnn.checks[3].relative_to_reference == 0.98 and cnn.checks[3].min is None
+    assert cnn.checks[4].min == 0.9
+    assert cnn.checks[0].params == {} and cnn.checks[0].tolerance is None
+    assert not cnn.is_manual and cnn.points == 8
+
+    assert why.is_manual and why.manual is not None and why.manual.points == 2
+    assert why.source == () and why.checks == ()
+
+    assert rubric.automatic_tasks == (cnn,)
+    assert rubric.manual_tasks == (why,)
+    assert rubric.points_total == 10
+    assert rubric.task("cnn-why-800") is why
+    assert rubric.sources_in_order() == (("CNNMNIST.ipynb",),)
+
+
+def test_check_params_tolerance_and_lists_of_alternatives(tmp_path: Path) -> None:
+    text = """\
+assignment: idl-ex2
+title: IDL exercise 2
+datasets: [fashionmnist, mnist, mnist]
+tasks:
+  - id: ae
+    title: Autoencoder
+    source: [ex2.ipynb, Exercise2.ipynb]
+    model: {prefer: Autoencoder}
+    checks:
+      - {check: parameter_count, equals: 1000, tolerance: 10, points: 0.5}
+      - {check: reconstruction, max: 0.05, params: {split: hidden, batches: 3}, points: 1.5}
+"""
+    rubric = load_rubric(write(tmp_path, text))
+    task = rubric.tasks[0]
+    assert rubric.datasets == ("fashionmnist", "mnist")
+    assert task.source == ("ex2.ipynb", "Exercise2.ipynb")
+    assert task.model is not None and task.model.prefer == ("Autoencoder",) and task.model.spec is None
+    assert task.budget is None
+    assert task.checks[0].tolerance == 10
+    assert task.checks[1].params == {"split": "hidden", "batches": 3}
+    assert task.points == 2.0
+
+
+def test_rubric_is_immutable(tmp_path: Path) -> None:
+    rubric = load_rubric(write(tmp_path, VALID))
+    with pytest.raises(Exception):
+        rubric.tasks[0].checks[0].points = 5  # type: ignore[misc]
+
+
+def test_sources_in_order_distinct_in_first_use_order(tmp_path: Path) -> None:
+    text = """\
+assignment: a
+title: t
+tasks:
+  - {id: ae, title: AE, source: AE.ipynb, checks: [{check: c, points: 1}]}
+  - {id: clf, title: Classifier, source: classifier.ipynb, checks: [{check: c, points: 1}]}
+  - {id: ae-fig, title: Figure, source: ae.IPYNB, checks: [{check: c, points: 1}]}
+  - {id: essay, title: Essay, manual: {points: 1}}
+  - {id: transfer, title: Transfer, source: [transfer.py, Transfer.ipynb], checks: [{check: c, points: 1}]}
+"""
+    rubric = load_rubric(write(tmp_path, text))
+    assert rubric.sources_in_order() == (("AE.ipynb",), ("classifier.ipynb",), ("transfer.py", "Transfer.ipynb"))
+    assert [t.id for t in rubric.tasks_for_source(("AE.ipynb",))] == ["ae", "ae-fig"]
+
+
+def test_find_source_matches_case_insensitively_and_prefers_shallow_paths(tmp_path: Path) -> None:
+    text = """\
+assignment: a
+title: t
+tasks:
+  - {id: cnn, title: CNN, source: [CNNMNIST.ipynb, cnn.py], checks: [{check: c, points: 1}]}
+"""
+    task = load_rubric(write(tmp_path, text)).tasks[0]
+    assert task.find_source(["README.md", "cnnmnist.IPYNB"]) == "cnnmnist.IPYNB"
+    assert task.find_source(["deep/er/CNNMNIST.ipynb", "sub/CnnMnist.ipynb"]) == "sub/CnnMnist.ipynb"
+    assert task.find_source(["cnn.py", "sub/CNNMNIST.ipynb"]) == "sub/CNNMNIST.ipynb"  # first alternative first
+    assert task.find_source(["CNN.PY"]) == "CNN.PY"
+    assert task.find_source(["other.ipynb"]) is None
+
+
+def test_hash_is_of_the_file_bytes(tmp_path: Path) -> None:
+    a = load_rubric(write(tmp_path, VALID, "a.yaml"))
+    b = load_rubric(write(tmp_path, VALID + "# a comment changes the file\n", "b.yaml"))
+    assert a.tasks == b.tasks  # same content...
+    assert a.hash != b.hash  # ...but another file: reports graded by one are not reused for the other
+
+
+def test_rubric_survives_pickling_for_worker_processes(tmp_path: Path) -> None:
+    import pickle
+
+    rubric = load_rubric(write(tmp_path, VALID))
+    copy_ = pickle.loads(pickle.dumps(rubric))
+    assert copy_ == rubric
+    assert (copy_.hash, copy_.path) == (rubric.hash, rubric.path)
+
+
+def test_dataset_names_match_the_data_package() -> None:
+    import typing
+
+    from harness.data import DATASETS
+    from harness.rubric import Dataset
+
+    assert typing.get_args(Dataset) == DATASETS
+
+
+Mutation = Callable[[dict[str, Any]], Any]
+
+
+def _set(path: str, value: Any) -> Mutation:
+    """A mutation setting a field given as ``tasks.0.checks.1.points``."""
+
+    def mutate(data: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = data
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        node[int(last) if last.isdigit() else last] = value
+
+    return mutate
+
+
+def _drop(path: str) -> Mutation:
+    """A mutation removing a field given as ``tasks.0.title``."""
+
+    def mutate(data: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = data
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        del node[last]
+
+    return mutate
+
+
+INVALID: list[tuple[str, Mutation, str, str]] = [
+    ("unknown key", _set("tasks.0.checks.1.pionts", 1), "tasks[0].checks[1].pionts",
+     "is not a known field (did you mean 'points'?)"),
+    ("unknown top-level key", _set("dataset", ["mnist"]), "dataset", "is not a known field (did you mean 'datasets'?)"),
+    ("missing field", _drop("tasks.0.title"), "tasks[0].title", "is required"),
+    ("missing assignment", _drop("assignment"), "assignment", "is required"),
+    ("zero points", _set("tasks.0.checks.2.points", 0), "tasks[0].checks[2].points", "must be greater than 0, got 0"),
+    ("negative points", _set("tasks.1.manual.points", -1), "tasks[1].manual.points", "must be greater than 0, got -1"),
+    ("points not a number", _set("tasks.0.checks.0.points", "two"), "tasks[0].checks[0].points",
+     "must be a number, got 'two'"),
+    ("min with relative_to_reference", _set("tasks.0.checks.3.min", 0.9), "tasks[0].checks[3].min",
+     "min and relative_to_reference cannot be used together"),
+    ("relative_to_reference above 2", _set("tasks.0.checks.3.relative_to_reference", 2.5),
+     "tasks[0].checks[3].relative_to_reference", "must be at most 2, got 2.5"),
+    ("relative_to_reference zero", _set("tasks.0.checks.3.relative_to_reference", 0),
+     "tasks[0].checks[3].relative_to_reference", "must be greater than 0, got 0"),
+    ("min above max", _set("tasks.0.checks.4.max", 0.5), "tasks[0].checks[4].min", "min (0.9) is greater than max (0.5)"),
+    ("equals with min", _set("tasks.0.checks.1.min", 1), "tasks[0].checks[1].equals",
+     "equals cannot be combined with min, max or relative_to_reference"),
+    ("equals a mapping", _set("tasks.0.checks.1.equals", {"a": 1}), "tasks[0].checks[1].equals",
+     "must be a number, text, true/false or a list of those"),
+    ("both manual and automatic", _set("tasks.1.source", "notes.ipynb"), "tasks[1].manual",
+     "a task is either manual or automatic, not both: remove manual, or remove source"),
+    ("automatic without source", _drop("tasks.0.source"), "tasks[0].source", "is required for an automatic task"),
+    ("automatic without checks", _set("tasks.0.checks", []), "tasks[0].checks", "an automatic task needs at least one check"),
+    ("duplicate task ids", _set("tasks.1.id", "cnn"), "tasks[1].id", "task id 'cnn' is already used by tasks[0]"),
+    ("bad id", _set("tasks.1.id", "Why_800"), "tasks[1].id", "'Why_800' is not a valid id"),
+    ("unimportable module", _set("tasks.0.model.spec", "reference.clasifiers:CNN"), "tasks[0].model.spec",
+     "cannot import module 'reference.clasifiers'"),
+    ("missing class", _set("tasks.0.model.spec", "reference.classifiers:CNNN"), "tasks[0].model.spec",
+     "module 'reference.classifiers' has no class 'CNNN'"),
+    ("spec without colon", _set("tasks.0.model.spec", "reference.classifiers.CNN"), "tasks[0].model.spec",
+     "is not of the form 'module:Class'"),
+    ("unknown dataset", _set("datasets", ["mnist", "emnist"]), "datasets[1]",
+     "must be 'mnist', 'fashionmnist' or 'signs', got 'emnist'"),
+    ("model dataset not listed", _set("tasks.0.model.dataset", "signs"), "tasks[0].model.dataset",
+     "'signs' is not among the rubric's datasets (mnist)"),
+    ("bad device", _set("tasks.0.budget.device", "tpu"), "tasks[0].budget.device", "must be 'cpu' or 'gpu', got 'tpu'"),
+    ("no tasks", _set("tasks", []), "tasks", "must list at least one task"),
+    ("source not text", _set("tasks.0.source", ["a.ipynb", 3]), "tasks[0].source[1]", "must be text, got 3"),
+    ("empty model section", _set("tasks.0.model", {}), "tasks[0].model", "give prefer"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "field", "reason"), [case[1:] for case in INVALID], ids=[c[0] for c in INVALID])
+def test_invalid_rubric_names_file_field_and_reason(tmp_path: Path, mutate: Mutation, field: str, reason: str) -> None:
+    data = copy.deepcopy(yaml.safe_load(VALID))
+    mutate(data)
+    path = write(tmp_path, yaml.safe_dump(data, sort_keys=False), "broken-rubric.yaml")
+    with pytest.raises(RubricError) as info:
+        load_rubric(path, known_checks=KNOWN_CHECKS)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {field}: "), message
+    assert reason in message
+
+
+def test_unknown_check_lists_the_known_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID.replace("check: parameter_count", "check: paramter_count"))
+    with pytest.raises(RubricError) as info:
+        load_rubric(path, known_checks=KNOWN_CHECKS)
+    assert str(info.value) == (
+        f"{path}: tasks[0].checks[1].check: unknown check 'paramter_count' (did you mean 'parameter_count'?); "
+        "known: architecture_matches, feature_width, parameter_count, per_class_accuracy, test_accuracy"
+    )
+    # Without a list of known checks the name is not judged.
+    assert load_rubric(path).tasks[0].checks[1].check == "paramter_count"
+
+
+def test_several_problems_are_reported_together(tmp_path: Path) -> None:
+    text = VALID.replace("points: 2}\n      - {check: parameter_count", "points: -2}\n      - {check: parameter_count")
+    text = text.replace("manual: {points: 2}", "manual: {points: 2, pionts: 2}")
+    path = write(tmp_path, text)
+    with pytest.raises(RubricError) as info:
+        load_rubric(path)
+    lines = str(info.value).splitlines()
+    assert lines[0] == f"{path}: 2 problems:"
+    assert lines[1] == "  tasks[0].checks[0].points: must be greater than 0, got -2"
+    assert lines[2].startswith("  tasks[1].manual.pionts: is not a known field")
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("assignment: a\ntasks: [\n  {id: x}\n", "line 4, column 1"),
+        ("assignment: a\ntitle: t: u\n", "line 2, column 9"),
+    ],
+)
+def test_yaml_syntax_error_names_line_and_column(tmp_path: Path, text: str, where: str) -> None:
+    path = write(tmp_path, text, "syntax.yaml")
+    with pytest.raises(RubricError) as info:
+        load_rubric(path)
+    assert str(info.value).startswith(f"{path}: invalid YAML at {where}: ")
+
+
+def test_not_a_mapping_and_missing_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "- just\n- a list\n", "list.yaml")
+    with pytest.raises(RubricError, match=r"list\.yaml: a rubric is a mapping .* got list"):
+        load_rubric(path)
+    with pytest.raises(RubricError, match=r"nowhere\.yaml: cannot read the rubric"):
+        load_rubric(tmp_path / "nowhere.yaml")
+
+
+def test_parse_rubric_names_the_given_file() -> None:
+    with pytest.raises(RubricError, match=r"^inline\.yaml: title: is required$"):
+        parse_rubric("assignment: a\ntasks: [{id: e, title: E, manual: {points: 1}}]\n", "inline.yaml")
+
+
+def test_check_spec_is_what_a_check_reads() -> None:
+    spec = CheckSpec(check="feature_width", layer="Flatten", equals=800, points=1)
+    assert (spec.check, spec.layer, spec.equals, spec.points, spec.min) == ("feature_width", "Flatten", 800, 1.0, None)
