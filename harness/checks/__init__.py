@@ -1,0 +1,108 @@
+"""Host-side checks: small functions over what the probes exported, each checking one property.
+
+A check is a plain function registered under a name with ``@check("name")``. It reads the
+``CheckContext`` (the chosen model's record, the run record, hidden labels, the calibrated
+reference) and the rubric's ``CheckSpec``; it asserts the property with a message a student
+understands; for partial credit it raises ``Partial(fraction, message)``. Figures worth
+showing in a report (the measured value, the threshold, an architecture diff) go into
+``ctx.details``, which ``run_check`` empties before each check and copies afterwards.
+
+``run_check`` turns any check into a ``CheckResult``: an ``AssertionError`` is the student's
+failure (``failed``), any other exception is a harness fault (``error``), and neither stops
+the batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+from harness.checks.context import CheckContext
+from harness.errors import HarnessError
+from harness.models import CheckResult
+
+
+class CheckSpecLike(Protocol):
+    """What a check reads from the rubric's check entry (``harness.rubric.CheckSpec``)."""
+
+    check: str
+    points: float
+    equals: Any
+    min: float | None
+    max: float | None
+    relative_to_reference: float | None
+    layer: str | None
+    tolerance: float | None
+    params: dict[str, Any]
+
+
+CheckFunction = Callable[[CheckContext, CheckSpecLike], None]
+
+
+class Partial(Exception):
+    """Raised by a check to award part of its points: ``raise Partial(0.5, "what is missing")``."""
+
+    def __init__(self, fraction: float, message: str) -> None:
+        super().__init__(message)
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"partial credit must be in [0, 1], got {fraction!r}")
+        self.fraction = fraction
+        self.message = message
+
+_CHECKS: dict[str, CheckFunction] = {}
+
+
+def check(name: str) -> Callable[[CheckFunction], CheckFunction]:
+    """Register a check function under ``name`` (the name rubrics use)."""
+
+    def register(fn: CheckFunction) -> CheckFunction:
+        if name in _CHECKS:
+            raise HarnessError(f"check {name!r} is registered twice ({_CHECKS[name].__module__} and {fn.__module__})")
+        _CHECKS[name] = fn
+        return fn
+
+    return register
+
+
+def get_check(name: str) -> CheckFunction:
+    """The check registered under ``name``."""
+    _load_builtin_checks()
+    try:
+        return _CHECKS[name]
+    except KeyError:
+        raise HarnessError(f"no check {name!r}; known: {', '.join(sorted(_CHECKS))}") from None
+
+
+def known_checks() -> list[str]:
+    """Names of every registered check, sorted (rubric validation uses them)."""
+    _load_builtin_checks()
+    return sorted(_CHECKS)
+
+
+def run_check(ctx: CheckContext, spec: CheckSpecLike) -> CheckResult:
+    """Run one check and capture its outcome as a ``CheckResult``."""
+    ctx.details.clear()
+    try:
+        get_check(spec.check)(ctx, spec)
+        status, message, score = "passed", "", float(spec.points)
+    except Partial as partial:
+        status, message, score = "failed", partial.message, spec.points * partial.fraction
+    except AssertionError as error:
+        status, message, score = "failed", str(error), 0.0
+    except Exception as error:  # a harness fault: report it, never stop the batch
+        status, message, score = "error", f"{type(error).__name__}: {error}", 0.0
+    details = dict(ctx.details)
+    ctx.details.clear()
+    return CheckResult(
+        task=ctx.task_id,
+        check=spec.check,
+        status=status,
+        message=message,
+        points=float(spec.points),
+        score=round(score, 4),
+        details=details,
+    )
+
+
+def _load_builtin_checks() -> None:
+    """Import the modules that register the built-in checks (once)."""
+    from harness.checks import architecture, evaluation, execution  # noqa: F401

@@ -1,0 +1,178 @@
+"""Checks on what the network is: its layers, parameter count, feature widths, output and loss."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import torch
+
+from harness.architecture import count_activations, compare_layers, layer_token, structural
+from harness.checks import CheckSpecLike, check
+from harness.checks.context import CheckContext
+
+_FUNCTIONAL_ACTIVATION = re.compile(r"\b(?:F|functional|torch|nn\.functional)\.(?:relu|leaky_relu|gelu|elu|silu|tanh|sigmoid)\b|\.(?:relu|tanh|sigmoid)\(\)")
+
+
+def _reference_layers(ctx: CheckContext) -> list[dict]:
+    if ctx.reference_layers is None:
+        raise RuntimeError(f"task {ctx.task_id} has no reference model (add model.spec to the rubric task)")
+    return ctx.reference_layers
+
+
+@check("architecture_matches")
+def check_architecture_matches(ctx: CheckContext, spec: CheckSpecLike) -> None:
+    """Check that the model's layers match the assignment's network, layer by layer."""
+    model = ctx.require_model()
+    reference = _reference_layers(ctx)
+    ctx.details["model"] = ctx.model_note
+    ctx.details["student_layers"] = [layer_token(layer) for layer in structural(model.get("modules", []))]
+    ctx.details["reference_layers"] = [layer_token(layer) for layer in structural(reference)]
+    diff = compare_layers(model.get("modules", []), reference)
+    ctx.details["diff"] = diff
+    assert not diff, "your network differs from the assignment's:\n  " + "\n  ".join(diff)
+    if count_activations(reference) and not count_activations(model.get("modules", [])):
+        assert _FUNCTIONAL_ACTIVATION.search(ctx.source_text), (
+            "your network has no non-linearity (no ReLU layer and no F.relu call): stacked linear layers "
+            "collapse into a single linear map"
+        )
+
+
+@check("parameter_count")
+def check_parameter_count(ctx: CheckContext, spec: CheckSpecLike) -> None:
+    """Check that the model has exactly the expected number of trainable parameters."""
+    model = ctx.require_model()
+    got = model.get("trainable_parameters")
+    expected = spec.equals
+    ctx.details.update(measured=got, expected=expected)
+    assert got == expected, (
+        f"the model has {got:,} trainable parameters; the assignment's network has {expected:,}"
+    )
+
+
+def _width(shape: list[int]) -> int:
+    return math.prod(shape[1:]) if len(shape) > 1 else shape[0]
+
+
+def _first_linear_in(model: dict) -> int | None:
+    for layer in model.get("modules", []):
+        if layer["type"] == "Linear":
+            return layer["hyper"].get("in_features")
+    return None
+
+
+def _pool_count(layers: list[dict]) -> int:
+    return sum(1 for layer in layers if "Pool" in layer["type"])
+
+
+@check("feature_width")
+def check_feature_width(ctx: CheckContext, spec: CheckSpecLike) -> None:
+    """Check that a layer (e.g. the Flatten before the classifier) produces the expected number of features."""
+    model = ctx.require_model()
+    layer_type, expected = spec.layer or "Flatten", spec.equals
+    produced = next((entry for entry in model.get("layer_shapes", []) if entry["type"] == layer_type), None)
+    hint = ""
+    if ctx.reference_layers is not None:
+        missing_pools = _pool_count(ctx.reference_layers) - _pool_count(model.get("modules", []))
+        if missing_pools > 0:
+            hint = f": did you drop {'a' if missing_pools == 1 else missing_pools} MaxPool2d layer{'s' if missing_pools > 1 else ''}?"
+    if produced is None:
+        error = model.get("forward_error")
+        if error:
+            raise AssertionError(f"your network's forward pass fails on a batch of images ({error}){hint}")
+        width_in = _first_linear_in(model)
+        assert width_in == expected, (
+            f"no {layer_type} layer ran in your network, and its first Linear layer takes {width_in} features; "
+            f"the assignment's takes {expected}{hint}"
+        )
+        return
+    width = _width(produced["output_shape"])
+    ctx.details.update(measured=width, expected=expected, layer=layer_type)
+    shapes = model.get("layer_shapes", [])
+    position = shapes.index(produced)
+    source = f" (from {' x '.join(map(str, shapes[position - 1]['output_shape'][1:]))})" if position > 0 else ""
+    linear_in = _first_linear_in(model)
+    if width == expected:
+        return
+    if linear_in and linear_in != width:
+        raise AssertionError(f"your Linear layer expects {linear_in:,} input features but your {layer_type} produces {width:,}{source}{hint}")
+    raise AssertionError(f"your {layer_type} produces {width:,} features{source}; the assignment's network has {expected:,} here{hint}")
+
+
+def output_kind_of(outputs: torch.Tensor, atol: float = 1e-3) -> str:
+    """``log_probabilities``, ``probabilities`` or ``logits``, judged from a batch of raw outputs (N, C)."""
+    rows = outputs[:512].double()
+    if rows.numel() == 0:
+        return "unknown"
+    if (rows >= -atol).all() and (rows <= 1 + atol).all() and torch.allclose(rows.sum(1), torch.ones(len(rows), dtype=rows.dtype), atol=atol):
+        return "probabilities"
+    if (rows <= atol).all() and torch.allclose(rows.exp().sum(1), torch.ones(len(rows), dtype=rows.dtype), atol=atol):
+        return "log_probabilities"
+    return "logits"
+
+
+def _declared_output(model: dict) -> str:
+    layers = model.get("modules", [])
+    last = layers[-1]["type"] if layers else ""
+    return {"LogSoftmax": "log_probabilities", "Softmax": "probabilities"}.get(last, "logits")
+
+
+_KIND_WORDS = {
+    "log_probabilities": "log-probabilities (LogSoftmax)",
+    "probabilities": "probabilities (Softmax)",
+    "logits": "logits (no output activation)",
+}
+
+
+def _output_kind(ctx: CheckContext) -> str:
+    model = ctx.require_model()
+    try:
+        return output_kind_of(ctx.model_outputs())
+    except AssertionError:
+        return _declared_output(model)
+
+
+@check("output_kind")
+def check_output_kind(ctx: CheckContext, spec: CheckSpecLike) -> None:
+    """Check that the network outputs what the task asks for: log-probabilities or logits."""
+    kind = _output_kind(ctx)
+    expected = spec.equals
+    ctx.details.update(measured=kind, expected=expected)
+    advice = ""
+    if kind == "probabilities":
+        advice = ": a Softmax output fed to NLLLoss trains badly; use LogSoftmax with NLLLoss, or logits with CrossEntropyLoss"
+    assert kind == expected, f"your network outputs {_KIND_WORDS.get(kind, kind)}; the task asks for {_KIND_WORDS[expected]}{advice}"
+
+
+_LOSS_PATTERNS = {
+    "NLLLoss": re.compile(r"\bNLLLoss\b|\bnll_loss\b"),
+    "CrossEntropyLoss": re.compile(r"\bCrossEntropyLoss\b|\bcross_entropy\b"),
+}
+
+
+def losses_used(ctx: CheckContext) -> set[str]:
+    """Classification losses the student's code uses: loss objects the probe found, and calls in the source."""
+    found = {entry.get("type") for entry in (ctx.probe or {}).get("losses", [])}
+    found |= {name for name, pattern in _LOSS_PATTERNS.items() if pattern.search(ctx.source_text)}
+    return {name for name in found if name in _LOSS_PATTERNS}
+
+
+@check("loss_choice")
+def check_loss_choice(ctx: CheckContext, spec: CheckSpecLike) -> None:
+    """Check that the loss fits the output: NLLLoss after LogSoftmax, CrossEntropyLoss on logits."""
+    kind = _output_kind(ctx)
+    used = losses_used(ctx)
+    ctx.details.update(output=kind, losses=sorted(used))
+    assert used, "no classification loss (NLLLoss or CrossEntropyLoss) was found in your code"
+    if kind == "probabilities":
+        raise AssertionError(
+            f"your network outputs probabilities (Softmax) and is trained with {', '.join(sorted(used))}; "
+            "NLLLoss expects log-probabilities: use LogSoftmax, or drop the Softmax and use CrossEntropyLoss"
+        )
+    fitting = {"log_probabilities": "NLLLoss", "logits": "CrossEntropyLoss"}[kind]
+    if spec.equals:
+        assert spec.equals in used, f"the task asks for {spec.equals}; your code uses {', '.join(sorted(used))}"
+    assert fitting in used, (
+        f"your network outputs {_KIND_WORDS[kind]} but is trained with {', '.join(sorted(used))}; "
+        f"with {_KIND_WORDS[kind]} use {fitting}"
+    )

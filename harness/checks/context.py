@@ -1,0 +1,88 @@
+"""What a check may read: the task's run, the probe's records, the chosen model, the reference.
+
+Built on the host by the pipeline, one per task. Tensors come from the artifacts folder,
+loaded with ``weights_only=True`` and only from inside that folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.models import ExecutionResult
+
+MAX_TENSOR_BYTES = 256 * 1024**2
+
+
+@dataclass
+class CheckContext:
+    """Everything the checks of one task read; ``details`` collects figures for the report."""
+
+    task_id: str
+    """Rubric task id."""
+    execution: ExecutionResult | None = None
+    """How the task's source ran (None when it never ran)."""
+    run: dict[str, Any] | None = None
+    """The runner's run.json (cells, errors)."""
+    probe: dict[str, Any] | None = None
+    """The probe's probe.json; None when the probe never ran."""
+    artifacts_dir: Path | None = None
+    """Host folder with the exported tensors and figures."""
+    model: dict[str, Any] | None = None
+    """The chosen model candidate (see ``select_model``); None if no model was found."""
+    model_note: str = ""
+    """How the model was chosen, or why none was: quoted in messages."""
+    dataset: str | None = None
+    """Evaluation dataset of the task (``mnist``...)."""
+    reference_layers: list[dict[str, Any]] | None = None
+    """The reference model described with ``harness.architecture.describe_layers``."""
+    reference_model: torch.nn.Module | None = None
+    """A fresh instance of the reference class (for loading exported weights)."""
+    reference_metrics: dict[str, Any] = field(default_factory=dict)
+    """Calibrated metrics of the reference on the same data (``test_accuracy``...)."""
+    reference_seconds: float | None = None
+    """The reference's calibrated wall time for this task, for budgets."""
+    budget_s: float | None = None
+    """Wall-clock seconds the task's run may take (from the rubric's budget and the calibration)."""
+    budget_note: str = ""
+    """How the budget was set, e.g. ``5x reference (42.0 s) = 210 s``."""
+    hidden_labels: np.ndarray | None = None
+    """Labels of the hidden evaluation images (host only: never sent into the sandbox)."""
+    source_text: str = ""
+    """The task's source code (notebook code cells joined, or the script), for static checks."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """Filled by the running check with figures worth showing; emptied around each check."""
+
+    def require_model(self) -> dict[str, Any]:
+        """The chosen model record; fails the check with the reason when there is none."""
+        assert self.model is not None, self.model_note or "no PyTorch model (nn.Module) was found after running your code"
+        return self.model
+
+    def load_tensor(self, relative: str) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Load a tensor file the probe exported; refuses paths outside the artifacts folder and pickles."""
+        if self.artifacts_dir is None:
+            raise FileNotFoundError("no artifacts were exported for this task")
+        root = self.artifacts_dir.resolve()
+        path = (root / relative).resolve()
+        if root not in path.parents:
+            raise PermissionError(f"artifact path {relative!r} points outside the artifacts folder")
+        if path.stat().st_size > MAX_TENSOR_BYTES:
+            raise ValueError(f"artifact {relative} is {path.stat().st_size:,} bytes, over the {MAX_TENSOR_BYTES:,} cap")
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def model_outputs(self) -> torch.Tensor:
+        """The chosen model's raw outputs on the hidden evaluation images; fails the check if there are none."""
+        model = self.require_model()
+        relative = (model.get("outputs") or {}).get(self.dataset or "")
+        if not relative:
+            reason = model.get("forward_error") or model.get("construct_error")
+            if model.get("origin") == "class":
+                reason = f"only the class {model.get('class_name')} was found, never a trained instance of it"
+            raise AssertionError(f"your model produced no predictions on the evaluation images: {reason or 'unknown reason'}")
+        outputs = self.load_tensor(relative)
+        assert isinstance(outputs, torch.Tensor), "the exported predictions are not a tensor"
+        return outputs.float()

@@ -1,0 +1,51 @@
+"""Checks on how the run went: errors, figures, time against the budget."""
+
+from __future__ import annotations
+
+from harness.checks import CheckSpecLike, Partial, check
+from harness.checks.context import CheckContext
+
+
+def _errors(ctx: CheckContext) -> list[dict]:
+    return list((ctx.run or {}).get("errors", []))
+
+
+@check("runs_without_error")
+def check_runs_without_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
+    """Check that every cell (or the script) ran without raising (partial credit by cells that ran cleanly)."""
+    if ctx.execution is not None and ctx.execution.sandbox.verdict not in ("ok", "error"):
+        raise AssertionError(f"your code did not finish: it {ctx.execution.sandbox.message}")
+    if ctx.run is None:
+        raise AssertionError("your code could not be run at all" + (f": {ctx.model_note}" if ctx.model_note else ""))
+    errors = _errors(ctx)
+    total = max(int(ctx.run.get("cells_total") or 1), 1)
+    ctx.details.update(errors=len(errors), cells=total)
+    if errors:
+        listed = "; ".join(
+            (f"cell {e['cell'] + 1}" if e.get("cell", -1) >= 0 else "the script") + f" raised {e['ename']}: {e['evalue']}"
+            for e in errors[:5]
+        )
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        raise Partial(max(0.0, 1 - len(errors) / total), f"{listed}{more}")
+
+
+@check("figures_present")
+def check_figures_present(ctx: CheckContext, spec: CheckSpecLike) -> None:
+    """Check that the code produced at least the expected number of figures."""
+    expected = int(spec.min if spec.min is not None else spec.params.get("count", 1))
+    figures = len((ctx.probe or {}).get("figures", []))
+    ctx.details.update(measured=figures, expected=expected)
+    assert figures >= expected, f"your code produced {figures} figure{'s' if figures != 1 else ''}; the task asks for at least {expected}"
+
+
+@check("within_budget")
+def check_within_budget(ctx: CheckContext, spec: CheckSpecLike) -> None:
+    """Check that the run finished within its time budget (a multiple of the reference's time, capped)."""
+    assert ctx.execution is not None, "your code was not run"
+    sandbox = ctx.execution.sandbox
+    if sandbox.verdict == "timeout":
+        raise AssertionError(f"your code {sandbox.message}" + (f" (budget: {ctx.budget_note})" if ctx.budget_note else ""))
+    if ctx.budget_s is None:
+        raise RuntimeError(f"task {ctx.task_id} has no time budget (rubric budget or calibration missing)")
+    ctx.details.update(measured=round(sandbox.wall_s, 2), budget=round(ctx.budget_s, 2), how=ctx.budget_note)
+    assert sandbox.wall_s <= ctx.budget_s, f"your code took {sandbox.wall_s:.0f} s; the budget is {ctx.budget_note or f'{ctx.budget_s:.0f} s'}"

@@ -1,0 +1,102 @@
+"""Fixtures for the check tests: candidate records built from real modules, as the probe records them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from harness.architecture import describe_layers
+from harness.checks.context import CheckContext
+
+
+@dataclass
+class Spec:
+    """A rubric check entry, as harness.rubric gives it."""
+
+    check: str
+    points: float = 1.0
+    equals: Any = None
+    min: float | None = None
+    max: float | None = None
+    relative_to_reference: float | None = None
+    layer: str | None = None
+    tolerance: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def record(model: nn.Module, artifacts: Path, images: torch.Tensor | None = None, name: str = "model") -> dict[str, Any]:
+    """Describe ``model`` like the probe does and export its state_dict and outputs into ``artifacts``."""
+    shapes: list[dict[str, Any]] = []
+    hooks = [
+        module.register_forward_hook(
+            lambda m, i, o, path=path: shapes.append({"path": path, "type": type(m).__name__, "output_shape": list(o.shape)})
+        )
+        for path, module in model.named_modules()
+        if path and next(module.children(), None) is None
+    ]
+    forward_error = None
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(2, 1, 28, 28))
+    except Exception as error:  # the student's network may not run
+        forward_error = f"{type(error).__name__}: {error}"
+    for hook in hooks:
+        hook.remove()
+    folder = artifacts / "models" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, folder / "state_dict.pt")
+    entry: dict[str, Any] = {
+        "id": name,
+        "name": name,
+        "origin": "instance",
+        "class_name": type(model).__name__,
+        "modules": describe_layers(model),
+        "layer_shapes": shapes,
+        "forward_error": forward_error,
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "state_dict": f"models/{name}/state_dict.pt",
+        "outputs": {},
+        "inputs": {},
+    }
+    if images is not None and forward_error is None:
+        with torch.no_grad():
+            torch.save(model(images), folder / "outputs-mnist.pt")
+        torch.save(images[:64].clone(), folder / "inputs-mnist.pt")
+        entry["outputs"]["mnist"] = f"models/{name}/outputs-mnist.pt"
+        entry["inputs"]["mnist"] = f"models/{name}/inputs-mnist.pt"
+    return entry
+
+
+@pytest.fixture
+def make_context(tmp_path: Path):
+    """Build a CheckContext around a model (or none)."""
+
+    def build(model: nn.Module | None = None, *, reference: nn.Module | None = None, **kwargs: Any) -> CheckContext:
+        images = kwargs.pop("images", None)
+        candidate = record(model, tmp_path, images) if model is not None else None
+        return CheckContext(
+            task_id="cnn",
+            model=candidate,
+            model_note="graded `model`" if candidate else "no PyTorch model (nn.Module) was found after running your code",
+            artifacts_dir=tmp_path,
+            dataset="mnist",
+            reference_layers=describe_layers(reference) if reference is not None else None,
+            reference_model=reference,
+            **kwargs,
+        )
+
+    return build
+
+
+@pytest.fixture
+def digits() -> tuple[torch.Tensor, np.ndarray]:
+    """A small labelled batch: 200 random images with labels 0..9 (20 each)."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(200, 1, 28, 28, generator=generator), np.repeat(np.arange(10), 20)

@@ -1,0 +1,114 @@
+"""Architecture checks: each passes on the reference and fails for the right reason on a typical mistake."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from harness.checks import run_check
+from reference.classifiers import CNN, FeedForward, FeedForwardLogits
+from reference.mistakes import CNNWithoutSecondPool, FeedForwardNoActivation, FeedForwardSoftmax
+from tests.checks.conftest import Spec
+
+
+def test_architecture_matches_reference(make_context) -> None:
+    result = run_check(make_context(CNN(), reference=CNN()), Spec("architecture_matches", points=2))
+    assert (result.status, result.score, result.message) == ("passed", 2.0, "")
+
+
+def test_architecture_names_the_missing_pool(make_context) -> None:
+    result = run_check(make_context(CNNWithoutSecondPool(), reference=CNN()), Spec("architecture_matches", points=2))
+    assert result.status == "failed" and result.score == 0
+    assert "missing: MaxPool2d(kernel 2, stride 2) (after Conv2d(16->32, kernel 3, stride 1, padding 0))" in result.message
+    assert "expected Linear(800->10), found Linear(3872->10)" in result.message
+
+
+def test_architecture_catches_a_network_without_nonlinearity(make_context) -> None:
+    ctx = make_context(FeedForwardNoActivation(), reference=FeedForward(), source_text="loss = nn.NLLLoss()")
+    result = run_check(ctx, Spec("architecture_matches"))
+    assert result.status == "failed"
+    assert result.message.startswith("your network has no non-linearity")
+
+
+def test_architecture_accepts_functional_relu(make_context) -> None:
+    class FunctionalNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2, self.fc3 = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
+
+        def forward(self, x):
+            x = torch.relu(self.fc1(x.flatten(1)))
+            return torch.log_softmax(self.fc3(torch.relu(self.fc2(x))), dim=1)
+
+    ctx = make_context(FunctionalNet(), reference=FeedForward(), source_text="x = F.relu(self.fc1(x))")
+    assert run_check(ctx, Spec("architecture_matches")).status == "passed"
+
+
+def test_no_model_fails_with_the_reason(make_context) -> None:
+    result = run_check(make_context(None, reference=CNN()), Spec("architecture_matches"))
+    assert result.status == "failed"
+    assert result.message == "no PyTorch model (nn.Module) was found after running your code"
+
+
+def test_parameter_count(make_context) -> None:
+    assert run_check(make_context(CNN()), Spec("parameter_count", equals=12810)).status == "passed"
+    result = run_check(make_context(CNNWithoutSecondPool()), Spec("parameter_count", equals=12810))
+    assert result.message == "the model has 43,530 trainable parameters; the assignment's network has 12,810"
+
+
+def test_feature_width_800(make_context) -> None:
+    result = run_check(make_context(CNN(), reference=CNN()), Spec("feature_width", layer="Flatten", equals=800))
+    assert result.status == "passed"
+    assert result.details["measured"] == 800
+
+
+def test_feature_width_wrong_flatten_with_hint(make_context) -> None:
+    result = run_check(make_context(CNNWithoutSecondPool(), reference=CNN()), Spec("feature_width", layer="Flatten", equals=800))
+    assert result.status == "failed"
+    assert result.message == (
+        "your Flatten produces 3,872 features (from 32 x 11 x 11); the assignment's network has 800 here:"
+        " did you drop a MaxPool2d layer?"
+    )
+
+
+def test_feature_width_when_the_forward_pass_breaks(make_context) -> None:
+    broken = CNN()
+    broken.main[5] = nn.Identity()  # pool dropped but Linear(800) kept: the forward pass fails
+    result = run_check(make_context(broken, reference=CNN()), Spec("feature_width", layer="Flatten", equals=800))
+    assert result.status == "failed"
+    assert result.message == (
+        "your Linear layer expects 800 input features but your Flatten produces 3,872 (from 32 x 11 x 11):"
+        " did you drop a MaxPool2d layer?"
+    )
+
+
+def test_output_kind(make_context, digits) -> None:
+    images, _ = digits
+    passed = run_check(make_context(FeedForward(), images=images), Spec("output_kind", equals="log_probabilities"))
+    assert passed.status == "passed"
+    failed = run_check(make_context(FeedForwardSoftmax(), images=images), Spec("output_kind", equals="log_probabilities"))
+    assert failed.message == (
+        "your network outputs probabilities (Softmax); the task asks for log-probabilities (LogSoftmax): a Softmax "
+        "output fed to NLLLoss trains badly; use LogSoftmax with NLLLoss, or logits with CrossEntropyLoss"
+    )
+    logits = run_check(make_context(FeedForwardLogits(), images=images), Spec("output_kind", equals="logits"))
+    assert logits.status == "passed"
+
+
+def test_loss_choice(make_context, digits) -> None:
+    images, _ = digits
+    good = make_context(FeedForward(), images=images, source_text="criterion = nn.NLLLoss()")
+    assert run_check(good, Spec("loss_choice")).status == "passed"
+    softmax = make_context(FeedForwardSoftmax(), images=images, source_text="criterion = nn.NLLLoss()")
+    result = run_check(softmax, Spec("loss_choice"))
+    assert result.message == (
+        "your network outputs probabilities (Softmax) and is trained with NLLLoss; NLLLoss expects "
+        "log-probabilities: use LogSoftmax, or drop the Softmax and use CrossEntropyLoss"
+    )
+    logits_nll = make_context(FeedForwardLogits(), images=images, source_text="loss = F.nll_loss(out, y)")
+    assert run_check(logits_nll, Spec("loss_choice")).message == (
+        "your network outputs logits (no output activation) but is trained with NLLLoss; "
+        "with logits (no output activation) use CrossEntropyLoss"
+    )
+    none = make_context(FeedForward(), images=images, source_text="")
+    assert run_check(none, Spec("loss_choice")).message == "no classification loss (NLLLoss or CrossEntropyLoss) was found in your code"

@@ -1,0 +1,52 @@
+"""Run checks: errors with partial credit, figures, budgets."""
+
+from __future__ import annotations
+
+from harness.checks import known_checks, run_check
+from harness.checks.context import CheckContext
+from harness.models import ExecutionResult, SandboxResult
+from tests.checks.conftest import Spec
+
+
+def _execution(verdict: str = "ok", message: str = "exit code 0", wall_s: float = 10.0) -> ExecutionResult:
+    sandbox = SandboxResult(verdict, message, 0, wall_s, wall_s, 0, "", "", True)
+    return ExecutionResult(source="CNNMNIST.ipynb", sandbox=sandbox)
+
+
+def test_runs_without_error() -> None:
+    clean = CheckContext("cnn", execution=_execution(), run={"cells_total": 10, "errors": []})
+    assert run_check(clean, Spec("runs_without_error", points=2)).status == "passed"
+    errors = [{"cell": 4, "ename": "NameError", "evalue": "name 'model' is not defined"}]
+    failing = CheckContext("cnn", execution=_execution("error", "exit code 1"), run={"cells_total": 10, "errors": errors})
+    result = run_check(failing, Spec("runs_without_error", points=2))
+    assert (result.status, result.score) == ("failed", 1.8)
+    assert result.message == "cell 5 raised NameError: name 'model' is not defined"
+
+
+def test_runs_without_error_after_a_timeout() -> None:
+    ctx = CheckContext("cnn", execution=_execution("timeout", "timed out after 300 s"), run=None)
+    assert run_check(ctx, Spec("runs_without_error")).message == "your code did not finish: it timed out after 300 s"
+
+
+def test_figures_present() -> None:
+    ctx = CheckContext("cnn", probe={"figures": ["figures/0.png"]})
+    assert run_check(ctx, Spec("figures_present", min=1)).status == "passed"
+    assert run_check(ctx, Spec("figures_present", min=2)).message == "your code produced 1 figure; the task asks for at least 2"
+
+
+def test_within_budget() -> None:
+    ctx = CheckContext("cnn", execution=_execution(wall_s=30.0), budget_s=50.0, budget_note="5x reference (10.0 s) = 50 s")
+    assert run_check(ctx, Spec("within_budget")).status == "passed"
+    slow = CheckContext("cnn", execution=_execution(wall_s=80.0), budget_s=50.0, budget_note="5x reference (10.0 s) = 50 s")
+    assert run_check(slow, Spec("within_budget")).message == "your code took 80 s; the budget is 5x reference (10.0 s) = 50 s"
+
+
+def test_unknown_check_names_the_known_ones() -> None:
+    result = run_check(CheckContext("cnn"), Spec("paramter_count"))
+    assert result.status == "error"
+    assert "no check 'paramter_count'; known: architecture_matches" in result.message
+
+
+def test_registry_lists_the_builtin_checks() -> None:
+    assert {"architecture_matches", "parameter_count", "feature_width", "output_kind", "loss_choice", "test_accuracy",
+            "per_class_accuracy", "forward_consistent", "runs_without_error", "figures_present", "within_budget"} <= set(known_checks())
