@@ -1,0 +1,102 @@
+"""What every sandbox offers: the ``Sandbox`` protocol, ``Mount``, and the mounts Python needs."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from harness.errors import SandboxError
+from harness.models import Limits, SandboxResult
+
+PACKAGES = ("harness", "reference")
+"""The gradebench packages code inside the sandbox may import (the probes live in ``harness``)."""
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host folder or file made visible inside the sandbox."""
+
+    source: Path
+    """Path on the host."""
+    target: Path
+    """Path inside the sandbox (the same as ``source`` for code that must also run unsandboxed)."""
+    writable: bool = False
+    """False: read-only (data, configs); True: the run may write there (an artifacts folder)."""
+
+
+class Sandbox(Protocol):
+    """Runs one command under limits; ``isolated`` says whether it also hides the host."""
+
+    isolated: bool
+    """True when the command cannot see the network or files it was not given."""
+    warning: str
+    """What a TA must be told about this sandbox (empty when it isolates)."""
+
+    def run(
+        self,
+        command: Sequence[str],
+        *,
+        workspace: Path,
+        limits: Limits,
+        mounts: Sequence[Mount] = (),
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        stdin: bytes | None = None,
+    ) -> SandboxResult:
+        """Run ``command`` with ``workspace`` as its private writable folder (and default cwd)."""
+        ...
+
+
+def python_mounts() -> list[Mount]:
+    """Read-only mounts that run this interpreter and import the installed harness and reference packages.
+
+    That is the Python installation (``sys.base_prefix``), the virtual environment (``sys.prefix``)
+    and the package folders themselves (an editable install keeps them in the source tree, whose
+    other folders must stay hidden). Each is mounted at its own path.
+    """
+    folders = [Path(sys.base_prefix), Path(sys.prefix)]
+    for name in PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise SandboxError(f"the {name!r} package is not installed; cannot make it visible in the sandbox")
+        folders.extend(Path(location) for location in spec.submodule_search_locations)
+    kept: list[Path] = []
+    for folder in sorted({Path(os.path.abspath(f)) for f in folders}, key=lambda p: len(p.parts)):
+        if not any(folder.is_relative_to(parent) for parent in kept):
+            kept.append(folder)
+    for folder in list(kept):  # a symlinked prefix: its real location must be visible too
+        real = folder.resolve()
+        if real != folder and not any(real.is_relative_to(parent) for parent in kept):
+            kept.append(real)
+    return [Mount(source=folder, target=folder) for folder in kept]
+
+
+def base_environment(home: str, user: str, extra: Mapping[str, str] | None) -> dict[str, str]:
+    """The environment of a run: a minimal one (never the host's), then the caller's variables."""
+    env = {
+        "PATH": os.pathsep.join([str(Path(sys.prefix) / "bin"), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": home,
+        "TMPDIR": home,
+        "USER": user,
+        "LOGNAME": user,
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    env.update(extra or {})
+    return env
+
+
+def check_workspace(workspace: Path, cwd: Path | None) -> tuple[Path, Path]:
+    """The workspace and the working directory as absolute real paths; SandboxError if unusable."""
+    workspace = Path(workspace).resolve()
+    if not workspace.is_dir():
+        raise SandboxError(f"workspace {workspace} is not a folder")
+    if cwd is None:
+        return workspace, workspace
+    cwd = Path(cwd)
+    return workspace, (cwd if cwd.is_absolute() else workspace / cwd)

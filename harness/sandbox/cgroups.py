@@ -1,0 +1,203 @@
+"""Per-run cgroup (v1) groups: a hard memory limit, a process limit and CPU accounting.
+
+Each run gets a child group, named ``gradebench-<id>``, under the group this process is
+already in, in each of the ``memory``, ``pids`` and ``cpuacct`` hierarchies. The kernel then
+enforces the memory and process limits (no polling race) and counts every nanosecond of CPU
+the run's processes use, even those that exited early. Where the hierarchies are missing,
+read-only (not root) or cgroup v2 only, ``RunCgroups.create`` raises ``CgroupsUnavailable``
+and the sandbox falls back to a watchdog that polls the process tree.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+CONTROLLERS = ("memory", "pids", "cpuacct")
+PREFIX = "gradebench-"
+STALE_S = 60.0
+"""An empty run group older than this was left by a harness that was killed; the next run removes it."""
+
+
+class CgroupsUnavailable(Exception):
+    """The cgroup v1 controllers cannot be used here; the message says why."""
+
+
+def _v1_mounts(mountinfo: Path = Path("/proc/self/mountinfo")) -> dict[str, tuple[Path, str]]:
+    """Map each cgroup v1 controller to (mount point, root of the mount inside the hierarchy)."""
+    mounts: dict[str, tuple[Path, str]] = {}
+    for line in mountinfo.read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fields, rfields = left.split(), right.split()
+        if len(rfields) < 3 or rfields[0] != "cgroup":
+            continue
+        for option in rfields[2].split(","):
+            mounts.setdefault(option, (Path(fields[4]), fields[3]))
+    return mounts
+
+
+def _own_groups(proc_cgroup: Path = Path("/proc/self/cgroup")) -> dict[str, str]:
+    """Map each v1 controller to the group this process is in (``/process_api/ab12...``)."""
+    groups: dict[str, str] = {}
+    for line in proc_cgroup.read_text().splitlines():
+        _, names, path = line.split(":", 2)
+        for name in names.split(","):
+            if name:
+                groups[name] = path
+    return groups
+
+
+@dataclass
+class RunCgroups:
+    """The memory, pids and cpuacct groups of one run; ``remove`` kills what is left and deletes them."""
+
+    memory: Path
+    pids: Path
+    cpuacct: Path
+
+    @classmethod
+    def create(cls, memory_bytes: int, max_tasks: int) -> RunCgroups:
+        """Create the run's groups with their limits, or raise CgroupsUnavailable saying why."""
+        mounts, own = _v1_mounts(), _own_groups()
+        name = f"{PREFIX}{uuid.uuid4().hex[:12]}"
+        made: list[Path] = []
+        try:
+            for controller in CONTROLLERS:
+                if controller not in mounts or controller not in own:
+                    raise CgroupsUnavailable(f"no cgroup v1 {controller} hierarchy is mounted")
+                mount_point, mount_root = mounts[controller]
+                relative = os.path.relpath(own[controller], mount_root)
+                parent = mount_point if relative == "." else mount_point / relative
+                group = parent / name
+                _remove_stale(parent)
+                try:
+                    group.mkdir()
+                except OSError as error:
+                    raise CgroupsUnavailable(f"cannot create {group}: {error.strerror}") from error
+                made.append(group)
+            groups = cls(memory=made[0], pids=made[1], cpuacct=made[2])
+            groups._write("memory", "memory.limit_in_bytes", memory_bytes)
+            if (groups.memory / "memory.memsw.limit_in_bytes").exists():
+                groups._write("memory", "memory.memsw.limit_in_bytes", memory_bytes)  # no swapping past the limit
+            groups._write("pids", "pids.max", max_tasks)
+            return groups
+        except BaseException:
+            for group in reversed(made):
+                _rmdir(group)
+            raise
+
+    def _write(self, controller: str, file: str, value: int) -> None:
+        path = getattr(self, controller) / file
+        try:
+            path.write_text(str(value))
+        except OSError as error:
+            raise CgroupsUnavailable(f"cannot write {path}: {error.strerror}") from error
+
+    def procs_files(self) -> list[bytes]:
+        """The ``cgroup.procs`` paths a freshly forked child writes its pid into (encoded, for preexec)."""
+        return [os.fsencode(group / "cgroup.procs") for group in (self.memory, self.pids, self.cpuacct)]
+
+    def _read_int(self, path: Path) -> int:
+        try:
+            return int(path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    def _read_key(self, path: Path, key: str) -> int:
+        try:
+            for line in path.read_text().splitlines():
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def memory_bytes(self) -> int:
+        """Memory charged to the run now (resident pages, page cache and tmpfs included)."""
+        return self._read_int(self.memory / "memory.usage_in_bytes")
+
+    def peak_memory_bytes(self) -> int:
+        """Largest memory ever charged to the run (exact, not sampled)."""
+        return self._read_int(self.memory / "memory.max_usage_in_bytes")
+
+    def oom_kills(self) -> int:
+        """Processes the kernel killed for breaking the memory limit."""
+        return self._read_key(self.memory / "memory.oom_control", "oom_kill")  # counter since Linux 4.13
+
+    def refused_forks(self) -> int:
+        """Forks and thread creations refused because the run was at its process limit."""
+        return self._read_key(self.pids / "pids.events", "max")
+
+    def tasks(self) -> int:
+        """Processes and threads in the run now."""
+        return self._read_int(self.pids / "pids.current")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used by every process of the run so far, exited ones included."""
+        return self._read_int(self.cpuacct / "cpuacct.usage") / 1e9
+
+    def processes(self) -> list[int]:
+        """Processes in the run now."""
+        try:
+            return [int(pid) for pid in (self.pids / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return []
+
+    def kill_all(self, timeout_s: float = 5.0) -> bool:
+        """SIGKILL every process of the run until none is left; False if some survived ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            pids = self.processes()
+            if not pids:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
+
+    def remove(self) -> list[str]:
+        """Kill what is left and delete the groups; returns problems worth logging (normally none)."""
+        problems = [] if self.kill_all() else [f"processes survived SIGKILL in {self.pids}"]
+        for group in (self.memory, self.pids, self.cpuacct):
+            if not _rmdir(group):
+                problems.append(f"could not remove {group}")
+        return problems
+
+
+def _remove_stale(parent: Path) -> None:
+    """Remove empty run groups left under ``parent`` by a harness that was killed before cleaning up."""
+    try:
+        siblings = [p for p in parent.iterdir() if p.name.startswith(PREFIX)]
+    except OSError:
+        return
+    for group in siblings:
+        try:
+            if time.time() - group.stat().st_mtime > STALE_S and not (group / "cgroup.procs").read_text().strip():
+                group.rmdir()
+        except OSError:
+            continue
+
+
+def _rmdir(group: Path) -> bool:
+    """Remove an empty cgroup, retrying while its last processes are being reaped."""
+    for _ in range(200):
+        try:
+            group.rmdir()
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError as error:
+            if error.errno != errno.EBUSY:
+                return False
+            time.sleep(0.01)
+    return False

@@ -1,0 +1,81 @@
+"""The shared supervisor: messages, output capture, cgroup discovery and clean-up."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.models import GiB, Limits, MiB
+from harness.sandbox import PlainProcessSandbox
+from harness.sandbox.cgroups import CgroupsUnavailable, RunCgroups, _own_groups, _v1_mounts
+from harness.sandbox.supervise import _Capture, format_bytes, format_seconds
+
+MOUNTINFO = """\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 /docker/abc /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+"""
+PROC_CGROUP = """\
+4:memory:/docker/abc/job
+2:cpu,cpuacct:/
+0::/
+"""
+
+
+def test_sizes_and_times_read_like_a_person_wrote_them():
+    assert [format_bytes(n) for n in (512 * MiB, 4 * GiB, 3 * GiB // 2, 800 * 1024, 12)] == [
+        "512 MiB", "4 GiB", "1.5 GiB", "800 KiB", "12 bytes"]
+    assert [format_seconds(s) for s in (5.0, 2.5, 300)] == ["5 s", "2.5 s", "300 s"]
+
+
+def test_capture_keeps_the_cap_and_counts_the_rest():
+    capture = _Capture(limit=10)
+    for chunk in (b"0123456", b"789abc", b"\xc3\xa9" * 100):
+        capture.feed(chunk)
+    assert capture.cut and capture.total == 213 and bytes(capture.kept) == b"0123456789"
+    assert capture.text() == "0123456789\n[output cut: 213 bytes printed, the first 10 bytes kept]\n"
+    half_character = _Capture(limit=1)
+    half_character.feed("é".encode())
+    assert half_character.text().startswith("\ufffd")
+
+
+def test_cgroup_discovery_parses_comounted_and_nested_hierarchies(tmp_path):
+    (tmp_path / "mountinfo").write_text(MOUNTINFO)
+    (tmp_path / "cgroup").write_text(PROC_CGROUP)
+    mounts = _v1_mounts(tmp_path / "mountinfo")
+    assert mounts["cpuacct"] == (Path("/sys/fs/cgroup/cpu,cpuacct"), "/")
+    assert mounts["memory"] == (Path("/sys/fs/cgroup/memory"), "/docker/abc")
+    assert "pids" not in mounts
+    assert _own_groups(tmp_path / "cgroup") == {"memory": "/docker/abc/job", "cpu": "/", "cpuacct": "/"}
+
+
+def test_cgroups_are_removed_after_a_run(tmp_path):
+    try:
+        probe = RunCgroups.create(64 * MiB, 8)
+    except CgroupsUnavailable as error:
+        pytest.skip(f"per-run cgroups are not usable here ({error}); the watchdog is tested instead")
+    parents = [group.parent for group in (probe.memory, probe.pids, probe.cpuacct)]
+    probe.remove()
+    before = {p: sorted(x.name for x in p.iterdir() if x.name.startswith("gradebench-")) for p in parents}
+    result = PlainProcessSandbox(use_cgroups=True).run(
+        [sys.executable, "-c", "import os; os.fork(); print('x')"], workspace=tmp_path, limits=Limits(wall_s=20))
+    after = {p: sorted(x.name for x in p.iterdir() if x.name.startswith("gradebench-")) for p in parents}
+    assert result.verdict == "ok" and result.stdout == "x\nx\n"
+    assert after == before
+
+
+def test_groups_left_by_a_killed_harness_are_removed_later():
+    try:
+        left = RunCgroups.create(64 * MiB, 8)
+    except CgroupsUnavailable as error:
+        pytest.skip(f"per-run cgroups are not usable here ({error}); the watchdog is tested instead")
+    an_hour_ago = time.time() - 3600
+    for group in (left.memory, left.pids, left.cpuacct):
+        os.utime(group, (an_hour_ago, an_hour_ago))
+    RunCgroups.create(64 * MiB, 8).remove()
+    assert not any(group.exists() for group in (left.memory, left.pids, left.cpuacct))
