@@ -1,0 +1,258 @@
+"""Read what a sandboxed run left in its artifacts folder, treating every byte as hostile (host side).
+
+``load_artifacts(folder)`` validates run.json and probe.json (structure, types, sizes) and lists
+the figures; ``Artifacts.load_tensor(relative)`` loads a tensor file only from inside the folder,
+only below a size cap, and only with ``torch.load(weights_only=True)``: a file that holds
+anything but tensors (a pickle of arbitrary objects) is refused with ``ArtifactError``.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.errors import HarnessError
+
+MAX_JSON_BYTES = 16 * 1024**2
+"""run.json or probe.json bigger than this is refused."""
+
+MAX_TENSOR_BYTES = 256 * 1024**2
+"""A tensor file bigger than this is refused."""
+
+MAX_FIGURES = 100
+"""Figures listed at most."""
+
+MAX_FIGURE_BYTES = 8 * 1024**2
+"""A figure bigger than this is not listed."""
+
+MAX_MODELS = 12
+"""Model candidates read at most from probe.json."""
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class ArtifactError(HarnessError):
+    """An artifacts file is missing, malformed, too big, outside its folder, or not plain tensors."""
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """The validated contents of one artifacts folder."""
+
+    root: Path
+    """The artifacts folder (resolved)."""
+    run: dict[str, Any] | None
+    """run.json, validated; None when the runner wrote none (the run was killed before it started)."""
+    probe: dict[str, Any] | None
+    """probe.json, validated; None when the probe did not run (``run['probe_error']``/``['probe_skipped']`` say why)."""
+    figures: tuple[Path, ...]
+    """PNG figures, in number order (only real PNG files inside the folder)."""
+
+    @property
+    def models(self) -> list[dict[str, Any]]:
+        """The probe's model candidates (empty without a probe)."""
+        return list((self.probe or {}).get("models", []))
+
+    def path(self, relative: str) -> Path:
+        """The file ``relative`` names, refusing anything that resolves outside the folder."""
+        if not isinstance(relative, str) or not relative or "\x00" in relative:
+            raise ArtifactError(f"invalid artifact path {relative!r}")
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root) or path == self.root:
+            raise ArtifactError(f"artifact path {relative!r} points outside the artifacts folder")
+        return path
+
+    def load_tensor(self, relative: str) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Load a tensor (or a dict of tensors) the probe saved; never unpickles anything else."""
+        path = self.path(relative)
+        if not path.is_file():
+            raise ArtifactError(f"artifact {relative} does not exist")
+        size = path.stat().st_size
+        if size > MAX_TENSOR_BYTES:
+            raise ArtifactError(f"artifact {relative} is {size:,} bytes, over the {MAX_TENSOR_BYTES:,} cap")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch warns about pickle protocols it then refuses anyway
+                value = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            raise ArtifactError(
+                f"refused to load {relative}: it holds something other than plain tensors ({_unpickler_reason(error)})"
+            ) from None
+        except Exception as error:
+            raise ArtifactError(f"could not load {relative}: {type(error).__name__}: {str(error)[:300]}") from None
+        if isinstance(value, torch.Tensor):
+            return value
+        if isinstance(value, dict) and all(isinstance(k, str) and torch.is_tensor(v) for k, v in value.items()):
+            return value
+        raise ArtifactError(f"artifact {relative} holds a {type(value).__name__}, not a tensor or a dict of tensors")
+
+
+def _unpickler_reason(error: Exception) -> str:
+    """The line of torch's refusal that says what was refused (``Unsupported global: GLOBAL builtins.print``)."""
+    text = _ANSI.sub("", str(error))
+    found = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
+    line = found.group(1) if found else (text.strip().splitlines() or [type(error).__name__])[0]
+    return line.strip().split(". ")[0].rstrip(".")[:300]
+
+
+def load_artifacts(folder: Path) -> Artifacts:
+    """Read and validate an artifacts folder; raises ArtifactError when a file is there but malformed."""
+    root = Path(folder).resolve()
+    if not root.is_dir():
+        raise ArtifactError(f"{folder}: no artifacts folder")
+    run = _read_json(root, "run.json")
+    probe = _read_json(root, "probe.json")
+    if run is not None:
+        _validate_run(run)
+    if probe is not None:
+        _validate_probe(probe)
+    return Artifacts(root=root, run=run, probe=probe, figures=_figures(root))
+
+
+def _read_json(root: Path, name: str) -> dict[str, Any] | None:
+    path = root / name
+    if not path.exists():
+        return None
+    if path.is_symlink() or not path.is_file():
+        raise ArtifactError(f"{name} is not a regular file")
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise ArtifactError(f"{name} is {size:,} bytes, over the {MAX_JSON_BYTES:,} cap")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ArtifactError(f"{name} is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise ArtifactError(f"{name} is not a JSON object")
+    return value
+
+
+def _require(
+    record: dict[str, Any], name: str, kinds: type | tuple[type, ...], where: str, optional: bool = False
+) -> Any:
+    """The field's value, checked against ``kinds`` (bool never passes for int); None allowed when ``optional``."""
+    value = record.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in _as_tuple(kinds)):
+        raise ArtifactError(f"{where}: field {name!r} is {type(value).__name__}, expected {_names(kinds)}")
+    return value
+
+
+def _as_tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kinds if isinstance(kinds, tuple) else (kinds,)
+
+
+def _names(kinds: type | tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in _as_tuple(kinds))
+
+
+def _validate_run(run: dict[str, Any]) -> None:
+    """Check run.json's fields and types (ARTIFACTS.md)."""
+    where = "run.json"
+    _require(run, "format", int, where)
+    _require(run, "source", str, where)
+    if run.get("kind") not in ("notebook", "script"):
+        raise ArtifactError(f"{where}: kind is {run.get('kind')!r}, expected 'notebook' or 'script'")
+    _require(run, "cells_total", int, where)
+    _require(run, "cells_run", int, where)
+    for entry in _require(run, "errors", list, where):
+        if not isinstance(entry, dict):
+            raise ArtifactError(f"{where}: an error entry is not an object")
+        _require(entry, "cell", int, f"{where} errors")
+        _require(entry, "ename", str, f"{where} errors")
+        _require(entry, "evalue", str, f"{where} errors")
+    seconds = _require(run, "cell_seconds", list, where, optional=True) or []
+    if not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in seconds):
+        raise ArtifactError(f"{where}: cell_seconds holds something other than numbers")
+    _require(run, "timed_out_cell", int, where, optional=True)
+    _require(run, "probe_error", str, where, optional=True)
+    _require(run, "probe_skipped", str, where, optional=True)
+    _require(run, "setup_error", str, where, optional=True)
+
+
+def _validate_probe(probe: dict[str, Any]) -> None:
+    """Check probe.json's fields and types (ARTIFACTS.md); model entries are checked one by one."""
+    where = "probe.json"
+    _require(probe, "format", int, where)
+    models = _require(probe, "models", list, where)
+    if len(models) > MAX_MODELS:
+        raise ArtifactError(f"{where}: {len(models)} model candidates, over the cap of {MAX_MODELS}")
+    for index, model in enumerate(models):
+        if not isinstance(model, dict):
+            raise ArtifactError(f"{where}: models[{index}] is not an object")
+        at = f"{where} models[{index}]"
+        _require(model, "id", str, at)
+        _require(model, "name", str, at)
+        if model.get("origin") not in ("instance", "class"):
+            raise ArtifactError(f"{at}: origin is {model.get('origin')!r}, expected 'instance' or 'class'")
+        if "probe_error" in model:  # inspecting it failed: only the error is recorded
+            _require(model, "probe_error", str, at)
+            continue
+        _require(model, "class_name", str, at)
+        _require(model, "construct_error", str, at, optional=True)
+        _require(model, "forward_error", str, at, optional=True)
+        _require(model, "trainable_parameters", int, at, optional=True)
+        _require(model, "total_parameters", int, at, optional=True)
+        for layer in _require(model, "modules", list, at):
+            if not (_named_entry(layer, "path", "type") and isinstance(layer.get("hyper"), dict)):
+                raise ArtifactError(f"{at}: a module entry is malformed")
+        for call in _require(model, "layer_shapes", list, at):
+            if not _named_entry(call, "path", "type"):
+                raise ArtifactError(f"{at}: a layer_shapes entry is malformed")
+            shape = call.get("output_shape")
+            if shape is not None and not _is_shape(shape):
+                raise ArtifactError(f"{at}: an output_shape is not a list of whole numbers")
+        for name in ("input_shape", "output_shape"):
+            if model.get(name) is not None and not _is_shape(model[name]):
+                raise ArtifactError(f"{at}: {name} is not a list of whole numbers")
+        _require(model, "state_dict", str, at, optional=True)
+        for name in ("outputs", "inputs"):
+            files = _require(model, name, dict, at, optional=True) or {}
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+                raise ArtifactError(f"{at}: {name} must map dataset names to file paths")
+    for name in ("losses", "optimizers"):
+        for entry in _require(probe, name, list, where):
+            if not _named_entry(entry, "name", "type"):
+                raise ArtifactError(f"{where}: a {name} entry is malformed")
+    figures = _require(probe, "figures", list, where)
+    if not all(isinstance(f, str) for f in figures):
+        raise ArtifactError(f"{where}: figures must be file paths")
+    _require(probe, "namespace_errors", list, where)
+    _require(probe, "task_values", dict, where, optional=True)
+
+
+def _named_entry(entry: Any, *fields: str) -> bool:
+    """True for a JSON object whose given fields are all strings."""
+    return isinstance(entry, dict) and all(isinstance(entry.get(name), str) for name in fields)
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value)
+
+
+def _figures(root: Path) -> tuple[Path, ...]:
+    """Real PNG files directly in figures/, numbered, inside the folder, under the size cap."""
+    folder = root / "figures"
+    if not folder.is_dir() or folder.is_symlink():
+        return ()
+    found = []
+    for path in folder.iterdir():
+        if path.is_symlink() or not path.is_file() or not path.stem.isdigit() or path.suffix != ".png":
+            continue
+        if path.stat().st_size > MAX_FIGURE_BYTES:
+            continue
+        with path.open("rb") as stream:
+            if stream.read(8) != PNG_SIGNATURE:
+                continue
+        found.append((int(path.stem), path))
+    return tuple(path for _, path in sorted(found)[:MAX_FIGURES])

@@ -1,0 +1,279 @@
+"""Run one source of a submission (a notebook or a script) in the sandbox, and read back how it went.
+
+The base class owns the whole lifecycle; a subclass only says how to invoke the runner:
+
+1. a fresh workspace: a copy of the submission's staged files, in a folder of its own;
+2. an empty artifacts folder, the only other place the run may write;
+3. the runner's config (JSON): evaluation images, data root, preferred model names, timeouts;
+4. the sandboxed command ``python -m harness.engines.runner ...`` with the interpreter and the
+   harness mounted read-only, the public data read-only, the evaluation images (never their
+   labels) read-only, SIGNS' ``sign_data`` inside the workspace, the artifacts folder writable;
+5. run.json read back (validated, capped) into an :class:`ExecutionResult`.
+
+Timeouts: the sandbox's wall-clock limit stops a runaway run as a whole; the runner's per-cell
+timeout keeps one slow cell from eating the time of the rest (and of the probe).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
+
+from harness.errors import HarnessError
+from harness.models import CellError, ExecutionResult, Limits, SandboxResult, Submission
+
+MAX_RUN_JSON_BYTES = 4 * 1024**2
+"""A run.json bigger than this is not read (the runner caps what it writes far below)."""
+
+DEFAULT_INPUT_SHAPES: dict[str, tuple[tuple[int, ...], ...]] = {
+    "mnist": ((1, 28, 28), (784,)),
+    "fashionmnist": ((1, 28, 28), (784,)),
+    "signs": ((3, 64, 64),),
+}
+"""Dummy-batch shapes the probe tries (one example, no batch dimension), per dataset, in order."""
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+"""Thread-count variables set to the run's thread budget."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything one run needs besides the submission: limits, timeouts, data and what the probe looks for."""
+
+    limits: Limits = field(default_factory=Limits)
+    """Resource limits of the whole sandboxed run (its wall limit stops a runaway run)."""
+    cell_timeout_s: float | None = 600.0
+    """Seconds one notebook cell (or a whole script) may run before it is interrupted; None: no limit."""
+    probe_timeout_s: float = 120.0
+    """Seconds the probe may take after the student's code."""
+    threads: int = 1
+    """CPU threads torch and the BLAS libraries may use."""
+    data_dir: Path | None = None
+    """A prepared data folder (``harness.data.prepare``): its ``public/`` part is mounted read-only."""
+    eval_images: Mapping[str, Path] = field(default_factory=dict)
+    """Per dataset, a host ``.npy`` of uint8 evaluation images (labels stay on the host)."""
+    datasets: tuple[str, ...] = ()
+    """Datasets the source reads (``mnist``...): torchvision is redirected for MNIST and FashionMNIST,
+    ``sign_data`` is provided for ``signs``. The evaluation datasets are added automatically."""
+    prefer: tuple[str, ...] = ()
+    """Model names the rubric prefers (``Net``, ``model``): such candidates come first."""
+    task_values: tuple[str, ...] = ()
+    """Namespace names whose values the probe records (JSON scalars or short lists)."""
+    input_shapes: tuple[tuple[int, ...], ...] | None = None
+    """Dummy-batch shapes to try; None: by the first dataset (``DEFAULT_INPUT_SHAPES``)."""
+    max_candidates: int = 12
+    """Model candidates the probe inspects at most."""
+    export_inputs: int = 1_000
+    """Preprocessed evaluation images exported with each model, for the host to recompute outputs."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment variables for the run."""
+
+
+class Engine:
+    """Runs one notebook or script of a submission in a sandbox; subclasses say which kind of runner to start."""
+
+    kind: ClassVar[str] = ""
+    """The runner's ``--kind``: ``notebook`` or ``script``."""
+    data_mount: ClassVar[PurePosixPath] = PurePosixPath("/gradebench/data")
+    """Where the public data appears inside an isolating sandbox."""
+    eval_mount: ClassVar[PurePosixPath] = PurePosixPath("/gradebench/eval")
+    """Where the evaluation images appear inside an isolating sandbox."""
+    config_mount: ClassVar[PurePosixPath] = PurePosixPath("/gradebench/config.json")
+    """Where the runner's config appears inside an isolating sandbox."""
+
+    def __init__(self, sandbox: Any) -> None:
+        self.sandbox = sandbox
+
+    def command(self, source: str, config: Path, artifacts: Path) -> list[str]:
+        """The command that runs ``source`` (relative to the workspace) inside the sandbox."""
+        raise NotImplementedError
+
+    def run(
+        self, submission: Submission, source: str, out_dir: Path, settings: RunSettings, *, workspace: Path | None = None
+    ) -> ExecutionResult:
+        """Run ``source`` of ``submission`` under ``settings``; ``out_dir`` gets ``artifacts/``.
+
+        Without ``workspace`` the run gets a fresh copy of the submission in ``out_dir/workspace``.
+        Given one (made with :func:`make_workspace`), the run works in it as the previous steps
+        left it: a later step can load the checkpoint an earlier one saved.
+        """
+        from harness.sandbox import Mount, python_mounts
+
+        if source not in submission.files:
+            raise HarnessError(f"{submission.student}: {source} is not among the submission's files")
+        out_dir = Path(out_dir)
+        if workspace is None:
+            workspace = make_workspace(submission, out_dir / "workspace")
+        workspace = Path(workspace).resolve()
+        artifacts = _fresh(out_dir / "artifacts")
+        remap = bool(getattr(self.sandbox, "isolated", False))
+
+        def inside(host: Path, fixed: PurePosixPath) -> str:
+            return str(fixed) if remap else str(host.resolve())
+
+        mounts = [*python_mounts(), Mount(source=artifacts, target=artifacts, writable=True)]
+        datasets = tuple(dict.fromkeys((*settings.datasets, *settings.eval_images)))
+        config: dict[str, Any] = {
+            "format": 1,
+            "kind": self.kind,
+            "source": source,
+            "workspace": str(workspace),
+            "datasets": list(datasets),
+            "prefer": list(settings.prefer),
+            "task_values": list(settings.task_values),
+            "cell_timeout_s": settings.cell_timeout_s,
+            "probe_timeout_s": settings.probe_timeout_s,
+            "step_timeout_s": max(5.0, settings.probe_timeout_s / 4),
+            "probe_budget_s": settings.probe_timeout_s * 0.75,
+            "threads": settings.threads,
+            "max_candidates": settings.max_candidates,
+            "export_inputs": settings.export_inputs,
+            "eval": {},
+        }
+        shapes = settings.input_shapes or next(
+            (DEFAULT_INPUT_SHAPES[d] for d in datasets if d in DEFAULT_INPUT_SHAPES), None
+        )
+        if shapes:
+            config["input_shapes"] = [list(s) for s in shapes]
+        if settings.data_dir is not None:
+            public = (Path(settings.data_dir) / "public").resolve()
+            if not public.is_dir():
+                raise HarnessError(f"{settings.data_dir}: no public/ folder; run `gradebench data prepare` first")
+            config["data_root"] = inside(public, self.data_mount)
+            mounts.append(Mount(source=public, target=Path(config["data_root"])))
+            if "signs" in datasets and (public / "sign_data").is_dir():
+                mounts += _provide_sign_data(public / "sign_data", workspace, remap, Mount)
+        for dataset, images in settings.eval_images.items():
+            images = Path(images).resolve()
+            if not images.is_file():
+                raise HarnessError(f"evaluation images for {dataset} not found: {images}")
+            target = inside(images, self.eval_mount / f"{dataset}-images.npy")
+            config["eval"][dataset] = target
+            mounts.append(Mount(source=images, target=Path(target)))
+
+        config_host = out_dir / "runner-config.json"
+        config_host.write_text(json.dumps(config, indent=1), encoding="utf-8")
+        config_path = inside(config_host, self.config_mount)
+        mounts.append(Mount(source=config_host.resolve(), target=Path(config_path)))
+
+        env = {
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONNOUSERSITE": "1",
+            "PIP_NO_INDEX": "1",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "WANDB_MODE": "disabled",
+            "WANDB_SILENT": "true",
+            "HF_HUB_OFFLINE": "1",
+            "MPLBACKEND": "module://harness.probes.mpl_backend",
+            **{name: str(settings.threads) for name in THREAD_VARIABLES},
+            **settings.env,
+        }
+        command = self.command(source, Path(config_path), artifacts)
+        result = self.sandbox.run(command, workspace=workspace, limits=settings.limits, mounts=mounts, env=env)
+        return read_execution(source, result, artifacts)
+
+
+def runner_command(kind: str, source: str, config: Path, artifacts: Path) -> list[str]:
+    """``python -m harness.engines.runner`` with this interpreter and the given arguments."""
+    return [
+        sys.executable, "-m", "harness.engines.runner",
+        "--kind", kind, "--source", source, "--config", str(config), "--artifacts", str(artifacts),
+    ]
+
+
+def make_workspace(submission: Submission, folder: Path) -> Path:
+    """A fresh private copy of the submission's staged files at ``folder`` (symbolic links left out)."""
+    workspace = _fresh(folder)
+    shutil.copytree(submission.root, workspace, dirs_exist_ok=True, ignore=_symlinks)
+    return workspace
+
+
+def _symlinks(folder: str, names: list[str]) -> list[str]:
+    """Names in ``folder`` that are symbolic links: never copied into a workspace (they could point anywhere)."""
+    return [name for name in names if Path(folder, name).is_symlink()]
+
+
+def _fresh(folder: Path) -> Path:
+    """An empty folder at ``folder`` (whatever was there is removed)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder.resolve()
+
+
+def _provide_sign_data(sign_data: Path, workspace: Path, remap: bool, mount_class: Any) -> list[Any]:
+    """Make ``sign_data/`` appear in the workspace: a read-only mount when isolated, else a copy."""
+    target = workspace / "sign_data"
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    if remap:
+        target.mkdir(exist_ok=True)
+        return [mount_class(source=sign_data, target=target)]
+    shutil.copytree(sign_data, target, dirs_exist_ok=True)
+    return []
+
+
+def read_execution(source: str, sandbox: SandboxResult, artifacts: Path) -> ExecutionResult:
+    """Turn the sandbox result and the runner's run.json into an ExecutionResult (run.json is validated and capped)."""
+    run = read_run_json(artifacts)
+    if run is None:
+        left = artifacts if any(artifacts.iterdir()) else None
+        return ExecutionResult(source=source, sandbox=sandbox, artifacts_dir=left)
+    errors = tuple(
+        CellError(cell=e["cell"], ename=e["ename"], evalue=e["evalue"], source_excerpt=e.get("source_excerpt", ""))
+        for e in run["errors"]
+    )
+    return ExecutionResult(
+        source=source,
+        sandbox=sandbox,
+        cells_run=run["cells_run"],
+        cells_total=run["cells_total"],
+        errors=errors,
+        artifacts_dir=artifacts,
+    )
+
+
+def read_run_json(artifacts: Path) -> dict[str, Any] | None:
+    """The runner's run.json, checked field by field; None when it is missing (the run died before the runner).
+
+    Raises HarnessError when it exists but is malformed: the file is written by the harness,
+    so a broken one means the run was tampered with or the runner is faulty.
+    """
+    path = Path(artifacts) / "run.json"
+    if not path.is_file() or path.is_symlink():
+        return None
+    if path.stat().st_size > MAX_RUN_JSON_BYTES:
+        raise HarnessError(f"{path}: {path.stat().st_size:,} bytes, over the {MAX_RUN_JSON_BYTES:,} cap")
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise HarnessError(f"{path}: not valid JSON ({error})") from None
+    problems = []
+    if not isinstance(run, dict):
+        raise HarnessError(f"{path}: not a JSON object")
+    for name, kind in (("cells_total", int), ("cells_run", int), ("errors", list), ("source", str), ("kind", str)):
+        if not isinstance(run.get(name), kind) or isinstance(run.get(name), bool):
+            problems.append(f"{name} is not a {kind.__name__}")
+    for entry in run.get("errors", []) if isinstance(run.get("errors"), list) else []:
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("cell"), int)
+            and isinstance(entry.get("ename"), str)
+            and isinstance(entry.get("evalue"), str)
+            and isinstance(entry.get("source_excerpt", ""), str)
+        ):
+            problems.append(f"an error entry is malformed: {str(entry)[:200]}")
+            break
+    if problems:
+        raise HarnessError(f"{path}: " + "; ".join(problems))
+    run["errors"] = [
+        {**e, "ename": e["ename"][:200], "evalue": e["evalue"][:2_000],
+         "source_excerpt": e.get("source_excerpt", "")[:500]}
+        for e in run["errors"][:200]
+    ]
+    return run

@@ -1,0 +1,550 @@
+"""Run one notebook or script of a submission and record how it went: the sandbox's entry point.
+
+    python -m harness.engines.runner --kind notebook|script --source REL --config CONFIG.json --artifacts DIR
+
+A notebook runs in a fresh IPython kernel on this same interpreter (nbclient), cell by cell
+with errors allowed: a hidden setup cell (``harness.probes.bootstrap.install``) goes first,
+the probe cell (``harness.probes.probe.run``) last. A failing cell fails alone; a cell over
+the per-cell timeout is interrupted and the rest still run; a dead kernel ends the run and
+the probe is skipped with that reason. A script runs as ``__main__`` in this process, with
+its folder as working directory and on ``sys.path``, then the probe reads its globals (also
+after an exception: whatever exists is probed).
+
+``run.json`` (ARTIFACTS.md) is rewritten after every cell, so a run the sandbox kills still
+leaves its progress behind. The exit status is 0 whatever the student's code did; non-zero
+means the runner itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import traceback
+import types
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+FORMAT = 1
+"""Version of the run.json layout."""
+
+MAX_TRACEBACK_CHARS = 4_000
+"""Traceback text kept per error (the end of it)."""
+
+MAX_CELL_OUTPUT_CHARS = 20_000
+"""Text output kept per cell in executed.ipynb."""
+
+MAX_NOTEBOOK_OUTPUT_CHARS = 2_000_000
+"""Text output kept in executed.ipynb over all cells; later outputs are dropped."""
+
+MAX_KEPT_OUTPUT_CHARS = 4_000_000
+"""Output (text and base64 images) nbclient keeps in memory per cell; more is dropped as it arrives."""
+
+MAX_ERRORS = 200
+"""Errors recorded per run."""
+
+RECOVERY_TIMEOUT_S = 15
+"""Seconds a kernel gets to answer again after a cell was interrupted for running too long."""
+
+TIMEOUT_ENAME = "GradebenchCellTimeout"
+"""Marks the reply nbclient makes up for a cell it interrupted after the per-cell timeout."""
+
+KERNEL_NAME = "gradebench-python"
+"""The kernelspec written for this run: this interpreter, with ipykernel."""
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class ScriptTimeout(BaseException):
+    """Raised in a script that ran past its time limit (a BaseException: ``except Exception`` lets it through)."""
+
+
+# --------------------------------------------------------------------------- records
+
+
+def new_record(source: str, kind: str) -> dict[str, Any]:
+    """An empty run.json record."""
+    return {
+        "format": FORMAT,
+        "source": source,
+        "kind": kind,
+        "cells_total": 0,
+        "cells_run": 0,
+        "errors": [],
+        "cell_seconds": [],
+        "timed_out_cell": None,
+        "running_cell": None,
+        "outputs_cut": [],
+        "kernel_died": None,
+        "setup_error": None,
+        "probe_error": None,
+        "probe_skipped": None,
+        "timings": {},
+    }
+
+
+def error_entry(cell: int, ename: str, evalue: str, source: str, traceback_text: str = "") -> dict[str, Any]:
+    """One entry of run.json's errors: the cell, the exception, the first lines of the cell and the traceback's end."""
+    lines = source.strip("\n").splitlines()[:3]
+    return {
+        "cell": cell,
+        "ename": _cap(str(ename), 200),
+        "evalue": _cap(str(evalue), 2_000),
+        "source_excerpt": _cap("\n".join(lines), 500),
+        "traceback": _tail(_ANSI.sub("", traceback_text), MAX_TRACEBACK_CHARS),
+    }
+
+
+def write_record(artifacts: Path, record: dict[str, Any]) -> None:
+    """Write run.json atomically."""
+    artifacts.mkdir(parents=True, exist_ok=True)
+    temporary = artifacts / "run.json.partial"
+    temporary.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+    os.replace(temporary, artifacts / "run.json")
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 10] + " ... [cut]"
+
+
+def _tail(text: str, limit: int) -> str:
+    return text if len(text) <= limit else "[cut] ... " + text[-(limit - 10) :]
+
+
+# --------------------------------------------------------------------------- notebooks
+
+
+def setup_source(config: dict[str, Any]) -> str:
+    """The hidden first cell: bootstrap the kernel before the student's code (leaves no names behind)."""
+    return "\n".join(
+        [
+            "import json as __gb_json, harness.probes.bootstrap as __gb_bootstrap",
+            f"__gb_bootstrap.install(__gb_json.loads({json.dumps(json.dumps(config))}))",
+            "del __gb_json, __gb_bootstrap",
+        ]
+    )
+
+
+def probe_source(config: dict[str, Any]) -> str:
+    """The hidden last cell: run the probe on the kernel's user namespace (``__main__``, out of the student's reach)."""
+    return "\n".join(
+        [
+            "import json as __gb_json, harness.probes.probe as __gb_probe",
+            f"__gb_probe.run(__gb_json.loads({json.dumps(json.dumps(config))}))",
+            "del __gb_json, __gb_probe",
+        ]
+    )
+
+
+def _prepare_jupyter_dirs(scratch: Path) -> None:
+    """A kernelspec for this interpreter and private runtime/IPython folders (the sandbox's home may be read-only)."""
+    spec = scratch / "jupyter" / "kernels" / KERNEL_NAME
+    spec.mkdir(parents=True, exist_ok=True)
+    kernel = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (gradebench)",
+        "language": "python",
+        "interrupt_mode": "signal",
+    }
+    (spec / "kernel.json").write_text(json.dumps(kernel), encoding="utf-8")
+    os.environ["JUPYTER_PATH"] = str(scratch / "jupyter")
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(scratch / "runtime")
+    os.environ.setdefault("IPYTHONDIR", str(scratch / "ipython"))
+    os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
+    # The kernel must import harness even if the interpreter does not find it on its own.
+    package_parent = str(Path(__file__).resolve().parents[2])
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if package_parent not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([*paths, package_parent])
+
+
+def _bounded_client_class() -> type:
+    """NotebookClient that stops keeping a cell's outputs past MAX_KEPT_OUTPUT_CHARS (errors are always kept).
+
+    A cell printing in a loop would otherwise grow the runner's memory until the sandbox kills the run.
+    """
+    from nbclient import NotebookClient
+
+    class BoundedClient(NotebookClient):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.kept_chars: dict[int, int] = {}
+            self.cut_cells: set[int] = set()
+
+        def output(self, outs: list, msg: dict[str, Any], display_id: str | None, cell_index: int) -> Any:
+            if msg.get("msg_type") != "error":
+                content = msg.get("content", {})
+                size = len(str(content.get("text", ""))) + sum(len(str(v)) for v in content.get("data", {}).values())
+                kept = self.kept_chars.get(cell_index, 0) + size
+                if kept > MAX_KEPT_OUTPUT_CHARS:
+                    self.cut_cells.add(cell_index)
+                    return None
+                self.kept_chars[cell_index] = kept
+            return super().output(outs, msg, display_id, cell_index)
+
+    return BoundedClient
+
+
+def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[str, Any]:
+    """Execute a notebook's code cells in a fresh kernel with setup and probe cells around them."""
+    import nbformat
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    started = time.monotonic()
+    record = new_record(source.as_posix(), "notebook")
+    source = source.resolve()
+    try:
+        notebook = nbformat.read(source, as_version=4)
+        code = [cell for cell in notebook.cells if cell.get("cell_type") == "code"]
+    except Exception as error:
+        message = f"{source.name} could not be read as a notebook: {type(error).__name__}: {error}"
+        record["errors"].append(error_entry(-1, "NotebookError", message, ""))
+        record["probe_skipped"] = "the notebook could not be read"
+        write_record(artifacts, record)
+        return record
+    record["cells_total"] = len(code)
+    write_record(artifacts, record)
+
+    cells = [nbformat.v4.new_code_cell(setup_source(config))]
+    cells += [nbformat.v4.new_code_cell(str(cell.get("source", ""))) for cell in code]
+    cells.append(nbformat.v4.new_code_cell(probe_source(config)))
+    runnable = nbformat.v4.new_notebook(cells=cells)
+
+    bounded_client = _bounded_client_class()
+    cell_timeout = int(config["cell_timeout_s"]) if config.get("cell_timeout_s") else None
+    timed_out: list[int] = []
+
+    def note_timeout(cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
+        if execute_reply.get("content", {}).get("ename") == TIMEOUT_ENAME:
+            timed_out.append(cell_index)
+
+    client = bounded_client(
+        runnable,
+        kernel_name=KERNEL_NAME,
+        timeout=cell_timeout,
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": "", "traceback": []},
+        on_cell_error=note_timeout,
+        startup_timeout=int(config.get("kernel_startup_timeout_s", 120)),
+        shutdown_kernel="immediate",
+        record_timing=False,
+        iopub_timeout=4,
+        resources={"metadata": {"path": str(source.parent)}},
+    )
+
+    def execute(cell: Any, index: int, timeout: int | None, store_history: bool = True) -> str:
+        """Run one cell: ``ok`` (errors included), ``timeout`` (interrupted) or ``dead`` (the kernel died)."""
+        client.timeout = timeout
+        before = len(timed_out)
+        try:
+            client.execute_cell(cell, index, store_history=store_history)
+        except DeadKernelError:
+            return "dead"
+        except CellTimeoutError:  # no reply at all, not even to the interrupt
+            return "timeout"
+        return "timeout" if len(timed_out) > before else "ok"
+
+    figures = artifacts / "figures"
+    budget = [MAX_NOTEBOOK_OUTPUT_CHARS]
+    timings = record["timings"]
+    try:
+        with client.setup_kernel(cwd=str(source.parent)):
+            timings["kernel_start_s"] = round(time.monotonic() - started, 3)
+            mark = time.monotonic()
+            outcome = execute(cells[0], 0, int(config.get("probe_timeout_s", 120)), store_history=False)
+            if outcome != "ok":
+                record["setup_error"] = f"the setup cell ended with: {outcome}"
+            for output in cells[0].get("outputs", []):
+                if output.get("output_type") == "error":
+                    record["setup_error"] = _tail(_ANSI.sub("", "\n".join(output.get("traceback", []))), 8_000)
+            timings["setup_s"] = round(time.monotonic() - mark, 3)
+
+            mark = time.monotonic()
+            stop_reason = "the kernel died during the setup" if outcome == "dead" else None
+            for index, cell in enumerate(cells[1:-1]):
+                if stop_reason:
+                    break
+                cell_started = time.monotonic()
+                record["running_cell"] = index  # left in run.json if the sandbox kills the run during this cell
+                write_record(artifacts, record)
+                outcome = execute(cell, index + 1, cell_timeout)
+                record["cells_run"] = index + 1
+                record["running_cell"] = None
+                if outcome == "timeout":
+                    if record["timed_out_cell"] is None:
+                        record["timed_out_cell"] = index
+                    message = f"the cell ran longer than {cell_timeout} s and was interrupted"
+                    record["errors"].append(error_entry(index, "TimeoutError", message, cell.source))
+                    recovery = int(config.get("recovery_timeout_s", RECOVERY_TIMEOUT_S))
+                    if execute(nbformat.v4.new_code_cell("pass"), 0, recovery, store_history=False) != "ok":
+                        stop_reason = f"the kernel did not recover after cell {index} was interrupted"
+                elif outcome == "dead":
+                    message = "the kernel died while running this cell (out of memory, a crash, or exit())"
+                    record["kernel_died"] = {"cell": index, "message": message}
+                    record["errors"].append(error_entry(index, "DeadKernelError", message, cell.source))
+                    stop_reason = f"the kernel died in cell {index}"
+                record["cell_seconds"].append(round(time.monotonic() - cell_started, 3))
+                if index + 1 in client.cut_cells:
+                    record["outputs_cut"].append(index)
+                _collect_outputs(cell, index, record, figures, budget, interrupted=outcome == "timeout")
+                write_record(artifacts, record)
+            timings["cells_s"] = round(time.monotonic() - mark, 3)
+
+            mark = time.monotonic()
+            if stop_reason:
+                record["probe_skipped"] = stop_reason
+            else:
+                probe_timeout = int(config.get("probe_timeout_s", 120))
+                probe = cells[-1]
+                outcome = execute(probe, len(cells) - 1, probe_timeout, store_history=False)
+                if outcome == "timeout":
+                    record["probe_error"] = f"the probe took longer than {probe_timeout} s"
+                elif outcome == "dead":
+                    record["probe_error"] = "the kernel died while the probe ran"
+                for output in probe.get("outputs", []):
+                    if output.get("output_type") == "error" and outcome == "ok":
+                        text = "\n".join(output.get("traceback", []))
+                        text = text or f"{output.get('ename')}: {output.get('evalue')}"
+                        record["probe_error"] = _tail(_ANSI.sub("", text), 8_000)
+            timings["probe_s"] = round(time.monotonic() - mark, 3)
+    except Exception as error:  # the kernel could not start, or nbclient failed: a harness fault
+        record["setup_error"] = _tail(traceback.format_exc(), 8_000)
+        if record["probe_skipped"] is None and record["probe_error"] is None:
+            record["probe_skipped"] = f"the notebook could not be run: {type(error).__name__}: {error}"[:2_000]
+
+    _write_executed(artifacts, cells[1:-1])
+    timings["total_s"] = round(time.monotonic() - started, 3)
+    write_record(artifacts, record)
+    return record
+
+
+def _collect_outputs(
+    cell: Any, index: int, record: dict[str, Any], figures: Path, budget: list[int], interrupted: bool = False
+) -> None:
+    """Record the cell's errors, save its PNG figures, and cut its text outputs for executed.ipynb.
+
+    ``interrupted``: the cell was stopped for running too long; its KeyboardInterrupt is that timeout.
+    """
+    from harness.probes.figures import write_png
+
+    kept = []
+    for output in cell.get("outputs", []):
+        kind = output.get("output_type")
+        if kind == "error":
+            if interrupted and output.get("ename") == "KeyboardInterrupt":
+                continue
+            if len(record["errors"]) < MAX_ERRORS:
+                record["errors"].append(
+                    error_entry(index, output.get("ename", "Error"), output.get("evalue", ""), cell.source,
+                                "\n".join(output.get("traceback", [])))
+                )
+            kept.append(output)
+            continue
+        data = output.get("data", {}) if kind in ("display_data", "execute_result") else {}
+        if "image/png" in data:
+            try:
+                png = base64.b64decode(str(data["image/png"]), validate=False)
+            except Exception:
+                png = b""
+            path = write_png(figures, png)
+            text = f"[figure saved as figures/{path.name}]" if path else "[figure dropped]"
+            output = {"output_type": "stream", "name": "stdout", "text": text + "\n"}
+        elif kind in ("display_data", "execute_result"):
+            plain = data.get("text/plain", "")
+            output = {"output_type": "stream", "name": "stdout", "text": _cap(str(plain), MAX_CELL_OUTPUT_CHARS) + "\n"}
+        elif kind == "stream":
+            output = {"output_type": "stream", "name": output.get("name", "stdout"),
+                      "text": _tail(str(output.get("text", "")), MAX_CELL_OUTPUT_CHARS)}
+        else:
+            continue
+        size = len(output.get("text", ""))
+        if budget[0] - size < 0:
+            continue
+        budget[0] -= size
+        kept.append(output)
+    import nbformat
+
+    cell["outputs"] = [nbformat.from_dict(o) for o in kept]
+
+
+def _write_executed(artifacts: Path, cells: list[Any]) -> None:
+    """Save the student's cells with their (cut) outputs, for a TA to read."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    try:
+        nbformat.write(notebook, str(artifacts / "executed.ipynb"))
+    except Exception:  # a report aid only
+        pass
+
+
+# --------------------------------------------------------------------------- scripts
+
+
+def run_script(source: Path, config: dict[str, Any], artifacts: Path) -> dict[str, Any]:
+    """Run a script as ``__main__`` after the bootstrap, then probe its globals (even after an exception)."""
+    started = time.monotonic()
+    record = new_record(source.as_posix(), "script")
+    source = source.resolve()
+    record["cells_total"] = 1
+    write_record(artifacts, record)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except Exception as error:
+        record["errors"].append(error_entry(-1, type(error).__name__, f"{source.name} could not be read: {error}", ""))
+        record["probe_skipped"] = "the script could not be read"
+        write_record(artifacts, record)
+        return record
+
+    import harness.probes.bootstrap as bootstrap
+
+    mark = time.monotonic()
+    try:
+        bootstrap.install(config)
+    except Exception:
+        record["setup_error"] = _tail(traceback.format_exc(), 8_000)
+    record["timings"]["setup_s"] = round(time.monotonic() - mark, 3)
+
+    folder = source.parent.resolve()
+    os.chdir(folder)
+    sys.path.insert(0, str(folder))
+    sys.argv = [str(source.name)]
+    module = types.ModuleType("__main__")
+    module.__file__ = str(folder / source.name)
+    module.__builtins__ = __builtins__  # type: ignore[attr-defined]
+    saved_main = sys.modules.get("__main__")
+    sys.modules["__main__"] = module
+
+    mark = time.monotonic()
+    record["cells_run"] = 1
+    record["running_cell"] = -1
+    write_record(artifacts, record)
+    seconds = float(config.get("cell_timeout_s") or 0)
+    try:
+        code = compile(text, str(folder / source.name), "exec")
+        with _script_time_limit(seconds):
+            exec(code, module.__dict__)
+    except SystemExit as error:
+        if error.code not in (None, 0):
+            record["errors"].append(error_entry(-1, "SystemExit", f"the script exited with status {error.code}", text))
+    except ScriptTimeout:
+        record["timed_out_cell"] = -1
+        message = f"the script ran longer than {seconds:g} s and was stopped"
+        record["errors"].append(error_entry(-1, "TimeoutError", message, text))
+    except BaseException as error:  # the student's exception, whatever it is, is recorded
+        record["errors"].append(
+            error_entry(-1, type(error).__name__, str(error), _failing_line(error, text), _student_traceback(error))
+        )
+    record["running_cell"] = None
+    record["cell_seconds"] = [round(time.monotonic() - mark, 3)]
+    record["timings"]["cells_s"] = record["cell_seconds"][0]
+    write_record(artifacts, record)
+
+    mark = time.monotonic()
+    try:
+        import harness.probes.probe as probe
+
+        probe.run(config, module.__dict__)
+    except BaseException:
+        record["probe_error"] = _tail(traceback.format_exc(), 8_000)
+    finally:
+        if saved_main is not None:
+            sys.modules["__main__"] = saved_main
+    record["timings"]["probe_s"] = round(time.monotonic() - mark, 3)
+    record["timings"]["total_s"] = round(time.monotonic() - started, 3)
+    write_record(artifacts, record)
+    return record
+
+
+def _student_traceback(error: BaseException) -> str:
+    """The traceback from the script's own frames on (the runner's exec frame left out)."""
+    tb = error.__traceback__
+    if tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(error), error, tb))
+
+
+def _failing_line(error: BaseException, text: str) -> str:
+    """The script line where the error surfaced (for the excerpt), else the script's first lines."""
+    lineno = getattr(error, "lineno", None) if isinstance(error, SyntaxError) else None
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__") == "__main__" and tb.tb_frame.f_code.co_filename.endswith(".py"):
+            lineno = tb.tb_lineno
+        tb = tb.tb_next
+    lines = text.splitlines()
+    if lineno and 0 < lineno <= len(lines):
+        return f"line {lineno}: {lines[lineno - 1].strip()}"
+    return text
+
+
+class _script_time_limit:
+    """Raise ScriptTimeout in the main thread after ``seconds`` (0: no limit)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __enter__(self) -> None:
+        import signal
+
+        if self.seconds > 0:
+            def expire(signum: int, frame: Any) -> None:
+                raise ScriptTimeout()
+
+            self.previous = signal.signal(signal.SIGALRM, expire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if self.seconds > 0:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def run(kind: str, source: Path, config: dict[str, Any], artifacts: Path) -> dict[str, Any]:
+    """Run one source of the given kind; returns the run.json record (also written to ``artifacts``)."""
+    artifacts.mkdir(parents=True, exist_ok=True)
+    (artifacts / "figures").mkdir(exist_ok=True)
+    config = {**config, "artifacts": str(artifacts.resolve())}
+    scratch = Path(tempfile.mkdtemp(prefix="gradebench-runner-"))
+    os.environ.setdefault("MPLCONFIGDIR", str(scratch / "matplotlib"))
+    from harness.probes.bootstrap import OFFLINE_ENV
+    from harness.probes.figures import BACKEND, FIGURES_ENV
+
+    os.environ.update(OFFLINE_ENV)
+    os.environ["MPLBACKEND"] = BACKEND
+    os.environ[FIGURES_ENV] = str(artifacts.resolve() / "figures")
+    if kind == "notebook":
+        _prepare_jupyter_dirs(scratch)
+        return run_notebook(source, config, artifacts)
+    if kind == "script":
+        return run_script(source, config, artifacts)
+    raise ValueError(f"unknown kind {kind!r}; known: notebook, script")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; exit status 0 unless the runner itself failed."""
+    parser = argparse.ArgumentParser(prog="python -m harness.engines.runner", description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", required=True, choices=("notebook", "script"))
+    parser.add_argument("--source", required=True, help="notebook or script, relative to the working directory")
+    parser.add_argument("--config", required=True, help="the run's JSON config, written by the engine")
+    parser.add_argument("--artifacts", required=True, help="folder to write run.json, probe.json, tensors, figures")
+    options = parser.parse_args(argv)
+    config = json.loads(Path(options.config).read_text(encoding="utf-8"))
+    run(options.kind, Path(options.source), config, Path(options.artifacts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

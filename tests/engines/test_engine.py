@@ -1,0 +1,190 @@
+"""The engines on the host: workspace, config, mounts, the sandboxed run, and run.json read back."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from harness.artifacts import load_artifacts
+from harness.engines import ENGINES, NotebookEngine, RunSettings, ScriptEngine, engine_for, get_engine, read_run_json
+from harness.errors import HarnessError
+from harness.models import Limits, SandboxResult, Submission
+from harness.sandbox import make_sandbox
+from reference.classifiers import CNN
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+EVAL_IMAGES = 40
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory) -> Path:
+    """A prepared synthetic MNIST (small), shared by the tests of this session; returns the data folder."""
+    from harness.data import prepare
+
+    data = tmp_path_factory.getbasetemp() / "gradebench-small-data"
+    if not (data / "manifest.json").is_file():
+        prepare(data, source="synthetic", small=True, datasets=("mnist",))
+    return data
+
+
+@pytest.fixture(scope="session")
+def eval_images(tmp_path_factory, small_data) -> Path:
+    """Hidden-split images without their labels, as the grader hands them to a run."""
+    from harness.data import load_split
+
+    images, _ = load_split(small_data, "mnist", "hidden")
+    path = tmp_path_factory.getbasetemp() / "engine-eval" / "mnist-images.npy"
+    path.parent.mkdir(exist_ok=True)
+    np.save(path, images[:EVAL_IMAGES])
+    return path
+
+
+def stage(tmp_path: Path, fixture: Path) -> Submission:
+    """A one-file submission staged as the loader would."""
+    root = tmp_path / "submission"
+    root.mkdir()
+    shutil.copy(fixture, root / fixture.name)
+    kind = "notebook" if fixture.suffix == ".ipynb" else "module"
+    return Submission(student="student_1", source=fixture, root=root, files=(fixture.name,), kind=kind,
+                      content_hash="0" * 64)
+
+
+def test_the_registry_names_what_exists():
+    assert ENGINES == {"notebook": NotebookEngine, "script": ScriptEngine}
+    assert get_engine("script") is ScriptEngine
+    with pytest.raises(HarnessError, match=r"no engine 'papermill'; known: \['notebook', 'script'\]"):
+        get_engine("papermill")
+    assert engine_for("CNNMNIST.ipynb") is NotebookEngine and engine_for("pkg/train.py") is ScriptEngine
+    with pytest.raises(HarnessError, match="only notebooks"):
+        engine_for("report.pdf")
+
+
+def test_a_notebook_runs_in_the_sandbox_and_its_artifacts_load_on_the_host(tmp_path, small_data, eval_images):
+    submission = stage(tmp_path, FIXTURES / "notebooks" / "reference_cnn.ipynb")
+    sandbox = make_sandbox()
+    settings = RunSettings(limits=Limits(wall_s=240), cell_timeout_s=120, data_dir=small_data,
+                           eval_images={"mnist": eval_images}, prefer=("Net", "model"))
+    result = NotebookEngine(sandbox).run(submission, "reference_cnn.ipynb", tmp_path / "out", settings)
+    assert result.sandbox.verdict == "ok", result.sandbox.stderr[-3000:]
+    assert (result.cells_run, result.cells_total, result.errors) == (6, 6, ())
+    assert result.artifacts_dir == (tmp_path / "out" / "artifacts").resolve()
+    artifacts = load_artifacts(result.artifacts_dir)
+    [model] = artifacts.models
+    assert (model["name"], model["class_name"], model["trainable_parameters"]) == ("model", "Net", 12_810)
+    assert next(s for s in model["layer_shapes"] if s["type"] == "Flatten")["output_shape"] == [2, 800]
+    assert artifacts.load_tensor(model["outputs"]["mnist"]).shape == (EVAL_IMAGES, 10)
+    assert set(artifacts.load_tensor(model["state_dict"])) == {"main.0.weight", "main.0.bias", "main.3.weight",
+                                                               "main.3.bias", "main.7.weight", "main.7.bias"}
+    assert [p.name for p in artifacts.figures] == ["0.png"]
+    assert artifacts.probe["losses"] == [{"name": "criterion", "type": "NLLLoss"}]
+    # the host can re-evaluate the exported weights in the reference module (as the checks do)
+    reference = CNN()
+    reference.load_state_dict(artifacts.load_tensor(model["state_dict"]))
+    with torch.inference_mode():
+        recomputed = reference.eval()(artifacts.load_tensor(model["inputs"]["mnist"]))
+    assert torch.allclose(recomputed, artifacts.load_tensor(model["outputs"]["mnist"]), atol=1e-5)
+    # the student's copy ran in its own workspace; the staged submission is untouched
+    assert sorted(p.name for p in submission.root.iterdir()) == ["reference_cnn.ipynb"]
+    if sandbox.isolated:
+        config = json.loads((tmp_path / "out" / "runner-config.json").read_text())
+        assert config["eval"] == {"mnist": "/gradebench/eval/mnist-images.npy"}
+        assert config["data_root"] == "/gradebench/data"
+
+
+def test_a_script_runs_in_the_sandbox_as_main_and_its_model_and_figure_are_probed(tmp_path, eval_images):
+    submission = stage(tmp_path, FIXTURES / "scripts" / "cnn_script.py")
+    settings = RunSettings(limits=Limits(wall_s=240), eval_images={"mnist": eval_images}, prefer=("Net",),
+                           task_values=("argv_seen",))
+    result = ScriptEngine(make_sandbox()).run(submission, "cnn_script.py", tmp_path / "out", settings)
+    assert result.sandbox.verdict == "ok", result.sandbox.stderr[-3000:]
+    assert (result.cells_run, result.cells_total, result.errors) == (1, 1, ())
+    artifacts = load_artifacts(result.artifacts_dir)
+    [model] = artifacts.models
+    assert (model["name"], model["class_name"], model["trainable_parameters"]) == ("model", "Net", 12_810)
+    assert artifacts.load_tensor(model["outputs"]["mnist"]).shape == (EVAL_IMAGES, 10)
+    assert artifacts.probe["task_values"]["argv_seen"] == ["cnn_script.py"]
+    assert artifacts.probe["figures"] == ["figures/0.png"] and len(artifacts.figures) == 1
+    assert artifacts.probe["optimizers"][0]["type"] == "Adam"
+
+
+@pytest.mark.slow
+def test_a_run_killed_by_the_wall_limit_keeps_its_progress(tmp_path):
+    submission = stage(tmp_path, FIXTURES / "notebooks" / "slow_cell.ipynb")
+    settings = RunSettings(limits=Limits(wall_s=15), cell_timeout_s=None)
+    result = NotebookEngine(make_sandbox()).run(submission, "slow_cell.ipynb", tmp_path / "out", settings)
+    assert result.sandbox.verdict == "timeout"
+    run = read_run_json(result.artifacts_dir)
+    assert (run["cells_run"], run["running_cell"], result.cells_total) == (1, 1, 3)
+
+
+def test_a_source_outside_the_submission_is_refused(tmp_path):
+    submission = stage(tmp_path, FIXTURES / "scripts" / "cnn_script.py")
+    with pytest.raises(HarnessError, match="other.py is not among the submission's files"):
+        ScriptEngine(make_sandbox()).run(submission, "other.py", tmp_path / "out", RunSettings())
+
+
+class RecordingSandbox:
+    """Stands in for a sandbox: records the call and writes what a runner would have written."""
+
+    isolated = True
+    warning = ""
+
+    def __init__(self, run_json: str | None) -> None:
+        self.run_json = run_json
+        self.calls: list[dict] = []
+
+    def run(self, command, *, workspace, limits, mounts=(), env=None, cwd=None, stdin=None) -> SandboxResult:
+        self.calls.append({"command": list(command), "workspace": workspace, "mounts": list(mounts), "env": env})
+        artifacts = Path(command[command.index("--artifacts") + 1])
+        if self.run_json is not None:
+            (artifacts / "run.json").write_text(self.run_json)
+        return SandboxResult("ok", "exit code 0", 0, 0.1, 0.1, 0, "", "", True)
+
+
+def test_the_command_mounts_and_environment_the_engine_builds(tmp_path, small_data, eval_images):
+    submission = stage(tmp_path, FIXTURES / "notebooks" / "class_only.ipynb")
+    sandbox = RecordingSandbox(None)
+    settings = RunSettings(data_dir=small_data, eval_images={"mnist": eval_images}, threads=2, datasets=("signs",))
+    result = NotebookEngine(sandbox).run(submission, "class_only.ipynb", tmp_path / "out", settings)
+    [call] = sandbox.calls
+    assert call["command"][1:5] == ["-m", "harness.engines.runner", "--kind", "notebook"]
+    mounts = {str(m.target): m for m in call["mounts"]}
+    assert mounts["/gradebench/data"].source == (small_data / "public").resolve()
+    assert not mounts["/gradebench/data"].writable
+    assert mounts["/gradebench/eval/mnist-images.npy"].source == eval_images.resolve()
+    assert mounts[str((tmp_path / "out" / "artifacts").resolve())].writable
+    assert not any("hidden" in str(m.source) for m in call["mounts"])  # the labels never enter the sandbox
+    assert call["env"]["OMP_NUM_THREADS"] == "2" and call["env"]["WANDB_MODE"] == "disabled"
+    # no run.json: the run died before the runner started; nothing is made up
+    assert (result.cells_run, result.cells_total, result.errors, result.artifacts_dir) == (0, 0, (), None)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("not json", "not valid JSON"),
+        (json.dumps({"source": "a.ipynb", "kind": "notebook", "cells_total": "3", "cells_run": 1, "errors": []}),
+         "cells_total is not a int"),
+        (json.dumps({"source": "a.ipynb", "kind": "notebook", "cells_total": 3, "cells_run": 1,
+                     "errors": [{"cell": "x"}]}),
+         "an error entry is malformed"),
+    ],
+)
+def test_a_malformed_run_json_is_a_harness_error(tmp_path, text, message):
+    (tmp_path / "run.json").write_text(text)
+    with pytest.raises(HarnessError, match=message):
+        read_run_json(tmp_path)
+
+
+def test_run_json_errors_are_capped(tmp_path):
+    entry = {"cell": 0, "ename": "E" * 1_000, "evalue": "v" * 5_000, "source_excerpt": "s"}
+    record = {"source": "a.ipynb", "kind": "notebook", "cells_total": 1, "cells_run": 1, "errors": [entry] * 300}
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    run = read_run_json(tmp_path)
+    assert len(run["errors"]) == 200
+    assert len(run["errors"][0]["ename"]) == 200 and len(run["errors"][0]["evalue"]) == 2_000

@@ -1,0 +1,209 @@
+"""The in-sandbox runner, started as a subprocess with the command line the engines give the sandbox.
+
+Real kernels and real scripts on the fixture notebooks; the probe's own logic is tested in-process
+in tests/probes/test_probe.py. The parametrised run over every fixture notebook is marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from harness.engines.base import runner_command
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+EVAL_IMAGES = 50
+
+
+@dataclass
+class Run:
+    """What one runner invocation left behind."""
+
+    record: dict[str, Any]
+    probe: dict[str, Any] | None
+    artifacts: Path
+    workspace: Path
+    stderr: str
+
+    def model(self, name: str) -> dict[str, Any]:
+        assert self.probe is not None, self.record
+        return next(m for m in self.probe["models"] if m["name"] == name)
+
+
+@pytest.fixture(scope="session")
+def small_mnist(tmp_path_factory) -> Path:
+    """A prepared synthetic MNIST (small), shared by the tests of this session; returns its public folder."""
+    from harness.data import prepare
+
+    data = tmp_path_factory.getbasetemp() / "gradebench-small-data"
+    if not (data / "manifest.json").is_file():
+        prepare(data, source="synthetic", small=True, datasets=("mnist",))
+    return data / "public"
+
+
+@pytest.fixture(scope="session")
+def eval_images(tmp_path_factory, small_mnist) -> Path:
+    """The first evaluation images of the hidden split, uint8 (N, 28, 28), without labels."""
+    from harness.data import load_split
+
+    images, _ = load_split(small_mnist.parent, "mnist", "hidden")
+    path = tmp_path_factory.getbasetemp() / "mnist-eval-images.npy"
+    np.save(path, images[:EVAL_IMAGES])
+    return path
+
+
+def run_source(tmp_path: Path, fixture: Path, kind: str, config: dict[str, Any]) -> Run:
+    """Copy a fixture into a fresh workspace and run the runner on it as the sandbox would."""
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    shutil.copy(fixture, workspace / fixture.name)
+    artifacts = tmp_path / "artifacts"
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps({"workspace": str(workspace), **config}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(runner_command(kind, fixture.name, config_path, artifacts), cwd=workspace, env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-4000:]
+    record = json.loads((artifacts / "run.json").read_text())
+    probe_path = artifacts / "probe.json"
+    probe = json.loads(probe_path.read_text()) if probe_path.exists() else None
+    return Run(record, probe, artifacts, workspace, done.stderr)
+
+
+def base_config(eval_images: Path | None = None, **extra: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {"prefer": ["Net", "model"], "datasets": ["mnist"], "cell_timeout_s": 60,
+                              "probe_timeout_s": 60, "threads": 1}
+    if eval_images is not None:
+        config["eval"] = {"mnist": str(eval_images)}
+    return {**config, **extra}
+
+
+def test_a_weird_root_with_download_reads_the_prepared_data_and_the_trained_cnn_is_probed(
+    tmp_path, small_mnist, eval_images
+):
+    config = base_config(eval_images, data_root=str(small_mnist), task_values=["root_was_created", "first_label"])
+    run = run_source(tmp_path, FIXTURES / "notebooks" / "weird_root.ipynb", "notebook", config)
+    assert run.record["errors"] == [] and run.record["probe_error"] is None
+    assert run.record["cells_run"] == run.record["cells_total"] == 6
+    assert len(run.record["cell_seconds"]) == 6
+    assert run.probe["task_values"]["root_was_created"] is False
+    assert not (run.workspace / "weird").exists()
+    model = run.model("model")
+    assert (model["class_name"], model["trainable_parameters"]) == ("Net", 12_810)
+    assert next(s for s in model["layer_shapes"] if s["type"] == "Flatten")["output_shape"] == [2, 800]
+    outputs = torch.load(run.artifacts / model["outputs"]["mnist"], weights_only=True)
+    assert outputs.shape == (EVAL_IMAGES, 10)
+    assert torch.allclose(outputs.exp().sum(1), torch.ones(EVAL_IMAGES), atol=1e-4)  # LogSoftmax outputs
+    assert model["preprocessing"]["mnist"].startswith("student transform (`testset`)")
+    assert model["training_mode"] is True  # the notebook never called model.eval(); the probe restored it
+    timings = run.record["timings"]
+    assert set(timings) == {"kernel_start_s", "setup_s", "cells_s", "probe_s", "total_s"}
+    assert (run.artifacts / "executed.ipynb").is_file()
+
+
+def test_cells_failing_midway_are_recorded_and_the_later_cells_and_the_probe_still_run(tmp_path, eval_images):
+    run = run_source(tmp_path, FIXTURES / "notebooks" / "fails_midway.ipynb", "notebook",
+                     base_config(eval_images, task_values=["after_errors"]))
+    errors = [(e["cell"], e["ename"], e["evalue"]) for e in run.record["errors"]]
+    assert errors == [
+        (1, "NameError", "name 'undefined_name' is not defined"),
+        (3, "ZeroDivisionError", "division by zero"),
+    ]
+    assert run.record["errors"][0]["source_excerpt"] == "print(undefined_name)"
+    assert "NameError" in run.record["errors"][0]["traceback"] and "\x1b[" not in run.record["errors"][0]["traceback"]
+    assert run.record["cells_run"] == run.record["cells_total"] == 5
+    assert run.probe["task_values"] == {"after_errors": "the cell after the errors ran"}
+    assert run.model("model")["outputs"]["mnist"]
+
+
+def test_a_syntax_error_fails_only_its_own_cell(tmp_path):
+    run = run_source(tmp_path, FIXTURES / "notebooks" / "syntax_error.ipynb", "notebook", base_config())
+    assert [(e["cell"], e["ename"]) for e in run.record["errors"]] == [(1, "SyntaxError")]
+    assert run.record["errors"][0]["source_excerpt"] == "def broken(:\n    return 1"
+    assert run.model("model")["trainable_parameters"] == 7_850
+
+
+def test_a_cell_over_the_timeout_is_interrupted_and_the_next_cells_run(tmp_path):
+    run = run_source(tmp_path, FIXTURES / "notebooks" / "slow_cell.ipynb", "notebook",
+                     base_config(cell_timeout_s=2, task_values=["after_timeout"]))
+    assert run.record["timed_out_cell"] == 1
+    assert [(e["cell"], e["ename"]) for e in run.record["errors"]] == [(1, "TimeoutError")]
+    assert "longer than 2 s" in run.record["errors"][0]["evalue"]
+    assert run.record["cells_run"] == 3 and run.record["probe_error"] is None
+    assert 2 <= run.probe["task_values"]["after_timeout"] < 30
+
+
+def test_a_cell_flooding_its_output_is_cut_and_the_run_goes_on(tmp_path):
+    run = run_source(tmp_path, FIXTURES / "notebooks" / "chatty_cell.ipynb", "notebook",
+                     base_config(task_values=["after_output"]))
+    assert run.record["outputs_cut"] == [0] and run.record["errors"] == []
+    assert run.probe["task_values"] == {"after_output": "still running"}
+    assert (run.artifacts / "executed.ipynb").stat().st_size < 100_000
+
+
+def test_a_dead_kernel_is_recorded_and_the_probe_is_skipped_with_the_reason(tmp_path):
+    run = run_source(tmp_path, FIXTURES / "notebooks" / "kernel_dies.ipynb", "notebook", base_config())
+    assert run.record["kernel_died"]["cell"] == 1
+    assert run.record["probe_skipped"] == "the kernel died in cell 1"
+    assert run.record["cells_run"] == 2 and run.record["cells_total"] == 3
+    assert [e["ename"] for e in run.record["errors"]] == ["DeadKernelError"]
+    assert run.probe is None
+
+
+def test_a_file_that_is_not_a_notebook_is_recorded_not_crashed_on(tmp_path):
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{ not json")
+    (tmp_path / "run").mkdir()
+    run = run_source(tmp_path / "run", broken, "notebook", base_config())
+    assert run.record["errors"][0]["ename"] == "NotebookError"
+    assert "broken.ipynb could not be read as a notebook" in run.record["errors"][0]["evalue"]
+    assert run.record["probe_skipped"] == "the notebook could not be read"
+
+
+def test_a_script_that_raises_is_recorded_and_what_it_defined_is_still_probed(tmp_path):
+    run = run_source(tmp_path, FIXTURES / "scripts" / "raises_after_model.py", "script", base_config())
+    [error] = run.record["errors"]
+    assert (error["cell"], error["ename"], error["evalue"]) == (-1, "RuntimeError", "training crashed")
+    assert error["source_excerpt"] == 'line 6: raise RuntimeError("training crashed")'
+    assert "runner.py" not in error["traceback"]
+    assert run.model("model")["trainable_parameters"] == 7_850
+
+
+EXPECTED = {
+    "reference_cnn.ipynb": ("model", "instance", 12_810, 800, None),
+    "cnn_named_cnnnet.ipynb": ("cnn_model", "instance", 12_810, 800, None),
+    "inline_sequential.ipynb": ("model", "instance", 12_810, 800, None),
+    "wrong_flatten.ipynb": (
+        "model", "instance", 12_810, 3_872, "mat1 and mat2 shapes cannot be multiplied (2x3872 and 800x10)"
+    ),
+    "wrong_flatten_3872.ipynb": ("model", "instance", 43_530, 3_872, None),
+    "softmax_nll.ipynb": ("model", "instance", 109_386, None, None),
+    "class_only.ipynb": ("Net", "class", 12_810, 800, None),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_fixture_notebook_in_a_real_kernel(tmp_path, small_mnist, eval_images, name):
+    run = run_source(tmp_path, FIXTURES / "notebooks" / name, "notebook",
+                     base_config(eval_images, data_root=str(small_mnist)))
+    model_name, origin, parameters, flatten, forward_error = EXPECTED[name]
+    model = run.model(model_name)
+    assert (model["origin"], model["trainable_parameters"]) == (origin, parameters)
+    widths = [s["output_shape"][1] for s in model["layer_shapes"] if s["type"] == "Flatten"]
+    assert widths == ([flatten] if flatten else [])
+    if forward_error:
+        assert forward_error in model["forward_error"]
+        assert [e["ename"] for e in run.record["errors"]] == ["RuntimeError"]  # the training cell
+    else:
+        assert model["forward_error"] is None and run.record["errors"] == []
+    assert bool(model["outputs"]) == (origin == "instance" and not forward_error)
