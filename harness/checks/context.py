@@ -1,7 +1,7 @@
 """What a check may read: the task's run, the probe's records, the chosen model, the reference.
 
-Built on the host by the pipeline, one per task. Tensors come from the artifacts folder,
-loaded with ``weights_only=True`` and only from inside that folder.
+Built on the host by the pipeline, one per task. Tensors come from the artifacts folder
+through ``harness.artifacts``: plain tensors only, and only from inside that folder.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.artifacts import Artifacts
 from harness.models import ExecutionResult
-
-MAX_TENSOR_BYTES = 256 * 1024**2
 
 
 @dataclass
@@ -63,16 +62,11 @@ class CheckContext:
         return self.model
 
     def load_tensor(self, relative: str) -> torch.Tensor | dict[str, torch.Tensor]:
-        """Load a tensor file the probe exported; refuses paths outside the artifacts folder and pickles."""
+        """Load a tensor file the probe exported (``harness.artifacts``: inside the folder, plain tensors only)."""
         if self.artifacts_dir is None:
             raise FileNotFoundError("no artifacts were exported for this task")
-        root = self.artifacts_dir.resolve()
-        path = (root / relative).resolve()
-        if root not in path.parents:
-            raise PermissionError(f"artifact path {relative!r} points outside the artifacts folder")
-        if path.stat().st_size > MAX_TENSOR_BYTES:
-            raise ValueError(f"artifact {relative} is {path.stat().st_size:,} bytes, over the {MAX_TENSOR_BYTES:,} cap")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        folder = Artifacts(root=self.artifacts_dir.resolve(), run=self.run, probe=self.probe, figures=())
+        return folder.load_tensor(relative)
 
     def model_outputs(self) -> torch.Tensor:
         """The chosen model's raw outputs on the hidden evaluation images; fails the check if there are none."""

@@ -67,14 +67,20 @@ def check_per_class_accuracy(ctx: CheckContext, spec: CheckSpecLike) -> None:
 
 @check("forward_consistent")
 def check_forward_consistent(ctx: CheckContext, spec: CheckSpecLike) -> None:
-    """Check that the exported predictions are what the exported weights compute in the assignment's network."""
+    """Check that the exported predictions are what the exported weights compute in the assignment's network.
+
+    Only a network whose weights fit the reference's layers can be recomputed; for any other the
+    check has nothing to compare and passes (the architecture checks mark the difference).
+    """
     model = ctx.require_model()
     inputs_file = (model.get("inputs") or {}).get(ctx.dataset or "")
     assert ctx.reference_model is not None, "this task has no reference network to recompute predictions with"
     assert model.get("state_dict") and inputs_file, "your model exported no weights or inputs to recompute predictions from"
     state = ctx.load_tensor(model["state_dict"])
     reference = load_weights_by_order(ctx.reference_model, state)
-    assert reference is not None, "your network's weights do not fit the assignment's network, so they cannot be recomputed"
+    if reference is None:  # another architecture (marked down elsewhere): nothing to recompute with, nothing to hold against it
+        ctx.details["applicable"] = False
+        return
     inputs = ctx.load_tensor(inputs_file)
     outputs = ctx.model_outputs()[: len(inputs)]
     with torch.inference_mode():

@@ -97,3 +97,12 @@ def test_load_weights_by_order_refuses_a_different_network() -> None:
     loaded = load_weights_by_order(CNN(), {f"layer{i}": v for i, v in enumerate(student.state_dict().values())})
     assert loaded is not None
     assert torch.equal(loaded.main[0].weight, student.main[0].weight)
+
+
+def test_forward_consistent_does_not_apply_to_another_architecture(make_context, digits) -> None:
+    from reference.mistakes import CNNWithoutSecondPool
+
+    images, _ = digits
+    result = run_check(make_context(CNNWithoutSecondPool(), reference=CNN(), images=images), Spec("forward_consistent"))
+    assert result.status == "passed"
+    assert result.details == {"applicable": False}

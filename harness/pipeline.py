@@ -1,0 +1,471 @@
+"""The only orchestrator: grade one submission, or a batch of them, under a rubric.
+
+For each submission: stage it, run each of the rubric's sources in order in one workspace
+inside the sandbox (a later step may load an earlier step's checkpoint), read what the probes
+exported, run every task's checks on the host against the hidden labels and the calibrated
+reference, score, store the report (committed at once: a batch killed at any point resumes
+where it stopped) and write the student's HTML and JSON. A batch ends with the index page,
+the gradebook CSV and the manual-scores template.
+
+Relative thresholds and budgets come from grading the assignment's reference submission on
+the same data and machine (``calibrate_rubric``), cached per rubric, profile and data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import nbformat
+import numpy as np
+import torch
+
+from harness.architecture import describe_layers
+from harness.artifacts import ArtifactError, load_artifacts
+from harness.checks import known_checks, run_check
+from harness.checks.context import CheckContext
+from harness.checks.select import select_model
+from harness.data import load_split
+from harness.engines import RunSettings, engine_for, make_workspace
+from harness.errors import HarnessError
+from harness.loading import load_batch, load_submission
+from harness.manual import read_manual_scores, write_manual_template
+from harness.models import CheckResult, ExecutionResult, GradeReport, Limits, LoadFailure, Submission
+from harness.reporting import render_index, render_student, safe_name
+from harness.rubric import Rubric, Task, load_rubric
+from harness.sandbox import Sandbox, make_sandbox
+from harness.scoring import ManualScore, score_load_failure, score_submission
+from harness.store import ResultStore
+
+PROFILES = {
+    "full": {"eval_images": None, "default_wall_s": 900.0},
+    "fast": {"eval_images": 1000, "default_wall_s": 300.0},
+}
+"""Per profile: how many hidden images the probes evaluate (None: all) and the default wall-clock limit."""
+
+Event = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class GradingSetup:
+    """Everything grading needs that does not change from one submission to the next."""
+
+    rubric: Rubric
+    """The validated rubric."""
+    data_dir: Path
+    """Prepared datasets (``harness.data.prepare``)."""
+    out_dir: Path
+    """Where reports, the results store, workspaces and artifacts go."""
+    sandbox: Sandbox
+    """Runs the students' code."""
+    profile: str = "full"
+    """``full`` or ``fast`` (fewer evaluation images, shorter default limits)."""
+    calibration: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per task id: the reference submission's hidden accuracy, worst class accuracy and seconds."""
+    manual: dict[str, dict[str, ManualScore]] = field(default_factory=dict)
+    """TA scores of manual items, per student and task id."""
+    threads: int = 1
+    """Torch threads inside each sandboxed run."""
+    limits: Limits = field(default_factory=Limits)
+    """Base resource limits; the wall-clock limit of a source comes from its tasks' budgets."""
+    hidden: dict[str, tuple[Path, np.ndarray]] = field(default_factory=dict)
+    """Per dataset: the evaluation images file handed to the sandbox, and the labels kept on the host."""
+
+    @property
+    def store_path(self) -> Path:
+        """The SQLite results store of this output folder."""
+        return self.out_dir / "results.sqlite"
+
+
+def prepare_setup(
+    rubric_path: Path,
+    data_dir: Path,
+    out_dir: Path,
+    *,
+    profile: str = "full",
+    sandbox: Sandbox | None = None,
+    manual_csv: Path | None = None,
+    threads: int = 1,
+) -> GradingSetup:
+    """Load the rubric, the manual scores and the hidden evaluation data; write the images the sandbox may see."""
+    if profile not in PROFILES:
+        raise HarnessError(f"no profile {profile!r}; known: {', '.join(PROFILES)}")
+    rubric = load_rubric(rubric_path, known_checks=known_checks())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    setup = GradingSetup(
+        rubric=rubric,
+        data_dir=data_dir,
+        out_dir=out_dir,
+        sandbox=sandbox or make_sandbox(),
+        profile=profile,
+        threads=threads,
+        limits=Limits(wall_s=PROFILES[profile]["default_wall_s"]),
+    )
+    if manual_csv is not None and manual_csv.exists():
+        setup.manual = read_manual_scores(manual_csv, rubric)
+    limit = PROFILES[profile]["eval_images"]
+    eval_dir = out_dir / "eval"
+    eval_dir.mkdir(exist_ok=True)
+    for dataset in rubric.datasets:
+        images, labels = load_split(data_dir, dataset, "hidden")
+        if limit is not None:
+            images, labels = images[:limit], labels[:limit]
+        path = eval_dir / f"{dataset}-images.npy"
+        np.save(path, images)  # images only: the labels never leave the host
+        setup.hidden[dataset] = (path, labels)
+    return setup
+
+
+# -- one submission ------------------------------------------------------------------------------------------
+
+
+def _source_text(path: Path) -> str:
+    """The code of a notebook (code cells joined) or a script, read as text; never executed."""
+    try:
+        if path.suffix == ".ipynb":
+            nb = nbformat.read(path, as_version=4)
+            return "\n\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+        return path.read_text(encoding="utf-8", errors="replace")
+    except Exception:  # an unreadable source is reported by the engine; static checks then see nothing
+        return ""
+
+
+def _budget(setup: GradingSetup, task: Task) -> tuple[float | None, str]:
+    """The task's time budget in seconds and how it was set."""
+    budget = task.budget
+    if budget is None:
+        return None, ""
+    ceiling = budget.wall_s
+    reference = setup.calibration.get(task.id, {}).get("seconds")
+    if budget.reference_multiple is not None and reference is not None:
+        allowed = budget.reference_multiple * reference
+        if ceiling is not None and ceiling < allowed:
+            return ceiling, f"{ceiling:.0f} s (the ceiling; {budget.reference_multiple:g}x reference would be {allowed:.0f} s)"
+        return allowed, f"{budget.reference_multiple:g}x reference ({reference:.1f} s) = {allowed:.0f} s"
+    if ceiling is not None:
+        return ceiling, f"{ceiling:.0f} s"
+    return None, ""
+
+
+def _source_limits(setup: GradingSetup, tasks: Sequence[Task]) -> Limits:
+    """Limits of one source's run: the largest wall-clock ceiling among its tasks, GPU if any task asks."""
+    ceilings = [t.budget.wall_s for t in tasks if t.budget and t.budget.wall_s]
+    wall = max(ceilings) if ceilings else setup.limits.wall_s
+    gpu = any(t.budget and t.budget.device == "gpu" for t in tasks)
+    return replace(setup.limits, wall_s=wall, gpu=gpu)
+
+
+def _run_settings(setup: GradingSetup, tasks: Sequence[Task]) -> RunSettings:
+    """What the engine needs to run one source: limits, data, evaluation images, preferred model names."""
+    prefer: list[str] = []
+    evaluated: list[str] = []
+    for task in tasks:
+        if task.model is not None:
+            prefer += [name for name in task.model.prefer if name not in prefer]
+            if task.model.dataset and task.model.dataset not in evaluated:
+                evaluated.append(task.model.dataset)
+    limits = _source_limits(setup, tasks)
+    return RunSettings(
+        limits=limits,
+        cell_timeout_s=limits.wall_s,
+        threads=setup.threads,
+        data_dir=setup.data_dir,
+        eval_images={d: setup.hidden[d][0] for d in evaluated if d in setup.hidden},
+        datasets=tuple(setup.rubric.datasets),
+        prefer=tuple(prefer),
+    )
+
+
+def _reference_for(task: Task) -> tuple[torch.nn.Module | None, list[dict[str, Any]] | None, int | None]:
+    if task.model is None or task.model.spec is None:
+        return None, None, None
+    model = task.model.reference_class()()
+    parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return model, describe_layers(model), parameters
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _task_context(
+    setup: GradingSetup, task: Task, execution: ExecutionResult | None, source_file: Path | None, missing: str
+) -> CheckContext:
+    """Everything the checks of ``task`` read."""
+    artifacts = execution.artifacts_dir if execution else None
+    records = load_artifacts(artifacts) if artifacts else None  # ArtifactError: malformed records, a harness error
+    run = records.run if records else None
+    probe = records.probe if records else None
+    reference, reference_layers, reference_parameters = _reference_for(task)
+    if missing:
+        model, note = None, missing
+    elif probe is None:
+        model, note = None, _why_no_probe(execution, run)
+    else:
+        prefer = task.model.prefer if task.model else ()
+        model, note = select_model(probe.get("models", []), prefer, reference_layers, reference_parameters)
+    dataset = task.model.dataset if task.model else None
+    budget_s, budget_note = _budget(setup, task)
+    return CheckContext(
+        task_id=task.id,
+        execution=execution,
+        run=run,
+        probe=probe,
+        artifacts_dir=artifacts,
+        model=model,
+        model_note=note,
+        dataset=dataset,
+        reference_layers=reference_layers,
+        reference_model=reference,
+        reference_metrics=setup.calibration.get(task.id, {}),
+        reference_seconds=setup.calibration.get(task.id, {}).get("seconds"),
+        budget_s=budget_s,
+        budget_note=budget_note,
+        hidden_labels=setup.hidden[dataset][1] if dataset in setup.hidden else None,
+        source_text=_source_text(source_file) if source_file else "",
+    )
+
+
+def _harness_errors(task: Task, fault: str) -> list[CheckResult]:
+    return [
+        CheckResult(task=task.id, check=spec.check, status="error", message=fault, points=float(spec.points), score=0.0)
+        for spec in task.checks
+    ]
+
+
+def _why_no_probe(execution: ExecutionResult | None, run: dict[str, Any] | None) -> str:
+    if execution is None:
+        return "your code was not run"
+    if run and run.get("probe_error"):
+        return "the grader could not inspect your models (a harness error: a TA will look)"
+    if execution.sandbox.verdict != "ok":
+        return f"your code did not finish ({execution.sandbox.message}), so no model could be inspected"
+    return "no model could be inspected after running your code"
+
+
+def grade_submission(submission: Submission, setup: GradingSetup) -> GradeReport:
+    """Run every source of the rubric on ``submission`` and score every task."""
+    rubric = setup.rubric
+    student_dir = safe_name(submission.student)
+    workspace = make_workspace(submission, setup.out_dir / "work" / student_dir)
+    results: list[CheckResult] = []
+    executions: list[ExecutionResult] = []
+    for index, source in enumerate(rubric.sources_in_order()):
+        tasks = rubric.tasks_for_source(source)
+        relative = tasks[0].find_source(submission.files)
+        execution, missing, source_file = None, "", None
+        if relative is None:
+            found = ", ".join(f for f in submission.files if f.endswith((".ipynb", ".py"))) or "no notebooks or scripts"
+            missing = f"{' or '.join(source)} was not found in your submission (found: {found})"
+        else:
+            source_file = workspace / relative
+            run_dir = setup.out_dir / "artifacts" / student_dir / f"{index}-{safe_name(Path(relative).stem)}"
+            try:
+                engine = engine_for(relative)(setup.sandbox)
+                execution = engine.run(submission, relative, run_dir, _run_settings(setup, tasks), workspace=workspace)
+            except Exception as error:  # a harness fault running this source: its checks are errors, the rest goes on
+                fault = f"the grader could not run {relative}: {type(error).__name__}: {error}"
+                for task in tasks:
+                    results.extend(_harness_errors(task, fault))
+                continue
+            executions.append(execution)
+        for task in tasks:
+            try:
+                ctx = _task_context(setup, task, execution, source_file, missing)
+            except ArtifactError as error:
+                results.extend(_harness_errors(task, f"the records of running {relative} are unusable: {error}"))
+                continue
+            results.extend(run_check(ctx, spec) for spec in task.checks)
+    return score_submission(
+        rubric,
+        submission.student,
+        submission.content_hash,
+        results,
+        setup.manual.get(submission.student, {}),
+        executions,
+        profile=setup.profile,
+    )
+
+
+# -- calibration against the reference submission ------------------------------------------------------------
+
+
+def _reference_metrics(setup: GradingSetup, report: GradeReport) -> dict[str, dict[str, float]]:
+    """Per task: what the reference submission reached (from its own check details) and how long it ran."""
+    seconds = {e.source: e.sandbox.wall_s for e in report.executions}
+    metrics: dict[str, dict[str, float]] = {}
+    for task_score in report.tasks:
+        if task_score.manual:
+            continue
+        task = setup.rubric.task(task_score.task)
+        entry: dict[str, float] = {}
+        source = task.find_source(seconds.keys())
+        if source is not None:
+            entry["seconds"] = seconds[source]
+        for result in task_score.checks:
+            if result.check == "test_accuracy" and "measured" in result.details:
+                entry["hidden_accuracy"] = float(result.details["measured"])
+            if result.check == "per_class_accuracy" and "per_class" in result.details:
+                entry["hidden_min_class_accuracy"] = float(min(result.details["per_class"].values()))
+        metrics[task.id] = entry
+    return metrics
+
+
+def _calibration_key(setup: GradingSetup, reference: Submission) -> str:
+    manifest = setup.data_dir / "manifest.json"
+    digest = hashlib.sha256()
+    for part in (setup.rubric.hash, reference.content_hash, setup.profile, manifest.read_bytes() if manifest.exists() else b""):
+        digest.update(part if isinstance(part, bytes) else part.encode())
+    return digest.hexdigest()
+
+
+def calibrate_rubric(setup: GradingSetup, reference_dir: Path, on_event: Event | None = None) -> dict[str, dict[str, float]]:
+    """Grade the reference submission to learn the bars of relative thresholds and budgets; cached.
+
+    The reference is graded with provisional bars (its own measurements cannot be known
+    before it runs); only its measurements are kept. Saved in
+    ``<data>/calibration/<assignment>-<profile>.json`` with a key over the rubric, the reference
+    submission, the profile and the prepared data, so any change recalibrates.
+    """
+    staging = Path(tempfile.mkdtemp(prefix="reference-", dir=setup.out_dir))
+    try:
+        loaded = load_submission(reference_dir, staging, student="reference")
+        if isinstance(loaded, LoadFailure):
+            raise HarnessError(f"the reference submission {reference_dir} cannot be loaded: {loaded.reason}")
+        key = _calibration_key(setup, loaded)
+        path = setup.data_dir / "calibration" / f"{setup.rubric.assignment}-{setup.profile}.json"
+        cached = _read_json(path)
+        if cached and cached.get("key") == key:
+            setup.calibration = cached["tasks"]
+            return setup.calibration
+        if on_event:
+            on_event("calibrating", {"reference": str(reference_dir)})
+        started = time.perf_counter()
+        report = grade_submission(loaded, setup)
+        setup.calibration = _reference_metrics(setup, report)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        document = {"key": key, "assignment": setup.rubric.assignment, "profile": setup.profile,
+                    "seconds": round(time.perf_counter() - started, 2), "tasks": setup.calibration}
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(handle, "w") as stream:
+            json.dump(document, stream, indent=2)
+        os.replace(temporary, path)
+        return setup.calibration
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# -- a batch -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What a batch run did."""
+
+    graded: int
+    """Submissions graded in this run."""
+    reused: int
+    """Submissions whose stored result was still valid (same content, rubric and profile)."""
+    failed_to_load: int
+    """Submissions that could not be loaded (graded 0 with the reason)."""
+    reports: tuple[GradeReport, ...]
+    """Every report of the batch, new and reused, by student."""
+    index: Path
+    """The index page."""
+    seconds: float
+    """Wall-clock seconds of the whole run."""
+
+
+def grade_batch(
+    path: Path,
+    setup: GradingSetup,
+    *,
+    jobs: int = 1,
+    force: bool = False,
+    reference_dir: Path | None = None,
+    on_event: Event | None = None,
+) -> BatchSummary:
+    """Grade every submission under ``path`` (a folder or an LMS bulk zip) with ``jobs`` in parallel."""
+    started = time.perf_counter()
+    emit = on_event or (lambda kind, data: None)
+    if reference_dir is not None:
+        calibrate_rubric(setup, reference_dir, emit)
+    staging = setup.out_dir / "staging"
+    entries = load_batch(path, staging)
+    emit("loaded", {"total": len(entries)})
+    store = ResultStore(setup.store_path)
+    reports: dict[str, GradeReport] = {}
+    lock = threading.Lock()
+    todo: list[Submission] = []
+    reused = failed = 0
+    for entry in entries:
+        if isinstance(entry, LoadFailure):
+            report = score_load_failure(
+                setup.rubric, entry.student, entry.source, entry.reason,
+                manual=setup.manual.get(entry.student), profile=setup.profile,
+            )
+            failed += 1
+            reports[entry.student] = report
+            render_student(report, setup.out_dir, setup.rubric.title)
+            emit("done", {"student": entry.student, "score": report.score, "points": report.points, "reused": False})
+            continue
+        stored = None if force else store.get(entry.content_hash, setup.rubric.hash, setup.profile)
+        if stored is not None:
+            stored = _with_manual(setup, stored)
+            reports[entry.student] = stored
+            render_student(stored, setup.out_dir, setup.rubric.title)
+            reused += 1
+            emit("done", {"student": entry.student, "score": stored.score, "points": stored.points, "reused": True})
+        else:
+            todo.append(entry)
+
+    def work(submission: Submission) -> GradeReport:
+        report = grade_submission(submission, setup)
+        with lock:
+            store.put(report)  # committed before anything else: a crash after this loses nothing
+        render_student(report, setup.out_dir, setup.rubric.title)
+        return report
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(work, submission): submission for submission in todo}
+        for future in as_completed(futures):
+            submission = futures[future]
+            report = future.result()
+            reports[submission.student] = report
+            emit("done", {"student": submission.student, "score": report.score, "points": report.points, "reused": False})
+    store.close()
+    ordered = tuple(sorted(reports.values(), key=lambda r: r.student))
+    manual_csv = setup.out_dir / "manual-scores.csv"
+    if setup.rubric.manual_tasks:
+        write_manual_template(manual_csv, setup.rubric, [r.student for r in ordered])
+    index = render_index(
+        ordered,
+        setup.out_dir,
+        setup.rubric.title,
+        [(t.id, t.title) for t in setup.rubric.tasks],
+        manual_csv=manual_csv.name if setup.rubric.manual_tasks else None,
+    )
+    return BatchSummary(len(todo), reused, failed, ordered, index, time.perf_counter() - started)
+
+
+def _with_manual(setup: GradingSetup, report: GradeReport) -> GradeReport:
+    """A stored report with the current manual scores merged in (they change after automatic grading)."""
+    if not setup.rubric.manual_tasks:
+        return report
+    results = [c for t in report.tasks for c in t.checks]
+    return score_submission(
+        setup.rubric, report.student, report.content_hash, results, setup.manual.get(report.student, {}),
+        report.executions, profile=report.profile,
+    )

@@ -1,0 +1,192 @@
+"""Write grade reports: per student an HTML page and a JSON file; per batch an index page and a gradebook CSV.
+
+Formatting lives in ``reports/templates/*.j2``; this module only gathers what the templates
+show, copies the students' figures next to their pages and draws the score distribution.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import statistics
+import tempfile
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import jinja2
+import pandas as pd
+
+from harness import __version__
+from harness.models import GradeReport
+
+MAX_FIGURES = 24
+"""Figures copied into one student's report; more are listed as left out."""
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("reports", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def safe_name(student: str) -> str:
+    """A folder name for a student that cannot escape the output folder."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", student).strip("._") or "student"
+    return name[:120]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        stream.write(text)
+    os.replace(temporary, path)
+
+
+def _common(profile: str) -> dict[str, str]:
+    return {
+        "version": __version__,
+        "profile": profile,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def render_student(report: GradeReport, out_dir: Path, rubric_title: str) -> Path:
+    """Write ``<out>/students/<student>/index.html`` and ``report.json``; returns the HTML path."""
+    from harness.store import report_to_dict
+
+    folder = out_dir / "students" / safe_name(report.student)
+    figures_dir = folder / "figures"
+    if figures_dir.exists():
+        shutil.rmtree(figures_dir)
+    figures: list[str] = []
+    for execution in report.executions:
+        if execution.artifacts_dir is None:
+            continue
+        for png in sorted(Path(execution.artifacts_dir).glob("figures/*.png")):
+            if len(figures) >= MAX_FIGURES or png.is_symlink():
+                continue
+            figures_dir.mkdir(parents=True, exist_ok=True)
+            target = figures_dir / f"{len(figures):02d}-{safe_name(Path(execution.source).stem)}.png"
+            shutil.copyfile(png, target)
+            figures.append(f"figures/{target.name}")
+    html = _environment().get_template("student.html.j2").render(
+        report=report,
+        rubric_title=rubric_title,
+        executions=report.executions,
+        isolated=all(e.sandbox.isolated for e in report.executions),
+        figures=figures,
+        **_common(report.profile),
+    )
+    _write_atomic(folder / "index.html", html)
+    _write_atomic(folder / "report.json", json.dumps(report_to_dict(report), indent=2))
+    return folder / "index.html"
+
+
+def _reason(message: str) -> str:
+    """The first line of a failure message, with numbers blurred so that alike failures group together."""
+    first = message.splitlines()[0] if message else "(no message)"
+    return re.sub(r"\d[\d,.]*%?", "N", first)[:160]
+
+
+def pass_rates(reports: Sequence[GradeReport]) -> list[dict]:
+    """Per (task, check): how many submissions passed, failed or met a harness error."""
+    counts: dict[tuple[str, str], Counter] = {}
+    for report in reports:
+        for task in report.tasks:
+            for result in task.checks:
+                counts.setdefault((task.task, result.check), Counter())[result.status] += 1
+    rows = []
+    for (task, name), counter in counts.items():
+        total = sum(counter.values())
+        rows.append(
+            {"task": task, "check": name, "passed": counter["passed"], "failed": counter["failed"],
+             "error": counter["error"] + counter["skipped"], "rate": counter["passed"] / total if total else 0.0}
+        )
+    return rows
+
+
+def failures_by_reason(reports: Sequence[GradeReport]) -> list[dict]:
+    """Failed and errored checks grouped by task, check and reason, most common first."""
+    counter: Counter = Counter()
+    for report in reports:
+        if report.load_failure:
+            counter[("(loading)", "", _reason(report.load_failure))] += 1
+        for task in report.tasks:
+            for result in task.checks:
+                if result.status in ("failed", "error"):
+                    counter[(task.task, result.check, _reason(result.message))] += 1
+    return [
+        {"task": task, "check": name, "reason": reason, "count": count}
+        for (task, name, reason), count in counter.most_common()
+    ]
+
+
+def _distribution_plot(reports: Sequence[GradeReport], points: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.hist([r.score for r in reports], bins=min(20, max(5, len(reports))), range=(0, max(points, 1)), color="#4a7bd0")
+    ax.set_xlabel("points")
+    ax.set_ylabel("submissions")
+    ax.set_title("score distribution")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def gradebook(reports: Iterable[GradeReport]) -> pd.DataFrame:
+    """One row per student: every task's score, the total, the points available and any load failure."""
+    rows = []
+    for report in reports:
+        row: dict[str, object] = {"student": report.student}
+        row.update({task.task: round(task.score, 4) for task in report.tasks})
+        row.update(total=round(report.score, 4), points=report.points, profile=report.profile, problem=report.load_failure)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def render_index(
+    reports: Sequence[GradeReport],
+    out_dir: Path,
+    rubric_title: str,
+    tasks: Sequence[tuple[str, str]],
+    manual_csv: str | None = None,
+) -> Path:
+    """Write ``<out>/index.html``, the score distribution and ``<out>/gradebook.csv``; returns the index path."""
+    ordered = sorted(reports, key=lambda r: r.student)
+    points = max((r.points for r in ordered), default=0.0)
+    distribution = None
+    if ordered:
+        _distribution_plot(ordered, points, out_dir / "distribution.png")
+        distribution = "distribution.png"
+    book = gradebook(ordered)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(out_dir / "gradebook.csv", book.to_csv(index=False))
+    html = _environment().get_template("index.html.j2").render(
+        reports=ordered,
+        rubric_title=rubric_title,
+        tasks=[{"id": task_id, "title": title} for task_id, title in tasks],
+        links={r.student: f"students/{safe_name(r.student)}/index.html" for r in ordered},
+        median=statistics.median([r.score for r in ordered]) if ordered else 0.0,
+        points=points,
+        distribution=distribution,
+        pass_rates=pass_rates(ordered),
+        failures=failures_by_reason(ordered),
+        manual_csv=manual_csv,
+        **_common(ordered[0].profile if ordered else "full"),
+    )
+    _write_atomic(out_dir / "index.html", html)
+    return out_dir / "index.html"

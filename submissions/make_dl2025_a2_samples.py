@@ -1,0 +1,198 @@
+"""Write the dl2025-a2 sample submissions (Part 1) as notebooks: `python submissions/make_dl2025_a2_samples.py`.
+
+Each sample is a folder holding what a student hands in: feedForwardMNIST.ipynb and
+CNNMNIST.ipynb. The reference follows the assignment text; the others carry one typical
+mistake each, named after it. Notebooks are written without outputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+HERE = Path(__file__).parent / "dl2025-a2"
+
+IMPORTS = """\
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.optim as optim
+from torchvision import datasets, transforms
+import matplotlib.pyplot as plt
+
+torch.manual_seed(0)
+EPOCHS = 2"""
+
+DATA = """\
+transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+train_set = datasets.MNIST('data', train=True, download=True, transform=transform)
+test_set = datasets.MNIST('data', train=False, download=True, transform=transform)
+train_loader = torch.utils.data.DataLoader(train_set, batch_size=64, shuffle=True)
+test_loader = torch.utils.data.DataLoader(test_set, batch_size=1000, shuffle=False)"""
+
+FF_NET = """\
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Linear(in_features=784, out_features=128),
+            nn.ReLU(),
+            nn.Linear(in_features=128, out_features=64),
+            nn.ReLU(),
+            nn.Linear(in_features=64, out_features=10),
+            nn.LogSoftmax(dim=1),
+        )
+
+    def forward(self, input):
+        return self.main(input.view(-1, 784))"""
+
+CNN_NET = """\
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(1, 16, kernel_size=3),
+            nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(16, 32, kernel_size=3),
+            nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.Flatten(),
+            nn.Linear(800, 10),
+            nn.LogSoftmax(dim=1),
+        )
+
+    def forward(self, input):
+        return self.main(input)"""
+
+MAKE_MODEL = """\
+model = Net()
+print(model)
+print('parameters:', sum(p.numel() for p in model.parameters() if p.requires_grad))"""
+
+TRAIN = """\
+loss_function = nn.NLLLoss()
+optimizer = optim.Adam(model.parameters(), lr=1e-3)
+losses = []
+for epoch in range(EPOCHS):
+    model.train()
+    for images, labels in train_loader:
+        optimizer.zero_grad()
+        loss = loss_function(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    print(f'epoch {epoch + 1}: loss {loss.item():.4f}')"""
+
+EVALUATE = """\
+model.eval()
+correct = torch.zeros(10)
+total = torch.zeros(10)
+with torch.no_grad():
+    for images, labels in test_loader:
+        predicted = model(images).argmax(dim=1)
+        for c in range(10):
+            mask = labels == c
+            correct[c] += (predicted[mask] == c).sum()
+            total[c] += mask.sum()
+print(f'test accuracy: {correct.sum() / total.sum():.2%}')
+for c in range(10):
+    print(f'digit {c}: {correct[c] / total[c]:.2%}')"""
+
+PLOT = """\
+plt.plot(losses)
+plt.xlabel('batch')
+plt.ylabel('training loss')
+plt.show()"""
+
+
+def notebook(*cells: str, title: str) -> nbformat.NotebookNode:
+    """A notebook with a title cell and the given code cells."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}")] + [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def ff(**replace: str) -> nbformat.NotebookNode:
+    """The feed-forward notebook, with any cell replaced by keyword (net, train...)."""
+    cells = {"imports": IMPORTS, "data": DATA, "net": FF_NET, "make": MAKE_MODEL, "train": TRAIN, "evaluate": EVALUATE, "plot": PLOT}
+    cells.update(replace)
+    return notebook(*cells.values(), title="Feed-forward network on MNIST")
+
+
+def cnn(**replace: str) -> nbformat.NotebookNode:
+    """The CNN notebook, with any cell replaced by keyword."""
+    cells = {"imports": IMPORTS, "data": DATA, "net": CNN_NET, "make": MAKE_MODEL, "train": TRAIN, "evaluate": EVALUATE, "plot": PLOT}
+    cells.update(replace)
+    return notebook(*cells.values(), title="CNN on MNIST")
+
+
+SAMPLES: dict[str, dict[str, nbformat.NotebookNode]] = {
+    # The assignment's networks, trained and evaluated as the text asks.
+    "reference": {"feedForwardMNIST.ipynb": ff(), "CNNMNIST.ipynb": cnn()},
+    # The second MaxPool2d dropped and the Linear layer widened to fit: 3,872 features instead of 800.
+    "wrong_flatten": {
+        "feedForwardMNIST.ipynb": ff(),
+        "CNNMNIST.ipynb": cnn(net=CNN_NET.replace(
+            "            nn.ReLU(),\n            nn.MaxPool2d(kernel_size=2, stride=2),\n            nn.Flatten(),",
+            "            nn.ReLU(),\n            nn.Flatten(),",
+        ).replace("nn.Linear(800, 10)", "nn.Linear(32 * 11 * 11, 10)")),
+    },
+    # Softmax output fed to NLLLoss in the feed-forward net.
+    "softmax_nll": {
+        "feedForwardMNIST.ipynb": ff(net=FF_NET.replace("nn.LogSoftmax(dim=1)", "nn.Softmax(dim=1)")),
+        "CNNMNIST.ipynb": cnn(),
+    },
+    # The CNN class named CNNNet and its instance cnn_model.
+    "cnnnet": {
+        "feedForwardMNIST.ipynb": ff(),
+        "CNNMNIST.ipynb": cnn(
+            net=CNN_NET.replace("class Net(", "class CNNNet("),
+            make=MAKE_MODEL.replace("model = Net()", "cnn_model = CNNNet()").replace("print(model)", "print(cnn_model)")
+            .replace("model.parameters()", "cnn_model.parameters()"),
+            train=TRAIN.replace("model", "cnn_model").replace("cnn_model.train()", "cnn_model.train()"),
+            evaluate=EVALUATE.replace("model", "cnn_model"),
+        ),
+    },
+    # No class at all: the CNN built inline with nn.Sequential.
+    "inline_model": {
+        "feedForwardMNIST.ipynb": ff(),
+        "CNNMNIST.ipynb": cnn(
+            net="# the network is built inline below",
+            make="""\
+model = nn.Sequential(
+    nn.Conv2d(1, 16, 3), nn.ReLU(), nn.MaxPool2d(2),
+    nn.Conv2d(16, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+    nn.Flatten(), nn.Linear(800, 10), nn.LogSoftmax(dim=1),
+)
+print(model)""",
+        ),
+    },
+    # A cell fails midway (a typo), the rest of the notebook still runs.
+    "fails_midway": {
+        "feedForwardMNIST.ipynb": ff(),
+        "CNNMNIST.ipynb": cnn(make=MAKE_MODEL + "\nprint('first layer:', modle.main[0])"),
+    },
+    # One cell does not even parse: the per-class evaluation.
+    "syntax_error": {
+        "feedForwardMNIST.ipynb": ff(),
+        "CNNMNIST.ipynb": cnn(evaluate=EVALUATE.replace("for c in range(10):\n            mask", "for c in range(10)\n            mask")),
+    },
+}
+
+
+def main() -> None:
+    """Write every sample folder next to this script."""
+    for sample, files in SAMPLES.items():
+        folder = HERE / sample
+        folder.mkdir(exist_ok=True)
+        for name, nb in files.items():
+            nbformat.validate(nb)
+            nbformat.write(nb, folder / name)
+    print(f"wrote {len(SAMPLES)} samples under {HERE}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""The one flow end to end on the dl2025-a2 Part 1 samples: scores and messages a TA would give, nothing graded twice."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from harness.data import prepare
+from harness.pipeline import grade_batch, prepare_setup
+from harness.sandbox import BubblewrapSandbox, make_sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "submissions" / "dl2025-a2"
+RUBRIC = ROOT / "rubrics" / "dl2025-a2.yaml"
+FF_POINTS, CNN_POINTS = 9.0, 13.0
+
+
+def _sandbox():
+    # In CI the sandbox must be bubblewrap (a missing bwrap fails here); elsewhere the best available.
+    return BubblewrapSandbox() if os.environ.get("CI") else make_sandbox()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """The seven samples graded once on small synthetic MNIST with two workers."""
+    data = tmp_path_factory.mktemp("data")
+    prepare(data, datasets=("mnist",), source="synthetic", small=True, hidden_seed=1234)
+    out = tmp_path_factory.mktemp("out")
+    setup = prepare_setup(RUBRIC, data, out, sandbox=_sandbox())
+    summary = grade_batch(SAMPLES, setup, jobs=2, reference_dir=SAMPLES / "reference")
+    return setup, summary, {r.student: r for r in summary.reports}
+
+
+def _task(report, task_id):
+    return next(t for t in report.tasks if t.task == task_id)
+
+
+def _failures(report) -> dict[tuple[str, str], str]:
+    return {(t.task, c.check): c.message for t in report.tasks for c in t.checks if c.status != "passed"}
+
+
+def test_every_sample_is_graded(graded) -> None:
+    _, summary, reports = graded
+    assert sorted(reports) == ["cnnnet", "fails_midway", "inline_model", "reference", "softmax_nll", "syntax_error", "wrong_flatten"]
+    assert (summary.graded, summary.reused, summary.failed_to_load) == (7, 0, 0)
+
+
+def test_reference_gets_full_marks(graded) -> None:
+    _, _, reports = graded
+    reference = reports["reference"]
+    assert _failures(reference) == {}
+    assert (_task(reference, "ff").score, _task(reference, "cnn").score) == (FF_POINTS, CNN_POINTS)
+    assert {t.task: t.note for t in reference.tasks if t.manual} == {
+        "ff-description": "not graded yet", "ff-logits": "not graded yet", "cnn-why-800": "not graded yet"}
+
+
+@pytest.mark.parametrize("student", ["cnnnet", "inline_model"])
+def test_other_names_and_inline_models_are_found(graded, student) -> None:
+    _, _, reports = graded
+    assert _failures(reports[student]) == {}
+    assert _task(reports[student], "cnn").score == CNN_POINTS
+
+
+def test_the_cnnnet_model_is_named_in_the_report(graded) -> None:
+    _, _, reports = graded
+    architecture = next(c for c in _task(reports["cnnnet"], "cnn").checks if c.check == "architecture_matches")
+    assert architecture.details["model"] == "graded `cnn_model` (an instance of CNNNet)"
+
+
+def test_wrong_flatten(graded) -> None:
+    _, _, reports = graded
+    failures = _failures(reports["wrong_flatten"])
+    assert failures == {
+        ("cnn", "architecture_matches"): "your network differs from the assignment's:\n"
+        "  missing: MaxPool2d(kernel 2, stride 2) (after Conv2d(16->32, kernel 3, stride 1, padding 0))\n"
+        "  expected Linear(800->10), found Linear(3872->10)",
+        ("cnn", "parameter_count"): "the model has 43,530 trainable parameters; the assignment's network has 12,810",
+        ("cnn", "feature_width"): "your Flatten produces 3,872 features (from 32 x 11 x 11); "
+        "the assignment's network has 800 here: did you drop a MaxPool2d layer?",
+    }
+    assert _task(reports["wrong_flatten"], "cnn").score == CNN_POINTS - 4
+    assert _task(reports["wrong_flatten"], "ff").score == FF_POINTS
+
+
+def test_softmax_fed_to_nllloss(graded) -> None:
+    _, _, reports = graded
+    failures = _failures(reports["softmax_nll"])
+    assert failures[("ff", "output_kind")].startswith("your network outputs probabilities (Softmax); the task asks for log-probabilities")
+    assert failures[("ff", "loss_choice")].startswith("your network outputs probabilities (Softmax) and is trained with NLLLoss")
+    assert ("ff", "test_accuracy") in failures  # it trains visibly worse than the reference
+    assert _task(reports["softmax_nll"], "ff").score <= FF_POINTS - 4
+    assert _task(reports["softmax_nll"], "cnn").score == CNN_POINTS
+
+
+def test_a_cell_failing_midway_costs_only_that(graded) -> None:
+    _, _, reports = graded
+    assert _failures(reports["fails_midway"]) == {("cnn", "runs_without_error"): "cell 4 raised NameError: name 'modle' is not defined"}
+    assert _task(reports["fails_midway"], "cnn").score == pytest.approx(CNN_POINTS - 1 / 7, abs=1e-3)
+
+
+def test_a_syntax_error_fails_its_cell_only(graded) -> None:
+    _, _, reports = graded
+    failures = _failures(reports["syntax_error"])
+    assert list(failures) == [("cnn", "runs_without_error")]
+    assert failures[("cnn", "runs_without_error")].startswith("cell 6 raised SyntaxError: expected ':'")
+
+
+def test_reports_index_and_gradebook_are_written(graded) -> None:
+    setup, summary, reports = graded
+    out = setup.out_dir
+    for student in reports:
+        page = (out / "students" / student / "index.html").read_text()
+        assert student in page and "1.3 CNN on MNIST" in page
+        stored = json.loads((out / "students" / student / "report.json").read_text())
+        assert stored["student"] == student and stored["score"] == pytest.approx(reports[student].score)
+    assert "did you drop a MaxPool2d layer?" in (out / "students" / "wrong_flatten" / "index.html").read_text()
+    index = summary.index.read_text()
+    assert all(f"students/{s}/index.html" in index for s in reports)
+    assert "Pass rate per check" in index and (out / "distribution.png").stat().st_size > 1000
+    with open(out / "gradebook.csv") as stream:
+        rows = {row["student"]: row for row in csv.DictReader(stream)}
+    assert set(rows) == set(reports)
+    assert float(rows["reference"]["total"]) == FF_POINTS + CNN_POINTS
+    assert float(rows["wrong_flatten"]["cnn"]) == CNN_POINTS - 4
+    with open(out / "manual-scores.csv") as stream:
+        header = next(csv.reader(stream))
+    assert header[:3] == ["student", "ff-description", "ff-description comment"]
+
+
+def test_running_again_grades_nothing_twice(graded) -> None:
+    setup, first, _ = graded
+    again = grade_batch(SAMPLES, setup, jobs=2)
+    assert (again.graded, again.reused) == (0, 7)
+    assert [r.score for r in again.reports] == [r.score for r in first.reports]
+
+
+def test_manual_scores_are_merged_into_stored_reports(graded, tmp_path) -> None:
+    setup, _, _ = graded
+    manual = setup.out_dir / "manual-scores.csv"
+    with open(manual) as stream:
+        rows = list(csv.reader(stream))
+    header = rows[0]
+    for row in rows[1:]:
+        if row[0] == "reference":
+            for task in ("ff-description", "ff-logits", "cnn-why-800"):
+                row[header.index(task)] = "2"
+            row[header.index("cnn-why-800 comment")] = "clear derivation of 32 x 5 x 5"
+    scores = tmp_path / "scores.csv"
+    with open(scores, "w", newline="") as stream:
+        csv.writer(stream).writerows(rows)
+    merged = prepare_setup(RUBRIC, setup.data_dir, setup.out_dir, sandbox=setup.sandbox, manual_csv=scores)
+    merged.calibration = setup.calibration
+    again = grade_batch(SAMPLES, merged, jobs=1)
+    reference = next(r for r in again.reports if r.student == "reference")
+    assert again.graded == 0
+    assert reference.score == reference.points == 28.0
+    assert _task(reference, "cnn-why-800").note == "clear derivation of 32 x 5 x 5"
