@@ -1,0 +1,336 @@
+"""The `gradebench` command line: `grade`, `check`, `data prepare`, `data info`, `calibrate`."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import HarnessError
+
+app = typer.Typer(
+    help="gradebench: grade deep-learning assignments against reference implementations.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Prepare and inspect the datasets the assignments read.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def default_data_dir() -> Path:
+    """Where datasets live unless --data says otherwise: $GRADEBENCH_DATA or ~/.cache/gradebench/data."""
+    env = os.environ.get("GRADEBENCH_DATA")
+    if env:
+        return Path(env)
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "gradebench" / "data"
+
+
+DataOption = typer.Option(
+    None, "--data", help="Data folder (default: $GRADEBENCH_DATA or ~/.cache/gradebench/data)."
+)
+
+
+def _fail(error: Exception) -> None:
+    err_console.print(f"[bold red]error:[/] {error}")
+    raise typer.Exit(code=2)
+
+
+@data_app.command("prepare")
+def data_prepare(
+    data: Optional[Path] = DataOption,
+    from_dir: Optional[Path] = typer.Option(
+        None, "--from", help="Folder with real files (MNIST/, FashionMNIST/ in torchvision layout, sign_data/*.npy)."
+    ),
+    source: str = typer.Option(
+        "auto", help="auto (files from --from, else download, else synthetic), files, download or synthetic."
+    ),
+    dataset: Optional[list[str]] = typer.Option(
+        None, "--dataset", "-d", help="Only this dataset (repeatable): mnist, fashionmnist, signs."
+    ),
+    seed: int = typer.Option(0, help="Seed of the synthetic public splits: same seed, same bytes."),
+    hidden_seed: Optional[int] = typer.Option(
+        None, help="Seed of the hidden evaluation splits (default: the one kept in <data>/hidden/seed, else a new secret one)."
+    ),
+    small: bool = typer.Option(False, help="Small synthetic sets (6,000 / 1,000 images) for quick checks."),
+) -> None:
+    """Write MNIST, FashionMNIST and SIGNS where the assignments' code finds them, plus hidden evaluation splits."""
+    from harness.data import DATASETS, prepare
+
+    data_dir = data or default_data_dir()
+    chosen = tuple(dataset) if dataset else DATASETS
+    unknown = sorted(set(chosen) - set(DATASETS))
+    if unknown:
+        _fail(HarnessError(f"unknown dataset {', '.join(unknown)}; known: {', '.join(DATASETS)}"))
+    started = time.perf_counter()
+    try:
+        manifest = prepare(
+            data_dir,
+            datasets=chosen,
+            source=source,
+            from_dir=from_dir,
+            seed=seed,
+            hidden_seed=hidden_seed,
+            small=small,
+            on_progress=lambda line: console.print(f"  {line}"),
+        )
+    except HarnessError as error:
+        _fail(error)
+    elapsed = time.perf_counter() - started
+    _print_manifest(manifest, data_dir)
+    console.print(f"prepared {len(chosen)} dataset(s) in {elapsed:.1f} s under {data_dir}")
+
+
+@data_app.command("info")
+def data_info(data: Optional[Path] = DataOption) -> None:
+    """Show what is prepared in the data folder and where it came from."""
+    from harness.data import read_manifest
+
+    data_dir = data or default_data_dir()
+    try:
+        manifest = read_manifest(data_dir)
+    except HarnessError as error:
+        _fail(error)
+    _print_manifest(manifest, data_dir)
+
+
+def _print_manifest(manifest: dict[str, Any], data_dir: Path) -> None:
+    table = Table(title=f"datasets in {data_dir}")
+    table.add_column("dataset")
+    table.add_column("source")
+    table.add_column("splits")
+    for name, entry in manifest.get("datasets", {}).items():
+        counts = entry.get("counts", {})
+        splits = ", ".join(f"{split} {count:,}" for split, count in counts.items())
+        table.add_row(name, str(entry.get("source", "?")), splits)
+    console.print(table)
+
+
+@app.command()
+def calibrate(
+    data: Optional[Path] = DataOption,
+    profile: str = typer.Option("full", help="full (all prepared data) or fast (subsets, few epochs)."),
+    out: Optional[Path] = typer.Option(None, help="Where to write the JSON (default <data>/calibration/<profile>.json)."),
+    seed: int = typer.Option(0, help="Training seed."),
+    threads: Optional[int] = typer.Option(None, help="Torch threads (default: all cores)."),
+) -> None:
+    """Train every reference on the prepared data; record metrics and wall times for rubrics to read."""
+    from harness.calibrate import calibrate as run_calibration
+
+    data_dir = data or default_data_dir()
+    started = time.perf_counter()
+    try:
+        result = run_calibration(
+            data_dir,
+            profile=profile,
+            out=out,
+            seed=seed,
+            threads=threads,
+            on_progress=lambda line: console.print(f"  {line}"),
+        )
+    except HarnessError as error:
+        _fail(error)
+    elapsed = time.perf_counter() - started
+    console.print(metrics_table(result))
+    failed = [task for task, entry in result["tasks"].items() if "error" in entry]
+    console.print(f"calibrated {len(result['tasks'])} reference tasks in {elapsed:.0f} s ({profile} profile)")
+    if failed:
+        err_console.print(f"[bold red]{len(failed)} task(s) failed:[/] {', '.join(failed)}")
+        raise typer.Exit(code=1)
+
+
+def metrics_table(result: dict[str, Any]) -> Table:
+    """A table of every task's scalar metrics (lists and curves are in the JSON)."""
+    table = Table(title=f"reference metrics ({result.get('profile', '?')} profile)")
+    table.add_column("task")
+    table.add_column("metrics")
+    table.add_column("train s", justify="right")
+    for task, entry in result["tasks"].items():
+        if "error" in entry:
+            table.add_row(task, f"[red]error: {entry['error']}[/]", "")
+            continue
+        table.add_row(task, _format_metrics(entry.get("metrics", {})), f"{entry.get('train_seconds', 0):.1f}")
+    return table
+
+
+def _format_metrics(metrics: dict[str, Any]) -> str:
+    parts = []
+    for key, value in metrics.items():
+        if isinstance(value, bool):
+            parts.append(f"{key}={value}")
+        elif isinstance(value, float):
+            parts.append(f"{key}={value:.4g}")
+        elif isinstance(value, int):
+            parts.append(f"{key}={value:,}")
+        elif isinstance(value, dict) and value and all(isinstance(v, (int, float)) for v in value.values()):
+            parts.append(f"{key}: " + " ".join(f"{k}:{v:.3g}" for k, v in value.items()))
+    return "\n".join(parts)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+"""The checkout gradebench runs from: its rubrics/ and submissions/ folders are the defaults."""
+
+
+def _reference_dir(rubric_path: Path, assignment: str, given: Optional[Path]) -> Optional[Path]:
+    """The reference submission used for calibration: --reference, else submissions/<assignment>/reference."""
+    if given is not None:
+        return given
+    for root in (rubric_path.resolve().parent.parent, REPO_ROOT):
+        candidate = root / "submissions" / assignment / "reference"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _sandbox(kind: str):
+    from harness.sandbox import make_sandbox
+
+    sandbox = make_sandbox(kind)
+    if not sandbox.isolated:
+        err_console.print(
+            "[bold yellow]warning:[/] bubblewrap is not available: student code runs WITHOUT isolation "
+            "(no network or filesystem protection; only time and memory are limited)"
+        )
+    return sandbox
+
+
+@app.command()
+def grade(
+    submissions: Path = typer.Argument(..., help="A folder of submissions, an LMS bulk-download zip, or one submission."),
+    rubric: Path = typer.Option(..., "--rubric", "-r", help="The assignment's rubric (rubrics/*.yaml)."),
+    out: Path = typer.Option(Path("out"), "--out", "-o", help="Where reports, the gradebook and the results store go."),
+    data: Optional[Path] = DataOption,
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Submissions graded at once."),
+    profile: str = typer.Option("full", help="full, or fast (fewer evaluation images, shorter limits)."),
+    force: bool = typer.Option(False, help="Regrade submissions already in the results store."),
+    manual: Optional[Path] = typer.Option(None, help="CSV of TA scores for written answers (a template is written to OUT)."),
+    reference: Optional[Path] = typer.Option(None, help="Reference submission to calibrate thresholds and budgets with."),
+    sandbox: str = typer.Option("auto", help="auto, bubblewrap or plain (no isolation)."),
+    threads: int = typer.Option(1, help="Torch threads per sandboxed run."),
+) -> None:
+    """Grade a batch of submissions and write per-student reports, an index page and a gradebook CSV."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.pipeline import grade_batch, prepare_setup
+
+    data_dir = data or default_data_dir()
+    try:
+        setup = prepare_setup(
+            rubric, data_dir, out, profile=profile, sandbox=_sandbox(sandbox), manual_csv=manual, threads=threads
+        )
+        reference_dir = _reference_dir(rubric, setup.rubric.assignment, reference)
+        if reference_dir is None:
+            err_console.print("[yellow]no reference submission found: relative thresholds and budgets cannot be calibrated[/]")
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        ) as progress:
+            bar = progress.add_task("loading", total=None)
+
+            def on_event(kind: str, info: dict) -> None:
+                if kind == "calibrating":
+                    progress.update(bar, description="calibrating on the reference submission")
+                elif kind == "loaded":
+                    progress.update(bar, total=info["total"], description="grading")
+                elif kind == "done":
+                    progress.advance(bar)
+                    mark = " (unchanged, not regraded)" if info["reused"] else ""
+                    progress.console.print(f"  {info['student']}: {info['score']:.1f} / {info['points']:.1f}{mark}")
+
+            summary = grade_batch(submissions, setup, jobs=jobs, force=force, reference_dir=reference_dir, on_event=on_event)
+    except HarnessError as error:
+        _fail(error)
+    console.print(
+        f"graded {summary.graded}, unchanged {summary.reused}, could not load {summary.failed_to_load} "
+        f"in {summary.seconds:.0f} s; index: {summary.index}"
+    )
+
+
+def _find_rubric_for(path: Path) -> Optional[Path]:
+    """The packaged rubric with a task whose source is this file's name."""
+    from harness.rubric import load_rubric
+
+    for candidate in sorted((REPO_ROOT / "rubrics").glob("*.yaml")):
+        rubric = load_rubric(candidate)
+        if any(task.find_source([path.name]) for task in rubric.automatic_tasks):
+            return candidate
+    return None
+
+
+@app.command()
+def check(
+    source: Path = typer.Argument(..., help="Your notebook or script, e.g. CNNMNIST.ipynb."),
+    rubric: Optional[Path] = typer.Option(None, "--rubric", "-r", help="Rubric (default: the one with a task for this file)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Small data folder (default: next to the usual one; prepared on first use)."),
+    sandbox: str = typer.Option("auto", help="auto, bubblewrap or plain (no isolation)."),
+) -> None:
+    """Self-check one notebook or script before you hand it in (fast profile: small data, short limits).
+
+    Exits 0 only when every automatic check passes.
+    """
+    from harness.data import prepare
+    from harness.loading import load_submission
+    from harness.models import LoadFailure
+    from harness.pipeline import calibrate_rubric, grade_submission, prepare_setup
+
+    if not source.is_file():
+        _fail(HarnessError(f"{source}: no such file"))
+    rubric = rubric or _find_rubric_for(source)
+    if rubric is None:
+        _fail(HarnessError(f"no rubric has a task for {source.name}; pass --rubric"))
+    data_dir = data or default_data_dir().with_name("data-small")
+    out = default_data_dir().with_name("check") / source.stem
+    try:
+        if not (data_dir / "manifest.json").exists():
+            console.print(f"preparing small offline datasets in {data_dir} (first use only)")
+            prepare(data_dir, source="synthetic", small=True, on_progress=lambda line: console.print(f"  {line}"))
+        setup = prepare_setup(rubric, data_dir, out, profile="fast", sandbox=_sandbox(sandbox))
+        reference_dir = _reference_dir(rubric, setup.rubric.assignment, None)
+        if reference_dir is not None:
+            console.print("calibrating on the reference submission (first use only)...")
+            calibrate_rubric(setup, reference_dir)
+        staging = out / "staging"
+        if staging.exists():
+            import shutil
+
+            shutil.rmtree(staging)
+        submission = load_submission(source, staging, student=source.stem)
+        if isinstance(submission, LoadFailure):
+            _fail(HarnessError(submission.reason))
+        mine = [task for task in setup.rubric.automatic_tasks if task.find_source(submission.files)]
+        setup.rubric = setup.rubric.model_copy(update={"tasks": tuple(mine)})
+        console.print(f"running {source.name} in the sandbox...")
+        report = grade_submission(submission, setup)
+    except HarnessError as error:
+        _fail(error)
+    table = Table(title=f"{source.name}: {report.score:.1f} / {report.points:.1f} points (fast profile)")
+    for column in ("task", "check", "result", "points"):
+        table.add_column(column)
+    colours = {"passed": "green", "failed": "red", "error": "yellow", "skipped": "dim"}
+    problems = []
+    for task in report.tasks:
+        for result in task.checks:
+            table.add_row(task.task, result.check, f"[{colours[result.status]}]{result.status}[/]", f"{result.score:g}/{result.points:g}")
+            if result.status != "passed":
+                problems.append((task.task, result))
+    console.print(table)
+    for task_id, result in problems:
+        who = "a grader fault, not yours" if result.status == "error" else "what to fix"
+        console.print(f"[bold]{task_id} / {result.check}[/] ({who}):", highlight=False)
+        console.print(f"  {result.message}", highlight=False, markup=False)
+    if problems:
+        raise typer.Exit(code=1)
+    console.print("every automatic check passes")
+
+
+def main() -> None:
+    """Entry point of the `gradebench` console script."""
+    app()
+

@@ -1,0 +1,139 @@
+"""The `gradebench` command line: arguments, output and exit codes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+import harness.calibrate
+from harness.cli import app
+
+runner = CliRunner()
+
+
+def test_data_prepare_small_synthetic_then_info(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = runner.invoke(
+        app, ["data", "prepare", "--data", str(data), "--source", "synthetic", "--small", "-d", "signs"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "signs" in result.output
+    assert "synthetic" in result.output
+    assert (data / "public" / "sign_data" / "X_train.npy").is_file()
+
+    info = runner.invoke(app, ["data", "info", "--data", str(data)])
+    assert info.exit_code == 0, info.output
+    assert "train 960" in info.output
+
+
+def test_data_prepare_rejects_unknown_dataset(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["data", "prepare", "--data", str(tmp_path), "-d", "cifar10"])
+    assert result.exit_code == 2
+    assert "unknown dataset cifar10" in result.output
+    assert "mnist, fashionmnist, signs" in result.output
+
+
+def test_data_prepare_bad_from_folder_is_a_clear_error(tmp_path: Path) -> None:
+    raw = tmp_path / "real" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x01" + b"\x00" * 12)
+    result = runner.invoke(
+        app,
+        ["data", "prepare", "--data", str(tmp_path / "data"), "--from", str(tmp_path / "real"), "-d", "mnist"],
+    )
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output
+    assert "train-images-idx3-ubyte" in result.output
+
+
+def test_data_info_before_prepare_says_what_to_do(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["data", "info", "--data", str(tmp_path / "nothing")])
+    assert result.exit_code == 2
+    assert "error:" in result.output
+
+
+def _fake_calibration(tasks: dict) -> dict:
+    return {"profile": "fast", "tasks": tasks}
+
+
+def test_calibrate_prints_every_task_and_fails_when_one_failed(tmp_path: Path, monkeypatch) -> None:
+    tasks = {
+        "mnist-cnn": {"metrics": {"test_accuracy": 0.9812, "parameters": 12810}, "train_seconds": 3.2},
+        "mnist-vae": {"error": "RuntimeError: boom"},
+    }
+    monkeypatch.setattr(harness.calibrate, "calibrate", lambda *a, **k: _fake_calibration(tasks))
+    result = runner.invoke(app, ["calibrate", "--data", str(tmp_path), "--profile", "fast"])
+    assert result.exit_code == 1
+    assert "mnist-cnn" in result.output
+    assert "test_accuracy=0.9812" in result.output
+    assert "parameters=12,810" in result.output
+    assert "1 task(s) failed: mnist-vae" in result.output
+
+
+def test_calibrate_succeeds_when_every_task_ran(tmp_path: Path, monkeypatch) -> None:
+    tasks = {"mnist-ff": {"metrics": {"test_accuracy": 0.95}, "train_seconds": 1.0}}
+    monkeypatch.setattr(harness.calibrate, "calibrate", lambda *a, **k: _fake_calibration(tasks))
+    result = runner.invoke(app, ["calibrate", "--data", str(tmp_path), "--profile", "fast"])
+    assert result.exit_code == 0, result.output
+    assert "calibrated 1 reference tasks" in result.output
+
+
+def test_python_dash_m_harness_is_the_same_command() -> None:
+    done = subprocess.run([sys.executable, "-m", "harness", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "calibrate" in done.stdout
+    assert "data" in done.stdout
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _small_mnist(path: Path) -> Path:
+    from harness.data import prepare
+
+    prepare(path, datasets=("mnist",), source="synthetic", small=True, hidden_seed=99)
+    return path
+
+
+def test_grade_writes_reports_and_grades_nothing_twice(tmp_path: Path) -> None:
+    data = _small_mnist(tmp_path / "data")
+    batch = tmp_path / "batch"
+    for sample in ("reference", "wrong_flatten"):
+        shutil.copytree(ROOT / "submissions" / "dl2025-a2" / sample, batch / sample)
+    command = ["grade", str(batch), "--rubric", str(ROOT / "rubrics" / "dl2025-a2.yaml"),
+               "--out", str(tmp_path / "out"), "--data", str(data), "--jobs", "2"]
+    first = runner.invoke(app, command)
+    assert first.exit_code == 0, first.output
+    assert "reference: 22.0 / 28.0" in first.output
+    assert "wrong_flatten: 18.0 / 28.0" in first.output
+    assert "graded 2, unchanged 0, could not load 0" in first.output
+    assert (tmp_path / "out" / "index.html").is_file() and (tmp_path / "out" / "gradebook.csv").is_file()
+    second = runner.invoke(app, command)
+    assert second.exit_code == 0, second.output
+    assert "graded 0, unchanged 2, could not load 0" in second.output
+
+
+def test_grade_with_a_bad_rubric_is_a_clear_error(tmp_path: Path) -> None:
+    rubric = tmp_path / "bad.yaml"
+    rubric.write_text("assignment: x\ntitle: X\ntasks:\n  - {id: a, title: A, source: a.ipynb, checks: [{check: paramter_count, points: 1}]}\n")
+    result = runner.invoke(app, ["grade", str(tmp_path), "--rubric", str(rubric), "--out", str(tmp_path / "out"), "--data", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "bad.yaml: tasks[0].checks[0].check: unknown check 'paramter_count' (did you mean 'parameter_count'?)" in " ".join(result.output.split())
+
+
+def test_check_tells_a_student_what_to_fix(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    data = _small_mnist(tmp_path / "data")
+    notebook = ROOT / "submissions" / "dl2025-a2" / "wrong_flatten" / "CNNMNIST.ipynb"
+    result = runner.invoke(app, ["check", str(notebook), "--data", str(data)])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "CNNMNIST.ipynb: 9.0 / 13.0 points (fast profile)" in text
+    assert "did you drop a MaxPool2d layer?" in text
+    good = runner.invoke(app, ["check", str(ROOT / "submissions" / "dl2025-a2" / "reference" / "CNNMNIST.ipynb"), "--data", str(data)])
+    assert good.exit_code == 0, good.output
+    assert "13.0 / 13.0 points" in " ".join(good.output.split())
