@@ -3,6 +3,7 @@
 
 VENV ?= .venv
 DATA ?= .gradebench/data
+OUT ?= out
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
@@ -16,10 +17,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# Main job: prepare the offline datasets, train and evaluate every reference, print the metrics.
+# Main job: prepare the offline datasets, train and evaluate every reference (printing their metrics),
+# then grade the sample submissions and write the reports under $(OUT)/.
 demo: install
 	$(BIN)/gradebench data prepare --data $(DATA)
 	$(BIN)/gradebench calibrate --data $(DATA) --profile full
+	$(BIN)/gradebench grade submissions/dl2025-a2 --rubric rubrics/dl2025-a2.yaml --data $(DATA) --out $(OUT)/dl2025-a2 --jobs 2
+	@echo "reports: $(OUT)/dl2025-a2/index.html"
 
 # Every test; benchmarks run once each as smoke tests (timings come from `make bench`).
 test: install
