@@ -92,15 +92,8 @@ def test_python_dash_m_harness_is_the_same_command() -> None:
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _small_mnist(path: Path) -> Path:
-    from harness.data import prepare
-
-    prepare(path, datasets=("mnist",), source="synthetic", small=True, hidden_seed=99)
-    return path
-
-
-def test_grade_writes_reports_and_grades_nothing_twice(tmp_path: Path) -> None:
-    data = _small_mnist(tmp_path / "data")
+def test_grade_writes_reports_and_grades_nothing_twice(tmp_path: Path, small_data: Path) -> None:
+    data = small_data
     batch = tmp_path / "batch"
     for sample in ("reference", "wrong_flatten"):
         shutil.copytree(ROOT / "submissions" / "dl2025-a2" / sample, batch / sample)
@@ -125,9 +118,9 @@ def test_grade_with_a_bad_rubric_is_a_clear_error(tmp_path: Path) -> None:
     assert "bad.yaml: tasks[0].checks[0].check: unknown check 'paramter_count' (did you mean 'parameter_count'?)" in " ".join(result.output.split())
 
 
-def test_check_tells_a_student_what_to_fix(tmp_path: Path, monkeypatch) -> None:
+def test_check_tells_a_student_what_to_fix(tmp_path: Path, monkeypatch, small_data: Path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    data = _small_mnist(tmp_path / "data")
+    data = small_data
     notebook = ROOT / "submissions" / "dl2025-a2" / "wrong_flatten" / "CNNMNIST.ipynb"
     result = runner.invoke(app, ["check", str(notebook), "--data", str(data)])
     assert result.exit_code == 1, result.output

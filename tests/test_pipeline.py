@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.data import prepare
 from harness.pipeline import grade_batch, prepare_setup
 from harness.sandbox import BubblewrapSandbox, make_sandbox
 
@@ -25,12 +24,10 @@ def _sandbox():
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def graded(tmp_path_factory, small_data):
     """The seven samples graded once on small synthetic MNIST with two workers."""
-    data = tmp_path_factory.mktemp("data")
-    prepare(data, datasets=("mnist",), source="synthetic", small=True, hidden_seed=1234)
     out = tmp_path_factory.mktemp("out")
-    setup = prepare_setup(RUBRIC, data, out, sandbox=_sandbox())
+    setup = prepare_setup(RUBRIC, small_data, out, sandbox=_sandbox())
     summary = grade_batch(SAMPLES, setup, jobs=2, reference_dir=SAMPLES / "reference")
     return setup, summary, {r.student: r for r in summary.reports}
 

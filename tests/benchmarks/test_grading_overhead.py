@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.data import prepare
 from harness.loading import load_submission
 from harness.pipeline import calibrate_rubric, grade_batch, grade_submission, prepare_setup
 from harness.reporting import render_student
@@ -34,11 +33,12 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, small_data):
     """Small data, a calibrated setup, and a folder where a bare nbconvert finds the data under data/."""
-    os.environ.update(ONE_THREAD)
-    data = tmp_path_factory.mktemp("data")
-    prepare(data, datasets=("mnist",), source="synthetic", small=True, hidden_seed=7)
+    patch = pytest.MonkeyPatch()
+    for name, value in ONE_THREAD.items():
+        patch.setenv(name, value)
+    data = small_data
     out = tmp_path_factory.mktemp("out")
     setup = prepare_setup(RUBRIC, data, out, sandbox=make_sandbox(), threads=1)
     calibrate_rubric(setup, ROOT / "submissions" / "dl2025-a2" / "reference")
@@ -48,7 +48,8 @@ def world(tmp_path_factory):
     for i in range(4):
         (batch / f"student{i}").mkdir()
         shutil.copy(NOTEBOOK, batch / f"student{i}" / "CNNMNIST.ipynb")
-    return setup, bare, batch
+    yield setup, bare, batch
+    patch.undo()
 
 
 def _nbconvert(folder: Path) -> None:

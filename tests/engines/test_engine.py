@@ -21,16 +21,6 @@ FIXTURES = Path(__file__).parents[1] / "fixtures"
 EVAL_IMAGES = 40
 
 
-@pytest.fixture(scope="session")
-def small_data(tmp_path_factory) -> Path:
-    """A prepared synthetic MNIST (small), shared by the tests of this session; returns the data folder."""
-    from harness.data import prepare
-
-    data = tmp_path_factory.getbasetemp() / "gradebench-small-data"
-    if not (data / "manifest.json").is_file():
-        prepare(data, source="synthetic", small=True, datasets=("mnist",))
-    return data
-
 
 @pytest.fixture(scope="session")
 def eval_images(tmp_path_factory, small_data) -> Path:

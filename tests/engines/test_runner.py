@@ -39,16 +39,6 @@ class Run:
         return next(m for m in self.probe["models"] if m["name"] == name)
 
 
-@pytest.fixture(scope="session")
-def small_mnist(tmp_path_factory) -> Path:
-    """A prepared synthetic MNIST (small), shared by the tests of this session; returns its public folder."""
-    from harness.data import prepare
-
-    data = tmp_path_factory.getbasetemp() / "gradebench-small-data"
-    if not (data / "manifest.json").is_file():
-        prepare(data, source="synthetic", small=True, datasets=("mnist",))
-    return data / "public"
-
 
 @pytest.fixture(scope="session")
 def eval_images(tmp_path_factory, small_mnist) -> Path:

@@ -35,16 +35,6 @@ print(json.dumps(bootstrap_report))
 """
 
 
-@pytest.fixture(scope="session")
-def small_mnist(tmp_path_factory) -> Path:
-    """A prepared synthetic MNIST (small), shared by the tests of this session; returns its public folder."""
-    from harness.data import prepare
-
-    data = tmp_path_factory.getbasetemp() / "gradebench-small-data"
-    if not (data / "manifest.json").is_file():
-        prepare(data, source="synthetic", small=True, datasets=("mnist",))
-    return data / "public"
-
 
 def test_any_mnist_root_reads_the_prepared_files_without_downloading(tmp_path, small_mnist):
     workdir = tmp_path / "student"

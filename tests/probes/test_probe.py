@@ -240,13 +240,3 @@ def test_at_most_the_configured_number_of_candidates(tmp_path):
     assert [m["name"] for m in record["models"]] == ["m0", "m1", "m2"]
     assert any("not inspected: m3, m4" in e for e in record["namespace_errors"])
 
-
-@pytest.fixture(scope="session")
-def small_mnist(tmp_path_factory) -> Path:
-    """A prepared synthetic MNIST (small), shared by the tests of this session; returns its public folder."""
-    from harness.data import prepare
-
-    data = tmp_path_factory.getbasetemp() / "gradebench-small-data"
-    if not (data / "manifest.json").is_file():
-        prepare(data, source="synthetic", small=True, datasets=("mnist",))
-    return data / "public"
