@@ -35,8 +35,8 @@ def test_prepare_everything_full_size(benchmark, tmp_path: Path) -> None:
         iterations=1,
     )
     assert {name: entry["counts"] for name, entry in manifest["datasets"].items()} == FULL_SIZES
-    # A loose ceiling (3x the target): the machine may be shared while this runs.
-    assert benchmark.stats.stats.median < 3 * TARGET_S
+    if not benchmark.disabled:  # timed runs only (make bench); a loose ceiling, 3x the target, on a shared machine
+        assert benchmark.stats.stats.median < 3 * TARGET_S
 
 
 @pytest.mark.benchmark(group="prepare")
