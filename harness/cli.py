@@ -239,10 +239,17 @@ def grade(
                     progress.update(bar, description="calibrating on the reference submission")
                 elif kind == "loaded":
                     progress.update(bar, total=info["total"], description="grading")
+                elif kind == "warning":
+                    progress.console.print(f"  {info['student']}: warning: {info['message']}", markup=False, highlight=False)
+                elif kind == "error":
+                    progress.advance(bar)
+                    err_console.print(f"  error: {info['message']}", markup=False, highlight=False)
                 elif kind == "done":
                     progress.advance(bar)
                     mark = " (unchanged, not regraded)" if info["reused"] else ""
-                    progress.console.print(f"  {info['student']}: {info['score']:.1f} / {info['points']:.1f}{mark}")
+                    progress.console.print(
+                        f"  {info['student']}: {info['score']:.1f} / {info['points']:.1f}{mark}", markup=False, highlight=False
+                    )
 
             summary = grade_batch(submissions, setup, jobs=jobs, force=force, reference_dir=reference_dir, on_event=on_event)
     except HarnessError as error:
@@ -251,6 +258,9 @@ def grade(
         f"graded {summary.graded}, unchanged {summary.reused}, could not load {summary.failed_to_load} "
         f"in {summary.seconds:.0f} s; index: {summary.index}"
     )
+    if summary.faults:
+        err_console.print(f"{len(summary.faults)} grader fault(s); run the same command again to retry them")
+        raise typer.Exit(code=1)
 
 
 def _find_rubric_for(path: Path) -> Optional[Path]:

@@ -4,8 +4,14 @@ For each submission: stage it, run each of the rubric's sources in order in one 
 inside the sandbox (a later step may load an earlier step's checkpoint), read what the probes
 exported, run every task's checks on the host against the hidden labels and the calibrated
 reference, score, store the report (committed at once: a batch killed at any point resumes
-where it stopped) and write the student's HTML and JSON. A batch ends with the index page,
-the gradebook CSV and the manual-scores template.
+where it stopped), append a line to the grading log and write the student's HTML and JSON. A
+batch ends with the index page, the gradebook CSV and the manual-scores template.
+
+The grading log (``<out>/grading-log.jsonl``) is append-only: one JSON line per completed
+grading, written right after the store commit, so a TA can audit what was graded, when, and
+with what result. A stored report whose line was lost (the run was killed between the commit
+and the append) is logged when the batch resumes, marked as such: every grading in the store
+appears in the log exactly once per time it was graded.
 
 Relative thresholds and budgets come from grading the assignment's reference submission on
 the same data and machine (``calibrate_rubric``), cached per rubric, profile and data.
@@ -22,6 +28,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -54,6 +61,68 @@ PROFILES = {
 
 Event = Callable[[str, dict[str, Any]], None]
 
+GRADING_LOG = "grading-log.jsonl"
+"""File name of the grading log in the output folder."""
+
+RESUMED_NOTE = "graded before the run was interrupted; logged when the batch resumed"
+"""The note of a log line written for a stored report whose own line was lost in a crash."""
+
+
+# -- the grading log -----------------------------------------------------------------------------------------
+
+
+def log_grading(path: Path, report: GradeReport, *, seconds: float | None = None, note: str = "") -> dict[str, Any]:
+    """Append one line for a completed grading to the log at ``path``; returns the entry written.
+
+    The line goes out in a single ``write`` on a file opened for appending, so a process killed
+    at any moment leaves either the whole line or none of it (a torn last line, from a crash of the
+    machine itself, is skipped by :func:`read_grading_log` and a new line starts after it).
+    """
+    entry: dict[str, Any] = {
+        "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "student": report.student,
+        "content_hash": report.content_hash,
+        "rubric_hash": report.rubric_hash,
+        "profile": report.profile,
+        "score": round(report.score, 4),
+        "points": report.points,
+        "seconds": None if seconds is None else round(seconds, 2),
+    }
+    if note:
+        entry["note"] = note
+    line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(handle).st_size
+        if size and os.pread(handle, 1, size - 1) != b"\n":
+            line = b"\n" + line  # the previous line was torn: do not glue this one to it
+        os.write(handle, line)
+    finally:
+        os.close(handle)
+    return entry
+
+
+def read_grading_log(path: Path) -> list[dict[str, Any]]:
+    """Every complete entry of the grading log at ``path``, oldest first (none when there is no log yet)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    entries = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line torn by a crash
+        if isinstance(entry, dict) and "content_hash" in entry:
+            entries.append(entry)
+    return entries
+
+
+def _log_key(entry: dict[str, Any]) -> tuple[str, str, str]:
+    return (entry["content_hash"], entry["rubric_hash"], entry["profile"])
+
 
 @dataclass
 class GradingSetup:
@@ -84,6 +153,11 @@ class GradingSetup:
     def store_path(self) -> Path:
         """The SQLite results store of this output folder."""
         return self.out_dir / "results.sqlite"
+
+    @property
+    def grading_log_path(self) -> Path:
+        """The append-only grading log of this output folder (one JSON line per completed grading)."""
+        return self.out_dir / GRADING_LOG
 
 
 def prepare_setup(
@@ -248,6 +322,12 @@ def _harness_errors(task: Task, fault: str) -> list[CheckResult]:
 def _why_no_probe(execution: ExecutionResult | None, run: dict[str, Any] | None) -> str:
     if execution is None:
         return "your code was not run"
+    died = run.get("kernel_died") if run else None
+    if isinstance(died, dict) and isinstance(died.get("cell"), int):
+        return (
+            f"your code did not finish: the kernel died in cell {died['cell'] + 1} (out of memory, a crash, "
+            "or exit()), so no model could be inspected"
+        )
     if run and run.get("probe_error"):
         return "the grader could not inspect your models (a harness error: a TA will look)"
     if execution.sandbox.verdict != "ok":
@@ -386,6 +466,8 @@ class BatchSummary:
     """The index page."""
     seconds: float
     """Wall-clock seconds of the whole run."""
+    faults: tuple[str, ...] = ()
+    """Grader faults met (a submission that could not be graded, a page that could not be written)."""
 
 
 def grade_batch(
@@ -406,36 +488,60 @@ def grade_batch(
     entries = load_batch(path, staging)
     emit("loaded", {"total": len(entries)})
     store = ResultStore(setup.store_path)
+    logged = {_log_key(e) for e in read_grading_log(setup.grading_log_path)}
     reports: dict[str, GradeReport] = {}
     lock = threading.Lock()
     todo: list[Submission] = []
     reused = failed = 0
+    faults: list[str] = []
+
+    def render(report: GradeReport) -> None:
+        try:
+            render_student(report, setup.out_dir, setup.rubric.title)
+        except Exception as error:  # the report is stored; only its page is missing: say so and go on
+            fault = f"{report.student}: could not write the report page ({type(error).__name__}: {error})"
+            faults.append(fault)
+            emit("error", {"student": report.student, "message": fault})
+
     for entry in entries:
+        for warning in entry.warnings if isinstance(entry, Submission) else ():
+            emit("warning", {"student": entry.student, "message": warning})
         if isinstance(entry, LoadFailure):
             report = score_load_failure(
-                setup.rubric, entry.student, entry.source, entry.reason,
+                setup.rubric, entry.student, _readable_path(entry.source), entry.reason,
                 manual=setup.manual.get(entry.student), profile=setup.profile,
             )
             failed += 1
             reports[entry.student] = report
-            render_student(report, setup.out_dir, setup.rubric.title)
+            render(report)
             emit("done", {"student": entry.student, "score": report.score, "points": report.points, "reused": False})
             continue
         stored = None if force else store.get(entry.content_hash, setup.rubric.hash, setup.profile)
         if stored is not None:
-            stored = _with_manual(setup, stored)
+            if (stored.content_hash, stored.rubric_hash, stored.profile) not in logged:
+                log_grading(setup.grading_log_path, stored, note=RESUMED_NOTE)
+            # The store is keyed by content: identical hand-ins of two students share a row.
+            stored = _with_manual(setup, replace(stored, student=entry.student))
             reports[entry.student] = stored
-            render_student(stored, setup.out_dir, setup.rubric.title)
+            render(stored)
             reused += 1
             emit("done", {"student": entry.student, "score": stored.score, "points": stored.points, "reused": True})
         else:
             todo.append(entry)
 
-    def work(submission: Submission) -> GradeReport:
-        report = grade_submission(submission, setup)
+    def work(submission: Submission) -> GradeReport | None:
+        began = time.perf_counter()
+        try:
+            report = grade_submission(submission, setup)
+        except Exception as error:  # a harness fault: not stored, so the next run tries again; the batch goes on
+            fault = f"{submission.student}: grading failed, a grader fault ({type(error).__name__}: {error})"
+            faults.append(fault)
+            emit("error", {"student": submission.student, "message": fault})
+            return None
         with lock:
             store.put(report)  # committed before anything else: a crash after this loses nothing
-        render_student(report, setup.out_dir, setup.rubric.title)
+            log_grading(setup.grading_log_path, report, seconds=time.perf_counter() - began)
+        render(report)
         return report
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -443,6 +549,8 @@ def grade_batch(
         for future in as_completed(futures):
             submission = futures[future]
             report = future.result()
+            if report is None:
+                continue
             reports[submission.student] = report
             emit("done", {"student": submission.student, "score": report.score, "points": report.points, "reused": False})
     store.close()
@@ -457,7 +565,13 @@ def grade_batch(
         [(t.id, t.title) for t in setup.rubric.tasks],
         manual_csv=manual_csv.name if setup.rubric.manual_tasks else None,
     )
-    return BatchSummary(len(todo), reused, failed, ordered, index, time.perf_counter() - started)
+    graded = len(todo) - sum(1 for fault in faults if "grading failed" in fault)
+    return BatchSummary(graded, reused, failed, ordered, index, time.perf_counter() - started, tuple(faults))
+
+
+def _readable_path(path: Path) -> str:
+    """A path for reports: bytes of a file name that are not UTF-8 shown as ``\\xfc`` (they cannot be written out)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _with_manual(setup: GradingSetup, report: GradeReport) -> GradeReport:

@@ -156,3 +156,36 @@ def test_manual_scores_are_merged_into_stored_reports(graded, tmp_path) -> None:
     assert again.graded == 0
     assert reference.score == reference.points == 28.0
     assert _task(reference, "cnn-why-800").note == "clear derivation of 32 x 5 x 5"
+
+
+def test_a_grader_fault_stops_neither_the_batch_nor_a_rerun(graded, tmp_path, monkeypatch) -> None:
+    import shutil
+
+    import harness.pipeline as pipeline
+    from harness.store import ResultStore
+
+    setup, _, _ = graded
+    batch = tmp_path / "batch"
+    shutil.copytree(SAMPLES / "fails_midway", batch / "fails_midway")  # already stored: reused
+    shutil.copytree(SAMPLES / "reference", batch / "boom")
+    with open(batch / "boom" / "CNNMNIST.ipynb", "a") as stream:
+        stream.write("\n")  # other bytes, so it is graded anew
+
+    def broken(submission, setup):
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(pipeline, "grade_submission", broken)
+    first = grade_batch(batch, setup, jobs=2)
+    assert first.faults == ("boom: grading failed, a grader fault (RuntimeError: injected)",)
+    assert [r.student for r in first.reports] == ["fails_midway"]
+    assert first.graded == 0 and first.index.is_file()
+    with ResultStore(setup.store_path) as store:
+        assert all(r.student != "boom" for r in store.all())  # not stored: the next run tries again
+
+    def no_pages(report, out_dir, title):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pipeline, "render_student", no_pages)
+    second = grade_batch(batch, setup, jobs=1)
+    assert second.faults[0] == "fails_midway: could not write the report page (OSError: disk full)"
+    assert [r.student for r in second.reports] == ["fails_midway"]
