@@ -13,8 +13,9 @@ from typing import Protocol
 from harness.errors import SandboxError
 from harness.models import Limits, SandboxResult
 
-PACKAGES = ("harness", "reference")
-"""The gradebench packages code inside the sandbox may import (the probes live in ``harness``)."""
+PACKAGES = ("harness",)
+"""The gradebench packages code inside the sandbox may import (the probes live in ``harness``). Not
+``reference``: the reference solutions must not be importable by the code being graded."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Sandbox(Protocol):
 
 
 def python_mounts() -> list[Mount]:
-    """Read-only mounts that run this interpreter and import the installed harness and reference packages.
+    """Read-only mounts that run this interpreter and import the installed harness package.
 
     That is the Python installation (``sys.base_prefix``), the virtual environment (``sys.prefix``)
     and the package folders themselves (an editable install keeps them in the source tree, whose

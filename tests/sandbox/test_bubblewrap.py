@@ -101,7 +101,7 @@ def test_only_given_folders_are_visible(sandbox, tmp_path, workspace):
     lines = result.stdout.splitlines()
     assert lines[0] == "pixels"
     assert lines[1 : 1 + len(secrets)] == [f"{p} False" for p in secrets]
-    assert lines[-2] == str(sorted({".venv", "harness", "reference"} & set(os.listdir(REPO))))
+    assert lines[-2] == str(sorted({".venv", "harness"} & set(os.listdir(REPO))))  # not the reference solutions
     assert lines[-1] == "2"  # root and the sandbox user: no host accounts
 
 
