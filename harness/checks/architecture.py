@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 
@@ -31,6 +32,11 @@ def check_architecture_matches(ctx: CheckContext, spec: CheckSpecLike) -> None:
     diff = compare_layers(model.get("modules", []), reference)
     ctx.details["diff"] = diff
     assert not diff, "your network differs from the assignment's:\n  " + "\n  ".join(diff)
+    if model.get("origin") == "instance" and ctx.reference_model is not None:
+        assert _weights_fit_reference(ctx, model), (
+            "the layers recorded while your code ran do not match the weights your model exported: "
+            "the record was not made by your network (was the grader's probe replaced or torch patched?)"
+        )
     if count_activations(reference) and not count_activations(model.get("modules", [])):
         assert _FUNCTIONAL_ACTIVATION.search(ctx.source_text), (
             "your network has no non-linearity (no ReLU layer and no F.relu call): stacked linear layers "
@@ -45,9 +51,49 @@ def check_parameter_count(ctx: CheckContext, spec: CheckSpecLike) -> None:
     got = model.get("trainable_parameters")
     expected = spec.equals
     ctx.details.update(measured=got, expected=expected)
+    if model.get("origin") == "instance":
+        exported = _exported_parameters(ctx, model)
+        ctx.details["exported"] = exported
+        assert exported is not None, (
+            "your model's weights were not exported, so its parameter count cannot be confirmed"
+        )
+        counted = model.get("total_parameters", got)
+        assert exported == counted, (
+            f"the weights your model exported hold {exported:,} parameters, but {counted:,} were counted "
+            f"while your code ran (was torch patched?)"
+        )
     assert got == expected, (
         f"the model has {got:,} trainable parameters; the assignment's network has {expected:,}"
     )
+
+
+def _exported_state(ctx: CheckContext, model: dict) -> dict[str, torch.Tensor] | None:
+    """The state_dict the probe exported for ``model`` (plain tensors), or None when there is none."""
+    relative = model.get("state_dict")
+    if not relative:
+        return None
+    state = ctx.load_tensor(relative)
+    return state if isinstance(state, dict) else None
+
+
+def _exported_parameters(ctx: CheckContext, model: dict) -> int | None:
+    """Parameters in the exported weights (buffers left out), counted on the host; None without weights.
+
+    The probe's own count is made inside the student's process, where torch may be patched.
+    """
+    state = _exported_state(ctx, model)
+    if state is None:
+        return None
+    skipped = set(model.get("buffers") or {}) | set(model.get("state_aliases") or {})  # tied weights count once
+    return sum(t.numel() for name, t in state.items() if isinstance(t, torch.Tensor) and name not in skipped)
+
+
+def _weights_fit_reference(ctx: CheckContext, model: dict) -> bool:
+    """Whether the exported weights load into the reference network, as the recorded layers say they should."""
+    from harness.checks.evaluation import load_weights_by_order
+
+    state = _exported_state(ctx, model)
+    return state is not None and load_weights_by_order(copy.deepcopy(ctx.reference_model), state) is not None
 
 
 def _width(shape: list[int]) -> int:

@@ -89,6 +89,8 @@ class _Torch:
     cat: Callable[..., Any] = torch.cat
     stack: Callable[..., Any] = torch.stack
     is_tensor: Callable[..., Any] = torch.is_tensor
+    numel: Callable[..., Any] = torch.Tensor.numel
+    data_ptr: Callable[..., Any] = torch.Tensor.data_ptr
     inference_mode: Callable[..., Any] = torch.inference_mode
     generator: Callable[..., Any] = torch.Generator
     named_modules: Callable[..., Any] = nn.Module.named_modules
@@ -412,8 +414,8 @@ def _inspect(
     entry["training_mode"] = bool(getattr(model, "training", False))
     entry["modules"] = _leaf_modules(model)
     parameters = dict(_T.named_parameters(model))
-    entry["total_parameters"] = int(sum(p.numel() for p in parameters.values()))
-    entry["trainable_parameters"] = int(sum(p.numel() for p in parameters.values() if p.requires_grad))
+    entry["total_parameters"] = int(sum(_T.numel(p) for p in parameters.values()))
+    entry["trainable_parameters"] = int(sum(_T.numel(p) for p in parameters.values() if p.requires_grad))
     entry["buffers"] = {name: list(b.shape) for name, b in _T.named_buffers(model) if b is not None}
 
     device, dtype = _device_dtype(model)
@@ -440,7 +442,9 @@ def _inspect(
 
         if found.origin == "instance":
             folder = artifacts / "models" / model_id
-            entry["state_dict"] = _export_state(model, folder, artifacts, found.name, context.errors)
+            aliases: dict[str, str] = {}
+            entry["state_dict"] = _export_state(model, folder, artifacts, found.name, context.errors, aliases)
+            entry["state_aliases"] = aliases
             if good is not None:
                 for dataset in context.datasets:
                     _export_outputs(model, dataset, good["input_shape"], device, dtype, folder, artifacts, context,
@@ -546,14 +550,26 @@ def _first_tensor(value: Any) -> torch.Tensor | None:
     return None
 
 
-def _export_state(model: nn.Module, folder: Path, artifacts: Path, name: str, errors: list[str]) -> str | None:
-    """Save the state_dict as plain cpu tensors (copies, so no shared storage drags more along)."""
+def _export_state(
+    model: nn.Module, folder: Path, artifacts: Path, name: str, errors: list[str], aliases: dict[str, str]
+) -> str | None:
+    """Save the state_dict as plain cpu tensors (copies, so no shared storage drags more along).
+
+    Entries that are the same tensor as an earlier one (tied weights) are noted in ``aliases``
+    (key -> the earlier key): the copies no longer share, and the host must not count them twice.
+    """
     try:
         state = {}
+        first: dict[tuple[Any, ...], str] = {}
         for key, value in _T.state_dict(model).items():
             if _safe_isinstance(value, _T.tensor_type) and value.layout == torch.strided:
+                where = (_T.data_ptr(value), tuple(value.shape), tuple(value.stride()), value.dtype)
+                if where[0] and where in first:
+                    aliases[str(key)] = first[where]
+                else:
+                    first[where] = str(key)
                 state[str(key)] = value.detach().to("cpu").clone().as_subclass(_T.tensor_type)
-        size = sum(t.numel() * t.element_size() for t in state.values())
+        size = sum(_T.numel(t) * t.element_size() for t in state.values())
         if size > MAX_STATE_BYTES:
             errors.append(f"{name}: its weights take {size:,} bytes, over the {MAX_STATE_BYTES:,} export cap")
             return None
