@@ -263,6 +263,21 @@ def grade(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def overview(
+    out: Path = typer.Argument(Path("out"), help="A folder holding one `grade --out` folder per assignment."),
+) -> None:
+    """Write OUT/index.html linking every assignment's index and every student's report under OUT."""
+    from harness.reporting import render_overview
+
+    if not out.is_dir():
+        _fail(HarnessError(f"{out}: no such folder (grade something with `gradebench grade --out {out}/<assignment>` first)"))
+    page, total = render_overview(out)
+    if total == 0:
+        _fail(HarnessError(f"{out}: no graded assignment folders found (each needs assignment.json and students/*/report.json)"))
+    console.print(f"overview of {total} reports: {page}")
+
+
 def _find_rubric_for(path: Path) -> Optional[Path]:
     """The packaged rubric with a task whose source is this file's name."""
     from harness.rubric import load_rubric

@@ -27,6 +27,10 @@ MAX_FIGURES = 24
 """Figures copied into one student's report; more are listed as left out."""
 
 
+ASSIGNMENT_FILE = "assignment.json"
+"""Written beside each assignment's index: its id and title, for the overview page."""
+
+
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("reports", "templates"),
@@ -194,4 +198,66 @@ def render_index(
         **_common(ordered[0].profile if ordered else "full"),
     )
     _write_atomic(out_dir / "index.html", html)
+    assignment = ordered[0].assignment if ordered else ""
+    _write_atomic(out_dir / ASSIGNMENT_FILE, json.dumps({"assignment": assignment, "title": rubric_title}, indent=2))
     return out_dir / "index.html"
+
+
+def render_overview(out_dir: Path) -> tuple[Path, int]:
+    """Write ``<out>/index.html`` linking every report of every assignment graded under ``<out>/*/``.
+
+    An assignment folder is one ``gradebench grade --out`` wrote: its ``assignment.json``, its
+    index and ``students/*/report.json``. Returns the page and the number of reports it links.
+    """
+    from harness.store import report_from_dict
+
+    assignments, skipped, profiles, total = [], [], set(), 0
+    for folder in sorted(p for p in Path(out_dir).iterdir() if p.is_dir()):
+        meta_path = folder / ASSIGNMENT_FILE
+        if not meta_path.is_file():
+            continue
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            skipped.append(f"{folder.name}: unreadable {ASSIGNMENT_FILE} ({error})")
+            continue
+        rows = []
+        for path in sorted(folder.glob("students/*/report.json")):
+            try:
+                report = report_from_dict(json.loads(path.read_text(encoding="utf-8")))
+            except Exception as error:  # one damaged report must not hide the others
+                skipped.append(f"{folder.name}/{path.parent.name}: unreadable report.json ({type(error).__name__})")
+                continue
+            automatic = [t for t in report.tasks if not t.manual]
+            profiles.add(report.profile)
+            rows.append({
+                "student": report.student,
+                "link": f"{folder.name}/students/{path.parent.name}/index.html",
+                "score": report.score,
+                "points": report.points,
+                "automatic": sum(t.score for t in automatic),
+                "automatic_points": sum(t.points for t in automatic),
+                "profile": report.profile,
+                "problem": report.load_failure,
+            })
+        if not rows:
+            skipped.append(f"{folder.name}: no reports")
+            continue
+        total += len(rows)
+        assignments.append({
+            "folder": folder.name,
+            "title": meta.get("title") or meta.get("assignment") or folder.name,
+            "index": f"{folder.name}/index.html",
+            "reports": rows,
+            "median": statistics.median(r["score"] for r in rows),
+            "points": max(r["points"] for r in rows),
+        })
+    html = _environment().get_template("overview.html.j2").render(
+        assignments=assignments,
+        total=total,
+        skipped=skipped,
+        profiles=sorted(profiles) or ["full"],
+        **_common(", ".join(sorted(profiles)) or "full"),
+    )
+    _write_atomic(Path(out_dir) / "index.html", html)
+    return Path(out_dir) / "index.html", total

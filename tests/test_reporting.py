@@ -1,0 +1,67 @@
+"""The overview page: one index over every assignment's reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.models import CheckResult, GradeReport, TaskScore
+from harness.reporting import render_index, render_overview, render_student
+
+
+def _report(student: str, assignment: str, score: float, profile: str = "fast") -> GradeReport:
+    check = CheckResult(task="t1", check="runs_without_error", status="passed" if score else "failed",
+                        message="" if score else "cell 2 raised NameError", points=2.0, score=score)
+    return GradeReport(
+        student=student, assignment=assignment, content_hash=f"{student}-hash", rubric_hash="r", profile=profile,
+        tasks=(TaskScore(task="t1", title="Task 1", score=score, points=2.0, checks=(check,)),
+               TaskScore(task="w1", title="Written", score=0.0, points=3.0, manual=True, note="not graded yet")),
+    )
+
+
+def _grade_folder(out: Path, assignment: str, title: str, reports: list[GradeReport]) -> None:
+    for report in reports:
+        render_student(report, out / assignment, title)
+    render_index(reports, out / assignment, title, [("t1", "Task 1"), ("w1", "Written")])
+
+
+def test_overview_links_every_report_of_every_assignment(tmp_path) -> None:
+    _grade_folder(tmp_path, "a1", "Assignment One", [_report("alice", "a1", 2.0), _report("bob", "a1", 0.0)])
+    _grade_folder(tmp_path, "a2", "Assignment Two", [_report("carol", "a2", 1.0)])
+    (tmp_path / "stray").mkdir()  # a folder that is not an assignment's output is ignored
+    page, total = render_overview(tmp_path)
+    html = page.read_text()
+    assert total == 3
+    for link in ("a1/index.html", "a2/index.html", "a1/students/alice/index.html", "a1/students/bob/index.html",
+                 "a2/students/carol/index.html"):
+        assert f'href="{link}"' in html
+        assert (tmp_path / link).is_file()
+    assert "Assignment One" in html and "Assignment Two" in html
+    assert "fast profile" in html
+
+
+def test_overview_reports_a_damaged_report_and_keeps_the_rest(tmp_path) -> None:
+    _grade_folder(tmp_path, "a1", "Assignment One", [_report("alice", "a1", 2.0), _report("bob", "a1", 2.0)])
+    (tmp_path / "a1" / "students" / "bob" / "report.json").write_text("{not json")
+    page, total = render_overview(tmp_path)
+    html = page.read_text()
+    assert total == 1
+    assert "a1/bob: unreadable report.json (JSONDecodeError)" in html
+    assert 'href="a1/students/alice/index.html"' in html
+
+
+def test_overview_command_fails_clearly_without_graded_folders(tmp_path) -> None:
+    result = CliRunner().invoke(app, ["overview", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no graded assignment folders found" in " ".join(result.output.split())
+
+
+def test_overview_command_writes_the_page(tmp_path) -> None:
+    _grade_folder(tmp_path, "a1", "Assignment One", [_report("alice", "a1", 2.0)])
+    result = CliRunner().invoke(app, ["overview", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "overview of 1 reports" in result.output
+    assert (tmp_path / "index.html").is_file()
