@@ -66,7 +66,26 @@ def layer_hyper(module: nn.Module) -> dict[str, Any]:
     hyper = {name: _jsonable(getattr(module, name)) for name in names if hasattr(module, name)}
     if isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)):
         hyper["bias"] = module.bias is not None
+    if isinstance(hyper.get("padding"), str):
+        hyper["padding"] = _explicit_padding(hyper["padding"], module)
     return hyper
+
+
+def _explicit_padding(mode: str, module: nn.Module) -> Any:
+    """``padding="same"`` / ``"valid"`` as the per-side padding it amounts to, so ``padding=1`` compares equal.
+
+    "same" with stride 1 pads ``dilation * (kernel - 1)`` in all; when that is even on every side it is the
+    explicit symmetric padding. An asymmetric "same" (even kernel) stays "same".
+    """
+    kernel = getattr(module, "kernel_size", None)
+    if mode == "valid" and kernel is not None:
+        return [0] * len(kernel)
+    dilation = getattr(module, "dilation", None) or (1,) * len(kernel or ())
+    if mode == "same" and kernel is not None:
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        if all(t % 2 == 0 for t in totals):
+            return [t // 2 for t in totals]
+    return mode
 
 
 def describe_layers(model: nn.Module) -> list[dict[str, Any]]:
