@@ -4,15 +4,18 @@
 the figures; ``Artifacts.load_tensor(relative)`` loads a tensor file only from inside the folder,
 only below a size cap, and only with ``torch.load(weights_only=True)``: a file that holds
 anything but tensors (a pickle of arbitrary objects) is refused with ``ArtifactError``.
+``Artifacts.figure_info(png)`` reads a figure's JSON description (size-capped, shape-checked;
+None when there is no usable one) and ``Artifacts.task_value(name)`` a recorded task value.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,27 @@ MAX_FIGURE_BYTES = 8 * 1024**2
 MAX_MODELS = 12
 """Model candidates read at most from probe.json."""
 
+MAX_SIDECAR_BYTES = 2 * 1024**2
+"""A figure description (``figures/<n>.json``) bigger than this is not read."""
+
+MAX_SIDECAR_AXES = 200
+"""Axes a figure description may list."""
+
+MAX_SIDECAR_ARTISTS = 50
+"""Lines, scatters and images a figure description may list per axes."""
+
+MAX_LINE_POINTS = 500
+"""Points a described line may carry."""
+
+MAX_SCATTER_POINTS = 2_000
+"""Points a described scatter may carry."""
+
+MAX_CALLS = 64
+"""Call records read at most from probe.json."""
+
+MAX_CALLABLES = 200
+"""Names in probe.json's ``callables`` at most."""
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -56,6 +80,8 @@ class Artifacts:
     """probe.json, validated; None when the probe did not run (``run['probe_error']``/``['probe_skipped']`` say why)."""
     figures: tuple[Path, ...]
     """PNG figures, in number order (only real PNG files inside the folder)."""
+    _sidecars: dict[str, dict[str, Any] | None] = field(default_factory=dict, compare=False, repr=False)
+    """Figure descriptions already read, by sidecar path (each file is read and validated once)."""
 
     @property
     def models(self) -> list[dict[str, Any]]:
@@ -95,6 +121,43 @@ class Artifacts:
             return value
         raise ArtifactError(f"artifact {relative} holds a {type(value).__name__}, not a tensor or a dict of tensors")
 
+
+    def figure_info(self, png: Path | str) -> dict[str, Any] | None:
+        """The description the probe wrote next to a figure (``figures/<n>.json``), validated; None without one.
+
+        ``png`` is one of ``figures`` or a relative path such as ``figures/0.png``. None also
+        when the sidecar is over ``MAX_SIDECAR_BYTES``, not valid JSON, not shaped as
+        ARTIFACTS.md says, or outside the folder: a figure without a usable description is
+        treated like one shown only as an image (never an ArtifactError).
+        """
+        try:
+            path = Path(png) if Path(png).is_absolute() else self.path(str(png))
+            path = path.resolve()
+        except (ArtifactError, OSError, ValueError):
+            return None
+        if not path.is_relative_to(self.root) or path.suffix != ".png":
+            return None
+        sidecar = path.with_suffix(".json")
+        key = str(sidecar)
+        if key not in self._sidecars:
+            self._sidecars[key] = _read_sidecar(sidecar)
+        return self._sidecars[key]
+
+    def figure_infos(self) -> list[tuple[Path, dict[str, Any]]]:
+        """Every listed figure that has a valid description, with it, in figure order."""
+        found = []
+        for png in self.figures:
+            info = self.figure_info(png)
+            if info is not None:
+                found.append((png, info))
+        return found
+
+    def task_value(self, name: str) -> Any:
+        """A recorded task value: a tensor for one saved as a file (``load_tensor``), else its JSON; None if absent."""
+        value = ((self.probe or {}).get("task_values") or {}).get(name)
+        if _is_tensor_value(value):
+            return self.load_tensor(value["tensor"])
+        return value
 
 def _unpickler_reason(error: Exception) -> str:
     """The line of torch's refusal that says what was refused (``Unsupported global: GLOBAL builtins.print``)."""
@@ -228,7 +291,129 @@ def _validate_probe(probe: dict[str, Any]) -> None:
     if not all(isinstance(f, str) for f in figures):
         raise ArtifactError(f"{where}: figures must be file paths")
     _require(probe, "namespace_errors", list, where)
-    _require(probe, "task_values", dict, where, optional=True)
+    _require(probe, "task_values", dict, where, optional=True)  # entries are the student's values: read as given
+    calls = _require(probe, "calls", dict, where, optional=True) or {}
+    if len(calls) > MAX_CALLS:
+        raise ArtifactError(f"{where}: {len(calls)} call records, over the cap of {MAX_CALLS}")
+    for call_id, call in calls.items():
+        _validate_call(call, f"{where} calls[{call_id!r}]")
+    callables = _require(probe, "callables", list, where, optional=True) or []
+    if len(callables) > MAX_CALLABLES or not all(isinstance(name, str) for name in callables):
+        raise ArtifactError(f"{where}: callables must be at most {MAX_CALLABLES} names")
+
+
+def _validate_call(call: Any, at: str) -> None:
+    """A call record: the function used (or None), its number(s), and the error (or None)."""
+    if not isinstance(call, dict):
+        raise ArtifactError(f"{at}: not an object")
+    _require(call, "function", str, at, optional=True)
+    _require(call, "error", str, at, optional=True)
+    value = call.get("value")
+    if value is not None and not _is_number(value):
+        raise ArtifactError(f"{at}: value is {type(value).__name__}, expected a number or null")
+    numbers = _require(call, "values", list, at, optional=True) or []
+    if len(numbers) > 10 or not all(n is None or _is_number(n) for n in numbers):
+        raise ArtifactError(f"{at}: values must be at most 10 numbers")
+
+
+def _is_tensor_value(value: Any) -> bool:
+    """A task value saved as a tensor file: ``{"tensor": "values/<name>.pt", "shape": [...]}``."""
+    return (
+        isinstance(value, dict)
+        and set(value) == {"tensor", "shape"}
+        and isinstance(value["tensor"], str)
+        and value["tensor"].startswith("values/")
+        and _is_shape(value["shape"])
+    )
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# --------------------------------------------------------------------------- figure descriptions
+
+
+def _read_sidecar(path: Path) -> dict[str, Any] | None:
+    """A figure description, or None when it is missing, a link, too big, not JSON or not shaped right."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_SIDECAR_BYTES:
+            return None
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return value if _valid_sidecar(value) else None
+
+
+def _valid_sidecar(info: Any) -> bool:
+    """True when ``info`` is shaped as ARTIFACTS.md's figure description (every field typed, every list capped)."""
+    if not (isinstance(info, dict) and info.get("format") == 1 and isinstance(info.get("suptitle"), str)):
+        return False
+    axes = info.get("axes")
+    if not isinstance(axes, list) or len(axes) > MAX_SIDECAR_AXES:
+        return False
+    if not _optional_count(info, "n_axes"):
+        return False
+    return all(_valid_axes(entry) for entry in axes)
+
+
+def _valid_axes(entry: Any) -> bool:
+    if not isinstance(entry, dict) or entry.get("projection") not in ("2d", "3d"):
+        return False
+    if not all(isinstance(entry.get(name), str) for name in ("title", "xlabel", "ylabel")):
+        return False
+    if "zlabel" in entry and not isinstance(entry["zlabel"], str):
+        return False
+    legend = entry.get("legend", [])
+    if not isinstance(legend, list) or len(legend) > MAX_SIDECAR_ARTISTS:
+        return False
+    if not all(isinstance(text, str) for text in legend):
+        return False
+    if not all(_optional_count(entry, name) for name in ("n_lines", "n_scatters", "n_images")):
+        return False
+    lines, scatters, images = entry.get("lines"), entry.get("scatters"), entry.get("images")
+    if not all(isinstance(part, list) and len(part) <= MAX_SIDECAR_ARTISTS for part in (lines, scatters, images)):
+        return False
+    return (
+        all(_valid_line(line) for line in lines)
+        and all(_valid_scatter(scatter) for scatter in scatters)
+        and all(isinstance(image, dict) and _is_shape(image.get("shape")) for image in images)
+    )
+
+
+def _valid_line(line: Any) -> bool:
+    if not (isinstance(line, dict) and isinstance(line.get("label"), str) and _is_count(line.get("n"))):
+        return False
+    x, y = line.get("x"), line.get("y")
+    return _numbers_or_null(x, MAX_LINE_POINTS) and _numbers_or_null(y, MAX_LINE_POINTS) and len(x) == len(y)
+
+
+def _valid_scatter(scatter: Any) -> bool:
+    if not (isinstance(scatter, dict) and isinstance(scatter.get("label"), str) and _is_count(scatter.get("n"))):
+        return False
+    dims = scatter.get("dims")
+    if dims not in (2, 3) or isinstance(dims, bool):
+        return False
+    mean, std, points = scatter.get("mean"), scatter.get("std"), scatter.get("points")
+    if not (_numbers_or_null(mean, dims) and _numbers_or_null(std, dims) and len(mean) == len(std) == dims):
+        return False
+    if not isinstance(points, list) or len(points) > MAX_SCATTER_POINTS:
+        return False
+    return all(_numbers_or_null(point, dims) and len(point) == dims for point in points)
+
+
+def _numbers_or_null(values: Any, cap: int) -> bool:
+    """A list of at most ``cap`` finite numbers or nulls."""
+    return isinstance(values, list) and len(values) <= cap and all(v is None or _is_number(v) for v in values)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _optional_count(record: dict[str, Any], name: str) -> bool:
+    return name not in record or _is_count(record[name])
 
 
 def _named_entry(entry: Any, *fields: str) -> bool:

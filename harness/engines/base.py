@@ -63,7 +63,10 @@ class RunSettings:
     prefer: tuple[str, ...] = ()
     """Model names the rubric prefers (``Net``, ``model``): such candidates come first."""
     task_values: tuple[str, ...] = ()
-    """Namespace names whose values the probe records (JSON scalars or short lists)."""
+    """Namespace names whose values the probe records (JSON values inline, big arrays as tensor files)."""
+    calls: tuple[dict[str, Any], ...] = ()
+    """Functions the probe calls on fixed inputs after the run: ``{"id", "names", "inputs"}`` each
+    (the first of ``names`` that is callable, on ``harness.probes.fixed_inputs.build(inputs)``)."""
     input_shapes: tuple[tuple[int, ...], ...] | None = None
     """Dummy-batch shapes to try; None: by the first dataset (``DEFAULT_INPUT_SHAPES``)."""
     max_candidates: int = 12
@@ -126,6 +129,7 @@ class Engine:
             "datasets": list(datasets),
             "prefer": list(settings.prefer),
             "task_values": list(settings.task_values),
+            "calls": [dict(call) for call in settings.calls],
             "cell_timeout_s": settings.cell_timeout_s,
             "probe_timeout_s": settings.probe_timeout_s,
             "step_timeout_s": max(5.0, settings.probe_timeout_s / 4),
@@ -135,8 +139,10 @@ class Engine:
             "export_inputs": settings.export_inputs,
             "eval": {},
         }
-        shapes = settings.input_shapes or next(
-            (DEFAULT_INPUT_SHAPES[d] for d in datasets if d in DEFAULT_INPUT_SHAPES), None
+        # every dataset's shapes, in the datasets' order: a notebook with a SIGNS CNN and a FashionMNIST
+        # autoencoder needs (3, 64, 64) for the one and (1, 28, 28) for the other
+        shapes = settings.input_shapes or tuple(
+            dict.fromkeys(s for d in datasets for s in DEFAULT_INPUT_SHAPES.get(d, ()))
         )
         if shapes:
             config["input_shapes"] = [list(s) for s in shapes]

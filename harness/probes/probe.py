@@ -6,7 +6,9 @@ writes ``probe.json`` and tensor files into the artifacts folder, following ARTI
 per model candidate its module tree with hyperparameters, parameter counts, the output shape
 of every leaf on a dummy batch (forward hooks), the state_dict, and the raw outputs on the
 evaluation images (whose labels never enter the sandbox); plus the losses and optimizers in
-the namespace and the figures saved so far.
+the namespace, the figures saved so far, the values a rubric asks for by name (``task_values``),
+the results of the functions a rubric asks to call on fixed inputs (``calls``), and the names of
+the functions and classes the student defined (``callables``).
 
 Models are found by what they are: the configured preferred names first, then every
 ``nn.Module`` instance (one level into dicts, lists and tuples too; submodules of another
@@ -24,13 +26,16 @@ module and re-evaluates them itself, and reports a disagreement with these outpu
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import os
+import re
 import signal
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +46,7 @@ import torch
 from torch import nn
 
 from harness.architecture import layer_hyper
+from harness.probes import fixed_inputs
 
 FORMAT = 1
 """Version of the probe.json layout."""
@@ -56,6 +62,18 @@ MAX_HOOK_CALLS = 2_000
 
 MAX_CONTAINER_ITEMS = 64
 """Items looked at inside one dict, list or tuple of the namespace."""
+
+MAX_JSON_ITEMS = 100
+"""A list, array or dict task value with more items than this is not recorded as JSON."""
+
+MAX_VALUE_ELEMENTS = 4_000_000
+"""Elements of the largest array task value saved as a tensor file (values/<name>.pt)."""
+
+MAX_CALL_VALUES = 10
+"""Numbers recorded from a call's tuple or list result."""
+
+MAX_CALLABLES = 200
+"""Names of the student's functions and classes recorded at most."""
 
 MAX_STATE_BYTES = 256 * 1024**2
 """A state_dict bigger than this is not exported."""
@@ -92,6 +110,7 @@ class _Torch:
     numel: Callable[..., Any] = torch.Tensor.numel
     data_ptr: Callable[..., Any] = torch.Tensor.data_ptr
     inference_mode: Callable[..., Any] = torch.inference_mode
+    no_grad: Callable[..., Any] = torch.no_grad
     generator: Callable[..., Any] = torch.Generator
     named_modules: Callable[..., Any] = nn.Module.named_modules
     named_parameters: Callable[..., Any] = nn.Module.named_parameters
@@ -136,8 +155,10 @@ def run(config: dict[str, Any], namespace: dict[str, Any] | None = None) -> dict
     artifacts = Path(config["artifacts"])
     artifacts.mkdir(parents=True, exist_ok=True)
     step_s = float(config.get("step_timeout_s", 30.0))
+    deadline = time.monotonic() + float(config.get("probe_budget_s", 90.0))
     errors: list[str] = []
     items = _namespace_items(namespace, errors)
+    module_name = str(config.get("module_name") or namespace.get("__name__") or "__main__")
 
     record: dict[str, Any] = {
         "format": FORMAT,
@@ -147,11 +168,13 @@ def run(config: dict[str, Any], namespace: dict[str, Any] | None = None) -> dict
         "optimizers": _optimizers(items, errors),
         "figures": [],
         "namespace_errors": errors,
-        "task_values": _task_values(namespace, config.get("task_values", ()), errors),
+        "task_values": _task_values(namespace, config.get("task_values", ()), artifacts, step_s, errors),
+        "callables": _callables(items, module_name, config.get("workspace")),
+        # Before the models: a call is quick, and a slow model inspection must not crowd it out.
+        "calls": _calls(namespace, config.get("calls", ()), step_s, deadline, errors),
     }
     found = _find_candidates(items, namespace, config, errors)
     context = _EvalContext.build(items, config, errors)
-    deadline = time.monotonic() + float(config.get("probe_budget_s", 90.0))
     for index, candidate in enumerate(found):
         started = time.monotonic()
         if started > deadline:  # leave time to write what was found before the runner's probe timeout
@@ -252,24 +275,244 @@ def _optimizers(items: list[tuple[str, Any]], errors: list[str]) -> list[dict[st
     return found[:MAX_CONTAINER_ITEMS]
 
 
-def _task_values(namespace: dict[str, Any], names: Any, errors: list[str]) -> dict[str, Any]:
-    """Values a rubric asks for by name: JSON scalars, or short lists of them (tensors and arrays included)."""
+def _task_values(
+    namespace: dict[str, Any], names: Any, artifacts: Path, step_s: float, errors: list[str]
+) -> dict[str, Any]:
+    """Values a rubric asks for by name (ARTIFACTS.md).
+
+    JSON scalars, short lists (tensors and arrays of at most ``MAX_JSON_ITEMS`` elements
+    included) and small dicts are recorded inline; bigger numeric arrays, tensors and lists
+    of numbers or tensors are saved as float32 tensors in ``values/<name>.pt`` and recorded as
+    ``{"tensor": path, "shape": [...]}``.
+    """
     values: dict[str, Any] = {}
-    for name in list(names)[:MAX_CONTAINER_ITEMS]:
+    files: set[str] = set()
+    try:
+        wanted = [str(name) for name in list(names)[:MAX_CONTAINER_ITEMS]]
+    except Exception:
+        wanted = []
+    for name in wanted:
         if name not in namespace:
             continue
-        value = namespace[name]
         try:
-            if _safe_isinstance(value, (_T.tensor_type, np.ndarray, np.generic)):
-                value = np.asarray(value.detach().cpu() if _safe_isinstance(value, _T.tensor_type) else value)
-                if value.size > 100:
-                    errors.append(f"{name}: has {value.size} elements; task values are cut at 100")
-                    continue
-                value = value.tolist()
-            values[name] = _json_value(value)
+            with _time_limit(step_s):
+                values[name] = _task_value(name, namespace[name], artifacts, files)
+        except _NotRecorded as reason:
+            errors.append(f"{name}: {reason}")
         except Exception as error:
             errors.append(f"{name}: could not be read as a task value: {_one_line(error)}")
     return values
+
+
+class _NotRecorded(Exception):
+    """A task value the probe leaves out on purpose (too big); the message says why."""
+
+
+def _task_value(name: str, value: Any, artifacts: Path, files: set[str]) -> Any:
+    """One task value as recorded in probe.json (a tensor file is written for a big array)."""
+    if _safe_isinstance(value, dict):
+        if len(value) > MAX_JSON_ITEMS:
+            raise _NotRecorded(f"a dict of {len(value):,} items; task values take at most {MAX_JSON_ITEMS}")
+        return {_cap(str(key), 200): _json_item(item) for key, item in list(value.items())}
+    tensor = _numeric(value)
+    if tensor is None:
+        return _json_value(value)
+    if _T.numel(tensor) <= MAX_JSON_ITEMS and tensor.dim() <= 2:
+        return _json_value(tensor.tolist())
+    if tensor.is_complex():
+        raise _NotRecorded("holds complex numbers; task values are real")
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", name)[:100] or "value"
+    relative = f"values/{stem}.pt"
+    count = 1
+    while relative in files:
+        count += 1
+        relative = f"values/{stem}_{count}.pt"
+    files.add(relative)
+    (artifacts / "values").mkdir(parents=True, exist_ok=True)
+    data = tensor.to(torch.float32).contiguous().clone()
+    _T.save(data, artifacts / relative)
+    return {"tensor": relative, "shape": list(data.shape)}
+
+
+def _numeric(value: Any) -> torch.Tensor | None:
+    """A detached cpu tensor of a numeric tensor, array, or list/tuple of numbers or tensors; None otherwise.
+
+    Raises _NotRecorded for one with more than ``MAX_VALUE_ELEMENTS`` elements (checked before copying).
+    """
+    if _safe_isinstance(value, _T.tensor_type):
+        _check_size(_T.numel(value))
+        return value.detach().to("cpu").as_subclass(_T.tensor_type)
+    if _safe_isinstance(value, (np.ndarray, np.generic)):
+        _check_size(int(np.size(value)))
+        array = np.asarray(value)
+        return _T.from_numpy(np.ascontiguousarray(array)) if array.dtype.kind in "biufc" else None
+    if type(value) not in (list, tuple) or not value:
+        return None
+    _check_size(len(value))
+    if all(_safe_isinstance(item, _T.tensor_type) for item in value):
+        _check_size(sum(_T.numel(item) for item in value))
+        return _T.stack([item.detach().to("cpu", torch.float32) for item in value])
+    if not all(type(item) in (int, float, bool, list, tuple) or _safe_isinstance(item, np.generic) for item in value):
+        return None
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged nested lists
+        return None
+    _check_size(array.size)
+    return _T.from_numpy(np.ascontiguousarray(array)) if array.dtype.kind in "biuf" else None
+
+
+def _check_size(elements: int) -> None:
+    if elements > MAX_VALUE_ELEMENTS:
+        raise _NotRecorded(f"has {elements:,} elements; task values are cut at {MAX_VALUE_ELEMENTS:,}")
+
+
+def _json_item(value: Any) -> Any:
+    """A dict task value's item: JSON as ``_json_value`` makes it, small tensors and arrays as lists."""
+    try:
+        tensor = _numeric(value)
+    except _NotRecorded:
+        tensor = None
+    if tensor is not None and _T.numel(tensor) <= MAX_JSON_ITEMS and tensor.dim() <= 2:
+        return _json_value(tensor.tolist())
+    if tensor is not None:
+        return f"<{type(value).__name__} of shape {list(tensor.shape)}: too big for a dict task value>"
+    return _json_value(value)
+
+
+def _callables(items: list[tuple[str, Any]], module_name: str, workspace: str | None) -> list[str]:
+    """Sorted namespace names bound to functions and classes the student defined (not imported ones)."""
+    names = []
+    for name, value in items:
+        try:
+            if not (_safe_isinstance(value, type) or _safe_isinstance(value, types.FunctionType)):
+                continue
+            if _defined_by_student(value, module_name, workspace):
+                names.append(name)
+        except Exception:
+            continue
+    return sorted(names)[:MAX_CALLABLES]
+
+
+# --------------------------------------------------------------------------- calls
+
+
+def _calls(
+    namespace: dict[str, Any], specs: Any, step_s: float, deadline: float, errors: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Call the functions a rubric names on fixed inputs (``fixed_inputs.build``); one record per call id."""
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        specs = list(specs)[:MAX_CONTAINER_ITEMS]
+    except Exception:
+        specs = []
+    for spec in specs:
+        try:
+            call_id = str(spec["id"])
+            names = [str(name) for name in spec.get("names", ())]
+            kind = str(spec.get("inputs", ""))
+        except Exception as error:
+            errors.append(f"a call in the probe's configuration is malformed: {_one_line(error)}")
+            continue
+        results[call_id] = _call(namespace, names, kind, step_s, deadline)
+    return results
+
+
+def _call(namespace: dict[str, Any], names: list[str], kind: str, step_s: float, deadline: float) -> dict[str, Any]:
+    """Try the named callables in order; the first call that returns a number wins, else the first one's error."""
+    present = [(name, namespace[name]) for name in names if name in namespace]
+    functions = [(name, value) for name, value in present if _is_function(value)]
+    if not functions:
+        listed = ", ".join(names)
+        if not present:
+            error = f"none of {listed} is defined"
+        else:
+            kinds = ", ".join(f"{name} is a {_type_name(value)}" for name, value in present)
+            error = f"none of {listed} is a function ({kinds})"
+        return {"function": None, "value": None, "values": [], "error": _cap(error, 2_000)}
+    first = None
+    for name, function in functions:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            outcome = {"function": name, "value": None, "values": [], "error": "the probe ran out of time before "
+                       "calling it"}
+        else:
+            outcome = {"function": name, **_call_one(function, kind, min(step_s, left))}
+        if outcome["error"] is None:
+            return outcome
+        first = first or outcome
+    assert first is not None
+    return first
+
+
+def _is_function(value: Any) -> bool:
+    """Callable and not a class (calling a class builds an object, not a result)."""
+    try:
+        return callable(value) and not _safe_isinstance(value, type)
+    except Exception:
+        return False
+
+
+def _type_name(value: Any) -> str:
+    try:
+        return _cap(type(value).__name__, 100)
+    except Exception:
+        return "object"
+
+
+def _call_one(function: Any, kind: str, limit: float) -> dict[str, Any]:
+    """Call ``function`` on fresh fixed inputs without gradients, under ``limit`` seconds; read the numbers back."""
+    record: dict[str, Any] = {"value": None, "values": [], "error": None}
+    try:
+        arguments = fixed_inputs.build(kind)
+    except Exception as error:
+        record["error"] = _one_line(error)
+        return record
+    try:
+        with _time_limit(limit), _T.no_grad():
+            result = function(*arguments)
+            record["result_type"] = _type_name(result)
+            numbers = _result_numbers(result)
+    except (Exception, SystemExit) as error:
+        record["error"] = _one_line(error)
+        return record
+    record["values"] = [_json_number(n) for n in numbers]
+    record["value"] = record["values"][0]
+    if record["value"] is None:
+        record["error"] = f"ValueError: the result is {numbers[0]}, not a finite number"
+    return record
+
+
+def _result_numbers(result: Any) -> list[float]:
+    """The number a call returned, or the numbers in its tuple/list result (at most ``MAX_CALL_VALUES``)."""
+    if _safe_isinstance(result, (tuple, list)):
+        numbers = []
+        for item in itertools.islice(iter(result), MAX_JSON_ITEMS):
+            number = _single_number(item)
+            if number is not None:
+                numbers.append(number)
+                if len(numbers) == MAX_CALL_VALUES:
+                    break
+        if not numbers:
+            raise TypeError(f"the result is a {_type_name(result)} with no single number in it")
+        return numbers
+    number = _single_number(result)
+    if number is None:
+        if _safe_isinstance(result, _T.tensor_type):
+            raise TypeError(f"the result is a tensor of shape {list(result.shape)}, not a single number")
+        raise TypeError(f"the result is a {_type_name(result)}, not a number")
+    return [number]
+
+
+def _single_number(value: Any) -> float | None:
+    """A one-element real tensor or a real number as a float; None for anything else."""
+    if _safe_isinstance(value, _T.tensor_type):
+        if _T.numel(value) != 1 or value.is_complex():
+            return None
+        return float(value.detach().to("cpu", torch.float64).reshape(-1)[0].item())
+    if type(value) in (int, float) or _safe_isinstance(value, (np.integer, np.floating)):
+        return float(value)
+    return None
 
 
 # --------------------------------------------------------------------------- candidates
@@ -351,8 +594,8 @@ def _has_parameters(module: nn.Module) -> bool:
         return True
 
 
-def _defined_by_student(cls: type, module_name: str, workspace: str | None) -> bool:
-    """A class from the notebook or script itself, or from a module file inside the submission."""
+def _defined_by_student(cls: Any, module_name: str, workspace: str | None) -> bool:
+    """A class (or function) from the notebook or script itself, or from a module file inside the submission."""
     owner = getattr(cls, "__module__", None)
     if owner == module_name or owner == "__main__":
         return True

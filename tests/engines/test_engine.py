@@ -84,6 +84,7 @@ def test_a_notebook_runs_in_the_sandbox_and_its_artifacts_load_on_the_host(tmp_p
         config = json.loads((tmp_path / "out" / "runner-config.json").read_text())
         assert config["eval"] == {"mnist": "/gradebench/eval/mnist-images.npy"}
         assert config["data_root"] == "/gradebench/data"
+        assert config["input_shapes"] == [[1, 28, 28], [784]]
 
 
 def test_a_script_runs_in_the_sandbox_as_main_and_its_model_and_figure_are_probed(tmp_path, eval_images):

@@ -51,8 +51,10 @@ def test_any_mnist_root_reads_the_prepared_files_without_downloading(tmp_path, s
     assert report["created"] == []  # nothing was written where the student pointed
     assert (report["threads"], report["wandb"], report["hub"]) == (1, "disabled", "1")
     assert report["backend"] == "module://harness.probes.mpl_backend"
-    assert report["figures"] == ["0.png"]  # plt.show() saved the first; the second is still open
+    assert report["figures"] == ["0.json", "0.png"]  # plt.show() saved the first; the second is still open
     assert (tmp_path / "artifacts" / "figures" / "0.png").read_bytes().startswith(b"\x89PNG")
+    [line] = json.loads((tmp_path / "artifacts" / "figures" / "0.json").read_text())["axes"][0]["lines"]
+    assert (line["x"], line["y"]) == ([0.0, 1.0, 2.0], [1.0, 2.0, 3.0])
 
 
 def test_figures_are_numbered_capped_and_must_be_png(tmp_path):
