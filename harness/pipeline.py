@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -239,14 +240,21 @@ def _source_limits(setup: GradingSetup, tasks: Sequence[Task]) -> Limits:
 
 
 def _run_settings(setup: GradingSetup, tasks: Sequence[Task]) -> RunSettings:
-    """What the engine needs to run one source: limits, data, evaluation images, preferred model names."""
+    """What the engine needs to run one source: limits, data, evaluation images, preferred model names,
+    and what the tasks' probe blocks ask the probe to record (values, function calls), merged in rubric order."""
     prefer: list[str] = []
     evaluated: list[str] = []
+    values: dict[str, None] = {}
+    calls: dict[str, dict[str, Any]] = {}
     for task in tasks:
         if task.model is not None:
             prefer += [name for name in task.model.prefer if name not in prefer]
             if task.model.dataset and task.model.dataset not in evaluated:
                 evaluated.append(task.model.dataset)
+        if task.probe is not None:
+            values.update(dict.fromkeys(task.probe.values))
+            for call in task.probe.calls:
+                calls.setdefault(call.id, call.as_config())
     limits = _source_limits(setup, tasks)
     return RunSettings(
         limits=limits,
@@ -256,6 +264,8 @@ def _run_settings(setup: GradingSetup, tasks: Sequence[Task]) -> RunSettings:
         eval_images={d: setup.hidden[d][0] for d in evaluated if d in setup.hidden},
         datasets=tuple(setup.rubric.datasets),
         prefer=tuple(prefer),
+        task_values=tuple(values),
+        calls=tuple(calls.values()),
     )
 
 
@@ -275,9 +285,14 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _task_context(
-    setup: GradingSetup, task: Task, execution: ExecutionResult | None, source_file: Path | None, missing: str
+    setup: GradingSetup,
+    task: Task,
+    execution: ExecutionResult | None,
+    source_file: Path | None,
+    missing: str,
+    related: dict[str, CheckContext] | None = None,
 ) -> CheckContext:
-    """Everything the checks of ``task`` read."""
+    """Everything the checks of ``task`` read; ``related``: the contexts of the tasks graded before it."""
     artifacts = execution.artifacts_dir if execution else None
     records = load_artifacts(artifacts) if artifacts else None  # ArtifactError: malformed records, a harness error
     run = records.run if records else None
@@ -289,7 +304,10 @@ def _task_context(
         model, note = None, _why_no_probe(execution, run)
     else:
         prefer = task.model.prefer if task.model else ()
-        model, note = select_model(probe.get("models", []), prefer, reference_layers, reference_parameters)
+        fixed = task.model is None or task.model.architecture == "fixed"
+        model, note = select_model(
+            probe.get("models", []), prefer, reference_layers, reference_parameters, require_similarity=fixed
+        )
     dataset = task.model.dataset if task.model else None
     budget_s, budget_note = _budget(setup, task)
     return CheckContext(
@@ -309,6 +327,9 @@ def _task_context(
         budget_note=budget_note,
         hidden_labels=setup.hidden[dataset][1] if dataset in setup.hidden else None,
         source_text=_source_text(source_file) if source_file else "",
+        data_dir=setup.data_dir,
+        related=dict(related or {}),
+        records=records,
     )
 
 
@@ -342,6 +363,7 @@ def grade_submission(submission: Submission, setup: GradingSetup) -> GradeReport
     workspace = make_workspace(submission, setup.out_dir / "work" / student_dir)
     results: list[CheckResult] = []
     executions: list[ExecutionResult] = []
+    graded: dict[str, CheckContext] = {}  # contexts of the tasks graded so far, for cross-task checks
     for index, source in enumerate(rubric.sources_in_order()):
         tasks = rubric.tasks_for_source(source)
         relative = tasks[0].find_source(submission.files)
@@ -363,11 +385,12 @@ def grade_submission(submission: Submission, setup: GradingSetup) -> GradeReport
             executions.append(execution)
         for task in tasks:
             try:
-                ctx = _task_context(setup, task, execution, source_file, missing)
+                ctx = _task_context(setup, task, execution, source_file, missing, graded)
             except ArtifactError as error:
                 results.extend(_harness_errors(task, f"the records of running {relative} are unusable: {error}"))
                 continue
             results.extend(run_check(ctx, spec) for spec in task.checks)
+            graded[task.id] = ctx
     return score_submission(
         rubric,
         submission.student,
@@ -383,7 +406,12 @@ def grade_submission(submission: Submission, setup: GradingSetup) -> GradeReport
 
 
 def _reference_metrics(setup: GradingSetup, report: GradeReport) -> dict[str, dict[str, float]]:
-    """Per task: what the reference submission reached (from its own check details) and how long it ran."""
+    """Per task: what the reference submission reached (from its own check details) and how long it ran.
+
+    Besides ``seconds``, ``hidden_accuracy`` and ``hidden_min_class_accuracy``, every check's numeric
+    ``details["measured"]`` is kept under the check's name (the first, when a task has the same check
+    twice): relative bars of any check read the reference's value of the same check in the same task.
+    """
     seconds = {e.source: e.sandbox.wall_s for e in report.executions}
     metrics: dict[str, dict[str, float]] = {}
     for task_score in report.tasks:
@@ -399,6 +427,12 @@ def _reference_metrics(setup: GradingSetup, report: GradeReport) -> dict[str, di
                 entry["hidden_accuracy"] = float(result.details["measured"])
             if result.check == "per_class_accuracy" and "per_class" in result.details:
                 entry["hidden_min_class_accuracy"] = float(min(result.details["per_class"].values()))
+            measured = result.details.get("measured")
+            if (
+                isinstance(measured, (int, float)) and not isinstance(measured, bool) and math.isfinite(measured)
+                and result.check not in entry
+            ):
+                entry[result.check] = float(measured)
         metrics[task.id] = entry
     return metrics
 

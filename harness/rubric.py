@@ -17,6 +17,15 @@ budget and the checks that score it; a manual task is worth points a TA awards
         checks:
           - {check: parameter_count, equals: 12810, points: 1}
           - {check: test_accuracy, relative_to_reference: 0.98, points: 3}
+      - id: vae
+        title: "2.5 VAE loss"
+        source: vae.ipynb
+        probe:                            # what the probe records besides the models (optional)
+          values: [z]                     # namespace values, by name
+          calls:                          # functions called on fixed inputs after the run
+            - {id: vae_loss, names: [loss_function, vae_loss], inputs: vae_loss}
+        checks:
+          - {check: vae_loss_closed_form, params: {call: vae_loss}, points: 1}
       - id: cnn-why-800
         title: "Why Flatten, and why 800 features?"
         manual: {points: 2}
@@ -67,6 +76,10 @@ Device = Literal["cpu", "gpu"]
 _ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _ASSIGNMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+TASK_REFERENCES = {"reconstruction_compare": "task", "shared_weights": "task", "bottleneck_width": "same_as_task"}
+"""Checks that read another task's results, and the params key naming it: that task must be graded first."""
 
 
 def _problem(path: str, reason: str) -> PydanticCustomError:
@@ -161,6 +174,9 @@ class ModelRef(_Strict):
     """``module:Class`` of the reference implementation the model is compared with."""
     dataset: Dataset | None = None
     """Dataset the model is evaluated on; one of the rubric's ``datasets``."""
+    architecture: Literal["fixed", "free"] = "fixed"
+    """``fixed``: the assignment prescribes the network, and a candidate unlike ``spec`` is not graded as it.
+    ``free``: students design their own network; ``spec`` (optional) only ranks the candidates."""
 
     @field_validator("spec")
     @classmethod
@@ -202,6 +218,83 @@ class Manual(_Strict):
     """Points a TA may award."""
 
 
+def _python_name(value: str) -> str:
+    """Refuse a string that is not a Python identifier (a namespace name)."""
+    if not _NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Python name (letters, digits and underscores, not starting with a digit)")
+    return value
+
+
+class ProbeCall(_Strict):
+    """A function of the student's the probe calls on fixed inputs after the run (``harness.probes.fixed_inputs``)."""
+
+    id: Text
+    """Key of the result in probe.json ``calls`` and in a check's ``params.call``."""
+    names: Alternatives
+    """Names the student may have given the function, tried in order (the first callable one is called)."""
+    inputs: Text
+    """Kind of fixed inputs to call it with (``vae_loss``: recon, x, mu, logvar)."""
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        """Keep the id usable as a JSON key and in messages."""
+        return _python_name(value)
+
+    @field_validator("names")
+    @classmethod
+    def _valid_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Every alternative is a Python name, and there is at least one."""
+        if not value:
+            raise ValueError("must list at least one function name")
+        for name in value:
+            _python_name(name)
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("inputs")
+    @classmethod
+    def _known_inputs(cls, value: str) -> str:
+        """The fixed inputs must be a kind the probe (and the host) can build."""
+        from harness.probes.fixed_inputs import KINDS
+
+        if value not in KINDS:
+            raise ValueError(f"no fixed inputs {value!r}; known: {', '.join(sorted(KINDS))}")
+        return value
+
+    def as_config(self) -> dict[str, Any]:
+        """The entry of the runner config's ``calls``."""
+        return {"id": self.id, "names": list(self.names), "inputs": self.inputs}
+
+
+class Probe(_Strict):
+    """What the probe records for a task besides the models: named values and function calls."""
+
+    values: Alternatives = ()
+    """Namespace names whose values the probe records (probe.json ``task_values``)."""
+    calls: tuple[ProbeCall, ...] = ()
+    """Functions the probe calls on fixed inputs (probe.json ``calls``)."""
+
+    @field_validator("values")
+    @classmethod
+    def _valid_values(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Every value is a Python name; repeats are dropped."""
+        for name in value:
+            _python_name(name)
+        return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _distinct_calls(self) -> Probe:
+        """Call ids are unique within the block; an empty block says nothing."""
+        seen: dict[str, int] = {}
+        for i, call in enumerate(self.calls):
+            if call.id in seen:
+                raise _problem(f"calls[{i}].id", f"call id {call.id!r} is already used by calls[{seen[call.id]}]")
+            seen[call.id] = i
+        if not self.values and not self.calls:
+            raise _problem("", "give values (names to record), calls (functions to call), or both")
+        return self
+
+
 class Task(_Strict):
     """One graded item of the assignment: automatic (source + checks) or manual."""
 
@@ -215,6 +308,8 @@ class Task(_Strict):
     """How to find the task's model (optional)."""
     budget: Budget | None = None
     """Timing budget of the source (optional)."""
+    probe: Probe | None = None
+    """Values and function calls the probe records for this task's checks (optional)."""
     checks: tuple[CheckSpec, ...] = ()
     """Checks that score the task, in order."""
     manual: Manual | None = None
@@ -240,7 +335,7 @@ class Task(_Strict):
     def _automatic_or_manual(self) -> Task:
         """A task is either automatic (source + checks) or manual (manual.points), never both."""
         if self.manual is not None:
-            extra = [name for name in ("source", "model", "budget", "checks") if getattr(self, name)]
+            extra = [name for name in ("source", "model", "budget", "probe", "checks") if getattr(self, name)]
             if extra:
                 reason = f"a task is either manual or automatic, not both: remove manual, or remove {', '.join(extra)}"
                 raise _problem("manual", reason)
@@ -328,7 +423,7 @@ class Rubric(_Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Rubric:
-        """Task ids are unique; a task's dataset is one the rubric prepares."""
+        """Task ids are unique; a task's dataset is one the rubric prepares; probe blocks and task references agree."""
         seen: dict[str, int] = {}
         for i, task in enumerate(self.tasks):
             if task.id in seen:
@@ -341,7 +436,74 @@ class Rubric(_Strict):
                     f"tasks[{i}].model.dataset",
                     f"{task.model.dataset!r} is not among the rubric's datasets ({listed}): add it to datasets",
                 )
+        self._check_probe_calls(seen)
+        self._check_task_references(seen)
         return self
+
+    def _check_probe_calls(self, index: dict[str, int]) -> None:
+        """Tasks sharing a source must not give one call id two meanings; checks name calls and values that are probed."""
+        for source in self.sources_in_order():
+            calls: dict[str, tuple[ProbeCall, str]] = {}
+            for task in self.tasks_for_source(source):
+                for j, call in enumerate(task.probe.calls if task.probe else ()):
+                    earlier = calls.get(call.id)
+                    if earlier is not None and earlier[0] != call:
+                        raise _problem(
+                            f"tasks[{index[task.id]}].probe.calls[{j}]",
+                            f"call {call.id!r} is defined differently by task {earlier[1]!r}, which runs the same source: "
+                            "use another id or the same definition",
+                        )
+                    calls.setdefault(call.id, (call, task.id))
+            values, _ = self.probe_requests(source)
+            for task in self.tasks_for_source(source):
+                for k, spec in enumerate(task.checks):
+                    where = f"tasks[{index[task.id]}].checks[{k}].params"
+                    call = spec.params.get("call")
+                    if spec.check == "vae_loss_closed_form" and call not in calls:
+                        defined = ", ".join(calls) or "none"
+                        raise _problem(
+                            where, f"call {call!r} is not among the probe calls of this source ({defined}): add it to probe.calls"
+                        )
+                    if spec.check == "standard_normal_samples":
+                        wanted = _one_or_many(spec.params.get("values"))
+                        if not isinstance(wanted, list) or not wanted:
+                            raise _problem(where, "values must list the namespace names of the samples (e.g. [z])")
+                        missing = [name for name in wanted if name not in values]
+                        if missing:
+                            raise _problem(where, f"{', '.join(map(str, missing))} not recorded: add to probe.values")
+
+    def _check_task_references(self, index: dict[str, int]) -> None:
+        """A check reading another task's results names an automatic task graded before its own."""
+        order = {task.id: n for n, task in enumerate(self.grading_order())}
+        for task in self.automatic_tasks:
+            for k, spec in enumerate(task.checks):
+                key = TASK_REFERENCES.get(spec.check)
+                other = spec.params.get(key) if key else None
+                if other is None:
+                    if spec.check != "bottleneck_width" and key is not None:
+                        raise _problem(f"tasks[{index[task.id]}].checks[{k}].params", f"{key} (the task to compare with) is required")
+                    continue
+                where = f"tasks[{index[task.id]}].checks[{k}].params.{key}"
+                if other not in order:
+                    known = ", ".join(t.id for t in self.automatic_tasks)
+                    raise _problem(where, f"{other!r} is not an automatic task of this rubric; tasks: {known}")
+                if order[other] >= order[task.id]:
+                    raise _problem(where, f"task {other!r} is graded after {task.id!r}: list it (and its source) first")
+
+    def grading_order(self) -> tuple[Task, ...]:
+        """Automatic tasks in the order they are graded: by source in order of first use, then rubric order."""
+        return tuple(t for source in self.sources_in_order() for t in self.tasks_for_source(source))
+
+    def probe_requests(self, source: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[ProbeCall, ...]]:
+        """The values and calls the probe block of every task of ``source`` asks for, merged in rubric order."""
+        values: dict[str, None] = {}
+        calls: dict[str, ProbeCall] = {}
+        for task in self.tasks_for_source(source):
+            if task.probe is not None:
+                values.update(dict.fromkeys(task.probe.values))
+                for call in task.probe.calls:
+                    calls.setdefault(call.id, call)
+        return tuple(values), tuple(calls.values())
 
     @property
     def path(self) -> Path | None:

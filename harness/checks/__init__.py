@@ -105,4 +105,13 @@ def run_check(ctx: CheckContext, spec: CheckSpecLike) -> CheckResult:
 
 def _load_builtin_checks() -> None:
     """Import the modules that register the built-in checks (once)."""
-    from harness.checks import architecture, evaluation, execution  # noqa: F401
+    from harness.checks import (  # noqa: F401
+        architecture,
+        evaluation,
+        execution,
+        figures,
+        generative,
+        pca,
+        reconstruction,
+        weights,
+    )

@@ -53,8 +53,29 @@ class CheckContext:
     """Labels of the hidden evaluation images (host only: never sent into the sandbox)."""
     source_text: str = ""
     """The task's source code (notebook code cells joined, or the script), for static checks."""
+    data_dir: Path | None = None
+    """The prepared data folder (``harness.data.load_split``): public train/test images for host computations."""
+    related: dict[str, CheckContext] = field(default_factory=dict)
+    """Contexts of the tasks graded earlier in the same submission, by task id (cross-task checks read them)."""
+    records: Artifacts | None = None
+    """The validated artifacts folder (``harness.artifacts.load_artifacts``); built from the fields above when absent."""
     details: dict[str, Any] = field(default_factory=dict)
     """Filled by the running check with figures worth showing; emptied around each check."""
+
+    def require_related(self, task_id: str) -> CheckContext:
+        """The context of ``task_id``, graded earlier; a harness error when the rubric did not grade it first."""
+        try:
+            return self.related[task_id]
+        except KeyError:
+            raise RuntimeError(
+                f"task {task_id!r} was not graded before task {self.task_id!r} (the rubric must list it first)"
+            ) from None
+
+    def require_data_dir(self) -> Path:
+        """The prepared data folder; a harness error when the pipeline gave none."""
+        if self.data_dir is None:
+            raise RuntimeError(f"task {self.task_id!r} needs the prepared data folder, which was not given")
+        return self.data_dir
 
     def require_model(self) -> dict[str, Any]:
         """The chosen model record; fails the check with the reason when there is none."""
@@ -63,10 +84,15 @@ class CheckContext:
 
     def load_tensor(self, relative: str) -> torch.Tensor | dict[str, torch.Tensor]:
         """Load a tensor file the probe exported (``harness.artifacts``: inside the folder, plain tensors only)."""
-        if self.artifacts_dir is None:
-            raise FileNotFoundError("no artifacts were exported for this task")
-        folder = Artifacts(root=self.artifacts_dir.resolve(), run=self.run, probe=self.probe, figures=())
-        return folder.load_tensor(relative)
+        return self.artifacts().load_tensor(relative)
+
+    def artifacts(self) -> Artifacts:
+        """The artifacts folder as ``harness.artifacts`` reads it (tensors, figure descriptions), made once."""
+        if self.records is None:
+            if self.artifacts_dir is None:
+                raise FileNotFoundError("no artifacts were exported for this task")
+            self.records = Artifacts(root=self.artifacts_dir.resolve(), run=self.run, probe=self.probe, figures=())
+        return self.records
 
     def model_outputs(self) -> torch.Tensor:
         """The chosen model's raw outputs on the hidden evaluation images; fails the check if there are none."""

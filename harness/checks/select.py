@@ -27,8 +27,14 @@ def select_model(
     prefer: Sequence[str] = (),
     reference_layers: list[dict[str, Any]] | None = None,
     reference_parameters: int | None = None,
+    require_similarity: bool = True,
 ) -> tuple[dict[str, Any] | None, str]:
-    """Pick the candidate a task grades; returns it (or None) and a note saying why."""
+    """Pick the candidate a task grades; returns it (or None) and a note saying why.
+
+    With ``require_similarity`` (an architecture the assignment prescribes) a candidate less like the
+    reference than ``MIN_SIMILARITY`` is never graded as the student's version of it; without (students
+    design their own network) the reference only ranks the candidates.
+    """
     if not candidates:
         return None, "no PyTorch model (nn.Module) was found after running your code"
     instances = [c for c in candidates if c.get("origin") == "instance"]
@@ -51,11 +57,13 @@ def select_model(
         if not pool:
             continue
         best = max(pool, key=closeness)
-        if reference_layers is None or closeness(best)[0] >= MIN_SIMILARITY or len(pool) == 1:
+        similar = closeness(best)[0] >= MIN_SIMILARITY
+        if reference_layers is None or similar or not require_similarity or len(pool) == 1:
             others = len(candidates) - 1
             why = f"graded {_describe(best)}"
             if reference_layers is not None and len(pool) > 1:
-                why += f", the one of {len(pool)} {kind}s most like the assignment's network"
+                like = "the assignment's network" if require_similarity else "the reference network"
+                why += f", the one of {len(pool)} {kind}s most like {like}"
             elif others and kind == "instance" and len(instances) == 1:
                 why += ", the only trained model found"
             return best, why

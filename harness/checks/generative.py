@@ -1,0 +1,200 @@
+"""Checks on the VAE: the loss in closed form, samples from the prior, the functions the task names.
+
+``vae_loss_closed_form`` reads what the probe recorded when it called the student's loss
+function on fixed inputs (probe.json ``calls``; ``harness.probes.fixed_inputs`` builds the very
+same tensors here) and compares it with ``reference.vae.vae_loss`` and with the usual mistakes.
+``standard_normal_samples`` reads a recorded value (probe.json ``task_values``: a JSON list, or a
+tensor file for more than 100 numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from scipy import stats
+from torch.nn import functional as F
+
+from harness.checks import CheckSpecLike, Partial, check
+from harness.checks.context import CheckContext
+from reference.vae import vae_loss
+
+
+def _loss_variants(inputs: tuple[torch.Tensor, ...]) -> list[tuple[str, float]]:
+    """The correct negative ELBO and the usual mistakes, on the fixed inputs; (description, value), correct first."""
+    recon, x, mu, logvar = (t.double() for t in inputs)
+    n, pixels = x.shape
+    total, bce, kl = (float(v) for v in vae_loss(recon, x, mu, logvar))
+    mse = float(F.mse_loss(recon, x, reduction="sum"))
+    variants = [
+        ("correct", total), ("correct", total / n),
+        ("BCE only: the KL divergence term is missing", bce), ("BCE only: the KL divergence term is missing", bce / n),
+        ("the KL term has the wrong sign (BCE - KL)", bce - kl), ("the KL term has the wrong sign (BCE - KL)", (bce - kl) / n),
+        ("the KL divergence alone: the reconstruction term is missing", kl),
+        ("the KL divergence alone: the reconstruction term is missing", kl / n),
+        ("MSE instead of binary cross-entropy as the reconstruction term", mse + kl),
+        ("MSE instead of binary cross-entropy as the reconstruction term", (mse + kl) / n),
+        ("the binary cross-entropy is averaged over pixels (reduction='mean') but the KL divergence is summed, "
+         "so the KL term dominates", bce / (n * pixels) + kl),
+        ("the binary cross-entropy is averaged over pixels (reduction='mean') but the KL divergence is summed, "
+         "so the KL term dominates", bce / (n * pixels) + kl / n),
+    ]
+    return variants
+
+
+def _recorded(entry: dict[str, Any]) -> list[float]:
+    """The numbers the call returned: its value, else the first of a tuple, then the sum of a (bce, kl) pair."""
+    values = [v for v in entry.get("values") or [] if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    found = []
+    value = entry.get("value")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        found.append(float(value))
+    if values:
+        found.append(float(values[0]))
+        if len(values) >= 2:
+            found.append(float(values[0] + values[1]))
+    return [v for v in found if math.isfinite(v)]
+
+
+@check("vae_loss_closed_form")
+def check_vae_loss_closed_form(ctx: CheckContext, spec: CheckSpecLike) -> None:
+    """Check that the student's VAE loss is BCE + KL(q || N(0, I)) in closed form, summed or per example.
+
+    The probe called the function (``params.call``, a call id of the task's probe block) on a fixed
+    batch of 16; its value must equal ``reference.vae.vae_loss``'s total or total / 16 within
+    ``params.tolerance`` (relative, default 1e-3). Otherwise the message names the mistake it equals
+    (no KL term, KL sign, MSE, mean-reduced BCE), if any.
+    """
+    from harness.probes.fixed_inputs import build
+
+    call = spec.params.get("call")
+    tolerance = float(spec.params.get("tolerance", 1e-3))
+    calls = (ctx.probe or {}).get("calls")
+    if ctx.probe is None:
+        raise AssertionError(ctx.model_note or "your code could not be inspected after it ran")
+    if not isinstance(calls, dict) or not isinstance(calls.get(call), dict):
+        raise RuntimeError(f"the probe recorded no call {call!r} (is it in the task's probe.calls?)")
+    entry = calls[call]
+    if not entry.get("function"):
+        raise AssertionError(
+            f"{entry.get('error') or 'the loss function was not found'}: define the VAE loss as a function "
+            "loss_function(recon_x, x, mu, logvar) that returns the loss"
+        )
+    name = entry["function"]
+    if entry.get("error"):
+        raise AssertionError(
+            f"calling your {name}(recon_x, x, mu, logvar) on a batch of 16 flattened images raised {entry['error']}"
+        )
+    recorded = _recorded(entry)
+    assert recorded, f"your {name}(recon_x, x, mu, logvar) returned no finite number"
+    variants = _loss_variants(build("vae_loss"))
+    correct = variants[0][1]
+    ctx.details.update(measured=recorded[0], expected_sum=correct, expected_per_example=variants[1][1])
+
+    def close(a: float, b: float) -> bool:
+        return abs(a - b) <= tolerance * max(abs(b), 1e-12)
+
+    if any(close(value, expected) for value in recorded for what, expected in variants if what == "correct"):
+        return
+    for value in recorded:
+        for what, expected in variants:
+            if what != "correct" and close(value, expected):
+                raise AssertionError(
+                    f"your {name} returns {value:.6g} on a fixed batch of 16, where BCE + KL gives {correct:.6g} "
+                    f"(summed) or {variants[1][1]:.6g} (per example): {what}; the loss is "
+                    "-sum[x log r + (1 - x) log(1 - r)] - 0.5 * sum(1 + logvar - mu^2 - exp(logvar))"
+                )
+    raise AssertionError(
+        f"your {name} returns {recorded[0]:.6g} on a fixed batch of 16, where BCE + KL gives {correct:.6g} (summed) or "
+        f"{variants[1][1]:.6g} (per example): the loss is the binary cross-entropy summed over pixels plus "
+        "KL = -0.5 * sum(1 + logvar - mu^2 - exp(logvar))"
+    )
+
+
+def _load_value(ctx: CheckContext, record: Any) -> torch.Tensor | None:
+    """A recorded task value as a float64 tensor: a tensor file reference, or a (nested) JSON list of numbers."""
+    if isinstance(record, dict) and isinstance(record.get("tensor"), str):
+        value = ctx.load_tensor(record["tensor"])
+        return value.double() if isinstance(value, torch.Tensor) else None
+    if isinstance(record, list):
+        try:
+            return torch.tensor(record, dtype=torch.float64)
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+@check("standard_normal_samples")
+def check_standard_normal_samples(ctx: CheckContext, spec: CheckSpecLike) -> None:
+    """Check that the latent vectors drawn for generation are samples of N(0, I).
+
+    Reads the first of ``params.values`` the probe recorded: an (n, d) sample (more dimensions are
+    flattened after the first) with n >= ``min_samples`` (default 16). Each dimension's variance must lie
+    in the chi-square interval of probability 1 - ``significance`` (default 1e-4) around 1, its mean within
+    the normal interval around 0, and correlations between dimensions within 4 / sqrt(n). The message
+    recognises uniform draws (torch.rand) and encoder outputs (posterior samples).
+    """
+    names = spec.params.get("values")
+    names = [names] if isinstance(names, str) else list(names or [])
+    min_samples = int(spec.params.get("min_samples", 16))
+    significance = float(spec.params.get("significance", 1e-4))
+    if ctx.probe is None:
+        raise AssertionError(ctx.model_note or "your code could not be inspected after it ran")
+    recorded = ctx.probe.get("task_values") or {}
+    name = next((n for n in names if n in recorded), None)
+    assert name is not None, (
+        f"no latent samples were found after your code ran (looked for {', '.join(names)}): draw them with "
+        f"{names[0] if names else 'z'} = torch.randn(n, latent_dim) and decode them"
+    )
+    z = _load_value(ctx, recorded[name])
+    assert z is not None and z.numel() > 0, f"`{name}` is not an array of numbers"
+    z = z.reshape(len(z), -1) if z.ndim > 1 else z.reshape(-1, 1)  # (n, d)
+    n, d = z.shape
+    ctx.details.update(samples=n, dims=d)
+    assert n >= min_samples, f"`{name}` holds {n} samples; draw at least {min_samples} latent vectors"
+    assert torch.isfinite(z).all(), f"`{name}` contains NaN or infinite values"
+    mean, var = z.mean(0), z.var(0)
+    ctx.details.update(mean=[round(float(v), 4) for v in mean[:8]], variance=[round(float(v), 4) for v in var[:8]])
+    low, high = (stats.chi2.ppf(q, n - 1) / (n - 1) for q in (significance / 2, 1 - significance / 2))
+    mean_bound = stats.norm.ppf(1 - significance / 2) / math.sqrt(n)
+    corr = torch.corrcoef(z.T) if d > 1 else torch.ones(1, 1, dtype=z.dtype)
+    off = (corr - torch.eye(d, dtype=z.dtype)).abs().max().item() if d > 1 else 0.0
+    ctx.details["measured"] = float(max((var - 1).abs().max(), mean.abs().max()))
+    shown = (f"means {', '.join(f'{float(v):.2f}' for v in mean[:4])}, variances "
+             f"{', '.join(f'{float(v):.2f}' for v in var[:4])}{' ...' if d > 4 else ''}")
+    if bool(((z >= 0) & (z < 1)).all()):
+        raise AssertionError(
+            f"`{name}` lies in [0, 1) ({shown}): uniform draws (torch.rand); sample the prior N(0, I) with torch.randn"
+        )
+    fine = bool(((var >= low) & (var <= high)).all()) and bool((mean.abs() <= mean_bound).all()) and off <= 4 / math.sqrt(n)
+    if fine:
+        return
+    raise AssertionError(
+        f"`{name}` ({n} samples of {d} dimensions: {shown}) is not a sample of N(0, I) (variances within "
+        f"{low:.2f}..{high:.2f} and means within +-{mean_bound:.2f} expected for {n} samples): are these the encoder's "
+        "latent vectors of some images (posterior samples)? To generate, draw z = torch.randn(n, latent_dim) and decode it"
+    )
+
+
+@check("defines")
+def check_defines(ctx: CheckContext, spec: CheckSpecLike) -> None:
+    """Check that the code defines the functions or classes the task names (``params.names``): probe.json ``callables``."""
+    names = spec.params.get("names")
+    names = [names] if isinstance(names, str) else list(names or [])
+    if not names:
+        raise RuntimeError(f"check defines of task {ctx.task_id} needs params.names")
+    if ctx.probe is None:
+        raise AssertionError(ctx.model_note or "your code could not be inspected after it ran")
+    callables = ctx.probe.get("callables")
+    if not isinstance(callables, list):
+        raise RuntimeError("the probe recorded no callables (probe.json predates them)")
+    defined = {c for c in callables if isinstance(c, str)}
+    missing = [name for name in names if name not in defined]
+    ctx.details.update(measured=len(names) - len(missing), expected=len(names))
+    if not missing:
+        return
+    message = f"your code does not define {', '.join(missing)}, which the task asks you to write and run"
+    if len(missing) < len(names):
+        raise Partial(1 - len(missing) / len(names), message)
+    raise AssertionError(message)

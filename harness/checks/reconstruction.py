@@ -1,0 +1,229 @@
+"""Checks on autoencoders: reconstruction error, the bottleneck, the output shape and the reconstruction loss.
+
+The probe exports, for the chosen model, the first evaluation images as the student's code
+preprocessed them (``inputs-<dataset>.pt``) and the model's outputs on the evaluation images
+(``outputs-<dataset>.pt``, one flattened row per image): the reconstruction error is computed here,
+in the student's own pixel scale, from those two files.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import torch
+
+from harness.checks import CheckSpecLike, check
+from harness.checks.context import CheckContext
+
+METRICS = {"mse": "mean squared error", "l1": "mean absolute (L1) error"}
+
+
+def _metric(spec: CheckSpecLike) -> str:
+    metric = spec.params.get("metric", "mse")
+    if metric not in METRICS:
+        raise RuntimeError(f"params.metric of {spec.check} must be one of {', '.join(METRICS)}, got {metric!r}")
+    return metric
+
+
+def reconstruction_error(ctx: CheckContext, metric: str = "mse") -> tuple[float, int]:
+    """The chosen model's reconstruction error on its exported inputs, and how many images it was measured on.
+
+    Fails the check (AssertionError) with the reason when the model exported no inputs or outputs,
+    or when its outputs are not one image per input.
+    """
+    model = ctx.require_model()
+    relative = (model.get("inputs") or {}).get(ctx.dataset or "")
+    if not relative:
+        ctx.model_outputs()  # fails with the reason the model produced no outputs, if that is why
+        raise AssertionError("your model's inputs on the evaluation images were not exported, so its reconstructions cannot be scored")
+    inputs = ctx.load_tensor(relative)
+    assert isinstance(inputs, torch.Tensor), "the exported inputs are not a tensor"
+    outputs = ctx.model_outputs()[: len(inputs)]
+    inputs = inputs.float().reshape(len(inputs), -1)  # (N, 784)
+    outputs = outputs.reshape(len(outputs), -1)  # (N, D)
+    assert len(outputs) == len(inputs) and len(inputs) > 0, (
+        f"your model returned {len(outputs)} outputs for {len(inputs)} images; an autoencoder returns one image per input"
+    )
+    assert outputs.shape[1] == inputs.shape[1], (
+        f"your model returns {outputs.shape[1]:,} values per image for inputs of {inputs.shape[1]:,} values: "
+        "an autoencoder's output must have the input's shape"
+    )
+    difference = outputs - inputs
+    value = difference.pow(2).mean() if metric == "mse" else difference.abs().mean()
+    assert torch.isfinite(value), "your model's reconstructions contain NaN or infinite values"
+    return float(value), len(inputs)
+
+
+@check("reconstruction_error")
+def check_reconstruction_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
+    """Check the model's reconstruction error on the evaluation images against ``max`` and/or ``params.max_ratio``.
+
+    params: ``metric`` (mse | l1, default mse, per pixel, in the student's preprocessing);
+    ``max_ratio``: the error may be at most this multiple of the calibrated reference's (its measured
+    ``reconstruction_error`` in the same task).
+    """
+    metric = _metric(spec)
+    error, images = reconstruction_error(ctx, metric)
+    ctx.details.update(measured=error, images=images, metric=metric)
+    bars: list[tuple[float, str]] = []
+    if spec.max is not None:
+        bars.append((float(spec.max), f"{spec.max:.4g}"))
+    ratio = spec.params.get("max_ratio")
+    if ratio is not None:
+        reference = ctx.reference_metrics.get("reconstruction_error")
+        if reference is None:
+            raise RuntimeError(
+                f"no calibrated reference value 'reconstruction_error' for task {ctx.task_id}: run `gradebench calibrate`"
+            )
+        bars.append((float(ratio) * float(reference), f"{float(ratio) * float(reference):.4g} ({float(ratio):g}x the reference's {float(reference):.4g})"))
+    if not bars:
+        raise RuntimeError(f"check reconstruction_error of task {ctx.task_id} needs max or params.max_ratio")
+    bar, how = min(bars)
+    ctx.details["threshold"] = bar
+    assert error <= bar, (
+        f"your model reconstructs unseen images with a {METRICS[metric]} of {error:.4g} per pixel; it must be at most "
+        f"{how}: train longer, or widen the bottleneck if the task allows"
+    )
+
+
+@check("reconstruction_compare")
+def check_reconstruction_compare(ctx: CheckContext, spec: CheckSpecLike) -> None:
+    """Check that this task's model reconstructs worse (or better) than another task's model.
+
+    params: ``task`` (the other task's id, graded earlier), ``relation`` (worse | better), ``metric``
+    (mse | l1). Both errors are measured on the same evaluation images in each model's own preprocessing.
+    """
+    metric = _metric(spec)
+    relation = spec.params.get("relation")
+    if relation not in ("worse", "better"):
+        raise RuntimeError(f"params.relation of reconstruction_compare must be worse or better, got {relation!r}")
+    other_id = spec.params.get("task")
+    other = ctx.require_related(str(other_id))
+    error, _ = reconstruction_error(ctx, metric)
+    try:
+        other_error, _ = reconstruction_error(other, metric)
+    except AssertionError as reason:
+        raise AssertionError(f"the model of task {other_id!r} cannot be compared with: {reason}") from None
+    ctx.details.update(measured=error, other=other_error, metric=metric)
+    holds = error > other_error if relation == "worse" else error < other_error
+    assert holds, (
+        f"this task's model reconstructs unseen images with a {METRICS[metric]} of {error:.4g}, the model of task "
+        f"{other_id!r} with {other_error:.4g}; it should reconstruct {relation} than that: check that each model is "
+        f"trained as its task describes (here: {ctx.model_note}; task {other_id!r}: {other.model_note})"
+    )
+
+
+def _width(shape: list[int]) -> int:
+    return math.prod(shape[1:]) if len(shape) > 1 else shape[0]
+
+
+def bottleneck(ctx: CheckContext) -> tuple[int, str]:
+    """The narrowest layer output (features per example) in the chosen model's forward pass, and that layer."""
+    model = ctx.require_model()
+    shapes = [entry for entry in model.get("layer_shapes", []) if isinstance(entry.get("output_shape"), list) and entry["output_shape"]]
+    if not shapes:
+        error = model.get("forward_error")
+        raise AssertionError(
+            f"your model's forward pass fails on a batch of images ({error})" if error
+            else "no layer of your model ran on a batch of images, so its bottleneck cannot be measured"
+        )
+    narrowest = min(shapes, key=lambda entry: _width(entry["output_shape"]))
+    return _width(narrowest["output_shape"]), f"{narrowest['type']} ({narrowest['path']})"
+
+
+@check("bottleneck_width")
+def check_bottleneck_width(ctx: CheckContext, spec: CheckSpecLike) -> None:
+    """Check the narrowest layer output (the latent size) of the model: ``min``/``max``/``equals``, or ``params.same_as_task``."""
+    width, layer = bottleneck(ctx)
+    ctx.details.update(measured=width, layer=layer)
+    same_as = spec.params.get("same_as_task")
+    if same_as is not None:
+        other = ctx.require_related(str(same_as))
+        try:
+            expected, other_layer = bottleneck(other)
+        except AssertionError as reason:
+            raise AssertionError(f"the model of task {same_as!r} cannot be compared with: {reason}") from None
+        ctx.details["expected"] = expected
+        assert width == expected, (
+            f"your model's narrowest layer, {layer}, has {width:,} features per image; the model of task {same_as!r} "
+            f"has {expected:,} at {other_layer}: the task asks for the same latent size"
+        )
+        return
+    if spec.equals is not None:
+        assert width == spec.equals, (
+            f"your model's narrowest layer, {layer}, has {width:,} features per image; the task asks for {spec.equals}"
+        )
+        return
+    if spec.min is None and spec.max is None:
+        raise RuntimeError(f"check bottleneck_width of task {ctx.task_id} needs min, max, equals or params.same_as_task")
+    if spec.min is not None:
+        assert width >= spec.min, (
+            f"your model's narrowest layer, {layer}, has {width:,} features per image; the task asks for at least {spec.min:g}"
+        )
+    if spec.max is not None:
+        assert width <= spec.max, (
+            f"your model's narrowest layer, {layer}, has {width:,} features per image; the task asks for a bottleneck "
+            f"of at most {spec.max:g} (a latent space of around that size)"
+        )
+
+
+@check("output_shape")
+def check_output_shape(ctx: CheckContext, spec: CheckSpecLike) -> None:
+    """Check the model's output shape per example on the dummy batch (``params.shape``, e.g. [1, 28, 28])."""
+    expected = spec.params.get("shape", spec.equals)
+    if not isinstance(expected, list) or not all(isinstance(d, int) for d in expected):
+        raise RuntimeError(f"check output_shape of task {ctx.task_id} needs params.shape, a list of sizes like [1, 28, 28]")
+    model = ctx.require_model()
+    shape = model.get("output_shape")
+    if shape is None:
+        error = model.get("forward_error")
+        raise AssertionError(f"your model's forward pass fails on a batch of images ({error})" if error else
+                             "your model produced no output on a batch of images")
+    got = list(shape[1:])
+    ctx.details.update(measured=got, expected=expected)
+    wanted = " x ".join(map(str, expected))
+    if got == expected:
+        return
+    if math.prod(got) == math.prod(expected):
+        raise AssertionError(
+            f"your model returns {' x '.join(map(str, got)) or 'a scalar'} values per image; the task asks for {wanted}: "
+            f"reshape the decoder's output (x.view(-1, {', '.join(map(str, expected))}))"
+        )
+    raise AssertionError(f"your model returns {' x '.join(map(str, got)) or 'a scalar'} values per image; the task asks for {wanted}")
+
+
+_LOSSES: dict[str, str] = {
+    "L1Loss": r"\bL1Loss\b|\bl1_loss\b|\babs\(\s*[^()]*-[^()]*\)\s*\.mean\(|\(\s*[^()]*-[^()]*\)\s*\.abs\(\)\s*\.mean\(",
+    "MSELoss": r"\bMSELoss\b|\bmse_loss\b|\(\s*[^()]*-[^()]*\)\s*(?:\*\*\s*2|\.pow\(2\))\s*\)?\s*\.mean\(",
+    "BCELoss": r"\bBCELoss\b|\bbinary_cross_entropy\b(?!_with)",
+    "BCEWithLogitsLoss": r"\bBCEWithLogitsLoss\b|\bbinary_cross_entropy_with_logits\b",
+    "CrossEntropyLoss": r"\bCrossEntropyLoss\b|\bcross_entropy\b",
+    "NLLLoss": r"\bNLLLoss\b|\bnll_loss\b",
+    "SmoothL1Loss": r"\bSmoothL1Loss\b|\bsmooth_l1_loss\b",
+    "HuberLoss": r"\bHuberLoss\b|\bhuber_loss\b",
+}
+"""Per nn loss class: its class name, its functional form and, for L1/MSE, the usual hand-written means."""
+
+
+def losses_in_code(ctx: CheckContext) -> set[str]:
+    """Losses the student's code uses: loss objects the probe found in the namespace, and forms in the source."""
+    found = {str(entry.get("type")) for entry in (ctx.probe or {}).get("losses", []) if isinstance(entry, dict)}
+    found |= {name for name, pattern in _LOSSES.items() if re.search(pattern, ctx.source_text)}
+    return found
+
+
+@check("loss_used")
+def check_loss_used(ctx: CheckContext, spec: CheckSpecLike) -> None:
+    """Check that the code trains with the loss the task names (``equals: L1Loss``): an nn loss or its functional form."""
+    expected = spec.equals
+    if not isinstance(expected, str) or not expected:
+        raise RuntimeError(f"check loss_used of task {ctx.task_id} needs equals: the loss class name (L1Loss, MSELoss...)")
+    used = losses_in_code(ctx)
+    ctx.details.update(measured=sorted(used), expected=expected)
+    if expected in used:
+        return
+    functional = {"L1Loss": "F.l1_loss", "MSELoss": "F.mse_loss", "BCELoss": "F.binary_cross_entropy"}.get(expected)
+    how = f"nn.{expected}()" + (f" or {functional}" if functional else "")
+    assert used, f"no loss function was found in your code; the task asks for {expected}: use {how}"
+    raise AssertionError(f"your code uses {', '.join(sorted(used))}; the task asks for {expected}: use {how}")
