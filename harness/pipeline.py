@@ -272,7 +272,7 @@ def _run_settings(setup: GradingSetup, tasks: Sequence[Task]) -> RunSettings:
 def _reference_for(task: Task) -> tuple[torch.nn.Module | None, list[dict[str, Any]] | None, int | None]:
     if task.model is None or task.model.spec is None:
         return None, None, None
-    model = task.model.reference_class()()
+    model = task.model.build_reference()
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return model, describe_layers(model), parameters
 

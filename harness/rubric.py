@@ -177,6 +177,8 @@ class ModelRef(_Strict):
     architecture: Literal["fixed", "free"] = "fixed"
     """``fixed``: the assignment prescribes the network, and a candidate unlike ``spec`` is not graded as it.
     ``free``: students design their own network; ``spec`` (optional) only ranks the candidates."""
+    args: dict[str, int | float | str | bool] = Field(default_factory=dict)
+    """Keyword arguments the reference class is built with (``{latent_dim: 3}``: the sheet's latent-3 model)."""
 
     @field_validator("spec")
     @classmethod
@@ -185,6 +187,22 @@ class ModelRef(_Strict):
         if spec is not None:
             _resolve_spec(spec)
         return spec
+
+    @model_validator(mode="after")
+    def _buildable(self) -> ModelRef:
+        """Check that the reference class can be built with ``args``, so a wrong argument fails at load time."""
+        if self.args and self.spec is None:
+            raise _problem("args", "args need a spec (the reference class they are passed to)")
+        if self.spec is not None:
+            try:
+                inspect.signature(_resolve_spec(self.spec)).bind(**self.args)
+            except TypeError as error:
+                raise _problem("args", f"{self.spec} cannot be built with {self.args}: {error}") from None
+        return self
+
+    def build_reference(self) -> Any:
+        """A fresh instance of the reference class, built with ``args``."""
+        return self.reference_class()(**self.args)
 
     @model_validator(mode="after")
     def _says_something(self) -> ModelRef:

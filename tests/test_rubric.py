@@ -310,3 +310,26 @@ def test_parse_rubric_names_the_given_file() -> None:
 def test_check_spec_is_what_a_check_reads() -> None:
     spec = CheckSpec(check="feature_width", layer="Flatten", equals=800, points=1)
     assert (spec.check, spec.layer, spec.equals, spec.points, spec.min) == ("feature_width", "Flatten", 800, 1.0, None)
+
+
+def test_a_model_spec_can_name_constructor_arguments(tmp_path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "assignment: x\ntitle: X\ntasks:\n  - id: ae\n    title: AE\n    source: a.ipynb\n"
+        "    model: {spec: 'reference.autoencoders:FashionConvAE', args: {latent_dim: 3}}\n"
+        "    checks: [{check: architecture_matches, points: 1}]\n"
+    )
+    model = load_rubric(path).tasks[0].model.build_reference()
+    assert model.encoder[-1].out_features == 3
+
+
+def test_constructor_arguments_the_reference_does_not_take_are_refused(tmp_path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "assignment: x\ntitle: X\ntasks:\n  - id: ae\n    title: AE\n    source: a.ipynb\n"
+        "    model: {spec: 'reference.autoencoders:FashionConvAE', args: {latnet_dim: 3}}\n"
+        "    checks: [{check: architecture_matches, points: 1}]\n"
+    )
+    with pytest.raises(RubricError) as caught:
+        load_rubric(path)
+    assert "tasks[0].model.args: reference.autoencoders:FashionConvAE cannot be built with {'latnet_dim': 3}" in str(caught.value)
