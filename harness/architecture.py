@@ -51,6 +51,9 @@ OUTPUT_LAYERS = frozenset({"LogSoftmax", "Softmax"})
 NEUTRAL = frozenset({"Identity", "Dropout", "Dropout2d", "Dropout1d", "AlphaDropout"})
 """Layers that do not change what a trained network computes at evaluation time."""
 
+RESHAPES = frozenset({"Flatten", "Unflatten"})
+"""Reshaping layers: ``x.view(...)`` in forward does the same invisibly, so a side without them is not wrong."""
+
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
@@ -144,8 +147,13 @@ def compare_layers(student: list[dict[str, Any]], reference: list[dict[str, Any]
     Lines read ``missing: MaxPool2d(kernel 2, stride 2) (after Conv2d(16->32, ...))``,
     ``extra: ...`` and ``expected X, found Y``.
     """
-    ours = [layer_token(layer) for layer in structural(student)]
-    theirs = [layer_token(layer) for layer in structural(reference)]
+    mine, wanted = structural(student), structural(reference)
+    for kind in RESHAPES:  # reshaped with x.view() on one side, with a layer on the other: compare without them
+        if sum(l["type"] == kind for l in mine) != sum(l["type"] == kind for l in wanted):
+            mine = [l for l in mine if l["type"] != kind]
+            wanted = [l for l in wanted if l["type"] != kind]
+    ours = [layer_token(layer) for layer in mine]
+    theirs = [layer_token(layer) for layer in wanted]
     lines: list[str] = []
     matcher = difflib.SequenceMatcher(a=theirs, b=ours, autojunk=False)
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
@@ -164,8 +172,13 @@ def compare_layers(student: list[dict[str, Any]], reference: list[dict[str, Any]
 
 def similarity(student: list[dict[str, Any]], reference: list[dict[str, Any]]) -> float:
     """How alike two structural layer lists are, from 0 (nothing shared) to 1 (identical)."""
-    ours = [layer_token(layer) for layer in structural(student)]
-    theirs = [layer_token(layer) for layer in structural(reference)]
+    mine, wanted = structural(student), structural(reference)
+    for kind in RESHAPES:  # reshaped with x.view() on one side, with a layer on the other: compare without them
+        if sum(l["type"] == kind for l in mine) != sum(l["type"] == kind for l in wanted):
+            mine = [l for l in mine if l["type"] != kind]
+            wanted = [l for l in wanted if l["type"] != kind]
+    ours = [layer_token(layer) for layer in mine]
+    theirs = [layer_token(layer) for layer in wanted]
     if not ours and not theirs:
         return 1.0
     return difflib.SequenceMatcher(a=theirs, b=ours, autojunk=False).ratio()

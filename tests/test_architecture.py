@@ -20,3 +20,17 @@ def test_a_network_written_with_padding_1_matches_one_written_with_same() -> Non
     explicit = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
     assert layer_token(describe_layers(same)[0]) == "Conv2d(3->4, kernel 3, stride 1, padding 1)"
     assert compare_layers(describe_layers(explicit), describe_layers(same)) == []
+
+
+def test_reshaping_with_view_matches_reshaping_with_a_layer() -> None:
+    class Viewing(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 576)
+            self.deconv = nn.ConvTranspose2d(64, 32, 3)
+
+        def forward(self, z):
+            return self.deconv(self.fc(z).view(-1, 64, 3, 3))
+
+    layered = nn.Sequential(nn.Linear(3, 576), nn.Unflatten(1, (64, 3, 3)), nn.ConvTranspose2d(64, 32, 3))
+    assert compare_layers(describe_layers(Viewing()), describe_layers(layered)) == []

@@ -94,6 +94,15 @@ class CheckContext:
             self.records = Artifacts(root=self.artifacts_dir.resolve(), run=self.run, probe=self.probe, figures=())
         return self.records
 
+    def stopped_with(self) -> str:
+        """``your code stopped with FileNotFoundError: ...`` when the run raised; empty otherwise."""
+        errors = self.execution.errors if self.execution is not None else ()
+        if not errors:
+            return ""
+        first = errors[0]
+        evalue = first.evalue if len(first.evalue) <= 200 else first.evalue[:200] + "..."
+        return f"your code stopped with {first.ename}: {evalue}"
+
     def model_outputs(self) -> torch.Tensor:
         """The chosen model's raw outputs on the hidden evaluation images; fails the check if there are none."""
         model = self.require_model()
@@ -102,6 +111,9 @@ class CheckContext:
             reason = model.get("forward_error") or model.get("construct_error")
             if model.get("origin") == "class":
                 reason = f"only the class {model.get('class_name')} was found, never a trained instance of it"
+                stopped = self.stopped_with()
+                if stopped:
+                    reason += f" ({stopped} before it built one)"
             raise AssertionError(f"your model produced no predictions on the evaluation images: {reason or 'unknown reason'}")
         outputs = self.load_tensor(relative)
         assert isinstance(outputs, torch.Tensor), "the exported predictions are not a tensor"

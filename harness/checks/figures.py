@@ -421,3 +421,39 @@ def check_overfitting_visible(ctx: CheckContext, spec: CheckSpecLike) -> None:
         + "; ".join(seen[:4])
         + ": train for more epochs and plot train and test curves over the whole training"
     )
+
+
+# -- plotted_accuracy ----------------------------------------------------------------------------------------
+
+
+def _says_accuracy(line: Line, axes: Axes, figure: Figure) -> bool:
+    """The line is an accuracy by its own words (label, axis label, titles), not by its trend."""
+    return any(_ACCURACY.search(words) for words in (line.label, f"{axes.ylabel} {axes.title}", figure.suptitle))
+
+
+@check("plotted_accuracy")
+def check_plotted_accuracy(ctx: CheckContext, spec: CheckSpecLike) -> None:
+    """Check that the plotted accuracy curves are accuracies: within 0..1, or 0..100 percent.
+
+    An accuracy computed as correct predictions over the number of BATCHES (a common slip) reads
+    far above 100; the host measures the model's accuracy itself, so only the student's own curve
+    shows the slip. A line counts as an accuracy when its label, its axis label or a title says so.
+    """
+    figures, total = read_figures(ctx)
+    if not figures:
+        raise AssertionError(_no_figures_reason(total))
+    curves = [(f, a, l) for f, a, l in all_lines(figures) if l.y and _says_accuracy(l, a, f)]
+    ctx.details.update(curves=len(curves))
+    assert curves, (
+        "no plotted accuracy curve was found: plot the accuracy per epoch and label it "
+        "(plt.plot(..., label='test accuracy') or plt.ylabel('accuracy'))"
+    )
+    worst = max(curves, key=lambda c: max(abs(v) for v in c[2].y))
+    figure, _, line = worst
+    highest, lowest = max(line.y), min(min(c[2].y) for c in curves)
+    ctx.details["measured"] = highest
+    assert lowest >= 0, f"your plotted accuracy goes below 0 ({lowest:.3g}) in {figure.describe()}: an accuracy is a fraction of examples"
+    assert highest <= 100 + 1e-6, (
+        f"your plotted accuracy {_name(line)} in {figure.describe()} reaches {highest:.4g}, above 100%: divide the "
+        "number of correct predictions by the number of examples (len(loader.dataset)), not by the number of batches"
+    )

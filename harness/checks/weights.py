@@ -135,6 +135,12 @@ def check_shared_weights(ctx: CheckContext, spec: CheckSpecLike) -> None:
     if ctx.probe is None:
         raise AssertionError(ctx.model_note or "your code could not be inspected after it ran")
     match, tried = find_shared(ctx, other)
+    if match is None and tried == 0:
+        stopped = ctx.stopped_with()
+        raise AssertionError(
+            f"no model was left after this task's code ran{f' ({stopped})' if stopped else ''}, so none can hold the "
+            f"weights of the model of task {other_id!r} ({other.model.get('class_name')})"
+        )
     if match is None:
         raise AssertionError(
             f"none of the {tried} models found after this task's code ran holds the weights of the model of task "

@@ -100,3 +100,28 @@ def test_overfitting_visible_from_accuracies_and_losses(tmp_path) -> None:
     assert run_check(unlabelled, Spec("overfitting_visible")).message.startswith(
         "no figure has curves labelled train and test (or validation)"
     )
+
+
+def test_plotted_accuracy_in_fractions_or_percent_passes(tmp_path) -> None:
+    fractions = figures_context(tmp_path / "a", [axes(ylabel="accuracy", lines=[line("train", [0.5, 0.9]), line("test", [0.4, 0.8])])])
+    assert run_check(fractions, Spec("plotted_accuracy")).status == "passed"
+    percent = figures_context(tmp_path / "b", [axes(lines=[line("test accuracy (%)", [40.0, 80.0, 100.0])])])
+    assert run_check(percent, Spec("plotted_accuracy")).status == "passed"
+
+
+def test_accuracy_divided_by_the_number_of_batches_is_named(tmp_path) -> None:
+    per_batch = figures_context(tmp_path, [axes(title="Accuracy", lines=[line("train", [12.0, 58.0]), line("test", [500.0, 904.0])])])
+    result = run_check(per_batch, Spec("plotted_accuracy"))
+    assert result.status == "failed"
+    assert result.message == (
+        "your plotted accuracy the curve 'test' in figure 1 (line plot, 'Accuracy') reaches 904, above 100%: divide the "
+        "number of correct predictions by the number of examples (len(loader.dataset)), not by the number of batches"
+    )
+
+
+def test_plotted_accuracy_missing_says_how_to_label_it(tmp_path) -> None:
+    losses = figures_context(tmp_path, [axes(title="Loss", lines=[line("train", [2.0, 1.0])])])
+    assert run_check(losses, Spec("plotted_accuracy")).message == (
+        "no plotted accuracy curve was found: plot the accuracy per epoch and label it "
+        "(plt.plot(..., label='test accuracy') or plt.ylabel('accuracy'))"
+    )

@@ -103,6 +103,18 @@ def test_pca_encoding_names_the_formula_it_matches_instead(tmp_path, small_data,
     )
 
 
+def test_an_autoencoder_scatter_with_the_right_spread_does_not_pass_a_wrong_pca_scatter(tmp_path, small_data, mnist) -> None:
+    _, test, pca = mnist
+    scaled = encode(pca, test, "dl2025")[:, :2]  # the other formula, in the figure titled PCA
+    unscaled = encode(pca, test, "adl2024")[:, :2]  # what the assignment asks for, by chance in the autoencoder's
+    figures = [figure(tmp_path, 0, axes(title="Autoencoder latent space", scatters=[scatter("", unscaled)])),
+               figure(tmp_path, 1, axes(title="PCA latent space", scatters=[scatter("", scaled)]))]
+    ctx = context(tmp_path, probe_record(figures=figures), data_dir=small_data)
+    result = run_check(ctx, Spec("pca_encoding", params={"formula": "adl2024", "dataset": "mnist"}))
+    assert result.status == "failed"
+    assert "in figure 2 (2-D scatter plot, 'PCA latent space') matches alpha_i = (x - mu) . sqrt(lambda_i) v_i" in result.message
+
+
 def test_principal_angles_of_a_linear_autoencoder(tmp_path, small_data, mnist) -> None:
     _, _, pca = mnist
     generator = torch.Generator().manual_seed(0)
