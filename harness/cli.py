@@ -279,37 +279,42 @@ def overview(
 
 
 def _find_rubric_for(path: Path) -> Optional[Path]:
-    """The packaged rubric with a task whose source is this file's name."""
+    """The packaged rubric with the most tasks whose sources are this file (or the files of this folder)."""
     from harness.rubric import load_rubric
 
+    names = [f.name for f in sorted(path.rglob("*")) if f.is_file()] if path.is_dir() else [path.name]
+    best, found = None, 0
     for candidate in sorted((REPO_ROOT / "rubrics").glob("*.yaml")):
         rubric = load_rubric(candidate)
-        if any(task.find_source([path.name]) for task in rubric.automatic_tasks):
-            return candidate
-    return None
+        count = sum(1 for task in rubric.automatic_tasks if task.find_source(names))
+        if count > found:
+            best, found = candidate, count
+    return best
 
 
 @app.command()
 def check(
-    source: Path = typer.Argument(..., help="Your notebook or script, e.g. CNNMNIST.ipynb."),
+    source: Path = typer.Argument(..., help="Your notebook or script (CNNMNIST.ipynb), or the folder you hand in (q1.py ... q5.py)."),
     rubric: Optional[Path] = typer.Option(None, "--rubric", "-r", help="Rubric (default: the one with a task for this file)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Small data folder (default: next to the usual one; prepared on first use)."),
     sandbox: str = typer.Option("auto", help="auto, bubblewrap or plain (no isolation)."),
 ) -> None:
-    """Self-check one notebook or script before you hand it in (fast profile: small data, short limits).
+    """Self-check a notebook, a script or a whole submission folder before you hand it in (fast profile).
 
-    Exits 0 only when every automatic check passes.
+    A folder runs every task whose notebook or script it holds, in the rubric's order in one
+    workspace (a later script can load the checkpoint an earlier one saved). Exits 0 only when
+    every automatic check passes.
     """
     from harness.data import prepare
     from harness.loading import load_submission
     from harness.models import LoadFailure
     from harness.pipeline import calibrate_rubric, grade_submission, prepare_setup
 
-    if not source.is_file():
-        _fail(HarnessError(f"{source}: no such file"))
+    if not source.exists():
+        _fail(HarnessError(f"{source}: no such file or folder"))
     rubric = rubric or _find_rubric_for(source)
     if rubric is None:
-        _fail(HarnessError(f"no rubric has a task for {source.name}; pass --rubric"))
+        _fail(HarnessError(f"no rubric has a task for {source.name}{' (or any file in it)' if source.is_dir() else ''}; pass --rubric"))
     data_dir = data or default_data_dir().with_name("data-small")
     out = default_data_dir().with_name("check") / source.stem
     try:
@@ -317,10 +322,6 @@ def check(
             console.print(f"preparing small offline datasets in {data_dir} (first use only)")
             prepare(data_dir, source="synthetic", small=True, on_progress=lambda line: console.print(f"  {line}"))
         setup = prepare_setup(rubric, data_dir, out, profile="fast", sandbox=_sandbox(sandbox))
-        reference_dir = _reference_dir(rubric, setup.rubric.assignment, None)
-        if reference_dir is not None:
-            console.print("calibrating on the reference submission (first use only)...")
-            calibrate_rubric(setup, reference_dir)
         staging = out / "staging"
         if staging.exists():
             import shutil
@@ -329,8 +330,15 @@ def check(
         submission = load_submission(source, staging, student=source.stem)
         if isinstance(submission, LoadFailure):
             _fail(HarnessError(submission.reason))
-        mine = [task for task in setup.rubric.automatic_tasks if task.find_source(submission.files)]
-        setup.rubric = setup.rubric.model_copy(update={"tasks": tuple(mine)})
+        mine = [task.id for task in setup.rubric.automatic_tasks if task.find_source(submission.files)]
+        if not mine:
+            _fail(HarnessError(f"{source.name}: none of the rubric's notebooks or scripts is here"))
+        # only the tasks of what was handed in: calibrating the rest would run notebooks nobody asked about
+        setup.rubric = setup.rubric.restricted(mine)
+        reference_dir = _reference_dir(rubric, setup.rubric.assignment, None)
+        if reference_dir is not None:
+            console.print("calibrating on the reference submission (first use only)...")
+            calibrate_rubric(setup, reference_dir)
         console.print(f"running {source.name} in the sandbox...")
         report = grade_submission(submission, setup)
     except HarnessError as error:

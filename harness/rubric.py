@@ -535,6 +535,20 @@ class Rubric(_Strict):
             return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
         return self._hash
 
+    def restricted(self, task_ids: Iterable[str]) -> Rubric:
+        """The same rubric with only these tasks (in rubric order), under a hash of its own.
+
+        A self-check of one notebook grades (and calibrates) only that notebook's tasks; its own
+        hash keeps the cached calibration of the part apart from the whole rubric's.
+        """
+        wanted = set(task_ids)
+        unknown = wanted - {t.id for t in self.tasks}
+        if unknown:
+            raise RubricError(f"no task {', '.join(sorted(unknown))} in rubric {self.assignment}")
+        part = self.model_copy(update={"tasks": tuple(t for t in self.tasks if t.id in wanted)})
+        part._hash = hashlib.sha256(f"{self.hash} restricted to {sorted(wanted)}".encode()).hexdigest()
+        return part
+
     @property
     def automatic_tasks(self) -> tuple[Task, ...]:
         """Tasks scored by checks, in rubric order."""

@@ -95,9 +95,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_grade_writes_reports_and_grades_nothing_twice(tmp_path: Path, small_data: Path) -> None:
     data = small_data
     batch = tmp_path / "batch"
-    for sample in ("reference", "wrong_flatten"):
-        shutil.copytree(ROOT / "submissions" / "dl2025-a2" / sample, batch / sample)
-    command = ["grade", str(batch), "--rubric", str(ROOT / "rubrics" / "dl2025-a2.yaml"),
+    for sample in ("reference", "wrong_flatten"):  # Part 1's notebooks, graded with Part 1's rubric
+        (batch / sample).mkdir(parents=True)
+        for notebook in ("feedForwardMNIST.ipynb", "CNNMNIST.ipynb"):
+            shutil.copy(ROOT / "submissions" / "dl2025-a2" / sample / notebook, batch / sample / notebook)
+    command = ["grade", str(batch), "--rubric", str(ROOT / "tests" / "fixtures" / "rubrics" / "dl2025-a2-part1.yaml"),
+               "--reference", str(batch / "reference"),
                "--out", str(tmp_path / "out"), "--data", str(data), "--jobs", "2"]
     first = runner.invoke(app, command)
     assert first.exit_code == 0, first.output

@@ -333,3 +333,13 @@ def test_constructor_arguments_the_reference_does_not_take_are_refused(tmp_path)
     with pytest.raises(RubricError) as caught:
         load_rubric(path)
     assert "tasks[0].model.args: reference.autoencoders:FashionConvAE cannot be built with {'latnet_dim': 3}" in str(caught.value)
+
+
+def test_a_restricted_rubric_keeps_the_tasks_asked_for_under_a_hash_of_its_own() -> None:
+    rubric = load_rubric(Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "rubrics" / "dl2025-a2-part1.yaml")
+    part = rubric.restricted(["cnn"])
+    assert [t.id for t in part.tasks] == ["cnn"]
+    assert part.hash != rubric.hash and part.hash == rubric.restricted(["cnn"]).hash
+    assert [t.id for t in rubric.tasks][:2] == ["ff", "ff-description"]  # the original is unchanged
+    with pytest.raises(RubricError, match="no task nope in rubric dl2025-a2-part1"):
+        rubric.restricted(["nope"])
