@@ -149,6 +149,9 @@ class GradingSetup:
     """Base resource limits; the wall-clock limit of a source comes from its tasks' budgets."""
     hidden: dict[str, tuple[Path, np.ndarray]] = field(default_factory=dict)
     """Per dataset: the evaluation images file handed to the sandbox, and the labels kept on the host."""
+    reusable_runs: dict[tuple[str, str], ExecutionResult] = field(default_factory=dict)
+    """Runs made while calibrating, by (content hash, source): the reference in the batch is checked on them
+    again with the calibrated bars instead of running the same code twice."""
 
     @property
     def store_path(self) -> Path:
@@ -375,8 +378,10 @@ def grade_submission(submission: Submission, setup: GradingSetup) -> GradeReport
             source_file = workspace / relative
             run_dir = setup.out_dir / "artifacts" / student_dir / f"{index}-{safe_name(Path(relative).stem)}"
             try:
-                engine = engine_for(relative)(setup.sandbox)
-                execution = engine.run(submission, relative, run_dir, _run_settings(setup, tasks), workspace=workspace)
+                execution = setup.reusable_runs.get((submission.content_hash, relative))
+                if execution is None:
+                    engine = engine_for(relative)(setup.sandbox)
+                    execution = engine.run(submission, relative, run_dir, _run_settings(setup, tasks), workspace=workspace)
             except Exception as error:  # a harness fault running this source: its checks are errors, the rest goes on
                 fault = f"the grader could not run {relative}: {type(error).__name__}: {error}"
                 for task in tasks:
@@ -469,6 +474,7 @@ def calibrate_rubric(setup: GradingSetup, reference_dir: Path, on_event: Event |
         started = time.perf_counter()
         report = grade_submission(loaded, setup)
         setup.calibration = _reference_metrics(setup, report)
+        setup.reusable_runs.update({(loaded.content_hash, e.source): e for e in report.executions})
         path.parent.mkdir(parents=True, exist_ok=True)
         document = {"key": key, "assignment": setup.rubric.assignment, "profile": setup.profile,
                     "seconds": round(time.perf_counter() - started, 2), "tasks": setup.calibration}

@@ -26,3 +26,48 @@ def small_data(tmp_path_factory) -> Path:
 def small_mnist(small_data) -> Path:
     """The small data's public folder: what torchvision reads."""
     return small_data / "public"
+
+
+@pytest.fixture(scope="session")
+def small_all_data(tmp_path_factory) -> Path:
+    """Small synthetic MNIST and FashionMNIST (6,000 / 1,000 / 1,000) and SIGNS, prepared once per session.
+
+    The data the sample submissions of every assignment are graded on (as `make demo` does with
+    the fast profile). Tests must not change the prepared data.
+    """
+    from harness.data import prepare
+
+    data = tmp_path_factory.getbasetemp() / "gradebench-small-all-data"
+    if not (data / "manifest.json").is_file():
+        prepare(data, source="synthetic", small=True, hidden_seed=1234)
+    return data
+
+
+_GRADED_SAMPLES: dict[str, object] = {}
+
+
+@pytest.fixture(scope="session")
+def graded_samples(tmp_path_factory, small_all_data):
+    """``graded_samples("idl-ex2")``: every sample of an assignment graded once per session (fast profile, 2 workers).
+
+    Returns ``(setup, summary, reports by student)``; the reference submission calibrates the rubric first.
+    """
+    import os
+
+    from harness.pipeline import grade_batch, prepare_setup
+    from harness.sandbox import BubblewrapSandbox, make_sandbox
+
+    root = Path(__file__).resolve().parents[1]
+
+    def grade(assignment: str):
+        if assignment not in _GRADED_SAMPLES:
+            out = tmp_path_factory.mktemp(f"graded-{assignment}")
+            # In CI the sandbox must be bubblewrap (a missing bwrap fails here); elsewhere the best available.
+            sandbox = BubblewrapSandbox() if os.environ.get("CI") else make_sandbox()
+            setup = prepare_setup(root / "rubrics" / f"{assignment}.yaml", small_all_data, out, sandbox=sandbox, profile="fast")
+            samples = root / "submissions" / assignment
+            summary = grade_batch(samples, setup, jobs=2, reference_dir=samples / "reference")
+            _GRADED_SAMPLES[assignment] = (setup, summary, {r.student: r for r in summary.reports})
+        return _GRADED_SAMPLES[assignment]
+
+    return grade
