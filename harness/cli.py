@@ -283,13 +283,16 @@ def _find_rubric_for(path: Path) -> Optional[Path]:
     from harness.rubric import load_rubric
 
     names = [f.name for f in sorted(path.rglob("*")) if f.is_file()] if path.is_dir() else [path.name]
-    best, found = None, 0
+    counts = {}
     for candidate in sorted((REPO_ROOT / "rubrics").glob("*.yaml")):
         rubric = load_rubric(candidate)
-        count = sum(1 for task in rubric.automatic_tasks if task.find_source(names))
-        if count > found:
-            best, found = candidate, count
-    return best
+        counts[candidate] = sum(1 for task in rubric.automatic_tasks if task.find_source(names))
+    most = max(counts.values(), default=0)
+    best = [candidate for candidate, count in counts.items() if count == most and count > 0]
+    if len(best) > 1:  # the same notebook name in two courses: guessing would grade against the wrong text
+        listed = ", ".join(f"--rubric {c.relative_to(REPO_ROOT)}" for c in best)
+        raise HarnessError(f"{path.name} fits several rubrics equally well; choose one: {listed}")
+    return best[0] if best else None
 
 
 @app.command()
@@ -312,7 +315,10 @@ def check(
 
     if not source.exists():
         _fail(HarnessError(f"{source}: no such file or folder"))
-    rubric = rubric or _find_rubric_for(source)
+    try:
+        rubric = rubric or _find_rubric_for(source)
+    except HarnessError as error:
+        _fail(error)
     if rubric is None:
         _fail(HarnessError(f"no rubric has a task for {source.name}{' (or any file in it)' if source.is_dir() else ''}; pass --rubric"))
     data_dir = data or default_data_dir().with_name("data-small")

@@ -133,3 +133,12 @@ def test_check_tells_a_student_what_to_fix(tmp_path: Path, monkeypatch, small_da
     good = runner.invoke(app, ["check", str(ROOT / "submissions" / "dl2025-a2" / "reference" / "CNNMNIST.ipynb"), "--data", str(data)])
     assert good.exit_code == 0, good.output
     assert "13.0 / 13.0 points" in " ".join(good.output.split())
+
+
+def test_check_asks_which_rubric_when_a_notebook_fits_two(tmp_path: Path) -> None:
+    notebook = tmp_path / "vae.ipynb"
+    shutil.copy(ROOT / "submissions" / "adl2024-a2" / "reference" / "vae.ipynb", notebook)
+    result = runner.invoke(app, ["check", str(notebook), "--data", str(tmp_path / "data")])
+    assert result.exit_code == 2
+    assert ("vae.ipynb fits several rubrics equally well; choose one: --rubric rubrics/adl2024-a2.yaml, "
+            "--rubric rubrics/dl2025-a2.yaml") in " ".join(result.output.split())

@@ -52,7 +52,21 @@ def reconstruction_error(ctx: CheckContext, metric: str = "mse") -> tuple[float,
     difference = outputs - inputs
     value = difference.pow(2).mean() if metric == "mse" else difference.abs().mean()
     assert torch.isfinite(value), "your model's reconstructions contain NaN or infinite values"
+    ctx.details["ranges"] = {"inputs": [float(inputs.min()), float(inputs.max())],
+                             "outputs": [float(outputs.min()), float(outputs.max())]}
     return float(value), len(inputs)
+
+
+def _range_advice(ctx: CheckContext) -> str:
+    """Why the error is high when the model cannot reach its inputs' range (a Sigmoid output on normalised pixels)."""
+    ranges = ctx.details.get("ranges") or {}
+    (low, high), (out_low, out_high) = ranges.get("inputs", (0, 1)), ranges.get("outputs", (0, 1))
+    if (low < -0.05 or high > 1.05) and out_low >= 0 and out_high <= 1:
+        return (
+            f": your inputs run from {low:.3g} to {high:.3g} (normalised) while the outputs stay in [0, 1] (a Sigmoid "
+            "output); feed the autoencoder pixels in [0, 1] (transforms.ToTensor() alone), as the assignment does"
+        )
+    return ": train longer, or widen the bottleneck if the task allows"
 
 
 @check("reconstruction_error")
@@ -83,7 +97,7 @@ def check_reconstruction_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
     ctx.details["threshold"] = bar
     assert error <= bar, (
         f"your model reconstructs unseen images with a {METRICS[metric]} of {error:.4g} per pixel; it must be at most "
-        f"{how}: train longer, or widen the bottleneck if the task allows"
+        f"{how}{_range_advice(ctx)}"
     )
 
 

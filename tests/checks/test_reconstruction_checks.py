@@ -116,3 +116,12 @@ def test_loss_used_from_the_namespace_or_the_source(tmp_path) -> None:
     assert result.message == "your code uses MSELoss; the task asks for L1Loss: use nn.L1Loss() or F.l1_loss"
     nothing = run_check(context(tmp_path / "e", probe_record()), Spec("loss_used", equals="L1Loss"))
     assert nothing.message == "no loss function was found in your code; the task asks for L1Loss: use nn.L1Loss() or F.l1_loss"
+
+
+def test_reconstruction_error_of_normalised_inputs_says_why(tmp_path) -> None:
+    normalised = (IMAGES - 0.1307) / 0.3081  # Normalize((0.1307,), (0.3081,)): -0.42 .. 2.82
+    model = candidate(tmp_path, "model", {"w": torch.ones(3)}, inputs=normalised, outputs=torch.sigmoid(normalised))
+    ctx = context(tmp_path, probe_record(models=[model]), model="model")
+    result = run_check(ctx, Spec("reconstruction_error", max=0.05))
+    assert result.status == "failed"
+    assert "(a Sigmoid output); feed the autoencoder pixels in [0, 1] (transforms.ToTensor() alone)" in result.message
