@@ -1,8 +1,11 @@
-"""Write the dl2025-a2 sample submissions (Part 1) as notebooks: `python submissions/make_dl2025_a2_samples.py`.
+"""Write the dl2025-a2 sample submissions as notebooks: `python submissions/make_dl2025_a2_samples.py`.
 
 Each sample is a folder holding what a student hands in: feedForwardMNIST.ipynb and
-CNNMNIST.ipynb. The reference follows the assignment text; the others carry one typical
-mistake each, named after it. Notebooks are written without outputs.
+CNNMNIST.ipynb (Part 1), autoencoders.ipynb and vae.ipynb (Part 2). The reference follows the
+assignment text; the others carry typical mistakes, the folder named after the Part 1 one (the
+Part 2 mistake of each is noted at its entry). ``inline_model`` and ``fails_midway`` hand in
+Part 1 only. The Part 2 notebooks come from ``autoencoder_notebooks.py``, shared with
+adl2024-a2. Notebooks are written without outputs and with stable cell ids.
 """
 
 from __future__ import annotations
@@ -10,6 +13,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+
+from autoencoder_notebooks import (
+    AE_DATA_NORMALIZED,
+    AE_RUNS_MSE,
+    LATENT_SIZES,
+    PCA_FIT_UNSCALED,
+    VAE_LOSS_NO_KL,
+    autoencoders,
+    autoencoders_different,
+    notebook,
+    swap,
+    vae,
+    vae_different,
+)
 
 HERE = Path(__file__).parent / "dl2025-a2"
 
@@ -107,45 +124,54 @@ plt.ylabel('training loss')
 plt.show()"""
 
 
-def notebook(*cells: str, title: str) -> nbformat.NotebookNode:
-    """A notebook with a title cell and the given code cells."""
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}")] + [nbformat.v4.new_code_cell(c) for c in cells]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb
-
-
 def ff(**replace: str) -> nbformat.NotebookNode:
     """The feed-forward notebook, with any cell replaced by keyword (net, train...)."""
     cells = {"imports": IMPORTS, "data": DATA, "net": FF_NET, "make": MAKE_MODEL, "train": TRAIN, "evaluate": EVALUATE, "plot": PLOT}
     cells.update(replace)
-    return notebook(*cells.values(), title="Feed-forward network on MNIST")
+    return notebook("Feed-forward network on MNIST", *cells.values())
 
 
 def cnn(**replace: str) -> nbformat.NotebookNode:
     """The CNN notebook, with any cell replaced by keyword."""
     cells = {"imports": IMPORTS, "data": DATA, "net": CNN_NET, "make": MAKE_MODEL, "train": TRAIN, "evaluate": EVALUATE, "plot": PLOT}
     cells.update(replace)
-    return notebook(*cells.values(), title="CNN on MNIST")
+    return notebook("CNN on MNIST", *cells.values())
 
+
+SYNTAX_ERROR_SIZES = swap(
+    LATENT_SIZES, "for k, p, a in zip(sizes, pca_errors, ae_errors):", "for k, p, a in zip(sizes, pca_errors, ae_errors)"
+)
+"""The latent-size cell with a missing colon: the cell does not parse, so task 2.4 has no figure."""
 
 SAMPLES: dict[str, dict[str, nbformat.NotebookNode]] = {
-    # The assignment's networks, trained and evaluated as the text asks.
-    "reference": {"feedForwardMNIST.ipynb": ff(), "CNNMNIST.ipynb": cnn()},
+    # The assignment's networks, trained and evaluated as the text asks; Part 2 likewise.
+    "reference": {
+        "feedForwardMNIST.ipynb": ff(),
+        "CNNMNIST.ipynb": cnn(),
+        "autoencoders.ipynb": autoencoders("dl2025"),
+        "vae.ipynb": vae(),
+    },
     # The second MaxPool2d dropped and the Linear layer widened to fit: 3,872 features instead of 800.
+    # Part 2: the autoencoder fed Part 1's normalised pixels (trained with MSE, as BCELoss refuses them), and
+    # the VAE loss without its KL term.
     "wrong_flatten": {
         "feedForwardMNIST.ipynb": ff(),
         "CNNMNIST.ipynb": cnn(net=CNN_NET.replace(
             "            nn.ReLU(),\n            nn.MaxPool2d(kernel_size=2, stride=2),\n            nn.Flatten(),",
             "            nn.ReLU(),\n            nn.Flatten(),",
         ).replace("nn.Linear(800, 10)", "nn.Linear(32 * 11 * 11, 10)")),
+        "autoencoders.ipynb": autoencoders("dl2025", data=AE_DATA_NORMALIZED, runs=AE_RUNS_MSE),
+        "vae.ipynb": vae(loss=VAE_LOSS_NO_KL),
     },
-    # Softmax output fed to NLLLoss in the feed-forward net.
+    # Softmax output fed to NLLLoss in the feed-forward net. Part 2: PCA fitted on raw pixels 0..255.
     "softmax_nll": {
         "feedForwardMNIST.ipynb": ff(net=FF_NET.replace("nn.LogSoftmax(dim=1)", "nn.Softmax(dim=1)")),
         "CNNMNIST.ipynb": cnn(),
+        "autoencoders.ipynb": autoencoders("dl2025", pca_fit=PCA_FIT_UNSCALED),
+        "vae.ipynb": vae(),
     },
-    # The CNN class named CNNNet and its instance cnn_model.
+    # The CNN class named CNNNet and its instance cnn_model. Part 2 correct but written by another hand:
+    # other names, training in a function, PCA from np.linalg.eigh, the VAE loss returning its terms.
     "cnnnet": {
         "feedForwardMNIST.ipynb": ff(),
         "CNNMNIST.ipynb": cnn(
@@ -155,6 +181,8 @@ SAMPLES: dict[str, dict[str, nbformat.NotebookNode]] = {
             train=TRAIN.replace("model", "cnn_model").replace("cnn_model.train()", "cnn_model.train()"),
             evaluate=EVALUATE.replace("model", "cnn_model"),
         ),
+        "autoencoders.ipynb": autoencoders_different("dl2025"),
+        "vae.ipynb": vae_different(),
     },
     # No class at all: the CNN built inline with nn.Sequential.
     "inline_model": {
@@ -175,10 +203,12 @@ print(model)""",
         "feedForwardMNIST.ipynb": ff(),
         "CNNMNIST.ipynb": cnn(make=MAKE_MODEL + "\nprint('first layer:', modle.main[0])"),
     },
-    # One cell does not even parse: the per-class evaluation.
+    # One cell does not even parse: the per-class evaluation. Part 2: the latent-size cell does not parse
+    # either, and vae.ipynb is missing.
     "syntax_error": {
         "feedForwardMNIST.ipynb": ff(),
         "CNNMNIST.ipynb": cnn(evaluate=EVALUATE.replace("for c in range(10):\n            mask", "for c in range(10)\n            mask")),
+        "autoencoders.ipynb": autoencoders("dl2025", sizes=SYNTAX_ERROR_SIZES),
     },
 }
 
@@ -187,7 +217,10 @@ def main() -> None:
     """Write every sample folder next to this script."""
     for sample, files in SAMPLES.items():
         folder = HERE / sample
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.ipynb"):
+            if stale.name not in files:
+                stale.unlink()
         for name, nb in files.items():
             nbformat.validate(nb)
             nbformat.write(nb, folder / name)

@@ -1,4 +1,5 @@
-"""The one flow end to end on the dl2025-a2 Part 1 samples: scores and messages a TA would give, nothing graded twice."""
+"""The one flow end to end on the dl2025-a2 samples, Part 1 here (Part 2 in test_samples_dl2025_a2.py): scores and
+messages a TA would give, nothing graded twice."""
 
 from __future__ import annotations
 
@@ -24,20 +25,21 @@ def _sandbox():
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory, small_data):
-    """The seven samples graded once on small synthetic MNIST with two workers."""
-    out = tmp_path_factory.mktemp("out")
-    setup = prepare_setup(RUBRIC, small_data, out, sandbox=_sandbox())
-    summary = grade_batch(SAMPLES, setup, jobs=2, reference_dir=SAMPLES / "reference")
-    return setup, summary, {r.student: r for r in summary.reports}
+def graded(graded_samples):
+    """The seven samples graded once on the small synthetic data with two workers (shared with the sample tests)."""
+    return graded_samples("dl2025-a2")
 
 
 def _task(report, task_id):
     return next(t for t in report.tasks if t.task == task_id)
 
 
+PART1 = ("ff", "cnn")
+
+
 def _failures(report) -> dict[tuple[str, str], str]:
-    return {(t.task, c.check): c.message for t in report.tasks for c in t.checks if c.status != "passed"}
+    """Part 1's failed checks (Part 2's are asserted in test_samples_dl2025_a2.py)."""
+    return {(t.task, c.check): c.message for t in report.tasks if t.task in PART1 for c in t.checks if c.status != "passed"}
 
 
 def test_every_sample_is_graded(graded) -> None:
@@ -51,8 +53,10 @@ def test_reference_gets_full_marks(graded) -> None:
     reference = reports["reference"]
     assert _failures(reference) == {}
     assert (_task(reference, "ff").score, _task(reference, "cnn").score) == (FF_POINTS, CNN_POINTS)
-    assert {t.task: t.note for t in reference.tasks if t.manual} == {
+    notes = {t.task: t.note for t in reference.tasks if t.manual}
+    assert {t: notes[t] for t in ("ff-description", "ff-logits", "cnn-why-800")} == {
         "ff-description": "not graded yet", "ff-logits": "not graded yet", "cnn-why-800": "not graded yet"}
+    assert set(notes.values()) == {"not graded yet"}
 
 
 @pytest.mark.parametrize("student", ["cnnnet", "inline_model"])
@@ -121,7 +125,8 @@ def test_reports_index_and_gradebook_are_written(graded) -> None:
     with open(out / "gradebook.csv") as stream:
         rows = {row["student"]: row for row in csv.DictReader(stream)}
     assert set(rows) == set(reports)
-    assert float(rows["reference"]["total"]) == FF_POINTS + CNN_POINTS
+    assert float(rows["reference"]["total"]) == sum(t.points for t in reports["reference"].tasks if not t.manual)
+    assert float(rows["reference"]["ff"]) + float(rows["reference"]["cnn"]) == FF_POINTS + CNN_POINTS
     assert float(rows["wrong_flatten"]["cnn"]) == CNN_POINTS - 4
     with open(out / "manual-scores.csv") as stream:
         header = next(csv.reader(stream))
@@ -143,18 +148,19 @@ def test_manual_scores_are_merged_into_stored_reports(graded, tmp_path) -> None:
     header = rows[0]
     for row in rows[1:]:
         if row[0] == "reference":
-            for task in ("ff-description", "ff-logits", "cnn-why-800"):
-                row[header.index(task)] = "2"
+            for task in setup.rubric.tasks:
+                if task.manual is not None:
+                    row[header.index(task.id)] = f"{task.manual.points:g}"
             row[header.index("cnn-why-800 comment")] = "clear derivation of 32 x 5 x 5"
     scores = tmp_path / "scores.csv"
     with open(scores, "w", newline="") as stream:
         csv.writer(stream).writerows(rows)
-    merged = prepare_setup(RUBRIC, setup.data_dir, setup.out_dir, sandbox=setup.sandbox, manual_csv=scores)
+    merged = prepare_setup(RUBRIC, setup.data_dir, setup.out_dir, sandbox=setup.sandbox, manual_csv=scores, profile=setup.profile)
     merged.calibration = setup.calibration
     again = grade_batch(SAMPLES, merged, jobs=1)
     reference = next(r for r in again.reports if r.student == "reference")
     assert again.graded == 0
-    assert reference.score == reference.points == 28.0
+    assert reference.score == reference.points == sum(t.points for t in setup.rubric.tasks)
     assert _task(reference, "cnn-why-800").note == "clear derivation of 32 x 5 x 5"
 
 
@@ -189,3 +195,13 @@ def test_a_grader_fault_stops_neither_the_batch_nor_a_rerun(graded, tmp_path, mo
     second = grade_batch(batch, setup, jobs=1)
     assert second.faults[0] == "fails_midway: could not write the report page (OSError: disk full)"
     assert [r.student for r in second.reports] == ["fails_midway"]
+
+
+def test_the_reference_runs_once_for_calibration_and_batch(graded) -> None:
+    setup, _, reports = graded
+    reference = reports["reference"]
+    assert reference.executions
+    for execution in reference.executions:
+        calibrating = setup.reusable_runs[(reference.content_hash, execution.source)]
+        # the same run (a second run would not take the same time to the microsecond)
+        assert (execution.sandbox.wall_s, execution.artifacts_dir) == (calibrating.sandbox.wall_s, calibrating.artifacts_dir)
