@@ -2,7 +2,8 @@
 # Both create the virtual environment and install gradebench into it on first use.
 
 VENV ?= .venv
-DATA ?= .gradebench/data
+DATA ?= .gradebench/data-small
+ASSIGNMENTS ?= dl2025-a2 adl2024-a2 idl-ex2 mle-sheet06
 OUT ?= out
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -17,17 +18,20 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# Main job: prepare the offline datasets, train and evaluate every reference (printing their metrics),
-# then grade the sample submissions and write the reports under $(OUT)/.
+# Main job: prepare the small offline datasets, then grade every sample submission of every assignment with
+# the fast profile (each rubric is first calibrated on its reference submission) and write the reports under
+# $(OUT)/<assignment>/ and the overview $(OUT)/index.html linking every report.
 demo: install
-	$(BIN)/gradebench data prepare --data $(DATA)
-	$(BIN)/gradebench calibrate --data $(DATA) --profile full
-	$(BIN)/gradebench grade submissions/dl2025-a2 --rubric rubrics/dl2025-a2.yaml --data $(DATA) --out $(OUT)/dl2025-a2 --jobs 2
-	@echo "reports: $(OUT)/dl2025-a2/index.html"
+	$(BIN)/gradebench data prepare --small --data $(DATA)
+	@set -e; for a in $(ASSIGNMENTS); do \
+		echo "== $$a"; \
+		$(BIN)/gradebench grade submissions/$$a --rubric rubrics/$$a.yaml --data $(DATA) --out $(OUT)/$$a --profile fast --jobs 2; \
+	done
+	$(BIN)/gradebench overview $(OUT)
 
 # Every test; benchmarks run once each as smoke tests (timings come from `make bench`).
 test: install
-	$(BIN)/pytest --benchmark-disable
+	$(BIN)/pytest --benchmark-disable --durations=15
 
 # Benchmarks with timings (medians, side by side).
 bench: install
