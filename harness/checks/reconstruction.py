@@ -54,6 +54,8 @@ def reconstruction_error(ctx: CheckContext, metric: str = "mse") -> tuple[float,
     assert torch.isfinite(value), "your model's reconstructions contain NaN or infinite values"
     ctx.details["ranges"] = {"inputs": [float(inputs.min()), float(inputs.max())],
                              "outputs": [float(outputs.min()), float(outputs.max())]}
+    # how much the images vary from one to the next, per pixel: a dead code makes every reconstruction alike
+    ctx.details["spread"] = {"inputs": float(inputs.std(0).mean()), "outputs": float(outputs.std(0).mean())}
     return float(value), len(inputs)
 
 
@@ -65,6 +67,13 @@ def _range_advice(ctx: CheckContext) -> str:
         return (
             f": your inputs run from {low:.3g} to {high:.3g} (normalised) while the outputs stay in [0, 1] (a Sigmoid "
             "output); feed the autoencoder pixels in [0, 1] (transforms.ToTensor() alone), as the assignment does"
+        )
+    spread = ctx.details.get("spread") or {}
+    if spread and spread["outputs"] < 0.25 * spread["inputs"]:
+        return (
+            f": your reconstructions hardly differ from one image to the next (spread {spread['outputs']:.3g} per pixel "
+            f"against the images' {spread['inputs']:.3g}), as if the latent code carried nothing: check that it is not "
+            "switched off (a ReLU on the code can leave it all zeros) and that the decoder reads it"
         )
     return ": train longer, or widen the bottleneck if the task allows"
 

@@ -125,3 +125,12 @@ def test_reconstruction_error_of_normalised_inputs_says_why(tmp_path) -> None:
     result = run_check(ctx, Spec("reconstruction_error", max=0.05))
     assert result.status == "failed"
     assert "(a Sigmoid output); feed the autoencoder pixels in [0, 1] (transforms.ToTensor() alone)" in result.message
+
+
+def test_reconstructions_that_ignore_the_input_point_at_the_latent_code(tmp_path) -> None:
+    mean_image = IMAGES.mean(0, keepdim=True).expand_as(IMAGES)  # what a decoder of an all-zero code returns
+    model = candidate(tmp_path, "model", {"w": torch.ones(3)}, inputs=IMAGES, outputs=mean_image.clone())
+    ctx = context(tmp_path, probe_record(models=[model]), model="model")
+    result = run_check(ctx, Spec("reconstruction_error", max=0.01))
+    assert result.status == "failed"
+    assert "as if the latent code carried nothing: check that it is not switched off (a ReLU on the code" in result.message
