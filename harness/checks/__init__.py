@@ -14,6 +14,7 @@ the batch.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Protocol
 
 from harness.checks.context import CheckContext
@@ -78,8 +79,19 @@ def known_checks() -> list[str]:
     return sorted(_CHECKS)
 
 
+_ONE_AT_A_TIME = threading.Lock()
+"""Checks run one at a time in a process. A batch grades several submissions on threads, and two host checks
+doing linear algebra at once (numpy's OpenBLAS, e.g. two PCA checks) were seen to deadlock; checks take
+milliseconds to seconds beside the minutes of sandboxed runs, which stay parallel."""
+
+
 def run_check(ctx: CheckContext, spec: CheckSpecLike) -> CheckResult:
-    """Run one check and capture its outcome as a ``CheckResult``."""
+    """Run one check and capture its outcome as a ``CheckResult`` (one check at a time per process)."""
+    with _ONE_AT_A_TIME:
+        return _run_check(ctx, spec)
+
+
+def _run_check(ctx: CheckContext, spec: CheckSpecLike) -> CheckResult:
     ctx.details.clear()
     try:
         get_check(spec.check)(ctx, spec)

@@ -50,3 +50,29 @@ def test_unknown_check_names_the_known_ones() -> None:
 def test_registry_lists_the_builtin_checks() -> None:
     assert {"architecture_matches", "parameter_count", "feature_width", "output_kind", "loss_choice", "test_accuracy",
             "per_class_accuracy", "forward_consistent", "runs_without_error", "figures_present", "within_budget"} <= set(known_checks())
+
+
+def test_checks_run_one_at_a_time_across_threads(monkeypatch) -> None:
+    import threading
+    import time
+
+    import harness.checks as checks
+
+    running, most = [0], [0]
+    guard = threading.Lock()
+
+    def slow(ctx, spec) -> None:
+        with guard:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with guard:
+            running[0] -= 1
+
+    monkeypatch.setitem(checks._CHECKS, "slow_check", slow)
+    threads = [threading.Thread(target=run_check, args=(CheckContext(task_id=f"t{i}"), Spec("slow_check"))) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most[0] == 1
