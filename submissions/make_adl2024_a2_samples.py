@@ -13,6 +13,8 @@ from pathlib import Path
 
 import nbformat
 
+from notebook_samples import write_samples
+
 from autoencoder_notebooks import (
     AE_IMPORTS,
     PCA_ENCODE,
@@ -59,16 +61,7 @@ SAMPLES: dict[str, dict[str, nbformat.NotebookNode]] = {
 
 def main() -> None:
     """Write every sample folder next to this script."""
-    for sample, files in SAMPLES.items():
-        folder = HERE / sample
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob("*.ipynb"):
-            if stale.name not in files:
-                stale.unlink()
-        for name, nb in files.items():
-            nbformat.validate(nb)
-            nbformat.write(nb, folder / name)
-    print(f"wrote {len(SAMPLES)} samples under {HERE}")
+    write_samples(HERE, SAMPLES)
 
 
 if __name__ == "__main__":

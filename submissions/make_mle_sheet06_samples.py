@@ -19,6 +19,8 @@ from pathlib import Path
 
 import nbformat
 
+from notebook_samples import write_samples
+
 HERE = Path(__file__).parent / "mle-sheet06"
 NOTEBOOK = "MLE_sheet06.ipynb"
 
@@ -851,13 +853,7 @@ SAMPLES: dict[str, dict[str, nbformat.NotebookNode]] = {
 
 def main() -> None:
     """Write every sample folder next to this script."""
-    for sample, files in SAMPLES.items():
-        folder = HERE / sample
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, nb in files.items():
-            nbformat.validate(nb)
-            nbformat.write(nb, folder / name)
-    print(f"wrote {len(SAMPLES)} samples under {HERE}")
+    write_samples(HERE, SAMPLES)
 
 
 if __name__ == "__main__":
