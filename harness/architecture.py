@@ -141,12 +141,9 @@ def structural(layers: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def compare_layers(student: list[dict[str, Any]], reference: list[dict[str, Any]]) -> list[str]:
-    """A readable diff of the structural layers: empty when they match one to one.
-
-    Lines read ``missing: MaxPool2d(kernel 2, stride 2) (after Conv2d(16->32, ...))``,
-    ``extra: ...`` and ``expected X, found Y``.
-    """
+def _comparable_tokens(student: list[dict[str, Any]], reference: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """Both sides' structural layers as tokens; a reshape layer present on one side only is left out of both
+    (the other side reshaped with ``x.view()``, which no hook sees)."""
     mine, wanted = structural(student), structural(reference)
     for kind in RESHAPES:  # reshaped with x.view() on one side, with a layer on the other: compare without them
         if sum(l["type"] == kind for l in mine) != sum(l["type"] == kind for l in wanted):
@@ -154,6 +151,16 @@ def compare_layers(student: list[dict[str, Any]], reference: list[dict[str, Any]
             wanted = [l for l in wanted if l["type"] != kind]
     ours = [layer_token(layer) for layer in mine]
     theirs = [layer_token(layer) for layer in wanted]
+    return ours, theirs
+
+
+def compare_layers(student: list[dict[str, Any]], reference: list[dict[str, Any]]) -> list[str]:
+    """A readable diff of the structural layers: empty when they match one to one.
+
+    Lines read ``missing: MaxPool2d(kernel 2, stride 2) (after Conv2d(16->32, ...))``,
+    ``extra: ...`` and ``expected X, found Y``.
+    """
+    ours, theirs = _comparable_tokens(student, reference)
     lines: list[str] = []
     matcher = difflib.SequenceMatcher(a=theirs, b=ours, autojunk=False)
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
@@ -172,13 +179,7 @@ def compare_layers(student: list[dict[str, Any]], reference: list[dict[str, Any]
 
 def similarity(student: list[dict[str, Any]], reference: list[dict[str, Any]]) -> float:
     """How alike two structural layer lists are, from 0 (nothing shared) to 1 (identical)."""
-    mine, wanted = structural(student), structural(reference)
-    for kind in RESHAPES:  # reshaped with x.view() on one side, with a layer on the other: compare without them
-        if sum(l["type"] == kind for l in mine) != sum(l["type"] == kind for l in wanted):
-            mine = [l for l in mine if l["type"] != kind]
-            wanted = [l for l in wanted if l["type"] != kind]
-    ours = [layer_token(layer) for layer in mine]
-    theirs = [layer_token(layer) for layer in wanted]
+    ours, theirs = _comparable_tokens(student, reference)
     if not ours and not theirs:
         return 1.0
     return difflib.SequenceMatcher(a=theirs, b=ours, autojunk=False).ratio()
