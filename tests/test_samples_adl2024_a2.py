@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.sample_reports import automatic_scores, failed_checks
+
 ASSIGNMENT = "adl2024-a2"
 FULL = {"ae": 6.0, "ae-runs": 2.0, "pca": 3.0, "latent-size": 3.0, "vae": 4.0, "vae-samples": 5.0}
 """Points of every automatic task."""
@@ -35,17 +37,8 @@ def reports(graded_samples):
     return reports
 
 
-def _scores(report) -> dict[str, float]:
-    return {t.task: t.score for t in report.tasks if not t.manual}
 
 
-def _failures(report) -> dict[tuple[str, str], list[str]]:
-    failures: dict[tuple[str, str], list[str]] = {}
-    for task in report.tasks:
-        for result in task.checks:
-            if result.status != "passed":
-                failures.setdefault((task.task, result.check), []).append(result.message)
-    return failures
 
 
 def test_every_sample_is_graded(graded_samples) -> None:
@@ -56,13 +49,13 @@ def test_every_sample_is_graded(graded_samples) -> None:
 
 @pytest.mark.parametrize("student", sorted(EXPECTED))
 def test_automatic_task_scores(reports, student) -> None:
-    assert _scores(reports[student]) == pytest.approx(EXPECTED[student], abs=1e-3)
+    assert automatic_scores(reports[student]) == pytest.approx(EXPECTED[student], abs=1e-3)
 
 
 @pytest.mark.parametrize("student", ["reference", "different"])
 def test_correct_notebooks_get_full_automatic_marks(reports, student) -> None:
     report = reports[student]
-    assert _failures(report) == {}
+    assert failed_checks(report) == {}
     assert report.score == pytest.approx(sum(FULL.values()))
     assert {t.task: t.note for t in report.tasks if t.manual} == dict.fromkeys(MANUAL, "not graded yet")
 
@@ -77,7 +70,7 @@ def test_the_other_hand_is_graded_on_its_own_names(reports) -> None:
 
 
 def test_the_dl2025_formula_is_named(reports) -> None:
-    failures = _failures(reports["scaled_formula"])
+    failures = failed_checks(reports["scaled_formula"])
     assert list(failures) == [("pca", "pca_encoding")]
     message = failures[("pca", "pca_encoding")][0]
     assert "'PCA latent space (equation 1)'" in message
@@ -85,7 +78,7 @@ def test_the_dl2025_formula_is_named(reports) -> None:
 
 
 def test_uniform_latent_samples_are_named(reports) -> None:
-    failures = _failures(reports["uniform_z"])
+    failures = failed_checks(reports["uniform_z"])
     assert list(failures) == [("vae-samples", "standard_normal_samples")]
     message = failures[("vae-samples", "standard_normal_samples")][0]
     assert message.startswith("`z` lies in [0, 1) (means 0.")
@@ -93,7 +86,7 @@ def test_uniform_latent_samples_are_named(reports) -> None:
 
 
 def test_a_failing_first_cell_is_reported_once_per_notebook(reports) -> None:
-    failures = _failures(reports["colab_only"])
+    failures = failed_checks(reports["colab_only"])
     for task in ("ae", "vae"):
         assert failures[(task, "runs_without_error")][0].startswith(
             "cell 1 raised ModuleNotFoundError: No module named 'google'; cell 2 raised NameError: name 'transforms' is not defined"

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.sample_reports import automatic_scores, check_result, failed_checks
+
 ASSIGNMENT = "dl2025-a2"
 PART1 = {"ff": 9.0, "cnn": 13.0}
 PART2 = {"ae": 6.0, "ae-runs": 2.0, "pca": 3.0, "latent-size": 3.0, "vae": 5.0, "vae-samples": 4.0}
@@ -51,27 +53,17 @@ def reports(graded_samples):
     return reports
 
 
-def _scores(report, tasks) -> dict[str, float]:
-    return {t.task: t.score for t in report.tasks if t.task in tasks}
 
 
 def _failures(report, tasks=PART2) -> dict[tuple[str, str], list[str]]:
-    failures: dict[tuple[str, str], list[str]] = {}
-    for task in report.tasks:
-        for result in task.checks:
-            if task.task in tasks and result.status != "passed":
-                failures.setdefault((task.task, result.check), []).append(result.message)
-    return failures
+    return failed_checks(report, tasks)
 
 
-def _check(report, task_id, check):
-    task = next(t for t in report.tasks if t.task == task_id)
-    return next(c for c in task.checks if c.check == check)
 
 
 @pytest.mark.parametrize("student", sorted(EXPECTED_PART2))
 def test_part2_task_scores(reports, student) -> None:
-    assert _scores(reports[student], PART2) == pytest.approx(EXPECTED_PART2[student], abs=1e-3)
+    assert automatic_scores(reports[student], PART2) == pytest.approx(EXPECTED_PART2[student], abs=1e-3)
 
 
 @pytest.mark.parametrize("student", sorted(EXPECTED_TOTAL))
@@ -81,7 +73,7 @@ def test_total_scores(reports, student) -> None:
 
 def test_the_softmax_sample_loses_part1_accuracy_and_part2_pca_points(reports) -> None:
     report = reports["softmax_nll"]
-    part1 = _scores(report, PART1)
+    part1 = automatic_scores(report, PART1)
     assert part1["cnn"] == PART1["cnn"] and part1["ff"] <= PART1["ff"] - 4  # Softmax fed to NLLLoss trains badly
     assert report.score == pytest.approx(part1["ff"] + part1["cnn"] + sum(EXPECTED_PART2["softmax_nll"].values()), abs=1e-3)
 
@@ -95,10 +87,10 @@ def test_correct_part2_notebooks_get_full_automatic_marks(reports, student) -> N
 
 def test_the_other_hand_is_found_by_what_it_is(reports) -> None:
     report = reports["cnnnet"]
-    assert _check(report, "ae", "architecture_matches").details["model"] == "graded `autoencoder` (an instance of AE)"
-    assert _check(report, "vae", "vae_loss_closed_form").status == "passed"  # vae_loss(...) returns (total, bce, kl)
-    assert _check(report, "pca", "pca_encoding").status == "passed"  # PCA by np.linalg.eigh
-    assert _check(report, "pca", "figure_kind").status == "passed"  # a 6 x 6 grid of subplots under a suptitle
+    assert check_result(report, "ae", "architecture_matches").details["model"] == "graded `autoencoder` (an instance of AE)"
+    assert check_result(report, "vae", "vae_loss_closed_form").status == "passed"  # vae_loss(...) returns (total, bce, kl)
+    assert check_result(report, "pca", "pca_encoding").status == "passed"  # PCA by np.linalg.eigh
+    assert check_result(report, "pca", "figure_kind").status == "passed"  # a 6 x 6 grid of subplots under a suptitle
 
 
 def test_pca_on_raw_pixels_is_diagnosed(reports) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.sample_reports import automatic_scores, check_result, failed_checks
+
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "idl-ex2"
 FULL = {"autoencoder": 7.0, "classifier": 7.0, "classifier-decoding": 7.0, "few-labels": 6.0, "fine-tuning": 6.0}
@@ -51,22 +53,10 @@ def reports(graded_samples):
     return reports
 
 
-def _scores(report) -> dict[str, float]:
-    return {t.task: t.score for t in report.tasks if not t.manual}
 
 
-def _failures(report) -> dict[tuple[str, str], list[str]]:
-    failures: dict[tuple[str, str], list[str]] = {}
-    for task in report.tasks:
-        for result in task.checks:
-            if result.status != "passed":
-                failures.setdefault((task.task, result.check), []).append(result.message)
-    return failures
 
 
-def _result(report, task_id: str, check: str):
-    task = next(t for t in report.tasks if t.task == task_id)
-    return next(c for c in task.checks if c.check == check)
 
 
 def test_every_sample_is_graded_without_grader_faults(graded_samples) -> None:
@@ -83,13 +73,13 @@ def test_every_sample_is_graded_without_grader_faults(graded_samples) -> None:
 
 @pytest.mark.parametrize("student", sorted(EXPECTED))
 def test_automatic_task_scores(reports, student) -> None:
-    assert _scores(reports[student]) == pytest.approx(EXPECTED[student], abs=1e-3)
+    assert automatic_scores(reports[student]) == pytest.approx(EXPECTED[student], abs=1e-3)
 
 
 @pytest.mark.parametrize("student", ["reference", "mnistlib_package"])
 def test_correct_packages_get_full_automatic_marks(reports, student) -> None:
     report = reports[student]
-    assert _failures(report) == {}
+    assert failed_checks(report) == {}
     assert report.score == pytest.approx(sum(FULL.values()))
     assert [e.source for e in report.executions] == ["q1.py", "q2.py", "q3.py", "q4.py", "q5.py"]
     assert {t.task: t.note for t in report.tasks if t.manual} == dict.fromkeys(MANUAL, "not graded yet")
@@ -97,34 +87,34 @@ def test_correct_packages_get_full_automatic_marks(reports, student) -> None:
 
 def test_the_package_is_graded_on_its_own_names(reports) -> None:
     report = reports["mnistlib_package"]
-    assert _result(report, "autoencoder", "bottleneck_width").details["measured"] == 10
-    frozen = _result(report, "classifier-decoding", "shared_weights")
+    assert check_result(report, "autoencoder", "bottleneck_width").details["measured"] == 10
+    frozen = check_result(report, "classifier-decoding", "shared_weights")
     assert frozen.details["model"] == "clf_ae" and frozen.details["max_change"] == 0.0
-    assert _result(report, "fine-tuning", "shared_weights").details["model"] == "clf_pretrained"
+    assert check_result(report, "fine-tuning", "shared_weights").details["model"] == "clf_pretrained"
 
 
 def test_the_reference_encoders_are_frozen_and_fine_tuned(reports) -> None:
     report = reports["reference"]
-    frozen = _result(report, "classifier-decoding", "shared_weights").details
+    frozen = check_result(report, "classifier-decoding", "shared_weights").details
     assert (frozen["model"], frozen["max_change"], frozen["stats_change"]) == ("clf_autoencoder", 0.0, 0.0)
-    tuned = _result(report, "fine-tuning", "shared_weights").details
+    tuned = check_result(report, "fine-tuning", "shared_weights").details
     assert tuned["model"] == "finetuned_classifier" and 0.0 < tuned["measured"] <= 0.5
-    compare = _result(report, "classifier-decoding", "reconstruction_compare").details
+    compare = check_result(report, "classifier-decoding", "reconstruction_compare").details
     assert compare["measured"] > compare["other"]  # the classifier's code reconstructs worse than the autoencoder's
 
 
 def test_batchnorm_left_in_train_mode_is_named(reports) -> None:
-    failures = _failures(reports["bn_not_frozen"])
+    failures = failed_checks(reports["bn_not_frozen"])
     assert list(failures) == [("classifier-decoding", "shared_weights")]
     [message] = failures[("classifier-decoding", "shared_weights")]
     assert message.startswith("the encoder's BatchNorm running statistics changed during training (max change ")
     assert message.endswith("call .eval() on the frozen encoder")
-    assert _result(reports["bn_not_frozen"], "classifier-decoding", "shared_weights").score == 1.0
+    assert check_result(reports["bn_not_frozen"], "classifier-decoding", "shared_weights").score == 1.0
 
 
 def test_keras_trainable_is_named(reports) -> None:
     report = reports["keras_trainable"]
-    failures = _failures(report)
+    failures = failed_checks(report)
     assert list(failures) == [("classifier", "plotted_accuracy"), ("classifier-decoding", "shared_weights"),
                               ("classifier-decoding", "reconstruction_compare")]
     [accuracy] = failures[("classifier", "plotted_accuracy")]
@@ -136,12 +126,12 @@ def test_keras_trainable_is_named(reports) -> None:
     assert compare.startswith("this task's model reconstructs unseen images with a mean absolute (L1) error of ")
     assert "it should reconstruct worse than that" in compare
     # The plotted accuracies are wrong, the measured one is not: the host computes it from the model's outputs.
-    measured = _result(report, "classifier", "test_accuracy").details["measured"]
-    assert measured == _result(reports["reference"], "classifier", "test_accuracy").details["measured"]
+    measured = check_result(report, "classifier", "test_accuracy").details["measured"]
+    assert measured == check_result(reports["reference"], "classifier", "test_accuracy").details["measured"]
 
 
 def test_a_decoder_on_the_logits_is_named(reports) -> None:
-    failures = _failures(reports["logits_decoder"])
+    failures = failed_checks(reports["logits_decoder"])
     assert failures == {
         ("classifier-decoding", "bottleneck_width"): [
             "your model's narrowest layer, Linear (encoder.mlp.2), has 10 features per image; the model of task "
@@ -151,7 +141,7 @@ def test_a_decoder_on_the_logits_is_named(reports) -> None:
 
 
 def test_a_crash_before_the_checkpoint_fails_the_scripts_that_load_it(reports) -> None:
-    failures = _failures(reports["broken"])
+    failures = failed_checks(reports["broken"])
     assert failures[("autoencoder", "runs_without_error")] == [
         "the script raised RuntimeError: Can't call numpy() on Tensor that requires grad. "
         "Use tensor.detach().numpy() instead."
@@ -160,7 +150,7 @@ def test_a_crash_before_the_checkpoint_fails_the_scripts_that_load_it(reports) -
     assert failures[("classifier-decoding", "figure_kind")] == ["your code showed no figures (call plt.show() after each plot)"]
     assert failures[("fine-tuning", "runs_without_error")] == [MISSING_CHECKPOINT]
     [shared] = failures[("fine-tuning", "shared_weights")]
-    assert shared.startswith(f"no model was left after this task's code ran (your code stopped with FileNotFoundError: ")
+    assert shared.startswith("no model was left after this task's code ran (your code stopped with FileNotFoundError: ")
     assert shared.endswith("so none can hold the weights of the model of task 'autoencoder' (AutoEncoder)")
     assert set(failures) == {
         ("autoencoder", "runs_without_error"),
@@ -172,8 +162,8 @@ def test_a_crash_before_the_checkpoint_fails_the_scripts_that_load_it(reports) -
         ("fine-tuning", "figure_kind"),
     }
     # q1's model was trained before the crash: it is still graded, and q3 still compares with it.
-    assert _result(reports["broken"], "autoencoder", "reconstruction_error").status == "passed"
-    assert _result(reports["broken"], "classifier-decoding", "reconstruction_compare").status == "passed"
+    assert check_result(reports["broken"], "autoencoder", "reconstruction_error").status == "passed"
+    assert check_result(reports["broken"], "classifier-decoding", "reconstruction_compare").status == "passed"
 
 
 def test_the_sample_folders_match_their_generator() -> None:

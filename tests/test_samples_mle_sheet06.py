@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.sample_reports import automatic_scores, check_result
+
 ASSIGNMENT = "mle-sheet06"
 FULL = {"notebook": 2.0, "cnn": 8.0, "conv-ae": 8.0, "pca-ae": 5.0, "latent-3d": 2.0}
 """Points of every automatic task."""
@@ -40,8 +42,6 @@ def reports(graded_samples):
     return reports
 
 
-def _scores(report) -> dict[str, float]:
-    return {t.task: t.score for t in report.tasks if not t.manual}
 
 
 def _failures(report) -> dict[tuple[str, str], str]:
@@ -54,9 +54,6 @@ def _failures(report) -> dict[tuple[str, str], str]:
     }
 
 
-def _check(report, task_id: str, check: str):
-    task = next(t for t in report.tasks if t.task == task_id)
-    return next(c for c in task.checks if c.check == check)
 
 
 def test_every_sample_is_graded(graded_samples) -> None:
@@ -67,7 +64,7 @@ def test_every_sample_is_graded(graded_samples) -> None:
 
 @pytest.mark.parametrize("student", sorted(EXPECTED))
 def test_automatic_task_scores(reports, student) -> None:
-    assert _scores(reports[student]) == pytest.approx(EXPECTED[student], abs=1e-3)
+    assert automatic_scores(reports[student]) == pytest.approx(EXPECTED[student], abs=1e-3)
 
 
 @pytest.mark.parametrize("student", ["reference", "different"])
@@ -88,17 +85,17 @@ def test_correct_notebooks_get_full_automatic_marks(reports, student) -> None:
     ],
 )
 def test_the_other_hand_is_graded_on_its_own_names(reports, task_id, graded) -> None:
-    architecture = _check(reports["different"], task_id, "architecture_matches")
+    architecture = check_result(reports["different"], task_id, "architecture_matches")
     assert graded in architecture.details["model"]
 
 
 def test_the_reference_models_are_the_ones_the_sheet_asks_for(reports) -> None:
     report = reports["reference"]
-    cnn = _check(report, "cnn", "architecture_matches").details["model"]
+    cnn = check_result(report, "cnn", "architecture_matches").details["model"]
     assert cnn == "graded `cnn_model` (an instance of CNN_Classifier)"
-    assert "an instance of Conv_AE" in _check(report, "conv-ae", "architecture_matches").details["model"]
-    assert _check(report, "conv-ae", "bottleneck_width").details["measured"] == 3
-    angles = _check(report, "pca-ae", "principal_angles").details
+    assert "an instance of Conv_AE" in check_result(report, "conv-ae", "architecture_matches").details["model"]
+    assert check_result(report, "conv-ae", "bottleneck_width").details["measured"] == 3
+    angles = check_result(report, "pca-ae", "principal_angles").details
     assert angles["latent"] == 10 and angles["measured"] <= 20
 
 
@@ -122,7 +119,7 @@ def test_a_relu_on_the_code_is_caught(reports) -> None:
     assert "is not PCA's" in angles and "without non-linear activations" in angles
     assert "1.5x the reference's" in failures[("conv-ae", "reconstruction_error")]
     # the ReLU is an activation: the layers themselves are still the sheet's
-    assert _check(reports["relu_latent"], "conv-ae", "architecture_matches").status == "passed"
+    assert check_result(reports["relu_latent"], "conv-ae", "architecture_matches").status == "passed"
 
 
 def test_a_typo_in_the_first_data_cell_costs_exercise_2_only(reports) -> None:
