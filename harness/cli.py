@@ -217,43 +217,19 @@ def grade(
     threads: int = typer.Option(1, help="Torch threads per sandboxed run."),
 ) -> None:
     """Grade a batch of submissions and write per-student reports, an index page and a gradebook CSV."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from harness.pipeline import grade_batch, prepare_setup
+    from harness.outdir import claim_output
 
     data_dir = data or default_data_dir()
     try:
-        setup = prepare_setup(
-            rubric, data_dir, out, profile=profile, sandbox=_sandbox(sandbox), manual_csv=manual, threads=threads
-        )
-        reference_dir = _reference_dir(rubric, setup.rubric.assignment, reference)
-        if reference_dir is None:
-            err_console.print("[yellow]no reference submission found: relative thresholds and budgets cannot be calibrated[/]")
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-        ) as progress:
-            bar = progress.add_task("loading", total=None)
-
-            def on_event(kind: str, info: dict) -> None:
-                if kind == "calibrating":
-                    progress.update(bar, description="calibrating on the reference submission")
-                elif kind == "loaded":
-                    progress.update(bar, total=info["total"], description="grading")
-                elif kind == "warning":
-                    progress.console.print(f"  {info['student']}: warning: {info['message']}", markup=False, highlight=False)
-                elif kind == "error":
-                    progress.advance(bar)
-                    err_console.print(f"  error: {info['message']}", markup=False, highlight=False)
-                elif kind == "done":
-                    progress.advance(bar)
-                    mark = " (unchanged, not regraded)" if info["reused"] else ""
-                    progress.console.print(
-                        f"  {info['student']}: {info['score']:.1f} / {info['points']:.1f}{mark}", markup=False, highlight=False
-                    )
-
-            summary = grade_batch(submissions, setup, jobs=jobs, force=force, reference_dir=reference_dir, on_event=on_event)
+        with claim_output(out):
+            summary = _grade_with_progress(
+                submissions, rubric, out, data_dir, jobs=jobs, profile=profile, force=force, manual=manual,
+                reference=reference, sandbox=_sandbox(sandbox), threads=threads,
+            )
     except HarnessError as error:
         _fail(error)
+    except OSError as error:  # the output folder or a file in it could not be written
+        _fail(HarnessError(_os_message(error)))
     console.print(
         f"graded {summary.graded}, unchanged {summary.reused}, could not load {summary.failed_to_load} "
         f"in {summary.seconds:.0f} s; index: {summary.index}"
@@ -261,6 +237,62 @@ def grade(
     if summary.faults:
         err_console.print(f"{len(summary.faults)} grader fault(s); run the same command again to retry them")
         raise typer.Exit(code=1)
+
+
+def _os_message(error: OSError) -> str:
+    """An operating-system error as one sentence naming the file, for the person who ran the command."""
+    where = f" {error.filename}" if error.filename else ""
+    return f"could not write{where}: {error.strerror or error}"
+
+
+def _grade_with_progress(
+    submissions: Path,
+    rubric: Path,
+    out: Path,
+    data_dir: Path,
+    *,
+    jobs: int,
+    profile: str,
+    force: bool,
+    manual: Optional[Path],
+    reference: Optional[Path],
+    sandbox: Any,
+    threads: int,
+):
+    """Prepare the grading setup and grade the batch with a progress bar; the BatchSummary."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.pipeline import grade_batch, prepare_setup
+
+    setup = prepare_setup(
+        rubric, data_dir, out, profile=profile, sandbox=sandbox, manual_csv=manual, threads=threads
+    )
+    reference_dir = _reference_dir(rubric, setup.rubric.assignment, reference)
+    if reference_dir is None:
+        err_console.print("[yellow]no reference submission found: relative thresholds and budgets cannot be calibrated[/]")
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        bar = progress.add_task("loading", total=None)
+
+        def on_event(kind: str, info: dict) -> None:
+            if kind == "calibrating":
+                progress.update(bar, description="calibrating on the reference submission")
+            elif kind == "loaded":
+                progress.update(bar, total=info["total"], description="grading")
+            elif kind == "warning":
+                progress.console.print(f"  {info['student']}: warning: {info['message']}", markup=False, highlight=False)
+            elif kind == "error":
+                progress.advance(bar)
+                err_console.print(f"  error: {info['message']}", markup=False, highlight=False)
+            elif kind == "done":
+                progress.advance(bar)
+                mark = " (unchanged, not regraded)" if info["reused"] else ""
+                progress.console.print(
+                    f"  {info['student']}: {info['score']:.1f} / {info['points']:.1f}{mark}", markup=False, highlight=False
+                )
+
+        return grade_batch(submissions, setup, jobs=jobs, force=force, reference_dir=reference_dir, on_event=on_event)
 
 
 @app.command()
@@ -311,6 +343,7 @@ def check(
     from harness.data import prepare
     from harness.loading import load_submission
     from harness.models import LoadFailure
+    from harness.outdir import claim_output
     from harness.pipeline import calibrate_rubric, grade_submission, prepare_setup
 
     if not source.exists():
@@ -324,31 +357,34 @@ def check(
     data_dir = data or default_data_dir().with_name("data-small")
     out = default_data_dir().with_name("check") / source.stem
     try:
-        if not (data_dir / "manifest.json").exists():
-            console.print(f"preparing small offline datasets in {data_dir} (first use only)")
-            prepare(data_dir, source="synthetic", small=True, on_progress=lambda line: console.print(f"  {line}"))
-        setup = prepare_setup(rubric, data_dir, out, profile="fast", sandbox=_sandbox(sandbox))
-        staging = out / "staging"
-        if staging.exists():
-            import shutil
+        with claim_output(out):
+            if not (data_dir / "manifest.json").exists():
+                console.print(f"preparing small offline datasets in {data_dir} (first use only)")
+                prepare(data_dir, source="synthetic", small=True, on_progress=lambda line: console.print(f"  {line}"))
+            setup = prepare_setup(rubric, data_dir, out, profile="fast", sandbox=_sandbox(sandbox))
+            staging = out / "staging"
+            if staging.exists():
+                import shutil
 
-            shutil.rmtree(staging)
-        submission = load_submission(source, staging, student=source.stem)
-        if isinstance(submission, LoadFailure):
-            _fail(HarnessError(submission.reason))
-        mine = [task.id for task in setup.rubric.automatic_tasks if task.find_source(submission.files)]
-        if not mine:
-            _fail(HarnessError(f"{source.name}: none of the rubric's notebooks or scripts is here"))
-        # only the tasks of what was handed in: calibrating the rest would run notebooks nobody asked about
-        setup.rubric = setup.rubric.restricted(mine)
-        reference_dir = _reference_dir(rubric, setup.rubric.assignment, None)
-        if reference_dir is not None:
-            console.print("calibrating on the reference submission (first use only)...")
-            calibrate_rubric(setup, reference_dir)
-        console.print(f"running {source.name} in the sandbox...")
-        report = grade_submission(submission, setup)
+                shutil.rmtree(staging)
+            submission = load_submission(source, staging, student=source.stem)
+            if isinstance(submission, LoadFailure):
+                _fail(HarnessError(submission.reason))
+            mine = [task.id for task in setup.rubric.automatic_tasks if task.find_source(submission.files)]
+            if not mine:
+                _fail(HarnessError(f"{source.name}: none of the rubric's notebooks or scripts is here"))
+            # only the tasks of what was handed in: calibrating the rest would run notebooks nobody asked about
+            setup.rubric = setup.rubric.restricted(mine)
+            reference_dir = _reference_dir(rubric, setup.rubric.assignment, None)
+            if reference_dir is not None:
+                console.print("calibrating on the reference submission (first use only)...")
+                calibrate_rubric(setup, reference_dir)
+            console.print(f"running {source.name} in the sandbox...")
+            report = grade_submission(submission, setup)
     except HarnessError as error:
         _fail(error)
+    except OSError as error:
+        _fail(HarnessError(_os_message(error)))
     table = Table(title=f"{source.name}: {report.score:.1f} / {report.points:.1f} points (fast profile)")
     for column in ("task", "check", "result", "points"):
         table.add_column(column)
