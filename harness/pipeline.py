@@ -44,15 +44,16 @@ from harness.checks.context import CheckContext
 from harness.checks.select import select_model
 from harness.data import load_split
 from harness.engines import RunSettings, engine_for, make_workspace
-from harness.errors import HarnessError
+from harness.errors import HarnessError, StoreError
 from harness.loading import load_batch, load_submission
+from harness.outdir import STORE_NAME
 from harness.manual import read_manual_scores, write_manual_template
 from harness.models import CheckResult, ExecutionResult, GradeReport, Limits, LoadFailure, Submission
 from harness.reporting import render_index, render_student, safe_name
 from harness.rubric import Rubric, Task, load_rubric
 from harness.sandbox import Sandbox, make_sandbox
 from harness.scoring import ManualScore, score_load_failure, score_submission
-from harness.store import ResultStore
+from harness.store import ResultStore, readable_report
 
 PROFILES = {
     "full": {"eval_images": None, "default_wall_s": 900.0},
@@ -156,7 +157,7 @@ class GradingSetup:
     @property
     def store_path(self) -> Path:
         """The SQLite results store of this output folder."""
-        return self.out_dir / "results.sqlite"
+        return self.out_dir / STORE_NAME
 
     @property
     def grading_log_path(self) -> Path:
@@ -396,7 +397,7 @@ def grade_submission(submission: Submission, setup: GradingSetup) -> GradeReport
                 continue
             results.extend(run_check(ctx, spec) for spec in task.checks)
             graded[task.id] = ctx
-    return score_submission(
+    report = score_submission(
         rubric,
         submission.student,
         submission.content_hash,
@@ -405,6 +406,7 @@ def grade_submission(submission: Submission, setup: GradingSetup) -> GradeReport
         executions,
         profile=setup.profile,
     )
+    return readable_report(report)  # names and messages from the student's run may hold lone surrogates
 
 
 # -- calibration against the reference submission ------------------------------------------------------------
@@ -547,10 +549,10 @@ def grade_batch(
         for warning in entry.warnings if isinstance(entry, Submission) else ():
             emit("warning", {"student": entry.student, "message": warning})
         if isinstance(entry, LoadFailure):
-            report = score_load_failure(
+            report = readable_report(score_load_failure(
                 setup.rubric, entry.student, _readable_path(entry.source), entry.reason,
                 manual=setup.manual.get(entry.student), profile=setup.profile,
-            )
+            ))
             failed += 1
             reports[entry.student] = report
             render(report)
@@ -578,9 +580,15 @@ def grade_batch(
             faults.append(fault)
             emit("error", {"student": submission.student, "message": fault})
             return None
-        with lock:
-            store.put(report)  # committed before anything else: a crash after this loses nothing
-            log_grading(setup.grading_log_path, report, seconds=time.perf_counter() - began)
+        try:
+            with lock:
+                store.put(report)  # committed before anything else: a crash after this loses nothing
+                log_grading(setup.grading_log_path, report, seconds=time.perf_counter() - began)
+        except (StoreError, OSError) as error:  # e.g. a full disk: this student is retried next run, the batch goes on
+            fault = f"{submission.student}: the result could not be saved, a grader fault ({error})"
+            faults.append(fault)
+            emit("error", {"student": submission.student, "message": fault})
+            return None
         render(report)
         return report
 
@@ -605,7 +613,7 @@ def grade_batch(
         [(t.id, t.title) for t in setup.rubric.tasks],
         manual_csv=manual_csv.name if setup.rubric.manual_tasks else None,
     )
-    graded = len(todo) - sum(1 for fault in faults if "grading failed" in fault)
+    graded = sum(1 for submission in todo if submission.student in reports)
     return BatchSummary(graded, reused, failed, ordered, index, time.perf_counter() - started, tuple(faults))
 
 

@@ -121,6 +121,36 @@ def report_from_dict(data: Mapping[str, Any]) -> GradeReport:
     return _build(GradeReport, fields, "report")
 
 
+def readable_text(text: str) -> str:
+    """``text`` with every lone surrogate written as its escape (``\\udcff``): storable and printable as UTF-8.
+
+    Lone surrogates reach a report from what the student's code made (a model kept under
+    ``globals()['m\\udcff']``, an exception message with ``'\\ud800'``) or from file names that are not
+    UTF-8; SQLite, JSON files and HTML pages cannot hold them.
+    """
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _readable(value: Any) -> Any:
+    if isinstance(value, str):
+        return readable_text(value)
+    if isinstance(value, dict):
+        return {_readable(k): _readable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_readable(v) for v in value]
+    return value
+
+
+def readable_report(report: GradeReport) -> GradeReport:
+    """``report`` with every text in it made UTF-8-safe (:func:`readable_text`); the same object when it already is."""
+    data = report_to_dict(report)
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+        return report
+    except UnicodeEncodeError:
+        return report_from_dict(_readable(data))
+
+
 # -- the store ------------------------------------------------------------------------------------------------
 
 
@@ -195,6 +225,7 @@ class ResultStore:
     def put(self, report: GradeReport) -> None:
         """Store a report, replacing any under the same key; committed before this returns."""
         try:
+            report = readable_report(report)
             text = json.dumps(report_to_dict(report), ensure_ascii=False)
         except (TypeError, ValueError) as e:
             raise StoreError(f"{self.path}: cannot store the report of {report.student!r} ({e})") from None
@@ -213,7 +244,7 @@ class ResultStore:
                            report = excluded.report, created = excluded.created""",
                     row,
                 )
-            except sqlite3.Error as e:
+            except sqlite3.Error as e:  # a full disk or a damaged file: this report is not stored, and says so
                 raise StoreError(f"{self.path}: cannot write the report of {report.student!r} ({e})") from None
 
     def all(self, rubric_hash: str | None = None) -> list[GradeReport]:

@@ -197,6 +197,43 @@ def test_a_grader_fault_stops_neither_the_batch_nor_a_rerun(graded, tmp_path, mo
     assert [r.student for r in second.reports] == ["fails_midway"]
 
 
+def test_a_store_that_cannot_write_costs_one_student_not_the_batch(graded, tmp_path, monkeypatch) -> None:
+    """A full disk under the results store: that student is a grader fault (retried next run), the rest is graded."""
+    import shutil
+    from dataclasses import replace
+
+    import harness.pipeline as pipeline
+    from harness.errors import StoreError
+    from harness.store import ResultStore
+
+    setup, _, reports = graded
+    batch = tmp_path / "batch"
+    for student in ("full_disk", "fine"):
+        shutil.copytree(SAMPLES / "fails_midway", batch / student)
+        with open(batch / student / "CNNMNIST.ipynb", "a") as stream:
+            stream.write("\n" * (2 if student == "fine" else 3))  # other bytes, so each is graded anew
+    stored = reports["fails_midway"]
+    monkeypatch.setattr(
+        pipeline, "grade_submission", lambda submission, setup: replace(stored, student=submission.student,
+                                                                        content_hash=submission.content_hash)
+    )
+    put = ResultStore.put
+
+    def disk_full_for_one(store, report):
+        if report.student == "full_disk":
+            raise StoreError(f"{store.path}: cannot write the report of 'full_disk' (database or disk is full)")
+        put(store, report)
+
+    monkeypatch.setattr(ResultStore, "put", disk_full_for_one)
+    summary = grade_batch(batch, setup, jobs=2)
+    assert summary.faults == (
+        f"full_disk: the result could not be saved, a grader fault ({setup.store_path}: cannot write the report "
+        "of 'full_disk' (database or disk is full))",
+    )
+    assert [r.student for r in summary.reports] == ["fine"]
+    assert summary.graded == 1 and summary.index.is_file()
+
+
 def test_the_reference_runs_once_for_calibration_and_batch(graded) -> None:
     setup, _, reports = graded
     reference = reports["reference"]

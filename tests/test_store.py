@@ -12,7 +12,7 @@ import pytest
 
 from harness.errors import StoreError
 from harness.models import CellError, CheckResult, ExecutionResult, GradeReport, SandboxResult, TaskScore
-from harness.store import ResultStore, report_from_dict, report_to_dict
+from harness.store import ResultStore, readable_report, report_from_dict, report_to_dict
 
 
 def rich_report(student: str = "smithjohn_12345", content_hash: str = "c0ffee", score: float = 0.5) -> GradeReport:
@@ -178,3 +178,18 @@ def test_a_damaged_row_names_the_store_and_key(tmp_path: Path) -> None:
         conn.execute("UPDATE reports SET report = '{\"student\": 1'")
     with ResultStore(path) as store, pytest.raises(StoreError, match=r"results\.sqlite: the stored report for \('c0ffee'"):
         store.all()
+
+
+def test_lone_surrogates_are_stored_as_readable_escapes(tmp_path: Path) -> None:
+    """A model kept under ``globals()['m\\udcff']`` or an error message with '\\ud800' cannot crash the store."""
+    report = rich_report(student="m\udcffller")
+    check = CheckResult("cnn", "architecture_matches", "failed", "model `m\udcff` has no Conv2d", 2.0, 0.0,
+                        {"candidates": {"m\udcff": "Sequential"}})
+    report = replace(report, tasks=(replace(report.tasks[0], checks=(check,)), report.tasks[1]))
+    with ResultStore(tmp_path / "results.sqlite") as store:
+        store.put(report)
+        (back,) = store.all()
+    assert back.student == "m\\udcffller"
+    assert back.tasks[0].checks[0].message == "model `m\\udcff` has no Conv2d"
+    assert back.tasks[0].checks[0].details == {"candidates": {"m\\udcff": "Sequential"}}
+    assert readable_report(rich_report()) == rich_report()  # clean reports pass through unchanged
