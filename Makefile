@@ -8,7 +8,7 @@ OUT ?= out
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench install
+.PHONY: demo test test-fast test-e2e bench install
 
 install: $(VENV)/.installed
 
@@ -29,10 +29,17 @@ demo: install
 	done
 	$(BIN)/gradebench overview $(OUT)
 
-# Every test; benchmarks run once each as smoke tests (timings come from `make bench`).
-test: install
-	$(BIN)/pytest --benchmark-disable --durations=15
+# Every test, in two tiers: the fast unit tier first (checks, rubric, scoring, store, loading, sandbox and
+# engine units; about 2 minutes), then the end-to-end tier (graded samples, hostile corpus, crash safety,
+# reference training). Benchmarks are not part of it: `make bench`.
+test: test-fast test-e2e
+
+test-fast: install
+	$(BIN)/pytest -m "not e2e and not bench" --benchmark-disable --durations=10
+
+test-e2e: install
+	$(BIN)/pytest -m "e2e and not bench" --benchmark-disable --durations=15
 
 # Benchmarks with timings (medians, side by side).
 bench: install
-	$(BIN)/pytest tests/benchmarks --benchmark-only --benchmark-columns=min,median,max,rounds
+	$(BIN)/pytest tests/benchmarks -m bench --benchmark-only --benchmark-columns=min,median,max,rounds

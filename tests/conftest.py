@@ -71,3 +71,34 @@ def graded_samples(tmp_path_factory, small_all_data):
         return _GRADED_SAMPLES[assignment]
 
     return grade
+
+
+# -- test tiers -------------------------------------------------------------------------------------------------
+
+END_TO_END = frozenset({
+    "test_broken.py",
+    "test_calibrate.py",
+    "test_cli.py",
+    "test_crash_safety.py",
+    "test_hostile.py",
+    "test_pipeline.py",
+    "test_probe_extras.py",
+    "test_samples_adl2024_a2.py",
+    "test_samples_dl2025_a2.py",
+    "test_samples_idl_ex2.py",
+    "test_samples_mle_sheet06.py",
+    "test_surrogate_names.py",
+    "test_synthetic_data_behaves.py",
+})
+"""Test files that grade whole submissions or train the references on the synthetic data: the `e2e` tier
+(with every test marked `slow`)."""
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark every test of an end-to-end file `e2e` and every benchmark `bench`; the rest is the fast unit tier."""
+    for item in items:
+        path = Path(str(item.fspath))
+        if "benchmarks" in path.parts:
+            item.add_marker(pytest.mark.bench)
+        elif path.name in END_TO_END or item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.e2e)
