@@ -1,0 +1,42 @@
+"""What a timed run must have done for its time to count: shared by the benchmarks and their own test.
+
+A benchmark that passes when nothing ran measures nothing: every timed round of the grading overhead
+benchmark is followed by these checks on what the round left on disk.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+
+
+def assert_notebook_executed(executed: Path) -> int:
+    """Check that every code cell of an nbconvert-executed notebook ran without an error; the cells run."""
+    notebook = nbformat.read(executed, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    ran = [cell for cell in code if cell.get("execution_count") is not None]
+    errors = [out for cell in code for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+    assert code and len(ran) == len(code), f"{executed.name}: {len(ran)} of {len(code)} code cells ran"
+    assert not errors, f"{executed.name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+    return len(ran)
+
+
+def assert_graded(out: Path, student: str, task: str, *, expected_score: float) -> dict:
+    """Check that ``student``'s report under ``out`` comes from a real run: every cell ran, a model was
+    probed, and ``task`` scored ``expected_score``; the report (as stored in report.json)."""
+    path = out / "students" / student / "report.json"
+    assert path.is_file(), f"no report for {student} under {out}"
+    report = json.loads(path.read_text(encoding="utf-8"))
+    assert report["executions"], f"{student}: nothing was run"
+    for execution in report["executions"]:
+        ran, total = execution["cells_run"], execution["cells_total"]
+        assert total > 0 and ran == total, f"{student}: {ran} of {total} cells of {execution['source']} ran"
+        assert execution["sandbox"]["verdict"] == "ok", f"{student}: {execution['sandbox']['message']}"
+    scored = next(t for t in report["tasks"] if t["task"] == task)
+    failed = [f"{c['check']}: {c['message']}" for c in scored["checks"] if c["status"] != "passed"]
+    assert scored["score"] == expected_score, (
+        f"{student}: task {task} scored {scored['score']} instead of {expected_score} ({'; '.join(failed)})"
+    )
+    return report

@@ -1,0 +1,48 @@
+"""The grading benchmark's checks on each timed round: a sandbox that runs nothing fails them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from harness.loading import load_submission
+from harness.models import SandboxResult
+from harness.pipeline import grade_submission, prepare_setup
+from harness.reporting import render_student
+from tests.benchmarks.test_grading_overhead import NOTEBOOK, _cnn_rubric
+from tests.benchmarks.verify import assert_graded, assert_notebook_executed
+
+
+class RunsNothing:
+    """A sandbox that reports success without running anything: what the benchmark must not time."""
+
+    isolated = True
+    warning = ""
+
+    def run(self, command, *, workspace, limits, mounts=(), env=None, cwd=None, stdin=None) -> SandboxResult:
+        return SandboxResult("ok", "exit code 0", 0, 0.01, 0.0, 0, "", "", True)
+
+
+def test_a_sandbox_that_runs_nothing_fails_the_benchmarks_check(tmp_path: Path, small_data: Path) -> None:
+    setup = prepare_setup(_cnn_rubric(tmp_path / "cnn.yaml"), small_data, tmp_path / "out", sandbox=RunsNothing(),
+                          profile="fast")
+    submission = load_submission(NOTEBOOK, tmp_path / "staging", student="student0")
+    render_student(grade_submission(submission, setup), setup.out_dir, setup.rubric.title)
+    with pytest.raises(AssertionError, match=r"student0: 0 of 0 cells of CNNMNIST.ipynb ran"):
+        assert_graded(setup.out_dir, "student0", "cnn", expected_score=13.0)
+
+
+def test_a_notebook_nbconvert_did_not_run_fails_the_benchmarks_check(tmp_path: Path) -> None:
+    shutil.copy(NOTEBOOK, tmp_path / "executed.ipynb")  # as stored: no cell has run
+    with pytest.raises(AssertionError, match=r"executed.ipynb: 0 of 7 code cells ran"):
+        assert_notebook_executed(tmp_path / "executed.ipynb")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    for number, cell in enumerate(c for c in notebook.cells if c.cell_type == "code"):
+        cell.execution_count = number + 1
+    notebook.cells[-1].outputs = [nbformat.v4.new_output("error", ename="NameError", evalue="name 'x' is not defined")]
+    nbformat.write(notebook, tmp_path / "executed.ipynb")
+    with pytest.raises(AssertionError, match="executed.ipynb: NameError: name 'x' is not defined"):
+        assert_notebook_executed(tmp_path / "executed.ipynb")
