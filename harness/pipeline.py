@@ -19,6 +19,7 @@ the same data and machine (``calibrate_rubric``), cached per rubric, profile and
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -189,7 +190,12 @@ def prepare_setup(
         threads=threads,
         limits=Limits(wall_s=PROFILES[profile]["default_wall_s"]),
     )
-    if manual_csv is not None and manual_csv.exists():
+    if manual_csv is not None:
+        if not manual_csv.is_file():
+            raise HarnessError(
+                f"{manual_csv}: no such manual scores file (the template {out_dir / 'manual-scores.csv'} is written "
+                "by the first grading run without --manual)"
+            )
         setup.manual = read_manual_scores(manual_csv, rubric)
     limit = PROFILES[profile]["eval_images"]
     eval_dir = out_dir / "eval"
@@ -524,12 +530,17 @@ def grade_batch(
     """Grade every submission under ``path`` (a folder or an LMS bulk zip) with ``jobs`` in parallel."""
     started = time.perf_counter()
     emit = on_event or (lambda kind, data: None)
-    if reference_dir is not None:
-        calibrate_rubric(setup, reference_dir, emit)
     staging = setup.out_dir / "staging"
     entries = load_batch(path, staging)
-    emit("loaded", {"total": len(entries)})
     store = ResultStore(setup.store_path)
+    try:
+        _check_batch_fits(setup, entries, store)
+    except HarnessError:
+        store.close()
+        raise
+    if reference_dir is not None:
+        calibrate_rubric(setup, reference_dir, emit)
+    emit("loaded", {"total": len(entries)})
     logged = {_log_key(e) for e in read_grading_log(setup.grading_log_path)}
     reports: dict[str, GradeReport] = {}
     lock = threading.Lock()
@@ -615,6 +626,34 @@ def grade_batch(
     )
     graded = sum(1 for submission in todo if submission.student in reports)
     return BatchSummary(graded, reused, failed, ordered, index, time.perf_counter() - started, tuple(faults))
+
+
+def _check_batch_fits(setup: GradingSetup, entries: Sequence[Submission | LoadFailure], store: ResultStore) -> None:
+    """Refuse a batch that cannot be what the TA meant: HarnessError when no submission holds any of the
+    rubric's notebooks or scripts (the wrong rubric, or the wrong folder), or when the manual scores name
+    students who are neither in this batch nor graded before under this rubric (a typo would score 0)."""
+    submissions = [e for e in entries if isinstance(e, Submission)]
+    tasks = setup.rubric.automatic_tasks
+    if submissions and tasks and not any(t.find_source(s.files) for s in submissions for t in tasks):
+        wanted = sorted({name for t in tasks for name in t.source})
+        held = sorted({Path(f).name for s in submissions for f in s.files if f.endswith((".ipynb", ".py"))})
+        shown = ", ".join(held[:8]) + (f" and {len(held) - 8} more" if len(held) > 8 else "") if held else "no code"
+        raise HarnessError(
+            f"none of the {len(submissions)} submission(s) holds any file the rubric {setup.rubric.assignment} grades "
+            f"({', '.join(wanted)}); they hold {shown}. Is this the right rubric for this folder?"
+        )
+    if setup.manual:
+        known = {e.student for e in entries} | {r.student for r in store.all(setup.rubric.hash)}
+        unknown = sorted(set(setup.manual) - known)
+        if unknown:
+            hints = []
+            for name in unknown:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise HarnessError(
+                f"the manual scores name student(s) who are neither in this batch nor graded before: {', '.join(hints)}; "
+                "correct the student column of the manual scores file"
+            )
 
 
 def _readable_path(path: Path) -> str:
