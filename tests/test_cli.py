@@ -118,7 +118,7 @@ def test_grade_with_a_bad_rubric_is_a_clear_error(tmp_path: Path) -> None:
     rubric.write_text("assignment: x\ntitle: X\ntasks:\n  - {id: a, title: A, source: a.ipynb, checks: [{check: paramter_count, points: 1}]}\n")
     result = runner.invoke(app, ["grade", str(tmp_path), "--rubric", str(rubric), "--out", str(tmp_path / "out"), "--data", str(tmp_path)])
     assert result.exit_code == 2
-    assert "bad.yaml: tasks[0].checks[0].check: unknown check 'paramter_count' (did you mean 'parameter_count'?)" in " ".join(result.output.split())
+    assert "bad.yaml: tasks[0] (a) > checks[0] (paramter_count) > check: unknown check 'paramter_count' (did you mean 'parameter_count'?)" in " ".join(result.output.split())
 
 
 def test_check_tells_a_student_what_to_fix(tmp_path: Path, monkeypatch, small_data: Path) -> None:

@@ -15,16 +15,21 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Annotated, Any, Iterable, Literal, get_args
+
+from pydantic import Field
 
 from harness.checks import CheckSpecLike, Partial, check
 from harness.checks.context import CheckContext
+from harness.rubric import CheckParams, Count, Fraction, NoParams, PositiveNumber, Regex
 
 MAX_FIGURES = 100
 """Sidecars read at most (the artifacts reader lists at most as many PNGs)."""
 
-KINDS = ("scatter", "scatter3d", "images", "lines")
+Kind = Literal["scatter", "scatter3d", "images", "lines"]
 """What ``figure_kind`` can look for."""
+
+KINDS: tuple[str, ...] = get_args(Kind)
 
 _KIND_WORDS = {
     "scatter": "2-D scatter plot",
@@ -224,7 +229,27 @@ def _no_figures_reason(total: int) -> str:
 # -- figure_kind ---------------------------------------------------------------------------------------------
 
 
-@check("figure_kind")
+class FigureKindOptions(CheckParams):
+    """The ``params`` of ``figure_kind``: ``{kind: scatter, count: 1, title: 'pca'}``."""
+
+    kind: Kind
+    """What the figure must show: scatter, scatter3d, images or lines."""
+    count: Count = 1
+    """How many such figures the code must show (default 1); fewer earn found / count of the points."""
+    title: Regex | None = None
+    """A regular expression (case-insensitive) the figure's titles, axis labels or legend must match."""
+    exclude_title: Regex | None = None
+    """A regular expression (case-insensitive): figures whose words match it do not count."""
+
+
+class FigureKindParams(CheckParams):
+    """What ``figure_kind`` reads: its ``params``."""
+
+    params: FigureKindOptions
+    """Options: ``kind`` (required), ``count``, ``title``, ``exclude_title``."""
+
+
+@check("figure_kind", params=FigureKindParams)
 def check_figure_kind(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the code shows ``count`` figures of a kind (scatter, 3-D scatter, images, lines), optionally titled.
 
@@ -283,7 +308,27 @@ def falling(y: tuple[float, ...], min_falling_steps: float = 0.5) -> tuple[bool,
     return True, f"falls from {values[0]:.4g} to {values[-1]:.4g}"
 
 
-@check("curves_fall")
+class CurvesFallOptions(CheckParams):
+    """The ``params`` of ``curves_fall``: ``{count: 2, min_points: 5}``."""
+
+    count: Count = 2
+    """How many falling curves one figure must hold (default 2: training and test loss)."""
+    min_points: Annotated[int, Field(strict=True, ge=2)] = 5
+    """Points a line needs to count as a curve (default 5)."""
+    title: Regex | None = None
+    """A regular expression (case-insensitive) the figure's titles, axis labels or legend must match."""
+    min_falling_steps: Fraction = 0.5
+    """The share of a curve's steps that must go down, in (0, 1] (default 0.5)."""
+
+
+class CurvesFallParams(CheckParams):
+    """What ``curves_fall`` reads: its ``params`` (all optional)."""
+
+    params: CurvesFallOptions = CurvesFallOptions()
+    """Options: ``count``, ``min_points``, ``title``, ``min_falling_steps``."""
+
+
+@check("curves_fall", params=CurvesFallParams)
 def check_curves_fall(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that one figure holds ``count`` curves of at least ``min_points`` points, every one of them falling.
 
@@ -378,7 +423,23 @@ def _overfits(quantity: str, train: Line, test: Line, min_gap: float, min_rise: 
     return False, f"test {quantity} ends at {test.y[-1]:.4g} (its lowest is {test.y[lowest]:.4g}), train {quantity} at {train.y[-1]:.4g}"
 
 
-@check("overfitting_visible")
+class OverfittingOptions(CheckParams):
+    """The ``params`` of ``overfitting_visible``: ``{min_gap: 0.1, min_rise: 0.05}``."""
+
+    min_gap: Fraction = 0.1
+    """How far train accuracy must end above test accuracy (or test error above train error), in (0, 1]."""
+    min_rise: PositiveNumber = 0.05
+    """How far the test loss must end above its minimum, relative (default 0.05: 5%)."""
+
+
+class OverfittingParams(CheckParams):
+    """What ``overfitting_visible`` reads: its ``params`` (all optional)."""
+
+    params: OverfittingOptions = OverfittingOptions()
+    """Options: ``min_gap``, ``min_rise``."""
+
+
+@check("overfitting_visible", params=OverfittingParams)
 def check_overfitting_visible(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that curves labelled train and test (or val) show overfitting.
 
@@ -431,7 +492,7 @@ def _says_accuracy(line: Line, axes: Axes, figure: Figure) -> bool:
     return any(_ACCURACY.search(words) for words in (line.label, f"{axes.ylabel} {axes.title}", figure.suptitle))
 
 
-@check("plotted_accuracy")
+@check("plotted_accuracy", params=NoParams)
 def check_plotted_accuracy(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the plotted accuracy curves are accuracies: within 0..1, or 0..100 percent.
 

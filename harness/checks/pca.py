@@ -11,14 +11,16 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 import numpy as np
+from pydantic import Field
 
 from harness.checks import CheckSpecLike, Partial, check
 from harness.checks.context import CheckContext
 from harness.checks.figures import Axes, Figure, Line, Scatter, all_lines, read_figures
 from harness.data import load_split
+from harness.rubric import CheckParams, Fraction, PositiveNumber
 
 if TYPE_CHECKING:
     from sklearn.decomposition import PCA
@@ -32,7 +34,10 @@ MAX_EVAL_IMAGES = 10_000
 COMPONENT_STEP = 50
 """Fits are made with a multiple of this many components, so that checks asking for 2, 20 or 32 share one fit."""
 
-DATASETS = ("mnist", "fashionmnist")
+PcaDataset = Literal["mnist", "fashionmnist"]
+"""Datasets the host fits PCA on."""
+
+DATASETS: tuple[str, ...] = get_args(PcaDataset)
 
 
 def _dataset(spec: CheckSpecLike, ctx: CheckContext) -> str:
@@ -112,7 +117,23 @@ def _fit_line(y: np.ndarray, mse: np.ndarray, tolerance: float) -> tuple[str, st
     return best
 
 
-@check("pca_curve")
+class PcaCurveOptions(CheckParams):
+    """The ``params`` of ``pca_curve``: ``{dataset: mnist, tolerance: 0.15}``."""
+
+    dataset: PcaDataset | None = None
+    """The images PCA is fitted on: mnist or fashionmnist (default: the task's dataset, else mnist)."""
+    tolerance: PositiveNumber = 0.15
+    """Allowed relative deviation of every point from the host's curve (default 0.15)."""
+
+
+class PcaCurveParams(CheckParams):
+    """What ``pca_curve`` reads: its ``params`` (all optional)."""
+
+    params: PcaCurveOptions = PcaCurveOptions()
+    """Options: ``dataset``, ``tolerance``."""
+
+
+@check("pca_curve", params=PcaCurveParams)
 def check_pca_curve(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that a plotted line is PCA's reconstruction error against the number of components.
 
@@ -221,7 +242,25 @@ def _matches(std: np.ndarray, expected: np.ndarray, tolerance: float) -> bool:
     return any(bool(np.all(np.abs(s - expected) / expected <= tolerance)) for s in (std, std[::-1]))
 
 
-@check("pca_encoding")
+class PcaEncodingOptions(CheckParams):
+    """The ``params`` of ``pca_encoding``: ``{formula: dl2025, dataset: mnist}``."""
+
+    formula: Literal["dl2025", "adl2024"]
+    """The assignment's encoding: dl2025 (alpha_i = (x - mu) . sqrt(lambda_i) v_i) or adl2024 (alpha_i = (x - mu) . v_i)."""
+    dataset: PcaDataset | None = None
+    """The images PCA is fitted on: mnist or fashionmnist (default: the task's dataset, else mnist)."""
+    tolerance: PositiveNumber = 0.35
+    """Allowed relative deviation of the scatter's per-axis spread (default 0.35)."""
+
+
+class PcaEncodingParams(CheckParams):
+    """What ``pca_encoding`` reads: its ``params``."""
+
+    params: PcaEncodingOptions
+    """Options: ``formula`` (required), ``dataset``, ``tolerance``."""
+
+
+@check("pca_encoding", params=PcaEncodingParams)
 def check_pca_encoding(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that a 2-D scatter shows the PCA encoding of the assignment's formula, judged by its spread.
 
@@ -276,7 +315,25 @@ def check_pca_encoding(ctx: CheckContext, spec: CheckSpecLike) -> None:
 # -- principal_angles ----------------------------------------------------------------------------------------
 
 
-@check("principal_angles")
+class PrincipalAnglesOptions(CheckParams):
+    """The ``params`` of ``principal_angles``: ``{dataset: fashionmnist}``."""
+
+    dataset: PcaDataset | None = None
+    """The images PCA is fitted on: mnist or fashionmnist (default: the task's dataset, else mnist)."""
+    max_degrees: Annotated[float, Field(strict=True, gt=0, le=90)] = 20
+    """The largest principal angle allowed, in degrees (default 20)."""
+    fraction: Fraction = 0.8
+    """The share of the smallest angles that must stay within max_degrees, in (0, 1] (default 0.8)."""
+
+
+class PrincipalAnglesParams(CheckParams):
+    """What ``principal_angles`` reads: its ``params`` (all optional)."""
+
+    params: PrincipalAnglesOptions = PrincipalAnglesOptions()
+    """Options: ``dataset``, ``max_degrees``, ``fraction``."""
+
+
+@check("principal_angles", params=PrincipalAnglesParams)
 def check_principal_angles(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that a linear autoencoder's weights span PCA's principal subspace.
 
