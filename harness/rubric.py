@@ -53,12 +53,14 @@ import importlib
 import inspect
 import math
 import re
+import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
+import annotated_types
 import yaml
 from pydantic import (
     AfterValidator,
@@ -73,6 +75,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from harness.errors import RubricError
@@ -208,6 +211,64 @@ def references(declaration: type[BaseModel]) -> list[tuple[str, str]]:
         if marker is not None:
             found.append((name, marker.what))
     return found
+
+
+@dataclass(frozen=True)
+class DeclaredKey:
+    """One key of a check entry as its check declares it (``gradebench checks`` lists them)."""
+
+    key: str
+    """``equals``, or ``params.kind`` for a key of the check's own params."""
+    takes: str
+    """What it takes, in words: ``integer >= 1``, ``'mse' | 'l1'``, ``list of text``."""
+    required: bool
+    """Whether the entry must give it."""
+    default: Any
+    """Its value when not given (None when required, or when leaving it out means "not used")."""
+    about: str
+    """The field's docstring."""
+
+
+def declared_keys(declaration: type[BaseModel]) -> list[DeclaredKey]:
+    """Every key a check's declaration names, common keys first, then those of its ``params``."""
+    found = []
+    for name, info in declaration.model_fields.items():
+        options = _model_in(info.annotation) if name == "params" else None
+        if options is None:
+            found.append(_declared_key(name, info))
+        else:
+            found += [_declared_key(f"params.{inner}", sub) for inner, sub in options.model_fields.items()]
+    return found
+
+
+def _declared_key(key: str, info: Any) -> DeclaredKey:
+    default = None if info.is_required() else info.get_default(call_default_factory=True)
+    about = " ".join(line.strip() for line in (info.description or "").splitlines() if line.strip())
+    return DeclaredKey(key, _takes(info.annotation, info.metadata), info.is_required(), default, about)
+
+
+def _takes(annotation: Any, metadata: Iterable[Any] = ()) -> str:
+    """A type annotation in words: ``Annotated[int, Ge(1)]`` -> ``integer >= 1``."""
+    if typing.get_origin(annotation) is Annotated:
+        return _takes(annotation.__origin__, annotation.__metadata__)
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        words = " | ".join(repr(a) for a in args)
+    elif origin in (typing.Union, types.UnionType):
+        words = " | ".join(_takes(a) for a in args if a is not type(None))
+    elif origin in (list, tuple):
+        words = f"list of {_takes(args[0])}" if args else "list"
+    else:
+        words = {int: "integer", float: "number", str: "text", bool: "true/false"}.get(annotation, str(annotation))
+    bounds = ((annotated_types.Gt, "gt", ">"), (annotated_types.Ge, "ge", ">="),
+              (annotated_types.Lt, "lt", "<"), (annotated_types.Le, "le", "<="))
+    flat = [inner for meta in metadata for inner in (meta.metadata if isinstance(meta, FieldInfo) else [meta])]
+    for meta in flat:
+        for cls, attribute, symbol in bounds:
+            if isinstance(meta, cls):
+                words += f" {symbol} {getattr(meta, attribute)}"
+    return words
 
 
 def _marker_in(annotation: Any) -> Names | None:
