@@ -288,6 +288,7 @@ def _first_line(text: str | None) -> str:
     if not text:
         return ""
     line = text.strip().split("\n")[0].rstrip(".")
+    # "The number of ..." reads on after "required: " in lower case; "PCA's ..." keeps its capitals
     return line[:1].lower() + line[1:] if line[1:2].islower() or len(line) == 1 else line
 
 
@@ -337,7 +338,6 @@ def _declared_reason(error: Any, declaration: type[BaseModel], check: str) -> tu
     if kind == "literal_error":
         return loc, f"expected {error['ctx']['expected']}, got {_shown(value)}"
     return loc, _reason(error)
-
 
 
 class CheckSpec(_Strict):

@@ -203,3 +203,25 @@ def test_a_number_yaml_reads_as_text_is_explained() -> None:
         f"{WHERE} (vae_loss_closed_form) > params > tolerance: expected a number, got the text '1e-3': "
         "write it with a dot, e.g. 1.0e-3"
     )
+
+
+def test_a_check_reads_its_params_with_the_declared_defaults() -> None:
+    from harness.checks import options
+    from harness.checks.figures import CurvesFallOptions
+    from tests.checks.conftest import Spec
+
+    given = options(Spec("curves_fall", params={"count": 3}), CurvesFallOptions)
+    assert (given.count, given.min_points, given.min_falling_steps, given.title) == (3, 5, 0.5, None)
+
+
+def test_an_entry_that_skipped_validation_is_a_harness_error_not_the_students_failure() -> None:
+    from harness.checks import run_check
+    from harness.checks.context import CheckContext
+    from tests.checks.conftest import Spec
+
+    result = run_check(CheckContext("fig"), Spec("figure_kind", params={"kind": "bar"}))
+    assert (result.status, result.score) == ("error", 0.0)
+    assert result.message == (
+        "RuntimeError: the params of check figure_kind do not fit its declaration: "
+        "params.kind: Input should be 'scatter', 'scatter3d', 'images' or 'lines'"
+    )

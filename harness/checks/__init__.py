@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, TypeVar
+
+from pydantic import ValidationError
 
 from harness.checks.context import CheckContext
 from harness.errors import HarnessError
@@ -94,6 +96,22 @@ def known_checks() -> dict[str, type[CheckParams]]:
     """Every registered check by name (sorted), with its declaration: what a rubric is validated against."""
     _load_builtin_checks()
     return {name: _CHECKS[name].params for name in sorted(_CHECKS)}
+
+
+Options = TypeVar("Options", bound=CheckParams)
+
+
+def options(spec: CheckSpecLike, model: type[Options]) -> Options:
+    """The entry's ``params`` as the check declared them (``model``): validated, with the declared defaults.
+
+    A rubric loaded with the registered checks was validated against the same model already; an entry that
+    still does not fit was built some other way, a harness fault (``error``), never the student's.
+    """
+    try:
+        return model.model_validate(spec.params)
+    except ValidationError as error:
+        problems = "; ".join(f"params.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise RuntimeError(f"the params of check {spec.check} do not fit its declaration: {problems}") from None
 
 
 _ONE_AT_A_TIME = threading.Lock()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import model_validator
 
-from harness.checks import CheckSpecLike, Partial, check
+from harness.checks import CheckSpecLike, Partial, check, options
 from harness.checks.context import CheckContext
 from harness.rubric import CheckParams, Count, NoParams
 
@@ -58,7 +58,7 @@ class FiguresPresentParams(CheckParams):
 @check("figures_present", params=FiguresPresentParams)
 def check_figures_present(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the code produced at least the expected number of figures."""
-    expected = int(spec.min if spec.min is not None else spec.params.get("count", 1))
+    expected = int(spec.min if spec.min is not None else options(spec, FiguresPresentOptions).count)
     figures = len((ctx.probe or {}).get("figures", []))
     ctx.details.update(measured=figures, expected=expected)
     assert figures >= expected, f"your code produced {figures} figure{'s' if figures != 1 else ''}; the task asks for at least {expected}"

@@ -15,11 +15,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Iterable, Literal, get_args
+from typing import Annotated, Any, Iterable, Literal
 
 from pydantic import Field
 
-from harness.checks import CheckSpecLike, Partial, check
+from harness.checks import CheckSpecLike, Partial, check, options
 from harness.checks.context import CheckContext
 from harness.rubric import CheckParams, Count, Fraction, NoParams, PositiveNumber, Regex
 
@@ -28,8 +28,6 @@ MAX_FIGURES = 100
 
 Kind = Literal["scatter", "scatter3d", "images", "lines"]
 """What ``figure_kind`` can look for."""
-
-KINDS: tuple[str, ...] = get_args(Kind)
 
 _KIND_WORDS = {
     "scatter": "2-D scatter plot",
@@ -207,14 +205,9 @@ def all_lines(figures: Iterable[Figure]) -> list[tuple[Figure, Axes, Line]]:
     return [(figure, axes, line) for figure in figures for axes in figure.axes for line in axes.lines]
 
 
-def _pattern(spec: CheckSpecLike, key: str) -> re.Pattern[str] | None:
-    value = spec.params.get(key)
-    if value is None:
-        return None
-    try:
-        return re.compile(str(value), re.IGNORECASE)
-    except re.error as error:
-        raise RuntimeError(f"params.{key} of {spec.check} is not a valid regular expression: {error}") from None
+def _pattern(value: str | None) -> re.Pattern[str] | None:
+    """A params pattern (validated when the rubric loaded), compiled case-insensitively."""
+    return re.compile(value, re.IGNORECASE) if value is not None else None
 
 
 def _no_figures_reason(total: int) -> str:
@@ -257,11 +250,9 @@ def check_figure_kind(ctx: CheckContext, spec: CheckSpecLike) -> None:
     case-insensitive, searched in the suptitle, axes titles, axis labels and legend labels),
     ``exclude_title`` (regex: figures matching it do not count). Partial credit: found / count.
     """
-    kind = spec.params.get("kind")
-    if kind not in KINDS:
-        raise RuntimeError(f"params.kind of figure_kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    count = int(spec.params.get("count", 1))
-    title, exclude = _pattern(spec, "title"), _pattern(spec, "exclude_title")
+    given = options(spec, FigureKindOptions)
+    kind, count = given.kind, given.count
+    title, exclude = _pattern(given.title), _pattern(given.exclude_title)
     figures, total = read_figures(ctx)
     if not figures:
         raise AssertionError(_no_figures_reason(total))
@@ -336,10 +327,9 @@ def check_curves_fall(ctx: CheckContext, spec: CheckSpecLike) -> None:
     (optional regex the figure's words must match), ``min_falling_steps`` (fraction of steps that must
     go down, default 0.5; curves longer than 40 points are averaged into 20 bins first).
     """
-    count = int(spec.params.get("count", 2))
-    min_points = int(spec.params.get("min_points", 5))
-    share = float(spec.params.get("min_falling_steps", 0.5))
-    title = _pattern(spec, "title")
+    given = options(spec, CurvesFallOptions)
+    count, min_points, share = given.count, given.min_points, given.min_falling_steps
+    title = _pattern(given.title)
     figures, total = read_figures(ctx)
     if not figures:
         raise AssertionError(_no_figures_reason(total))
@@ -448,8 +438,8 @@ def check_overfitting_visible(ctx: CheckContext, spec: CheckSpecLike) -> None:
     fractions), or when the test loss ends at least ``min_rise`` (default 0.05, relative) above its
     minimum while the train loss keeps falling. Pairs are taken within an axes first, then within a figure.
     """
-    min_gap = float(spec.params.get("min_gap", 0.1))
-    min_rise = float(spec.params.get("min_rise", 0.05))
+    given = options(spec, OverfittingOptions)
+    min_gap, min_rise = given.min_gap, given.min_rise
     figures, total = read_figures(ctx)
     if not figures:
         raise AssertionError(_no_figures_reason(total))

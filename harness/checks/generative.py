@@ -17,7 +17,7 @@ from pydantic import Field
 from scipy import stats
 from torch.nn import functional as F
 
-from harness.checks import CheckSpecLike, Partial, check
+from harness.checks import CheckSpecLike, Partial, check, options
 from harness.checks.context import CheckContext
 from harness.rubric import CheckParams, PositiveNumber, ProbeCallId, ProbeValueNames, PythonNames
 from reference.vae import vae_loss
@@ -86,8 +86,8 @@ def check_vae_loss_closed_form(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """
     from harness.probes.fixed_inputs import build
 
-    call = spec.params.get("call")
-    tolerance = float(spec.params.get("tolerance", 1e-3))
+    given = options(spec, VaeLossOptions)
+    call, tolerance = given.call, given.tolerance
     calls = (ctx.probe or {}).get("calls")
     if ctx.probe is None:
         raise AssertionError(ctx.model_note or "your code could not be inspected after it ran")
@@ -171,10 +171,8 @@ def check_standard_normal_samples(ctx: CheckContext, spec: CheckSpecLike) -> Non
     the normal interval around 0, and correlations between dimensions within 4 / sqrt(n). The message
     recognises uniform draws (torch.rand) and encoder outputs (posterior samples).
     """
-    names = spec.params.get("values")
-    names = [names] if isinstance(names, str) else list(names or [])
-    min_samples = int(spec.params.get("min_samples", 16))
-    significance = float(spec.params.get("significance", 1e-4))
+    given = options(spec, NormalSamplesOptions)
+    names, min_samples, significance = list(given.values), given.min_samples, given.significance
     if ctx.probe is None:
         raise AssertionError(ctx.model_note or "your code could not be inspected after it ran")
     recorded = ctx.probe.get("task_values") or {}
@@ -230,10 +228,7 @@ class DefinesParams(CheckParams):
 @check("defines", params=DefinesParams)
 def check_defines(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the code defines the functions or classes the task names (``params.names``): probe.json ``callables``."""
-    names = spec.params.get("names")
-    names = [names] if isinstance(names, str) else list(names or [])
-    if not names:
-        raise RuntimeError(f"check defines of task {ctx.task_id} needs params.names")
+    names = list(options(spec, DefinesOptions).names)
     if ctx.probe is None:
         raise AssertionError(ctx.model_note or "your code could not be inspected after it ran")
     callables = ctx.probe.get("callables")

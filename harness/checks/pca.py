@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, get_args
 import numpy as np
 from pydantic import Field
 
-from harness.checks import CheckSpecLike, Partial, check
+from harness.checks import CheckSpecLike, Partial, check, options
 from harness.checks.context import CheckContext
 from harness.checks.figures import Axes, Figure, Line, Scatter, all_lines, read_figures
 from harness.data import load_split
@@ -40,10 +40,11 @@ PcaDataset = Literal["mnist", "fashionmnist"]
 DATASETS: tuple[str, ...] = get_args(PcaDataset)
 
 
-def _dataset(spec: CheckSpecLike, ctx: CheckContext) -> str:
-    dataset = spec.params.get("dataset", ctx.dataset or "mnist")
+def _dataset(given: str | None, ctx: CheckContext) -> str:
+    """The dataset PCA is fitted on: the one params name, else the task's, else mnist."""
+    dataset = given or ctx.dataset or "mnist"
     if dataset not in DATASETS:
-        raise RuntimeError(f"params.dataset of {spec.check} must be one of {', '.join(DATASETS)}, got {dataset!r}")
+        raise RuntimeError(f"PCA is fitted on {', '.join(DATASETS)}, not on task {ctx.task_id}'s {dataset!r}: give params.dataset")
     return dataset
 
 
@@ -144,8 +145,8 @@ def check_pca_curve(ctx: CheckContext, spec: CheckSpecLike) -> None:
     one constant factor, gets half the points with the diagnosis. Lines labelled with "pca" (or in an
     axes titled so) are tried first. params: ``dataset`` (default: the task's, else mnist), ``tolerance``.
     """
-    tolerance = float(spec.params.get("tolerance", 0.15))
-    dataset = _dataset(spec, ctx)
+    given = options(spec, PcaCurveOptions)
+    tolerance, dataset = given.tolerance, _dataset(given.dataset, ctx)
     figures, total = read_figures(ctx)
     candidates = [
         (figure, axes, line) for figure, axes, line in all_lines(figures)
@@ -270,11 +271,8 @@ def check_pca_encoding(ctx: CheckContext, spec: CheckSpecLike) -> None:
     or labelled "pca" are tried first; several scatters in one axes (one per class) are pooled. A failing
     scatter is named with the formula or scaling it matches instead. params: ``formula``, ``dataset``, ``tolerance``.
     """
-    formula = spec.params.get("formula")
-    if formula not in FORMULAS:
-        raise RuntimeError(f"params.formula of pca_encoding must be one of {', '.join(FORMULAS)}, got {formula!r}")
-    tolerance = float(spec.params.get("tolerance", 0.35))
-    dataset = _dataset(spec, ctx)
+    given = options(spec, PcaEncodingOptions)
+    formula, tolerance, dataset = given.formula, given.tolerance, _dataset(given.dataset, ctx)
     figures, total = read_figures(ctx)
     scatters: list[tuple[Figure, Axes, int, np.ndarray]] = []
     for figure in figures:
@@ -343,9 +341,8 @@ def check_principal_angles(ctx: CheckContext, spec: CheckSpecLike) -> None:
     components' eigenvalues are close, so their directions mix) must all be at most ``max_degrees``
     (default 20). The best-aligned weight counts. params: ``dataset``, ``max_degrees``, ``fraction``.
     """
-    max_degrees = float(spec.params.get("max_degrees", 20))
-    fraction = float(spec.params.get("fraction", 0.8))
-    dataset = _dataset(spec, ctx)
+    given = options(spec, PrincipalAnglesOptions)
+    max_degrees, fraction, dataset = given.max_degrees, given.fraction, _dataset(given.dataset, ctx)
     model = ctx.require_model()
     relative = model.get("state_dict")
     assert relative, f"{ctx.model_note}, but its weights were not exported, so they cannot be compared with PCA"

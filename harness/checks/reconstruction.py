@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from pydantic import field_validator, model_validator
 
-from harness.checks import CheckSpecLike, check
+from harness.checks import CheckSpecLike, check, options
 from harness.checks.context import CheckContext
 from harness.rubric import CheckParams, Count, PositiveNumber, TaskId
 
@@ -24,13 +24,6 @@ METRICS = {"mse": "mean squared error", "l1": "mean absolute (L1) error"}
 
 Metric = Literal["mse", "l1"]
 """How a reconstruction error is measured (keys of ``METRICS``)."""
-
-
-def _metric(spec: CheckSpecLike) -> str:
-    metric = spec.params.get("metric", "mse")
-    if metric not in METRICS:
-        raise RuntimeError(f"params.metric of {spec.check} must be one of {', '.join(METRICS)}, got {metric!r}")
-    return metric
 
 
 def reconstruction_error(ctx: CheckContext, metric: str = "mse") -> tuple[float, int]:
@@ -118,13 +111,13 @@ def check_reconstruction_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
     ``max_ratio``: the error may be at most this multiple of the calibrated reference's (its measured
     ``reconstruction_error`` in the same task).
     """
-    metric = _metric(spec)
+    given = options(spec, ReconstructionErrorOptions)
+    metric, ratio = given.metric, given.max_ratio
     error, images = reconstruction_error(ctx, metric)
     ctx.details.update(measured=error, images=images, metric=metric)
     bars: list[tuple[float, str]] = []
     if spec.max is not None:
         bars.append((float(spec.max), f"{spec.max:.4g}"))
-    ratio = spec.params.get("max_ratio")
     if ratio is not None:
         reference = ctx.reference_metrics.get("reconstruction_error")
         if reference is None:
@@ -167,12 +160,9 @@ def check_reconstruction_compare(ctx: CheckContext, spec: CheckSpecLike) -> None
     params: ``task`` (the other task's id, graded earlier), ``relation`` (worse | better), ``metric``
     (mse | l1). Both errors are measured on the same evaluation images in each model's own preprocessing.
     """
-    metric = _metric(spec)
-    relation = spec.params.get("relation")
-    if relation not in ("worse", "better"):
-        raise RuntimeError(f"params.relation of reconstruction_compare must be worse or better, got {relation!r}")
-    other_id = spec.params.get("task")
-    other = ctx.require_related(str(other_id))
+    given = options(spec, ReconstructionCompareOptions)
+    metric, relation, other_id = given.metric, given.relation, given.task
+    other = ctx.require_related(other_id)
     error, _ = reconstruction_error(ctx, metric)
     try:
         other_error, _ = reconstruction_error(other, metric)
@@ -238,7 +228,7 @@ def check_bottleneck_width(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check the narrowest layer output (the latent size) of the model: ``min``/``max``/``equals``, or ``params.same_as_task``."""
     width, layer = bottleneck(ctx)
     ctx.details.update(measured=width, layer=layer)
-    same_as = spec.params.get("same_as_task")
+    same_as = options(spec, BottleneckOptions).same_as_task
     if same_as is not None:
         other = ctx.require_related(str(same_as))
         try:
@@ -295,7 +285,7 @@ class OutputShapeParams(CheckParams):
 @check("output_shape", params=OutputShapeParams)
 def check_output_shape(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check the model's output shape per example on the dummy batch (``params.shape``, e.g. [1, 28, 28])."""
-    expected = spec.params.get("shape", spec.equals)
+    expected = options(spec, OutputShapeOptions).shape or spec.equals
     if not isinstance(expected, list) or not all(isinstance(d, int) for d in expected):
         raise RuntimeError(f"check output_shape of task {ctx.task_id} needs params.shape, a list of sizes like [1, 28, 28]")
     model = ctx.require_model()

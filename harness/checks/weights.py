@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import torch
 from pydantic import Field
 
-from harness.checks import CheckSpecLike, Partial, check
+from harness.checks import CheckSpecLike, Partial, check, options
 from harness.checks.context import CheckContext
 from harness.rubric import CheckParams, PositiveNumber, TaskId
 
@@ -148,12 +148,8 @@ def check_shared_weights(ctx: CheckContext, spec: CheckSpecLike) -> None:
     initialised: the shared parameters moved by at most ``max_change`` (relative Frobenius norm,
     default 0.5; a fresh random initialisation is about 1.4 away) and at least ``min_change`` (default 0).
     """
-    mode = spec.params.get("mode")
-    if mode not in ("frozen", "initialised"):
-        raise RuntimeError(f"params.mode of shared_weights must be frozen or initialised, got {mode!r}")
-    other_id = str(spec.params.get("task"))
-    part = str(spec.params.get("part", "encoder"))
-    atol = float(spec.params.get("atol", 1e-6))
+    given = options(spec, SharedWeightsOptions)
+    mode, other_id, part, atol = given.mode, given.task, given.part, given.atol
     other = ctx.require_related(other_id)
     if other.model is None or not other.model.get("state_dict"):
         reason = other.model_note if other.model is None else f"{other.model_note}, but its weights were not exported"
@@ -177,8 +173,7 @@ def check_shared_weights(ctx: CheckContext, spec: CheckSpecLike) -> None:
                        model=match.candidate.get("name"), tensors=len(match.names))
     holder = f"`{match.candidate.get('name')}`"
     if mode == "initialised":
-        max_change = float(spec.params.get("max_change", 0.5))
-        min_change = float(spec.params.get("min_change", 0.0))
+        max_change, min_change = given.max_change, given.min_change
         assert relative <= max_change, (
             f"the {part} of {holder} does not start from the trained weights of task {other_id!r}: it is {relative:.0%} "
             f"away from them (at most {max_change:.0%} expected after fine-tuning): load the trained {part}'s "
