@@ -1,4 +1,4 @@
-"""The `gradebench` command line: `grade`, `check`, `data prepare`, `data info`, `calibrate`."""
+"""The `gradebench` command line: `grade`, `check`, `checks`, `data prepare`, `data info`, `calibrate`."""
 
 from __future__ import annotations
 
@@ -403,6 +403,30 @@ def check(
     if problems:
         raise typer.Exit(code=1)
     console.print("every automatic check passes")
+
+
+@app.command("checks")
+def list_checks(
+    name: Optional[str] = typer.Argument(None, help="One check (parameter_count); default: every check."),
+) -> None:
+    """List the checks a rubric may use and the keys of its entry each reads (for course authors)."""
+    from harness.checks import get_check, known_checks
+    from harness.rubric import declared_keys
+
+    declared = known_checks()
+    if name is not None and name not in declared:
+        _fail(HarnessError(f"no check {name!r}; known: {', '.join(declared)}"))
+    for check_name, declaration in declared.items():
+        if name is not None and check_name != name:
+            continue
+        doc = (get_check(check_name).__doc__ or "").strip().splitlines()[0]
+        console.print(f"[bold]{check_name}[/]: {doc}", highlight=False)
+        keys = declared_keys(declaration)
+        if not keys:
+            console.print("  reads nothing but points", highlight=False)
+        for key in keys:
+            need = "required" if key.required else ("optional" if key.default is None else f"default {key.default!r}")
+            console.print(f"  {key.key} ({key.takes}; {need}): {key.about}", highlight=False, markup=False)
 
 
 def main() -> None:

@@ -32,7 +32,13 @@ budget and the checks that score it; a manual task is worth points a TA awards
 
 Unknown keys are errors, so a typo never silently drops a check. Every problem
 raises :class:`~harness.errors.RubricError` naming the file, the field
-(``tasks[2].checks[0].points``) and the reason.
+(``tasks[2] (cnn) > checks[1] (parameter_count) > equals``) and the reason.
+
+A check declares the keys of its entry that it reads: a :class:`CheckParams` model registered
+with it (``@check("parameter_count", params=ParameterCountParams)`` in :mod:`harness.checks`).
+Given the registered checks, the loader validates every check entry against its check's
+declaration, so a missing, misspelt or mistyped parameter fails here rather than in every
+student's report.
 
 Loading imports the module of every ``model.spec`` (a class of the
 ``reference`` package, normally): a rubric is trusted course-staff input, never
@@ -47,13 +53,17 @@ import importlib
 import inspect
 import math
 import re
+import types
 import typing
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
+import annotated_types
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -61,9 +71,11 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from harness.errors import RubricError
@@ -77,9 +89,6 @@ _ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _ASSIGNMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 _NAME = re.compile(r"[A-Za-z_]\w*")
-
-TASK_REFERENCES = {"reconstruction_compare": "task", "shared_weights": "task", "bottleneck_width": "same_as_task"}
-"""Checks that read another task's results, and the params key naming it: that task must be graded first."""
 
 
 def _problem(path: str, reason: str) -> PydanticCustomError:
@@ -108,6 +117,227 @@ class _Strict(BaseModel):
     """Base of every rubric section: immutable, unknown keys rejected."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- what a check declares about its entry --------------------------------------------------------------------
+
+
+class CheckParams(BaseModel):
+    """Base of a check's declaration: the keys of its rubric entry it reads, with their types and defaults.
+
+    A field named like a common key (``equals``, ``min``, ``max``, ``relative_to_reference``, ``layer``,
+    ``tolerance``) declares that key: required without a default, accepted with one; a common key the model
+    does not name is refused. A field ``params`` (itself a ``CheckParams`` model) declares the check's own
+    options. Each field's docstring says what it means: it is what a course author reads, and what a
+    "required" message quotes.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class NoParams(CheckParams):
+    """The declaration of a check that reads nothing from its entry but its points."""
+
+
+@dataclass(frozen=True)
+class Names:
+    """Marks a ``params`` field naming another part of the rubric, which must exist when the rubric loads.
+
+    ``task``: an automatic task graded before this one (its results are compared with);
+    ``probe_call``: a call of the probe block of this task's source; ``probe_value``: values (one name or a
+    list) recorded by the probe block of this task's source.
+    """
+
+    what: Literal["task", "probe_call", "probe_value"]
+
+
+TaskId = Annotated[str, Field(strict=True, min_length=1), Names("task")]
+"""A params field naming an automatic task graded earlier (``task: autoencoder``)."""
+
+ProbeCallId = Annotated[str, Field(strict=True, min_length=1), Names("probe_call")]
+"""A params field naming a probe call of the task's source (``call: vae_loss``)."""
+
+
+def _python_names(value: Any) -> Any:
+    """One name or a list of names -> a list; each must be a Python name."""
+    value = _one_or_many(value)
+    if isinstance(value, list):
+        for name in value:
+            if isinstance(name, str):
+                _python_name(name)
+    return value
+
+
+PythonNames = Annotated[
+    tuple[Annotated[str, Field(strict=True)], ...], Field(min_length=1), BeforeValidator(_python_names)
+]
+"""One Python name or a non-empty list of them (``names: [plot_generated_samples]``)."""
+
+ProbeValueNames = Annotated[PythonNames, Names("probe_value")]
+"""Namespace values the probe block of the task's source records (``values: [z, z_samples]``)."""
+
+Count = Annotated[int, Field(strict=True, ge=1)]
+"""A whole number of at least 1."""
+
+Fraction = Annotated[float, Field(strict=True, gt=0, le=1, allow_inf_nan=False)]
+"""A number in (0, 1]: an accuracy, a share."""
+
+PositiveNumber = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
+"""A number above 0."""
+
+
+def _regex(value: str) -> str:
+    """Refuse a pattern Python's ``re`` cannot compile."""
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ValueError(f"{value!r} is not a valid regular expression: {error}") from None
+    return value
+
+
+Regex = Annotated[str, Field(strict=True, min_length=1), AfterValidator(_regex)]
+"""A regular expression (Python syntax), matched case-insensitively."""
+
+
+def references(declaration: type[BaseModel]) -> list[tuple[str, str]]:
+    """``(params key, what it names)`` for every field of the declaration's ``params`` marked with :class:`Names`."""
+    field = declaration.model_fields.get("params")
+    options = _model_in(field.annotation) if field is not None else None
+    if options is None:
+        return []
+    found = []
+    for name, info in options.model_fields.items():
+        marker = next((m for m in info.metadata if isinstance(m, Names)), None) or _marker_in(info.annotation)
+        if marker is not None:
+            found.append((name, marker.what))
+    return found
+
+
+@dataclass(frozen=True)
+class DeclaredKey:
+    """One key of a check entry as its check declares it (``gradebench checks`` lists them)."""
+
+    key: str
+    """``equals``, or ``params.kind`` for a key of the check's own params."""
+    takes: str
+    """What it takes, in words: ``integer >= 1``, ``'mse' | 'l1'``, ``list of text``."""
+    required: bool
+    """Whether the entry must give it."""
+    default: Any
+    """Its value when not given (None when required, or when leaving it out means "not used")."""
+    about: str
+    """The field's docstring."""
+
+
+def declared_keys(declaration: type[BaseModel]) -> list[DeclaredKey]:
+    """Every key a check's declaration names, common keys first, then those of its ``params``."""
+    found = []
+    for name, info in declaration.model_fields.items():
+        options = _model_in(info.annotation) if name == "params" else None
+        if options is None:
+            found.append(_declared_key(name, info))
+        else:
+            found += [_declared_key(f"params.{inner}", sub) for inner, sub in options.model_fields.items()]
+    return found
+
+
+def _declared_key(key: str, info: Any) -> DeclaredKey:
+    default = None if info.is_required() else info.get_default(call_default_factory=True)
+    about = " ".join(line.strip() for line in (info.description or "").splitlines() if line.strip())
+    return DeclaredKey(key, _takes(info.annotation, info.metadata), info.is_required(), default, about)
+
+
+def _takes(annotation: Any, metadata: Iterable[Any] = ()) -> str:
+    """A type annotation in words: ``Annotated[int, Ge(1)]`` -> ``integer >= 1``."""
+    if typing.get_origin(annotation) is Annotated:
+        return _takes(annotation.__origin__, annotation.__metadata__)
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        words = " | ".join(repr(a) for a in args)
+    elif origin in (typing.Union, types.UnionType):
+        words = " | ".join(_takes(a) for a in args if a is not type(None))
+    elif origin in (list, tuple):
+        words = f"list of {_takes(args[0])}" if args else "list"
+    else:
+        words = {int: "integer", float: "number", str: "text", bool: "true/false"}.get(annotation, str(annotation))
+    bounds = ((annotated_types.Gt, "gt", ">"), (annotated_types.Ge, "ge", ">="),
+              (annotated_types.Lt, "lt", "<"), (annotated_types.Le, "le", "<="))
+    flat = [inner for meta in metadata for inner in (meta.metadata if isinstance(meta, FieldInfo) else [meta])]
+    for meta in flat:
+        for cls, attribute, symbol in bounds:
+            if isinstance(meta, cls):
+                words += f" {symbol} {getattr(meta, attribute)}"
+    return words
+
+
+def _marker_in(annotation: Any) -> Names | None:
+    """The :class:`Names` marker inside a type annotation (``TaskId | None`` -> ``Names("task")``), if any."""
+    for meta in getattr(annotation, "__metadata__", ()):
+        if isinstance(meta, Names):
+            return meta
+    for arg in typing.get_args(annotation):
+        found = _marker_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _first_line(text: str | None) -> str:
+    """A field docstring's first sentence, as the tail of a message (``the number of trainable parameters ...``)."""
+    if not text:
+        return ""
+    line = text.strip().split("\n")[0].rstrip(".")
+    # "The number of ..." reads on after "required: " in lower case; "PCA's ..." keeps its capitals
+    return line[:1].lower() + line[1:] if line[1:2].islower() or len(line) == 1 else line
+
+
+def _looks_numeric(text: str) -> bool:
+    """Whether Python reads ``text`` as a finite number."""
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _declared_reason(error: Any, declaration: type[BaseModel], check: str) -> tuple[tuple[str | int, ...], str]:
+    """Where in a check entry one error of its declaration lies, and the reason in words."""
+    loc, kind, value = tuple(error["loc"]), error["type"], error.get("input")
+    if kind == "rubric":
+        path = [p for p in str(error["ctx"]["path"]).split(".") if p]
+        return loc + tuple(path), str(error["ctx"]["reason"])
+    section = declaration
+    for part in loc[:-1]:
+        if isinstance(part, str) and section is not None and part in section.model_fields:
+            section = _model_in(section.model_fields[part].annotation)
+    name = str(loc[-1]) if loc else ""
+    in_params = len(loc) > 1 and loc[0] == "params"
+    if kind == "missing":
+        info = section.model_fields.get(name) if section is not None else None
+        about = _first_line(info.description if info is not None else None)
+        return loc, f"required: {about}" if about else "required"
+    if kind == "extra_forbidden":
+        allowed = [f for f in (section.model_fields if section is not None else {}) if f != "params"]
+        close = difflib.get_close_matches(name, allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        if in_params:
+            return loc, f"{check} has no params key {name!r}{hint}; its params: {', '.join(allowed) or 'none'}"
+        if name == "params":
+            return loc, f"{check} takes no params"
+        reads = ", ".join(allowed) or "nothing besides points"
+        return loc, f"{check} does not read {name}{hint}; it reads: {reads}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return loc, f"expected an integer, got {_shown(value)}"
+    if kind in ("float_type", "float_parsing", "finite_number"):
+        if isinstance(value, str) and _looks_numeric(value):
+            # PyYAML reads 1e-3 (no dot) as text
+            return loc, f"expected a number, got the text {_shown(value)}: write it with a dot, e.g. 1.0e-3"
+        return loc, f"expected a number, got {_shown(value)}"
+    if kind == "string_type":
+        return loc, f"expected text, got {_shown(value)}"
+    if kind == "literal_error":
+        return loc, f"expected {error['ctx']['expected']}, got {_shown(value)}"
+    return loc, _reason(error)
 
 
 class CheckSpec(_Strict):
@@ -163,6 +393,34 @@ class CheckSpec(_Strict):
         if self.tolerance is not None and self.equals is None:
             raise _problem("tolerance", "tolerance applies to equals, which this check does not set")
         return self
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _as_declared(cls, data: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> CheckSpec:
+        """Validate the entry against its check's declaration, when the caller gives the registered checks.
+
+        Defined after the other validators so that it runs last: an entry that breaks the rules every check
+        shares is reported by those first.
+        """
+        spec = handler(data)
+        declared = (info.context or {}).get("known_checks")
+        if not isinstance(declared, Mapping) or spec.check not in declared or not isinstance(data, dict):
+            return spec
+        declaration = declared[spec.check]
+        given = {key: value for key, value in data.items() if key not in ("check", "points")}
+        if "params" in declaration.model_fields:
+            given.setdefault("params", {})  # a missing block reports its required keys one by one
+        try:
+            declaration.model_validate(given)
+        except ValidationError as error:
+            problems = []
+            for line in error.errors():
+                loc, reason = _declared_reason(line, declaration, spec.check)
+                problems.append(
+                    {"type": _problem("", reason), "loc": loc, "input": line.get("input")}
+                )
+            raise ValidationError.from_exception_data(cls.__name__, problems) from None
+        return spec
 
 
 class ModelRef(_Strict):
@@ -440,8 +698,9 @@ class Rubric(_Strict):
         return tuple(dict.fromkeys(value))
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> Rubric:
-        """Task ids are unique; a task's dataset is one the rubric prepares; probe blocks and task references agree."""
+    def _cross_checks(self, info: ValidationInfo) -> Rubric:
+        """Task ids are unique; a task's dataset is one the rubric prepares; probe blocks and the tasks, calls and
+        values that check parameters name agree."""
         seen: dict[str, int] = {}
         for i, task in enumerate(self.tasks):
             if task.id in seen:
@@ -455,11 +714,13 @@ class Rubric(_Strict):
                     f"{task.model.dataset!r} is not among the rubric's datasets ({listed}): add it to datasets",
                 )
         self._check_probe_calls(seen)
-        self._check_task_references(seen)
+        declared = (info.context or {}).get("known_checks")
+        if isinstance(declared, Mapping):
+            self._check_named(seen, declared)
         return self
 
     def _check_probe_calls(self, index: dict[str, int]) -> None:
-        """Tasks sharing a source must not give one call id two meanings; checks name calls and values that are probed."""
+        """Tasks sharing a source must not give one call id two meanings."""
         for source in self.sources_in_order():
             calls: dict[str, tuple[ProbeCall, str]] = {}
             for task in self.tasks_for_source(source):
@@ -472,41 +733,38 @@ class Rubric(_Strict):
                             "use another id or the same definition",
                         )
                     calls.setdefault(call.id, (call, task.id))
-            values, _ = self.probe_requests(source)
+
+    def _check_named(self, index: dict[str, int], declared: Mapping[str, type[BaseModel]]) -> None:
+        """What check parameters name (see :class:`Names`) exists: a task graded earlier, a probe call or value."""
+        order = {task.id: n for n, task in enumerate(self.grading_order())}
+        for source in self.sources_in_order():
+            values, calls = self.probe_requests(source)
+            call_ids = [call.id for call in calls]
             for task in self.tasks_for_source(source):
                 for k, spec in enumerate(task.checks):
-                    where = f"tasks[{index[task.id]}].checks[{k}].params"
-                    call = spec.params.get("call")
-                    if spec.check == "vae_loss_closed_form" and call not in calls:
-                        defined = ", ".join(calls) or "none"
-                        raise _problem(
-                            where, f"call {call!r} is not among the probe calls of this source ({defined}): add it to probe.calls"
-                        )
-                    if spec.check == "standard_normal_samples":
-                        wanted = _one_or_many(spec.params.get("values"))
-                        if not isinstance(wanted, list) or not wanted:
-                            raise _problem(where, "values must list the namespace names of the samples (e.g. [z])")
-                        missing = [name for name in wanted if name not in values]
-                        if missing:
-                            raise _problem(where, f"{', '.join(map(str, missing))} not recorded: add to probe.values")
-
-    def _check_task_references(self, index: dict[str, int]) -> None:
-        """A check reading another task's results names an automatic task graded before its own."""
-        order = {task.id: n for n, task in enumerate(self.grading_order())}
-        for task in self.automatic_tasks:
-            for k, spec in enumerate(task.checks):
-                key = TASK_REFERENCES.get(spec.check)
-                other = spec.params.get(key) if key else None
-                if other is None:
-                    if spec.check != "bottleneck_width" and key is not None:
-                        raise _problem(f"tasks[{index[task.id]}].checks[{k}].params", f"{key} (the task to compare with) is required")
-                    continue
-                where = f"tasks[{index[task.id]}].checks[{k}].params.{key}"
-                if other not in order:
-                    known = ", ".join(t.id for t in self.automatic_tasks)
-                    raise _problem(where, f"{other!r} is not an automatic task of this rubric; tasks: {known}")
-                if order[other] >= order[task.id]:
-                    raise _problem(where, f"task {other!r} is graded after {task.id!r}: list it (and its source) first")
+                    declaration = declared.get(spec.check)
+                    for key, what in references(declaration) if declaration is not None else ():
+                        named = spec.params.get(key)
+                        if named is None:
+                            continue
+                        where = f"tasks[{index[task.id]}].checks[{k}].params.{key}"
+                        if what == "probe_call" and named not in call_ids:
+                            defined = ", ".join(call_ids) or "none"
+                            raise _problem(
+                                where,
+                                f"call {named!r} is not among the probe calls of this source ({defined}): add it to probe.calls",
+                            )
+                        if what == "probe_value":
+                            missing = [name for name in _one_or_many(named) if name not in values]
+                            if missing:
+                                raise _problem(where, f"{', '.join(map(str, missing))} not recorded: add to probe.values")
+                        if what == "task" and named not in order:
+                            known = ", ".join(t.id for t in self.automatic_tasks)
+                            raise _problem(where, f"{named!r} is not an automatic task of this rubric; tasks: {known}")
+                        if what == "task" and named == task.id:
+                            raise _problem(where, f"names its own task {named!r}: name a task graded before it")
+                        if what == "task" and order[named] >= order[task.id]:
+                            raise _problem(where, f"task {named!r} is graded after {task.id!r}: list it (and its source) first")
 
     def grading_order(self) -> tuple[Task, ...]:
         """Automatic tasks in the order they are graded: by source in order of first use, then rubric order."""
@@ -611,15 +869,26 @@ def _resolve_spec(spec: str) -> type:
 # -- turning pydantic's errors into messages a TA reads ------------------------------------------------------
 
 
-def _path_text(loc: Iterable[str | int]) -> str:
-    """``("tasks", 2, "checks", 0, "points")`` -> ``tasks[2].checks[0].points``."""
-    text = ""
+def _path_text(loc: Iterable[str | int], data: Any = None) -> str:
+    """``("tasks", 2, "checks", 1, "equals")`` -> ``tasks[2] (cnn) > checks[1] (parameter_count) > equals``.
+
+    A task is labelled with its id and a check entry with its check's name, read from the rubric's data.
+    """
+    parts: list[str] = []
+    node = data
     for part in loc:
         if isinstance(part, int):
-            text += f"[{part}]"
+            if not parts:
+                parts.append("")
+            parts[-1] += f"[{part}]"
+            node = node[part] if isinstance(node, list) and -len(node) <= part < len(node) else None
+            label = node.get("id", node.get("check")) if isinstance(node, dict) else None
+            if isinstance(label, str) and label:
+                parts[-1] += f" ({label})"
         elif part:
-            text += f".{part}" if text else str(part)
-    return text
+            parts.append(str(part))
+            node = node.get(part) if isinstance(node, dict) else None
+    return " > ".join(parts)
 
 
 def _section_model(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
@@ -689,8 +958,11 @@ def _reason(error: Any) -> str:
     return str(error["msg"])
 
 
-def _error_lines(exc: ValidationError) -> list[str]:
-    """``field: reason`` lines for every distinct problem (union branches folded into their field)."""
+def _error_lines(exc: ValidationError, data: Any = None) -> list[str]:
+    """``field: reason`` lines for every distinct problem (union branches folded into their field).
+
+    ``data`` is the rubric as read from YAML: it labels tasks and check entries in the field paths.
+    """
     lines: dict[str, str] = {}
     for error in exc.errors():
         loc = list(error["loc"])
@@ -698,18 +970,23 @@ def _error_lines(exc: ValidationError) -> list[str]:
             # A value every branch of equals' union rejects is reported once, at equals itself.
             loc = loc[: loc.index("equals") + 1]
             reason = f"must be a number, text, true/false or a list of those; got {_shown(error['input'])}"
-            lines.setdefault(_path_text(loc), reason)
+            lines.setdefault(_path_text(loc, data), reason)
             continue
         if error["type"] == "rubric" and error["ctx"]["path"]:
             extra = str(error["ctx"]["path"]).replace("[", ".[").split(".")
             loc += [int(p[1:-1]) if p.startswith("[") else p for p in extra if p]
-        path = _path_text(loc) or "(top level)"
+        path = _path_text(loc, data) or "(top level)"
         lines.setdefault(path, _reason(error))
     return [f"{path}: {reason}" for path, reason in lines.items()]
 
 
-def parse_rubric(text: bytes | str, name: str, known_checks: Collection[str] | None = None) -> Rubric:
-    """Validate rubric YAML text; ``name`` (the file) appears in every error message."""
+def parse_rubric(text: bytes | str, name: str, known_checks: Mapping[str, type[BaseModel]] | None = None) -> Rubric:
+    """Validate rubric YAML text; ``name`` (the file) appears in every error message.
+
+    ``known_checks``: the registered checks by name, each with its declaration (:class:`CheckParams`),
+    as ``harness.checks.known_checks()`` gives them. With them, an unknown check name and any entry that
+    does not fit its check's declaration are errors; without them, names and parameters are not judged.
+    """
     try:
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as e:
@@ -722,11 +999,11 @@ def parse_rubric(text: bytes | str, name: str, known_checks: Collection[str] | N
         raise RubricError(
             f"{name}: a rubric is a mapping with assignment, title, datasets and tasks; got {type(data).__name__}"
         )
-    context = {"known_checks": None if known_checks is None else frozenset(known_checks)}
+    context = {"known_checks": None if known_checks is None else dict(known_checks)}
     try:
         rubric = Rubric.model_validate(data, context=context)
     except ValidationError as e:
-        lines = _error_lines(e)
+        lines = _error_lines(e, data)
         if len(lines) == 1:
             raise RubricError(f"{name}: {lines[0]}") from None
         raise RubricError(f"{name}: {len(lines)} problems:\n" + "\n".join(f"  {line}" for line in lines)) from None
@@ -735,8 +1012,8 @@ def parse_rubric(text: bytes | str, name: str, known_checks: Collection[str] | N
     return rubric
 
 
-def load_rubric(path: str | Path, known_checks: Collection[str] | None = None) -> Rubric:
-    """Load and validate a rubric file; ``known_checks``, when given, are the check names it may use."""
+def load_rubric(path: str | Path, known_checks: Mapping[str, type[BaseModel]] | None = None) -> Rubric:
+    """Load and validate a rubric file against the registered checks, when given (see :func:`parse_rubric`)."""
     path = Path(path)
     try:
         raw = path.read_bytes()

@@ -118,7 +118,37 @@ def test_grade_with_a_bad_rubric_is_a_clear_error(tmp_path: Path) -> None:
     rubric.write_text("assignment: x\ntitle: X\ntasks:\n  - {id: a, title: A, source: a.ipynb, checks: [{check: paramter_count, points: 1}]}\n")
     result = runner.invoke(app, ["grade", str(tmp_path), "--rubric", str(rubric), "--out", str(tmp_path / "out"), "--data", str(tmp_path)])
     assert result.exit_code == 2
-    assert "bad.yaml: tasks[0].checks[0].check: unknown check 'paramter_count' (did you mean 'parameter_count'?)" in " ".join(result.output.split())
+    assert "bad.yaml: tasks[0] (a) > checks[0] (paramter_count) > check: unknown check 'paramter_count' (did you mean 'parameter_count'?)" in " ".join(result.output.split())
+
+
+def test_grade_with_a_mistyped_check_parameter_fails_before_grading_anyone(tmp_path: Path) -> None:
+    rubric = tmp_path / "typo.yaml"
+    rubric.write_text(
+        "assignment: x\ntitle: X\ntasks:\n  - id: cnn\n    title: CNN\n    source: a.ipynb\n"
+        "    checks: [{check: parameter_count, equals: '12,810', points: 1}]\n"
+    )
+    result = runner.invoke(app, ["grade", str(tmp_path), "--rubric", str(rubric), "--out", str(tmp_path / "out"), "--data", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "typo.yaml: tasks[0] (cnn) > checks[0] (parameter_count) > equals: expected an integer, got '12,810'" in " ".join(
+        result.output.split()
+    )
+    assert not (tmp_path / "out" / "results.sqlite").exists()
+
+
+def test_checks_lists_what_each_check_reads() -> None:
+    result = runner.invoke(app, ["checks", "figure_kind"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert text.startswith("figure_kind: Check that the code shows ``count`` figures of a kind")
+    assert "params.kind ('scatter' | 'scatter3d' | 'images' | 'lines'; required): What the figure must show" in text
+    assert "params.count (integer >= 1; default 1): How many such figures the code must show" in text
+    every = " ".join(runner.invoke(app, ["checks"]).output.split())
+    assert "parameter_count: Check that the model has exactly" in every
+    assert "equals (integer >= 1; required): The number of trainable parameters the network must have." in every
+    assert "within_budget: Check that the run finished within its time budget" in every and "reads nothing but points" in every
+    unknown = runner.invoke(app, ["checks", "paramter_count"])
+    assert unknown.exit_code == 2
+    assert "no check 'paramter_count'; known: architecture_matches," in " ".join(unknown.output.split())
 
 
 def test_check_tells_a_student_what_to_fix(tmp_path: Path, monkeypatch, small_data: Path) -> None:

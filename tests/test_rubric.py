@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.checks import known_checks
 from harness.errors import RubricError
 from harness.rubric import CheckSpec, load_rubric, parse_rubric
 
@@ -35,7 +36,9 @@ tasks:
     manual: {points: 2}
 """
 
-KNOWN_CHECKS = ["architecture_matches", "parameter_count", "feature_width", "test_accuracy", "per_class_accuracy"]
+CNN_CHECKS = ["architecture_matches", "parameter_count", "feature_width", "test_accuracy", "per_class_accuracy"]
+KNOWN_CHECKS = {name: known_checks()[name] for name in CNN_CHECKS}
+"""The registered checks VALID uses, with their declarations."""
 
 
 def write(tmp_path: Path, text: str, name: str = "dl2025-a2.yaml") -> Path:
@@ -65,7 +68,7 @@ def test_valid_rubric_loads_with_every_field(tmp_path: Path) -> None:
     assert cnn.model.reference_class() is CNN
     assert cnn.budget is not None
     assert (cnn.budget.reference_multiple, cnn.budget.wall_s, cnn.budget.device) == (5, 900, "cpu")
-    assert [c.check for c in cnn.checks] == KNOWN_CHECKS
+    assert [c.check for c in cnn.checks] == CNN_CHECKS
     assert [c.points for c in cnn.checks] == [2, 1, 1, 3, 1]
     assert cnn.checks[1].equals == 12810 and isinstance(cnn.checks[1].equals, int)
     assert (cnn.checks[2].layer, cnn.checks[2].equals) == ("Flatten", 800)
@@ -201,46 +204,46 @@ def _drop(path: str) -> Mutation:
 
 
 INVALID: list[tuple[str, Mutation, str, str]] = [
-    ("unknown key", _set("tasks.0.checks.1.pionts", 1), "tasks[0].checks[1].pionts",
+    ("unknown key", _set("tasks.0.checks.1.pionts", 1), "tasks[0] (cnn) > checks[1] (parameter_count) > pionts",
      "is not a known field (did you mean 'points'?)"),
     ("unknown top-level key", _set("dataset", ["mnist"]), "dataset", "is not a known field (did you mean 'datasets'?)"),
-    ("missing field", _drop("tasks.0.title"), "tasks[0].title", "is required"),
+    ("missing field", _drop("tasks.0.title"), "tasks[0] (cnn) > title", "is required"),
     ("missing assignment", _drop("assignment"), "assignment", "is required"),
-    ("zero points", _set("tasks.0.checks.2.points", 0), "tasks[0].checks[2].points", "must be greater than 0, got 0"),
-    ("negative points", _set("tasks.1.manual.points", -1), "tasks[1].manual.points", "must be greater than 0, got -1"),
-    ("points not a number", _set("tasks.0.checks.0.points", "two"), "tasks[0].checks[0].points",
+    ("zero points", _set("tasks.0.checks.2.points", 0), "tasks[0] (cnn) > checks[2] (feature_width) > points", "must be greater than 0, got 0"),
+    ("negative points", _set("tasks.1.manual.points", -1), "tasks[1] (cnn-why-800) > manual > points", "must be greater than 0, got -1"),
+    ("points not a number", _set("tasks.0.checks.0.points", "two"), "tasks[0] (cnn) > checks[0] (architecture_matches) > points",
      "must be a number, got 'two'"),
-    ("min with relative_to_reference", _set("tasks.0.checks.3.min", 0.9), "tasks[0].checks[3].min",
+    ("min with relative_to_reference", _set("tasks.0.checks.3.min", 0.9), "tasks[0] (cnn) > checks[3] (test_accuracy) > min",
      "min and relative_to_reference cannot be used together"),
     ("relative_to_reference above 2", _set("tasks.0.checks.3.relative_to_reference", 2.5),
-     "tasks[0].checks[3].relative_to_reference", "must be at most 2, got 2.5"),
+     "tasks[0] (cnn) > checks[3] (test_accuracy) > relative_to_reference", "must be at most 2, got 2.5"),
     ("relative_to_reference zero", _set("tasks.0.checks.3.relative_to_reference", 0),
-     "tasks[0].checks[3].relative_to_reference", "must be greater than 0, got 0"),
-    ("min above max", _set("tasks.0.checks.4.max", 0.5), "tasks[0].checks[4].min", "min (0.9) is greater than max (0.5)"),
-    ("equals with min", _set("tasks.0.checks.1.min", 1), "tasks[0].checks[1].equals",
+     "tasks[0] (cnn) > checks[3] (test_accuracy) > relative_to_reference", "must be greater than 0, got 0"),
+    ("min above max", _set("tasks.0.checks.4.max", 0.5), "tasks[0] (cnn) > checks[4] (per_class_accuracy) > min", "min (0.9) is greater than max (0.5)"),
+    ("equals with min", _set("tasks.0.checks.1.min", 1), "tasks[0] (cnn) > checks[1] (parameter_count) > equals",
      "equals cannot be combined with min, max or relative_to_reference"),
-    ("equals a mapping", _set("tasks.0.checks.1.equals", {"a": 1}), "tasks[0].checks[1].equals",
+    ("equals a mapping", _set("tasks.0.checks.1.equals", {"a": 1}), "tasks[0] (cnn) > checks[1] (parameter_count) > equals",
      "must be a number, text, true/false or a list of those"),
-    ("both manual and automatic", _set("tasks.1.source", "notes.ipynb"), "tasks[1].manual",
+    ("both manual and automatic", _set("tasks.1.source", "notes.ipynb"), "tasks[1] (cnn-why-800) > manual",
      "a task is either manual or automatic, not both: remove manual, or remove source"),
-    ("automatic without source", _drop("tasks.0.source"), "tasks[0].source", "is required for an automatic task"),
-    ("automatic without checks", _set("tasks.0.checks", []), "tasks[0].checks", "an automatic task needs at least one check"),
-    ("duplicate task ids", _set("tasks.1.id", "cnn"), "tasks[1].id", "task id 'cnn' is already used by tasks[0]"),
-    ("bad id", _set("tasks.1.id", "Why_800"), "tasks[1].id", "'Why_800' is not a valid id"),
-    ("unimportable module", _set("tasks.0.model.spec", "reference.clasifiers:CNN"), "tasks[0].model.spec",
+    ("automatic without source", _drop("tasks.0.source"), "tasks[0] (cnn) > source", "is required for an automatic task"),
+    ("automatic without checks", _set("tasks.0.checks", []), "tasks[0] (cnn) > checks", "an automatic task needs at least one check"),
+    ("duplicate task ids", _set("tasks.1.id", "cnn"), "tasks[1] (cnn) > id", "task id 'cnn' is already used by tasks[0]"),
+    ("bad id", _set("tasks.1.id", "Why_800"), "tasks[1] (Why_800) > id", "'Why_800' is not a valid id"),
+    ("unimportable module", _set("tasks.0.model.spec", "reference.clasifiers:CNN"), "tasks[0] (cnn) > model > spec",
      "cannot import module 'reference.clasifiers'"),
-    ("missing class", _set("tasks.0.model.spec", "reference.classifiers:CNNN"), "tasks[0].model.spec",
+    ("missing class", _set("tasks.0.model.spec", "reference.classifiers:CNNN"), "tasks[0] (cnn) > model > spec",
      "module 'reference.classifiers' has no class 'CNNN'"),
-    ("spec without colon", _set("tasks.0.model.spec", "reference.classifiers.CNN"), "tasks[0].model.spec",
+    ("spec without colon", _set("tasks.0.model.spec", "reference.classifiers.CNN"), "tasks[0] (cnn) > model > spec",
      "is not of the form 'module:Class'"),
     ("unknown dataset", _set("datasets", ["mnist", "emnist"]), "datasets[1]",
      "must be 'mnist', 'fashionmnist' or 'signs', got 'emnist'"),
-    ("model dataset not listed", _set("tasks.0.model.dataset", "signs"), "tasks[0].model.dataset",
+    ("model dataset not listed", _set("tasks.0.model.dataset", "signs"), "tasks[0] (cnn) > model > dataset",
      "'signs' is not among the rubric's datasets (mnist)"),
-    ("bad device", _set("tasks.0.budget.device", "tpu"), "tasks[0].budget.device", "must be 'cpu' or 'gpu', got 'tpu'"),
+    ("bad device", _set("tasks.0.budget.device", "tpu"), "tasks[0] (cnn) > budget > device", "must be 'cpu' or 'gpu', got 'tpu'"),
     ("no tasks", _set("tasks", []), "tasks", "must list at least one task"),
-    ("source not text", _set("tasks.0.source", ["a.ipynb", 3]), "tasks[0].source[1]", "must be text, got 3"),
-    ("empty model section", _set("tasks.0.model", {}), "tasks[0].model", "give prefer"),
+    ("source not text", _set("tasks.0.source", ["a.ipynb", 3]), "tasks[0] (cnn) > source[1]", "must be text, got 3"),
+    ("empty model section", _set("tasks.0.model", {}), "tasks[0] (cnn) > model", "give prefer"),
 ]
 
 
@@ -261,7 +264,8 @@ def test_unknown_check_lists_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(RubricError) as info:
         load_rubric(path, known_checks=KNOWN_CHECKS)
     assert str(info.value) == (
-        f"{path}: tasks[0].checks[1].check: unknown check 'paramter_count' (did you mean 'parameter_count'?); "
+        f"{path}: tasks[0] (cnn) > checks[1] (paramter_count) > check: unknown check 'paramter_count' "
+        "(did you mean 'parameter_count'?); "
         "known: architecture_matches, feature_width, parameter_count, per_class_accuracy, test_accuracy"
     )
     # Without a list of known checks the name is not judged.
@@ -276,8 +280,8 @@ def test_several_problems_are_reported_together(tmp_path: Path) -> None:
         load_rubric(path)
     lines = str(info.value).splitlines()
     assert lines[0] == f"{path}: 2 problems:"
-    assert lines[1] == "  tasks[0].checks[0].points: must be greater than 0, got -2"
-    assert lines[2].startswith("  tasks[1].manual.pionts: is not a known field")
+    assert lines[1] == "  tasks[0] (cnn) > checks[0] (architecture_matches) > points: must be greater than 0, got -2"
+    assert lines[2].startswith("  tasks[1] (cnn-why-800) > manual > pionts: is not a known field")
 
 
 @pytest.mark.parametrize(
@@ -332,7 +336,7 @@ def test_constructor_arguments_the_reference_does_not_take_are_refused(tmp_path)
     )
     with pytest.raises(RubricError) as caught:
         load_rubric(path)
-    assert "tasks[0].model.args: reference.autoencoders:FashionConvAE cannot be built with {'latnet_dim': 3}" in str(caught.value)
+    assert "tasks[0] (ae) > model > args: reference.autoencoders:FashionConvAE cannot be built with {'latnet_dim': 3}" in str(caught.value)
 
 
 def test_a_restricted_rubric_keeps_the_tasks_asked_for_under_a_hash_of_its_own() -> None:

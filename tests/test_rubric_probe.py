@@ -86,35 +86,36 @@ def _replace(old: str, new: str) -> str:
 
 @pytest.mark.parametrize(("text", "message"), [
     (_replace("inputs: vae_loss}", "inputs: images}"),
-     "rubric.yaml: tasks[0].probe.calls[0].inputs: no fixed inputs 'images'; known: vae_loss"),
+     "rubric.yaml: tasks[0] (vae-loss) > probe > calls[0] (vae_loss) > inputs: no fixed inputs 'images'; known: vae_loss"),
     (_replace("names: [loss_function, vae_loss, loss_fn]", "names: [loss-function]"),
-     "rubric.yaml: tasks[0].probe.calls[0].names: 'loss-function' is not a Python name (letters, digits and "
+     "rubric.yaml: tasks[0] (vae-loss) > probe > calls[0] (vae_loss) > names: 'loss-function' is not a Python name (letters, digits and "
      "underscores, not starting with a digit)"),
     (_replace("    probe:\n      calls:\n        - {id: vae_loss, names: [loss_function, vae_loss, loss_fn], inputs: vae_loss}\n",
               "    probe:\n      calls:\n        - {id: vae_loss, names: [loss_function], inputs: vae_loss}\n"
               "        - {id: vae_loss, names: [vae_loss], inputs: vae_loss}\n"),
-     "rubric.yaml: tasks[0].probe.calls[1].id: call id 'vae_loss' is already used by calls[0]"),
+     "rubric.yaml: tasks[0] (vae-loss) > probe > calls[1] (vae_loss) > id: call id 'vae_loss' is already used by calls[0]"),
     (_replace("probe: {values: z}", "probe: {}"),
-     "rubric.yaml: tasks[2].probe: give values (names to record), calls (functions to call), or both"),
+     "rubric.yaml: tasks[2] (ae) > probe: give values (names to record), calls (functions to call), or both"),
     (_replace("names: [loss_function, vae_loss, loss_fn], inputs: vae_loss}\n    checks",
               "names: [loss_function], inputs: vae_loss}\n    checks"),
-     "rubric.yaml: tasks[1].probe.calls[0]: call 'vae_loss' is defined differently by task 'vae-loss', which runs "
+     "rubric.yaml: tasks[1] (vae-samples) > probe > calls[0] (vae_loss): call 'vae_loss' is defined differently by task 'vae-loss', which runs "
      "the same source: use another id or the same definition"),
     (_replace("params: {call: vae_loss}", "params: {call: loss}"),
-     "rubric.yaml: tasks[0].checks[0].params: call 'loss' is not among the probe calls of this source (vae_loss): "
+     "rubric.yaml: tasks[0] (vae-loss) > checks[0] (vae_loss_closed_form) > params > call: call 'loss' is not among the probe calls of this source (vae_loss): "
      "add it to probe.calls"),
     (_replace("params: {values: [z, z_samples]}", "params: {values: [latent]}"),
-     "rubric.yaml: tasks[1].checks[0].params: latent not recorded: add to probe.values"),
+     "rubric.yaml: tasks[1] (vae-samples) > checks[0] (standard_normal_samples) > params > values: latent not recorded: add to probe.values"),
     (_replace("params: {same_as_task: vae-loss}", "params: {same_as_task: vea-loss}"),
-     "rubric.yaml: tasks[1].checks[2].params.same_as_task: 'vea-loss' is not an automatic task of this rubric; "
+     "rubric.yaml: tasks[1] (vae-samples) > checks[2] (bottleneck_width) > params > same_as_task: 'vea-loss' is not an automatic task of this rubric; "
      "tasks: vae-loss, vae-samples, ae"),
     (_replace("params: {same_as_task: vae-loss}", "params: {same_as_task: ae}"),
-     "rubric.yaml: tasks[1].checks[2].params.same_as_task: task 'ae' is graded after 'vae-samples': list it "
+     "rubric.yaml: tasks[1] (vae-samples) > checks[2] (bottleneck_width) > params > same_as_task: task 'ae' is graded after 'vae-samples': list it "
      "(and its source) first"),
     (_replace("params: {task: vae-samples, relation: worse}", "params: {relation: worse}"),
-     "rubric.yaml: tasks[2].checks[0].params: task (the task to compare with) is required"),
+     "rubric.yaml: tasks[2] (ae) > checks[0] (reconstruction_compare) > params > task: required: the task whose model "
+     "this task's model is compared with (graded earlier)"),
     (_replace("architecture: free", "architecture: loose"),
-     "rubric.yaml: tasks[1].model.architecture: must be 'fixed' or 'free', got 'loose'"),
+     "rubric.yaml: tasks[1] (vae-samples) > model > architecture: must be 'fixed' or 'free', got 'loose'"),
 ])
 def test_invalid_probe_blocks_and_task_references(text: str, message: str) -> None:
     with pytest.raises(RubricError) as error:
@@ -124,7 +125,7 @@ def test_invalid_probe_blocks_and_task_references(text: str, message: str) -> No
 
 def test_a_manual_task_has_no_probe() -> None:
     text = RUBRIC + '  - id: essay\n    title: "Written"\n    manual: {points: 2}\n    probe: {values: [z]}\n'
-    with pytest.raises(RubricError, match=r"tasks\[3\].manual: a task is either manual or automatic, not both: "
+    with pytest.raises(RubricError, match=r"tasks\[3\] \(essay\) > manual: a task is either manual or automatic, not both: "
                                           r"remove manual, or remove probe"):
         load(text)
 

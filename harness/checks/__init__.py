@@ -1,7 +1,10 @@
 """Host-side checks: small functions over what the probes exported, each checking one property.
 
-A check is a plain function registered under a name with ``@check("name")``. It reads the
-``CheckContext`` (the chosen model's record, the run record, hidden labels, the calibrated
+A check is a plain function registered under a name with ``@check("name", params=Declaration)``.
+The declaration (a ``harness.rubric.CheckParams`` model) names the keys of the rubric entry the check
+reads, with their types, defaults and a docstring each: the rubric loader validates every entry
+against it, so a rubric mistake fails when the rubric loads, not in every student's report. The check
+reads the ``CheckContext`` (the chosen model's record, the run record, hidden labels, the calibrated
 reference) and the rubric's ``CheckSpec``; it asserts the property with a message a student
 understands; for partial credit it raises ``Partial(fraction, message)``. Figures worth
 showing in a report (the measured value, the threshold, an architecture diff) go into
@@ -15,11 +18,15 @@ the batch.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Protocol
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, TypeVar
+
+from pydantic import ValidationError
 
 from harness.checks.context import CheckContext
 from harness.errors import HarnessError
 from harness.models import CheckResult
+from harness.rubric import CheckParams
 
 
 class CheckSpecLike(Protocol):
@@ -49,16 +56,28 @@ class Partial(Exception):
         self.fraction = fraction
         self.message = message
 
-_CHECKS: dict[str, CheckFunction] = {}
+
+@dataclass(frozen=True)
+class Registered:
+    """A check as registered: its function and the declaration of the rubric keys it reads."""
+
+    function: CheckFunction
+    """The check itself."""
+    params: type[CheckParams]
+    """The keys of its rubric entry it reads (common keys and ``params``), validated when a rubric loads."""
 
 
-def check(name: str) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a check function under ``name`` (the name rubrics use)."""
+_CHECKS: dict[str, Registered] = {}
+
+
+def check(name: str, *, params: type[CheckParams]) -> Callable[[CheckFunction], CheckFunction]:
+    """Register a check function under ``name`` (the name rubrics use) with the declaration of what it reads."""
 
     def register(fn: CheckFunction) -> CheckFunction:
         if name in _CHECKS:
-            raise HarnessError(f"check {name!r} is registered twice ({_CHECKS[name].__module__} and {fn.__module__})")
-        _CHECKS[name] = fn
+            earlier = _CHECKS[name].function
+            raise HarnessError(f"check {name!r} is registered twice ({earlier.__module__} and {fn.__module__})")
+        _CHECKS[name] = Registered(fn, params)
         return fn
 
     return register
@@ -68,15 +87,31 @@ def get_check(name: str) -> CheckFunction:
     """The check registered under ``name``."""
     _load_builtin_checks()
     try:
-        return _CHECKS[name]
+        return _CHECKS[name].function
     except KeyError:
         raise HarnessError(f"no check {name!r}; known: {', '.join(sorted(_CHECKS))}") from None
 
 
-def known_checks() -> list[str]:
-    """Names of every registered check, sorted (rubric validation uses them)."""
+def known_checks() -> dict[str, type[CheckParams]]:
+    """Every registered check by name (sorted), with its declaration: what a rubric is validated against."""
     _load_builtin_checks()
-    return sorted(_CHECKS)
+    return {name: _CHECKS[name].params for name in sorted(_CHECKS)}
+
+
+Options = TypeVar("Options", bound=CheckParams)
+
+
+def options(spec: CheckSpecLike, model: type[Options]) -> Options:
+    """The entry's ``params`` as the check declared them (``model``): validated, with the declared defaults.
+
+    A rubric loaded with the registered checks was validated against the same model already; an entry that
+    still does not fit was built some other way, a harness fault (``error``), never the student's.
+    """
+    try:
+        return model.model_validate(spec.params)
+    except ValidationError as error:
+        problems = "; ".join(f"params.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise RuntimeError(f"the params of check {spec.check} do not fit its declaration: {problems}") from None
 
 
 _ONE_AT_A_TIME = threading.Lock()

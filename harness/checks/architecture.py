@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 import math
 import re
+from typing import Literal
 
 import torch
 
 from harness.architecture import count_activations, compare_layers, layer_token, structural
 from harness.checks import CheckSpecLike, check
 from harness.checks.context import CheckContext
+from harness.rubric import CheckParams, Count, NoParams
 
 _FUNCTIONAL_ACTIVATION = re.compile(r"\b(?:F|functional|torch|nn\.functional)\.(?:relu|leaky_relu|gelu|elu|silu|tanh|sigmoid)\b|\.(?:relu|tanh|sigmoid)\(\)")
 
@@ -21,7 +23,7 @@ def _reference_layers(ctx: CheckContext) -> list[dict]:
     return ctx.reference_layers
 
 
-@check("architecture_matches")
+@check("architecture_matches", params=NoParams)
 def check_architecture_matches(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the model's layers match the assignment's network, layer by layer."""
     model = ctx.require_model()
@@ -44,7 +46,16 @@ def check_architecture_matches(ctx: CheckContext, spec: CheckSpecLike) -> None:
         )
 
 
-@check("parameter_count")
+class ParameterCountParams(CheckParams):
+    """What ``parameter_count`` reads: ``{check: parameter_count, equals: 12810}``."""
+
+    equals: Count
+    """The number of trainable parameters the network must have.
+
+    An integer: ``12810``, not ``'12,810'``."""
+
+
+@check("parameter_count", params=ParameterCountParams)
 def check_parameter_count(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the model has exactly the expected number of trainable parameters."""
     model = ctx.require_model()
@@ -111,7 +122,16 @@ def _pool_count(layers: list[dict]) -> int:
     return sum(1 for layer in layers if "Pool" in layer["type"])
 
 
-@check("feature_width")
+class FeatureWidthParams(CheckParams):
+    """What ``feature_width`` reads: ``{check: feature_width, layer: Flatten, equals: 800}``."""
+
+    layer: str = "Flatten"
+    """The type of the layer whose output is measured, a class name (default ``Flatten``)."""
+    equals: Count
+    """The number of features per image the layer must produce (800 for the assignment's CNN)."""
+
+
+@check("feature_width", params=FeatureWidthParams)
 def check_feature_width(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that a layer (e.g. the Flatten before the classifier) produces the expected number of features."""
     model = ctx.require_model()
@@ -178,7 +198,14 @@ def _output_kind(ctx: CheckContext) -> str:
         return _declared_output(model)
 
 
-@check("output_kind")
+class OutputKindParams(CheckParams):
+    """What ``output_kind`` reads: ``{check: output_kind, equals: log_probabilities}``."""
+
+    equals: Literal["log_probabilities", "probabilities", "logits"]
+    """What the network must output: ``log_probabilities`` (LogSoftmax), ``probabilities`` (Softmax) or ``logits``."""
+
+
+@check("output_kind", params=OutputKindParams)
 def check_output_kind(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the network outputs what the task asks for: log-probabilities or logits."""
     kind = _output_kind(ctx)
@@ -203,7 +230,14 @@ def losses_used(ctx: CheckContext) -> set[str]:
     return {name for name in found if name in _LOSS_PATTERNS}
 
 
-@check("loss_choice")
+class LossChoiceParams(CheckParams):
+    """What ``loss_choice`` reads: ``{check: loss_choice}``, or ``{check: loss_choice, equals: NLLLoss}``."""
+
+    equals: Literal["NLLLoss", "CrossEntropyLoss"] | None = None
+    """The loss the task prescribes (optional); without it, any loss that fits the output passes."""
+
+
+@check("loss_choice", params=LossChoiceParams)
 def check_loss_choice(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the loss fits the output: NLLLoss after LogSoftmax, CrossEntropyLoss on logits."""
     kind = _output_kind(ctx)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from pydantic import model_validator
 
 from harness.checks import CheckSpecLike, Partial, check
 from harness.checks.context import CheckContext
+from harness.rubric import CheckParams, Fraction, NoParams
 
 
 def _threshold(ctx: CheckContext, spec: CheckSpecLike, metric: str) -> tuple[float, str]:
@@ -38,7 +40,26 @@ def _predictions(ctx: CheckContext) -> tuple[np.ndarray, np.ndarray]:
     return outputs.argmax(dim=1).numpy(), labels
 
 
-@check("test_accuracy")
+class AccuracyParams(CheckParams):
+    """What ``test_accuracy`` and ``per_class_accuracy`` read: exactly one bar,
+    ``{min: 0.97}`` (absolute) or ``{relative_to_reference: 0.98}`` (98% of the calibrated reference's)."""
+
+    min: Fraction | None = None
+    """The accuracy to reach, a fraction in (0, 1] (0.97, not 97)."""
+    relative_to_reference: Fraction | None = None
+    """The accuracy to reach as a fraction in (0, 1] of what the reference reached on the same data."""
+
+    @model_validator(mode="after")
+    def _one_bar(self) -> AccuracyParams:
+        """Exactly one of the two bars."""
+        if self.min is None and self.relative_to_reference is None:
+            raise ValueError(
+                "give the bar to reach: min (an accuracy such as 0.97) or relative_to_reference (such as 0.98)"
+            )
+        return self
+
+
+@check("test_accuracy", params=AccuracyParams)
 def check_test_accuracy(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check the model's accuracy on the hidden evaluation images against the rubric's bar."""
     predicted, labels = _predictions(ctx)
@@ -49,7 +70,7 @@ def check_test_accuracy(ctx: CheckContext, spec: CheckSpecLike) -> None:
     assert accuracy >= bar, f"accuracy on unseen test images is {accuracy:.1%}; it must reach {how}"
 
 
-@check("per_class_accuracy")
+@check("per_class_accuracy", params=AccuracyParams)
 def check_per_class_accuracy(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that every class reaches the bar on the hidden images (partial credit per class)."""
     predicted, labels = _predictions(ctx)
@@ -65,7 +86,7 @@ def check_per_class_accuracy(ctx: CheckContext, spec: CheckSpecLike) -> None:
         raise Partial(1 - len(weak) / len(classes), message)
 
 
-@check("forward_consistent")
+@check("forward_consistent", params=NoParams)
 def check_forward_consistent(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the exported predictions are what the exported weights compute in the assignment's network.
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from harness.checks import CheckSpecLike, Partial, check
+from pydantic import model_validator
+
+from harness.checks import CheckSpecLike, Partial, check, options
 from harness.checks.context import CheckContext
+from harness.rubric import CheckParams, Count, NoParams
 
 
 def _errors(ctx: CheckContext) -> list[dict]:
     return list((ctx.run or {}).get("errors", []))
 
 
-@check("runs_without_error")
+@check("runs_without_error", params=NoParams)
 def check_runs_without_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that every cell (or the script) ran without raising (partial credit by cells that ran cleanly)."""
     if ctx.execution is not None and ctx.execution.sandbox.verdict not in ("ok", "error"):
@@ -29,16 +32,39 @@ def check_runs_without_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
         raise Partial(max(0.0, 1 - len(errors) / total), f"{listed}{more}")
 
 
-@check("figures_present")
+class FiguresPresentOptions(CheckParams):
+    """The ``params`` of ``figures_present``."""
+
+    count: Count = 1
+    """How many figures the code must show at least (default 1)."""
+
+
+class FiguresPresentParams(CheckParams):
+    """What ``figures_present`` reads: ``{min: 2}`` or ``{params: {count: 2}}`` (at least one figure without either)."""
+
+    min: Count | None = None
+    """How many figures the code must show at least (the same as ``params.count``)."""
+    params: FiguresPresentOptions = FiguresPresentOptions()
+    """Options: ``count``."""
+
+    @model_validator(mode="after")
+    def _one_count(self) -> FiguresPresentParams:
+        """min and params.count say the same thing: one of them."""
+        if self.min is not None and "count" in self.params.model_fields_set:
+            raise ValueError("min and params.count both give the number of figures: keep one")
+        return self
+
+
+@check("figures_present", params=FiguresPresentParams)
 def check_figures_present(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the code produced at least the expected number of figures."""
-    expected = int(spec.min if spec.min is not None else spec.params.get("count", 1))
+    expected = int(spec.min if spec.min is not None else options(spec, FiguresPresentOptions).count)
     figures = len((ctx.probe or {}).get("figures", []))
     ctx.details.update(measured=figures, expected=expected)
     assert figures >= expected, f"your code produced {figures} figure{'s' if figures != 1 else ''}; the task asks for at least {expected}"
 
 
-@check("within_budget")
+@check("within_budget", params=NoParams)
 def check_within_budget(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the run finished within its time budget (a multiple of the reference's time, capped)."""
     assert ctx.execution is not None, "your code was not run"

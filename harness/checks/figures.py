@@ -15,15 +15,18 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Annotated, Any, Iterable, Literal
 
-from harness.checks import CheckSpecLike, Partial, check
+from pydantic import Field
+
+from harness.checks import CheckSpecLike, Partial, check, options
 from harness.checks.context import CheckContext
+from harness.rubric import CheckParams, Count, Fraction, NoParams, PositiveNumber, Regex
 
 MAX_FIGURES = 100
 """Sidecars read at most (the artifacts reader lists at most as many PNGs)."""
 
-KINDS = ("scatter", "scatter3d", "images", "lines")
+Kind = Literal["scatter", "scatter3d", "images", "lines"]
 """What ``figure_kind`` can look for."""
 
 _KIND_WORDS = {
@@ -202,14 +205,9 @@ def all_lines(figures: Iterable[Figure]) -> list[tuple[Figure, Axes, Line]]:
     return [(figure, axes, line) for figure in figures for axes in figure.axes for line in axes.lines]
 
 
-def _pattern(spec: CheckSpecLike, key: str) -> re.Pattern[str] | None:
-    value = spec.params.get(key)
-    if value is None:
-        return None
-    try:
-        return re.compile(str(value), re.IGNORECASE)
-    except re.error as error:
-        raise RuntimeError(f"params.{key} of {spec.check} is not a valid regular expression: {error}") from None
+def _pattern(value: str | None) -> re.Pattern[str] | None:
+    """A params pattern (validated when the rubric loaded), compiled case-insensitively."""
+    return re.compile(value, re.IGNORECASE) if value is not None else None
 
 
 def _no_figures_reason(total: int) -> str:
@@ -224,7 +222,27 @@ def _no_figures_reason(total: int) -> str:
 # -- figure_kind ---------------------------------------------------------------------------------------------
 
 
-@check("figure_kind")
+class FigureKindOptions(CheckParams):
+    """The ``params`` of ``figure_kind``: ``{kind: scatter, count: 1, title: 'pca'}``."""
+
+    kind: Kind
+    """What the figure must show: scatter, scatter3d, images or lines."""
+    count: Count = 1
+    """How many such figures the code must show (default 1); fewer earn found / count of the points."""
+    title: Regex | None = None
+    """A regular expression (case-insensitive) the figure's titles, axis labels or legend must match."""
+    exclude_title: Regex | None = None
+    """A regular expression (case-insensitive): figures whose words match it do not count."""
+
+
+class FigureKindParams(CheckParams):
+    """What ``figure_kind`` reads: its ``params``."""
+
+    params: FigureKindOptions
+    """Options: ``kind`` (required), ``count``, ``title``, ``exclude_title``."""
+
+
+@check("figure_kind", params=FigureKindParams)
 def check_figure_kind(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the code shows ``count`` figures of a kind (scatter, 3-D scatter, images, lines), optionally titled.
 
@@ -232,11 +250,9 @@ def check_figure_kind(ctx: CheckContext, spec: CheckSpecLike) -> None:
     case-insensitive, searched in the suptitle, axes titles, axis labels and legend labels),
     ``exclude_title`` (regex: figures matching it do not count). Partial credit: found / count.
     """
-    kind = spec.params.get("kind")
-    if kind not in KINDS:
-        raise RuntimeError(f"params.kind of figure_kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    count = int(spec.params.get("count", 1))
-    title, exclude = _pattern(spec, "title"), _pattern(spec, "exclude_title")
+    given = options(spec, FigureKindOptions)
+    kind, count = given.kind, given.count
+    title, exclude = _pattern(given.title), _pattern(given.exclude_title)
     figures, total = read_figures(ctx)
     if not figures:
         raise AssertionError(_no_figures_reason(total))
@@ -283,7 +299,27 @@ def falling(y: tuple[float, ...], min_falling_steps: float = 0.5) -> tuple[bool,
     return True, f"falls from {values[0]:.4g} to {values[-1]:.4g}"
 
 
-@check("curves_fall")
+class CurvesFallOptions(CheckParams):
+    """The ``params`` of ``curves_fall``: ``{count: 2, min_points: 5}``."""
+
+    count: Count = 2
+    """How many falling curves one figure must hold (default 2: training and test loss)."""
+    min_points: Annotated[int, Field(strict=True, ge=2)] = 5
+    """Points a line needs to count as a curve (default 5)."""
+    title: Regex | None = None
+    """A regular expression (case-insensitive) the figure's titles, axis labels or legend must match."""
+    min_falling_steps: Fraction = 0.5
+    """The share of a curve's steps that must go down, in (0, 1] (default 0.5)."""
+
+
+class CurvesFallParams(CheckParams):
+    """What ``curves_fall`` reads: its ``params`` (all optional)."""
+
+    params: CurvesFallOptions = CurvesFallOptions()
+    """Options: ``count``, ``min_points``, ``title``, ``min_falling_steps``."""
+
+
+@check("curves_fall", params=CurvesFallParams)
 def check_curves_fall(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that one figure holds ``count`` curves of at least ``min_points`` points, every one of them falling.
 
@@ -291,10 +327,9 @@ def check_curves_fall(ctx: CheckContext, spec: CheckSpecLike) -> None:
     (optional regex the figure's words must match), ``min_falling_steps`` (fraction of steps that must
     go down, default 0.5; curves longer than 40 points are averaged into 20 bins first).
     """
-    count = int(spec.params.get("count", 2))
-    min_points = int(spec.params.get("min_points", 5))
-    share = float(spec.params.get("min_falling_steps", 0.5))
-    title = _pattern(spec, "title")
+    given = options(spec, CurvesFallOptions)
+    count, min_points, share = given.count, given.min_points, given.min_falling_steps
+    title = _pattern(given.title)
     figures, total = read_figures(ctx)
     if not figures:
         raise AssertionError(_no_figures_reason(total))
@@ -378,7 +413,23 @@ def _overfits(quantity: str, train: Line, test: Line, min_gap: float, min_rise: 
     return False, f"test {quantity} ends at {test.y[-1]:.4g} (its lowest is {test.y[lowest]:.4g}), train {quantity} at {train.y[-1]:.4g}"
 
 
-@check("overfitting_visible")
+class OverfittingOptions(CheckParams):
+    """The ``params`` of ``overfitting_visible``: ``{min_gap: 0.1, min_rise: 0.05}``."""
+
+    min_gap: Fraction = 0.1
+    """How far train accuracy must end above test accuracy (or test error above train error), in (0, 1]."""
+    min_rise: PositiveNumber = 0.05
+    """How far the test loss must end above its minimum, relative (default 0.05: 5%)."""
+
+
+class OverfittingParams(CheckParams):
+    """What ``overfitting_visible`` reads: its ``params`` (all optional)."""
+
+    params: OverfittingOptions = OverfittingOptions()
+    """Options: ``min_gap``, ``min_rise``."""
+
+
+@check("overfitting_visible", params=OverfittingParams)
 def check_overfitting_visible(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that curves labelled train and test (or val) show overfitting.
 
@@ -387,8 +438,8 @@ def check_overfitting_visible(ctx: CheckContext, spec: CheckSpecLike) -> None:
     fractions), or when the test loss ends at least ``min_rise`` (default 0.05, relative) above its
     minimum while the train loss keeps falling. Pairs are taken within an axes first, then within a figure.
     """
-    min_gap = float(spec.params.get("min_gap", 0.1))
-    min_rise = float(spec.params.get("min_rise", 0.05))
+    given = options(spec, OverfittingOptions)
+    min_gap, min_rise = given.min_gap, given.min_rise
     figures, total = read_figures(ctx)
     if not figures:
         raise AssertionError(_no_figures_reason(total))
@@ -431,7 +482,7 @@ def _says_accuracy(line: Line, axes: Axes, figure: Figure) -> bool:
     return any(_ACCURACY.search(words) for words in (line.label, f"{axes.ylabel} {axes.title}", figure.suptitle))
 
 
-@check("plotted_accuracy")
+@check("plotted_accuracy", params=NoParams)
 def check_plotted_accuracy(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the plotted accuracy curves are accuracies: within 0..1, or 0..100 percent.
 

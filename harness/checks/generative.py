@@ -10,14 +10,16 @@ tensor file for more than 100 numbers).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import Field
 from scipy import stats
 from torch.nn import functional as F
 
-from harness.checks import CheckSpecLike, Partial, check
+from harness.checks import CheckSpecLike, Partial, check, options
 from harness.checks.context import CheckContext
+from harness.rubric import CheckParams, PositiveNumber, ProbeCallId, ProbeValueNames, PythonNames
 from reference.vae import vae_loss
 
 
@@ -57,7 +59,23 @@ def _recorded(entry: dict[str, Any]) -> list[float]:
     return [v for v in found if math.isfinite(v)]
 
 
-@check("vae_loss_closed_form")
+class VaeLossOptions(CheckParams):
+    """The ``params`` of ``vae_loss_closed_form``: ``{call: vae_loss}``."""
+
+    call: ProbeCallId
+    """The id of the probe call (in the task's probe.calls) that called the student's loss function."""
+    tolerance: PositiveNumber = 1e-3
+    """Allowed relative deviation from the reference loss (default 1e-3)."""
+
+
+class VaeLossParams(CheckParams):
+    """What ``vae_loss_closed_form`` reads: its ``params``."""
+
+    params: VaeLossOptions
+    """Options: ``call`` (required), ``tolerance``."""
+
+
+@check("vae_loss_closed_form", params=VaeLossParams)
 def check_vae_loss_closed_form(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the student's VAE loss is BCE + KL(q || N(0, I)) in closed form, summed or per example.
 
@@ -68,8 +86,8 @@ def check_vae_loss_closed_form(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """
     from harness.probes.fixed_inputs import build
 
-    call = spec.params.get("call")
-    tolerance = float(spec.params.get("tolerance", 1e-3))
+    given = options(spec, VaeLossOptions)
+    call, tolerance = given.call, given.tolerance
     calls = (ctx.probe or {}).get("calls")
     if ctx.probe is None:
         raise AssertionError(ctx.model_note or "your code could not be inspected after it ran")
@@ -125,7 +143,25 @@ def _load_value(ctx: CheckContext, record: Any) -> torch.Tensor | None:
     return None
 
 
-@check("standard_normal_samples")
+class NormalSamplesOptions(CheckParams):
+    """The ``params`` of ``standard_normal_samples``: ``{values: [z, z_samples]}``."""
+
+    values: ProbeValueNames
+    """Names the latent samples may have in the student's namespace (recorded through the task's probe.values)."""
+    min_samples: Annotated[int, Field(strict=True, ge=2)] = 16
+    """How many latent vectors must be drawn at least (default 16)."""
+    significance: Annotated[float, Field(strict=True, gt=0, lt=1)] = 1e-4
+    """Probability that a true N(0, I) sample fails the test, in (0, 1) (default 1e-4)."""
+
+
+class NormalSamplesParams(CheckParams):
+    """What ``standard_normal_samples`` reads: its ``params``."""
+
+    params: NormalSamplesOptions
+    """Options: ``values`` (required), ``min_samples``, ``significance``."""
+
+
+@check("standard_normal_samples", params=NormalSamplesParams)
 def check_standard_normal_samples(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the latent vectors drawn for generation are samples of N(0, I).
 
@@ -135,10 +171,8 @@ def check_standard_normal_samples(ctx: CheckContext, spec: CheckSpecLike) -> Non
     the normal interval around 0, and correlations between dimensions within 4 / sqrt(n). The message
     recognises uniform draws (torch.rand) and encoder outputs (posterior samples).
     """
-    names = spec.params.get("values")
-    names = [names] if isinstance(names, str) else list(names or [])
-    min_samples = int(spec.params.get("min_samples", 16))
-    significance = float(spec.params.get("significance", 1e-4))
+    given = options(spec, NormalSamplesOptions)
+    names, min_samples, significance = list(given.values), given.min_samples, given.significance
     if ctx.probe is None:
         raise AssertionError(ctx.model_note or "your code could not be inspected after it ran")
     recorded = ctx.probe.get("task_values") or {}
@@ -177,13 +211,24 @@ def check_standard_normal_samples(ctx: CheckContext, spec: CheckSpecLike) -> Non
     )
 
 
-@check("defines")
+class DefinesOptions(CheckParams):
+    """The ``params`` of ``defines``: ``{names: [plot_generated_samples]}``."""
+
+    names: PythonNames
+    """The functions or classes the code must define (one name or a list)."""
+
+
+class DefinesParams(CheckParams):
+    """What ``defines`` reads: its ``params``."""
+
+    params: DefinesOptions
+    """Options: ``names`` (required)."""
+
+
+@check("defines", params=DefinesParams)
 def check_defines(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the code defines the functions or classes the task names (``params.names``): probe.json ``callables``."""
-    names = spec.params.get("names")
-    names = [names] if isinstance(names, str) else list(names or [])
-    if not names:
-        raise RuntimeError(f"check defines of task {ctx.task_id} needs params.names")
+    names = list(options(spec, DefinesOptions).names)
     if ctx.probe is None:
         raise AssertionError(ctx.model_note or "your code could not be inspected after it ran")
     callables = ctx.probe.get("callables")

@@ -11,14 +11,16 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 import numpy as np
+from pydantic import Field
 
-from harness.checks import CheckSpecLike, Partial, check
+from harness.checks import CheckSpecLike, Partial, check, options
 from harness.checks.context import CheckContext
 from harness.checks.figures import Axes, Figure, Line, Scatter, all_lines, read_figures
 from harness.data import load_split
+from harness.rubric import CheckParams, Fraction, PositiveNumber
 
 if TYPE_CHECKING:
     from sklearn.decomposition import PCA
@@ -32,13 +34,17 @@ MAX_EVAL_IMAGES = 10_000
 COMPONENT_STEP = 50
 """Fits are made with a multiple of this many components, so that checks asking for 2, 20 or 32 share one fit."""
 
-DATASETS = ("mnist", "fashionmnist")
+PcaDataset = Literal["mnist", "fashionmnist"]
+"""Datasets the host fits PCA on."""
+
+DATASETS: tuple[str, ...] = get_args(PcaDataset)
 
 
-def _dataset(spec: CheckSpecLike, ctx: CheckContext) -> str:
-    dataset = spec.params.get("dataset", ctx.dataset or "mnist")
+def _dataset(given: str | None, ctx: CheckContext) -> str:
+    """The dataset PCA is fitted on: the one params name, else the task's, else mnist."""
+    dataset = given or ctx.dataset or "mnist"
     if dataset not in DATASETS:
-        raise RuntimeError(f"params.dataset of {spec.check} must be one of {', '.join(DATASETS)}, got {dataset!r}")
+        raise RuntimeError(f"PCA is fitted on {', '.join(DATASETS)}, not on task {ctx.task_id}'s {dataset!r}: give params.dataset")
     return dataset
 
 
@@ -112,7 +118,23 @@ def _fit_line(y: np.ndarray, mse: np.ndarray, tolerance: float) -> tuple[str, st
     return best
 
 
-@check("pca_curve")
+class PcaCurveOptions(CheckParams):
+    """The ``params`` of ``pca_curve``: ``{dataset: mnist, tolerance: 0.15}``."""
+
+    dataset: PcaDataset | None = None
+    """The images PCA is fitted on: mnist or fashionmnist (default: the task's dataset, else mnist)."""
+    tolerance: PositiveNumber = 0.15
+    """Allowed relative deviation of every point from the host's curve (default 0.15)."""
+
+
+class PcaCurveParams(CheckParams):
+    """What ``pca_curve`` reads: its ``params`` (all optional)."""
+
+    params: PcaCurveOptions = PcaCurveOptions()
+    """Options: ``dataset``, ``tolerance``."""
+
+
+@check("pca_curve", params=PcaCurveParams)
 def check_pca_curve(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that a plotted line is PCA's reconstruction error against the number of components.
 
@@ -123,8 +145,8 @@ def check_pca_curve(ctx: CheckContext, spec: CheckSpecLike) -> None:
     one constant factor, gets half the points with the diagnosis. Lines labelled with "pca" (or in an
     axes titled so) are tried first. params: ``dataset`` (default: the task's, else mnist), ``tolerance``.
     """
-    tolerance = float(spec.params.get("tolerance", 0.15))
-    dataset = _dataset(spec, ctx)
+    given = options(spec, PcaCurveOptions)
+    tolerance, dataset = given.tolerance, _dataset(given.dataset, ctx)
     figures, total = read_figures(ctx)
     candidates = [
         (figure, axes, line) for figure, axes, line in all_lines(figures)
@@ -221,7 +243,25 @@ def _matches(std: np.ndarray, expected: np.ndarray, tolerance: float) -> bool:
     return any(bool(np.all(np.abs(s - expected) / expected <= tolerance)) for s in (std, std[::-1]))
 
 
-@check("pca_encoding")
+class PcaEncodingOptions(CheckParams):
+    """The ``params`` of ``pca_encoding``: ``{formula: dl2025, dataset: mnist}``."""
+
+    formula: Literal["dl2025", "adl2024"]
+    """The assignment's encoding: dl2025 (alpha_i = (x - mu) . sqrt(lambda_i) v_i) or adl2024 (alpha_i = (x - mu) . v_i)."""
+    dataset: PcaDataset | None = None
+    """The images PCA is fitted on: mnist or fashionmnist (default: the task's dataset, else mnist)."""
+    tolerance: PositiveNumber = 0.35
+    """Allowed relative deviation of the scatter's per-axis spread (default 0.35)."""
+
+
+class PcaEncodingParams(CheckParams):
+    """What ``pca_encoding`` reads: its ``params``."""
+
+    params: PcaEncodingOptions
+    """Options: ``formula`` (required), ``dataset``, ``tolerance``."""
+
+
+@check("pca_encoding", params=PcaEncodingParams)
 def check_pca_encoding(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that a 2-D scatter shows the PCA encoding of the assignment's formula, judged by its spread.
 
@@ -231,11 +271,8 @@ def check_pca_encoding(ctx: CheckContext, spec: CheckSpecLike) -> None:
     or labelled "pca" are tried first; several scatters in one axes (one per class) are pooled. A failing
     scatter is named with the formula or scaling it matches instead. params: ``formula``, ``dataset``, ``tolerance``.
     """
-    formula = spec.params.get("formula")
-    if formula not in FORMULAS:
-        raise RuntimeError(f"params.formula of pca_encoding must be one of {', '.join(FORMULAS)}, got {formula!r}")
-    tolerance = float(spec.params.get("tolerance", 0.35))
-    dataset = _dataset(spec, ctx)
+    given = options(spec, PcaEncodingOptions)
+    formula, tolerance, dataset = given.formula, given.tolerance, _dataset(given.dataset, ctx)
     figures, total = read_figures(ctx)
     scatters: list[tuple[Figure, Axes, int, np.ndarray]] = []
     for figure in figures:
@@ -276,7 +313,25 @@ def check_pca_encoding(ctx: CheckContext, spec: CheckSpecLike) -> None:
 # -- principal_angles ----------------------------------------------------------------------------------------
 
 
-@check("principal_angles")
+class PrincipalAnglesOptions(CheckParams):
+    """The ``params`` of ``principal_angles``: ``{dataset: fashionmnist}``."""
+
+    dataset: PcaDataset | None = None
+    """The images PCA is fitted on: mnist or fashionmnist (default: the task's dataset, else mnist)."""
+    max_degrees: Annotated[float, Field(strict=True, gt=0, le=90)] = 20
+    """The largest principal angle allowed, in degrees (default 20)."""
+    fraction: Fraction = 0.8
+    """The share of the smallest angles that must stay within max_degrees, in (0, 1] (default 0.8)."""
+
+
+class PrincipalAnglesParams(CheckParams):
+    """What ``principal_angles`` reads: its ``params`` (all optional)."""
+
+    params: PrincipalAnglesOptions = PrincipalAnglesOptions()
+    """Options: ``dataset``, ``max_degrees``, ``fraction``."""
+
+
+@check("principal_angles", params=PrincipalAnglesParams)
 def check_principal_angles(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that a linear autoencoder's weights span PCA's principal subspace.
 
@@ -286,9 +341,8 @@ def check_principal_angles(ctx: CheckContext, spec: CheckSpecLike) -> None:
     components' eigenvalues are close, so their directions mix) must all be at most ``max_degrees``
     (default 20). The best-aligned weight counts. params: ``dataset``, ``max_degrees``, ``fraction``.
     """
-    max_degrees = float(spec.params.get("max_degrees", 20))
-    fraction = float(spec.params.get("fraction", 0.8))
-    dataset = _dataset(spec, ctx)
+    given = options(spec, PrincipalAnglesOptions)
+    max_degrees, fraction, dataset = given.max_degrees, given.fraction, _dataset(given.dataset, ctx)
     model = ctx.require_model()
     relative = model.get("state_dict")
     assert relative, f"{ctx.model_note}, but its weights were not exported, so they cannot be compared with PCA"

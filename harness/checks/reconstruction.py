@@ -8,22 +8,22 @@ in the student's own pixel scale, from those two files.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
+from typing import Literal
 
 import torch
+from pydantic import field_validator, model_validator
 
-from harness.checks import CheckSpecLike, check
+from harness.checks import CheckSpecLike, check, options
 from harness.checks.context import CheckContext
+from harness.rubric import CheckParams, Count, PositiveNumber, TaskId
 
 METRICS = {"mse": "mean squared error", "l1": "mean absolute (L1) error"}
 
-
-def _metric(spec: CheckSpecLike) -> str:
-    metric = spec.params.get("metric", "mse")
-    if metric not in METRICS:
-        raise RuntimeError(f"params.metric of {spec.check} must be one of {', '.join(METRICS)}, got {metric!r}")
-    return metric
+Metric = Literal["mse", "l1"]
+"""How a reconstruction error is measured (keys of ``METRICS``)."""
 
 
 def reconstruction_error(ctx: CheckContext, metric: str = "mse") -> tuple[float, int]:
@@ -78,7 +78,32 @@ def _range_advice(ctx: CheckContext) -> str:
     return ": train longer, or widen the bottleneck if the task allows"
 
 
-@check("reconstruction_error")
+class ReconstructionErrorOptions(CheckParams):
+    """The ``params`` of ``reconstruction_error``: ``{metric: l1, max_ratio: 1.5}``."""
+
+    metric: Metric = "mse"
+    """How the error is measured per pixel: mse or l1 (default mse)."""
+    max_ratio: PositiveNumber | None = None
+    """The error may be at most this multiple of the calibrated reference's error in the same task."""
+
+
+class ReconstructionErrorParams(CheckParams):
+    """What ``reconstruction_error`` reads: ``max``, ``params.max_ratio`` or both (the lower bar counts)."""
+
+    max: PositiveNumber | None = None
+    """The largest error per pixel allowed, in the student's preprocessing."""
+    params: ReconstructionErrorOptions = ReconstructionErrorOptions()
+    """Options: ``metric``, ``max_ratio``."""
+
+    @model_validator(mode="after")
+    def _some_bar(self) -> ReconstructionErrorParams:
+        """At least one bar."""
+        if self.max is None and self.params.max_ratio is None:
+            raise ValueError("give the bar: max (an error per pixel) or params.max_ratio (a multiple of the reference's)")
+        return self
+
+
+@check("reconstruction_error", params=ReconstructionErrorParams)
 def check_reconstruction_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check the model's reconstruction error on the evaluation images against ``max`` and/or ``params.max_ratio``.
 
@@ -86,13 +111,13 @@ def check_reconstruction_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
     ``max_ratio``: the error may be at most this multiple of the calibrated reference's (its measured
     ``reconstruction_error`` in the same task).
     """
-    metric = _metric(spec)
+    given = options(spec, ReconstructionErrorOptions)
+    metric, ratio = given.metric, given.max_ratio
     error, images = reconstruction_error(ctx, metric)
     ctx.details.update(measured=error, images=images, metric=metric)
     bars: list[tuple[float, str]] = []
     if spec.max is not None:
         bars.append((float(spec.max), f"{spec.max:.4g}"))
-    ratio = spec.params.get("max_ratio")
     if ratio is not None:
         reference = ctx.reference_metrics.get("reconstruction_error")
         if reference is None:
@@ -110,19 +135,34 @@ def check_reconstruction_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
     )
 
 
-@check("reconstruction_compare")
+class ReconstructionCompareOptions(CheckParams):
+    """The ``params`` of ``reconstruction_compare``: ``{task: autoencoder, relation: worse}``."""
+
+    task: TaskId
+    """The task whose model this task's model is compared with (graded earlier)."""
+    relation: Literal["worse", "better"]
+    """How this task's model must reconstruct compared with the other: worse or better."""
+    metric: Metric = "mse"
+    """How the error is measured per pixel: mse or l1 (default mse)."""
+
+
+class ReconstructionCompareParams(CheckParams):
+    """What ``reconstruction_compare`` reads: its ``params``."""
+
+    params: ReconstructionCompareOptions
+    """Options: ``task`` and ``relation`` (required), ``metric``."""
+
+
+@check("reconstruction_compare", params=ReconstructionCompareParams)
 def check_reconstruction_compare(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that this task's model reconstructs worse (or better) than another task's model.
 
     params: ``task`` (the other task's id, graded earlier), ``relation`` (worse | better), ``metric``
     (mse | l1). Both errors are measured on the same evaluation images in each model's own preprocessing.
     """
-    metric = _metric(spec)
-    relation = spec.params.get("relation")
-    if relation not in ("worse", "better"):
-        raise RuntimeError(f"params.relation of reconstruction_compare must be worse or better, got {relation!r}")
-    other_id = spec.params.get("task")
-    other = ctx.require_related(str(other_id))
+    given = options(spec, ReconstructionCompareOptions)
+    metric, relation, other_id = given.metric, given.relation, given.task
+    other = ctx.require_related(other_id)
     error, _ = reconstruction_error(ctx, metric)
     try:
         other_error, _ = reconstruction_error(other, metric)
@@ -155,12 +195,40 @@ def bottleneck(ctx: CheckContext) -> tuple[int, str]:
     return _width(narrowest["output_shape"]), f"{narrowest['type']} ({narrowest['path']})"
 
 
-@check("bottleneck_width")
+class BottleneckOptions(CheckParams):
+    """The ``params`` of ``bottleneck_width``: ``{same_as_task: autoencoder}``."""
+
+    same_as_task: TaskId | None = None
+    """A task (graded earlier) whose model's latent size this model must have."""
+
+
+class BottleneckParams(CheckParams):
+    """What ``bottleneck_width`` reads: ``equals``, ``min`` and/or ``max``, or ``params.same_as_task``."""
+
+    equals: Count | None = None
+    """The latent size the model must have (features per image at its narrowest layer)."""
+    min: Count | None = None
+    """The smallest latent size allowed."""
+    max: Count | None = None
+    """The largest latent size allowed."""
+    params: BottleneckOptions = BottleneckOptions()
+    """Options: ``same_as_task``."""
+
+    @model_validator(mode="after")
+    def _one_way(self) -> BottleneckParams:
+        """Either the bounds or another task's latent size."""
+        bounds = self.equals is not None or self.min is not None or self.max is not None
+        if bounds == (self.params.same_as_task is not None):
+            raise ValueError("give the latent size by equals, min and/or max, or by params.same_as_task: one of the two")
+        return self
+
+
+@check("bottleneck_width", params=BottleneckParams)
 def check_bottleneck_width(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check the narrowest layer output (the latent size) of the model: ``min``/``max``/``equals``, or ``params.same_as_task``."""
     width, layer = bottleneck(ctx)
     ctx.details.update(measured=width, layer=layer)
-    same_as = spec.params.get("same_as_task")
+    same_as = options(spec, BottleneckOptions).same_as_task
     if same_as is not None:
         other = ctx.require_related(str(same_as))
         try:
@@ -191,10 +259,33 @@ def check_bottleneck_width(ctx: CheckContext, spec: CheckSpecLike) -> None:
         )
 
 
-@check("output_shape")
+class OutputShapeOptions(CheckParams):
+    """The ``params`` of ``output_shape``: ``{shape: [1, 28, 28]}``."""
+
+    shape: list[Count] | None = None
+    """The output's shape per example, without the batch dimension ([1, 28, 28])."""
+
+
+class OutputShapeParams(CheckParams):
+    """What ``output_shape`` reads: ``params.shape`` (or ``equals`` with the same list)."""
+
+    equals: list[Count] | None = None
+    """The output's shape per example, as ``params.shape``."""
+    params: OutputShapeOptions = OutputShapeOptions()
+    """Options: ``shape``."""
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> OutputShapeParams:
+        """Exactly one place gives the shape."""
+        if (self.equals is None) == (self.params.shape is None):
+            raise ValueError("give the shape per example once: params.shape (e.g. [1, 28, 28])")
+        return self
+
+
+@check("output_shape", params=OutputShapeParams)
 def check_output_shape(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check the model's output shape per example on the dummy batch (``params.shape``, e.g. [1, 28, 28])."""
-    expected = spec.params.get("shape", spec.equals)
+    expected = options(spec, OutputShapeOptions).shape or spec.equals
     if not isinstance(expected, list) or not all(isinstance(d, int) for d in expected):
         raise RuntimeError(f"check output_shape of task {ctx.task_id} needs params.shape, a list of sizes like [1, 28, 28]")
     model = ctx.require_model()
@@ -236,7 +327,25 @@ def losses_in_code(ctx: CheckContext) -> set[str]:
     return found
 
 
-@check("loss_used")
+class LossUsedParams(CheckParams):
+    """What ``loss_used`` reads: ``{check: loss_used, equals: L1Loss}``."""
+
+    equals: str
+    """The loss the code must train with: the name of a torch.nn loss class (L1Loss, MSELoss, BCELoss...)."""
+
+    @field_validator("equals")
+    @classmethod
+    def _a_torch_loss(cls, name: str) -> str:
+        """The name of a torch.nn loss class, so a typo does not fail every student."""
+        losses = sorted(n for n, v in vars(torch.nn).items() if n.endswith("Loss") and isinstance(v, type))
+        if name not in losses:
+            close = difflib.get_close_matches(name, losses, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{name!r} is not a torch.nn loss class{hint}; e.g. {', '.join(_LOSSES)}")
+        return name
+
+
+@check("loss_used", params=LossUsedParams)
 def check_loss_used(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the code trains with the loss the task names (``equals: L1Loss``): an nn loss or its functional form."""
     expected = spec.equals

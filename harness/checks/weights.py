@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import Field
 
-from harness.checks import CheckSpecLike, Partial, check
+from harness.checks import CheckSpecLike, Partial, check, options
 from harness.checks.context import CheckContext
+from harness.rubric import CheckParams, PositiveNumber, TaskId
 
 _STATS = ("running_mean", "running_var")
 """BatchNorm buffers that move in train mode even when the parameters are frozen."""
@@ -111,7 +113,31 @@ def find_shared(ctx: CheckContext, other: CheckContext) -> tuple[Match | None, i
     return max(ranked, key=lambda entry: entry[0])[1], tried
 
 
-@check("shared_weights")
+class SharedWeightsOptions(CheckParams):
+    """The ``params`` of ``shared_weights``: ``{task: classifier, mode: frozen}``."""
+
+    task: TaskId
+    """The earlier task whose model's weights this task's model continues."""
+    mode: Literal["frozen", "initialised"]
+    """How the weights are carried: frozen (unchanged) or initialised (the start of fine-tuning)."""
+    part: Annotated[str, Field(strict=True, min_length=1)] = "encoder"
+    """What the shared weights are, for messages (default encoder)."""
+    atol: Annotated[float, Field(strict=True, ge=0)] = 1e-6
+    """frozen: the largest absolute change a parameter may show (default 1e-6)."""
+    max_change: PositiveNumber = 0.5
+    """initialised: the largest relative change of the shared weights after fine-tuning (default 0.5)."""
+    min_change: Annotated[float, Field(strict=True, ge=0)] = 0.0
+    """initialised: the smallest relative change, when the task requires fine-tuning them (default 0)."""
+
+
+class SharedWeightsParams(CheckParams):
+    """What ``shared_weights`` reads: its ``params``."""
+
+    params: SharedWeightsOptions
+    """Options: ``task`` and ``mode`` (required), ``part``, ``atol``, ``max_change``, ``min_change``."""
+
+
+@check("shared_weights", params=SharedWeightsParams)
 def check_shared_weights(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that this task's model continues another task's weights: frozen, or used as the initialisation.
 
@@ -122,12 +148,8 @@ def check_shared_weights(ctx: CheckContext, spec: CheckSpecLike) -> None:
     initialised: the shared parameters moved by at most ``max_change`` (relative Frobenius norm,
     default 0.5; a fresh random initialisation is about 1.4 away) and at least ``min_change`` (default 0).
     """
-    mode = spec.params.get("mode")
-    if mode not in ("frozen", "initialised"):
-        raise RuntimeError(f"params.mode of shared_weights must be frozen or initialised, got {mode!r}")
-    other_id = str(spec.params.get("task"))
-    part = str(spec.params.get("part", "encoder"))
-    atol = float(spec.params.get("atol", 1e-6))
+    given = options(spec, SharedWeightsOptions)
+    mode, other_id, part, atol = given.mode, given.task, given.part, given.atol
     other = ctx.require_related(other_id)
     if other.model is None or not other.model.get("state_dict"):
         reason = other.model_note if other.model is None else f"{other.model_note}, but its weights were not exported"
@@ -151,8 +173,7 @@ def check_shared_weights(ctx: CheckContext, spec: CheckSpecLike) -> None:
                        model=match.candidate.get("name"), tensors=len(match.names))
     holder = f"`{match.candidate.get('name')}`"
     if mode == "initialised":
-        max_change = float(spec.params.get("max_change", 0.5))
-        min_change = float(spec.params.get("min_change", 0.0))
+        max_change, min_change = given.max_change, given.min_change
         assert relative <= max_change, (
             f"the {part} of {holder} does not start from the trained weights of task {other_id!r}: it is {relative:.0%} "
             f"away from them (at most {max_change:.0%} expected after fine-tuning): load the trained {part}'s "

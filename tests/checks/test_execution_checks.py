@@ -5,6 +5,7 @@ from __future__ import annotations
 from harness.checks import known_checks, run_check
 from harness.checks.context import CheckContext
 from harness.models import ExecutionResult, SandboxResult
+from harness.rubric import NoParams
 from tests.checks.conftest import Spec
 
 
@@ -69,7 +70,7 @@ def test_checks_run_one_at_a_time_across_threads(monkeypatch) -> None:
         with guard:
             running[0] -= 1
 
-    monkeypatch.setitem(checks._CHECKS, "slow_check", slow)
+    monkeypatch.setitem(checks._CHECKS, "slow_check", checks.Registered(slow, NoParams))
     threads = [threading.Thread(target=run_check, args=(CheckContext(task_id=f"t{i}"), Spec("slow_check"))) for i in range(4)]
     for thread in threads:
         thread.start()
