@@ -46,8 +46,8 @@ REFUSED = {
         r"dense_bomb\.zip: CNNMNIST\.ipynb expands from \d+\.\d KiB to 90\.0 MiB \(1,\d{3} times\), over the 200x "
         r"compression limit: refused as a zip bomb"
     ),
-    "m\\xfcller": "the file name 'm\\xfcller.ipynb' is not valid UTF-8 (byte 0xfc; was it zipped or saved with a Windows "
-    "code page?): rename it with UTF-8 characters only",
+    "m\\xfcller": "no notebook (.ipynb) or Python file (.py) could be staged: skipped 'm\\xfcller.ipynb': its name is "
+    "not valid UTF-8 (byte 0xfc; was it zipped or saved with a Windows code page?): rename it with UTF-8 characters only",
 }
 """Submissions refused at loading, and the reason their report gives (exactly, or a pattern)."""
 
