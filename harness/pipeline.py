@@ -89,6 +89,8 @@ def log_grading(path: Path, report: GradeReport, *, seconds: float | None = None
         "points": report.points,
         "seconds": None if seconds is None else round(seconds, 2),
     }
+    if report.load_warnings:
+        entry["warnings"] = list(report.load_warnings)
     if note:
         entry["note"] = note
     line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
@@ -396,7 +398,7 @@ def grade_submission(submission: Submission, setup: GradingSetup) -> GradeReport
                 continue
             results.extend(run_check(ctx, spec) for spec in task.checks)
             graded[task.id] = ctx
-    return score_submission(
+    report = score_submission(
         rubric,
         submission.student,
         submission.content_hash,
@@ -405,6 +407,7 @@ def grade_submission(submission: Submission, setup: GradingSetup) -> GradeReport
         executions,
         profile=setup.profile,
     )
+    return replace(report, load_warnings=submission.warnings)
 
 
 # -- calibration against the reference submission ------------------------------------------------------------
@@ -558,6 +561,8 @@ def grade_batch(
             continue
         stored = None if force else store.get(entry.content_hash, setup.rubric.hash, setup.profile)
         if stored is not None:
+            # Loading warnings belong to this upload, not to its content (a LATE mark, the name of a skipped file).
+            stored = replace(stored, load_warnings=entry.warnings)
             if (stored.content_hash, stored.rubric_hash, stored.profile) not in logged:
                 log_grading(setup.grading_log_path, stored, note=RESUMED_NOTE)
             # The store is keyed by content: identical hand-ins of two students share a row.
@@ -619,7 +624,8 @@ def _with_manual(setup: GradingSetup, report: GradeReport) -> GradeReport:
     if not setup.rubric.manual_tasks:
         return report
     results = [c for t in report.tasks for c in t.checks]
-    return score_submission(
+    rescored = score_submission(
         setup.rubric, report.student, report.content_hash, results, setup.manual.get(report.student, {}),
         report.executions, profile=report.profile,
     )
+    return replace(rescored, load_warnings=report.load_warnings)

@@ -187,8 +187,11 @@ def test_a_zip_entry_climbing_out_writes_nothing_outside_staging(graded) -> None
     assert sorted(p for p in root.rglob("x") if p.is_file()) == []
     assert not (root.parent / "x").exists() and not (out.parent / "x").exists()
     assert sorted(p.name for p in (out / "staging" / "zip_slip").iterdir()) == ["CNNMNIST.ipynb"]
-    assert ("warning", {"student": "zip_slip", "message": "skipped zip entry '../../x' in zip_slip.zip: "
-                        "its path leaves the submission folder"}) in graded["events"]
+    warning = "skipped zip entry '../../x' in zip_slip.zip: its path leaves the submission folder"
+    assert ("warning", {"student": "zip_slip", "message": warning}) in graded["events"]
+    assert graded["reports"]["zip_slip"].load_warnings == (warning,)
+    assert _gradebook(out)["zip_slip"]["warnings"] == warning
+    assert {e["student"]: e.get("warnings") for e in read_grading_log(out / GRADING_LOG)}["zip_slip"] == [warning]
 
 
 def test_refused_inputs_leave_nothing_staged(graded) -> None:

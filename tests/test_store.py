@@ -46,6 +46,8 @@ def rich_report(student: str = "smithjohn_12345", content_hash: str = "c0ffee", 
     return GradeReport(
         student=student, assignment="dl2025-a2", content_hash=content_hash, rubric_hash="r" * 64,
         profile="full", tasks=tasks, executions=(execution, timeout),
+        load_warnings=("handed in late (the LMS marked the upload LATE)",
+                       "skipped zip entry '../../x' in eve.zip: its path leaves the submission folder"),
     )
 
 
@@ -178,3 +180,17 @@ def test_a_damaged_row_names_the_store_and_key(tmp_path: Path) -> None:
         conn.execute("UPDATE reports SET report = '{\"student\": 1'")
     with ResultStore(path) as store, pytest.raises(StoreError, match=r"results\.sqlite: the stored report for \('c0ffee'"):
         store.all()
+
+
+def test_a_report_stored_before_loading_warnings_existed_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "results.sqlite"
+    report = rich_report()
+    with ResultStore(path) as store:
+        store.put(report)
+    older = report_to_dict(report)
+    del older["load_warnings"]  # what an earlier gradebench wrote
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE reports SET report = ?", (json.dumps(older),))
+    with ResultStore(path) as store:
+        back = store.get(report.content_hash, report.rubric_hash, report.profile)
+    assert back == replace(report, load_warnings=())
