@@ -247,7 +247,6 @@ def _load_folder_batch(folder: Path, staging: Path, limits: LoadLimits) -> list[
     staging_real = os.path.realpath(staging)
     entries: list[_Entry] = []
     groups: dict[str, list[tuple[re.Match[str], _Member]]] = {}
-    failures: list[LoadFailure] = []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if _is_junk(entry.name) or os.path.realpath(entry.path) == staging_real:
             continue
@@ -256,10 +255,10 @@ def _load_folder_batch(folder: Path, staging: Path, limits: LoadLimits) -> list[
         if entry.is_symlink():
             why = _bad_top_link(entry_path, root_real)
             if why:
-                failures.append(LoadFailure(
-                    student=_readable(_stem(entry.name)), source=entry_path,
-                    reason=f"{name} is a symbolic link to {_readable(os.readlink(entry_path))}{why}; "
-                    "it was not followed",
+                reason = f"{name} is a symbolic link to {_readable(os.readlink(entry_path))}{why}; it was not followed"
+                entries.append(_Entry(
+                    student=_readable(_stem(entry.name)), alt_student=name,
+                    load=lambda student, p=entry_path, r=reason: LoadFailure(student=student, source=p, reason=r),
                 ))
                 continue
         match = _LMS_NAME.match(entry.name)
@@ -279,7 +278,7 @@ def _load_folder_batch(folder: Path, staging: Path, limits: LoadLimits) -> list[
             student=_readable(student), alt_student=_readable(student),
             load=lambda s, u=uploads, src=source: _load_lms_group(s, src, u, staging, limits),
         ))
-    return failures + [_guarded(e, name, folder) for e, name in zip(entries, _unique_names(entries))]
+    return [_guarded(e, name, folder) for e, name in zip(entries, _unique_names(entries))]
 
 
 def _bad_top_link(link: Path, root_real: str) -> str:
@@ -307,11 +306,13 @@ def _load_zip_batch(path: Path, staging: Path, limits: LoadLimits) -> list[Submi
             raise LoadError(f"{path}: {e}") from e
         members = _unwrap(found.members)
         # An entry refused at the top of the bulk zip belongs to nobody known: it is reported on its own.
-        failures = [
-            LoadFailure(student=entry, source=path, reason=warning)
+        entries = [
+            _Entry(
+                student=entry, alt_student=entry,
+                load=lambda student, r=warning: LoadFailure(student=student, source=path, reason=r),
+            )
             for entry, warning in zip(found.refused, found.warnings)
         ]
-        entries: list[_Entry] = []
         groups: dict[str, list[tuple[re.Match[str], _Member]]] = {}
         folders: dict[str, list[_Member]] = {}
         for member in members:
@@ -339,7 +340,7 @@ def _load_zip_batch(path: Path, staging: Path, limits: LoadLimits) -> list[Submi
                 student=_readable(student), alt_student=_readable(student),
                 load=lambda s, u=uploads: _load_lms_group(s, path, u, staging, limits),
             ))
-        return failures + [_guarded(e, name, path) for e, name in zip(entries, _unique_names(entries))]
+        return [_guarded(e, name, path) for e, name in zip(entries, _unique_names(entries))]
 
 
 def _load_zip_single(
@@ -395,11 +396,15 @@ def _unique_names(entries: list[_Entry]) -> list[str]:
     for e in entries:
         counts[e.student] = counts.get(e.student, 0) + 1
     names = [e.student if counts[e.student] == 1 else e.alt_student for e in entries]
-    seen: dict[str, int] = {}
+    taken: set[str] = set()
     unique = []
     for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        unique.append(name if seen[name] == 1 else f"{name}~{seen[name]}")
+        candidate, number = name, 1
+        while candidate in taken:  # also when a counter lands on another entry's name (``a~2``)
+            number += 1
+            candidate = f"{name}~{number}"
+        taken.add(candidate)
+        unique.append(candidate)
     return unique
 
 
@@ -721,6 +726,8 @@ def _strip_boms(root: Path, files: Sequence[str]) -> None:
             if f.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:
                 continue
             rest = f.read()
+        while rest.startswith(codecs.BOM_UTF8):  # an editor that added one to a file that had one
+            rest = rest[len(codecs.BOM_UTF8):]
         path.write_bytes(rest)
 
 

@@ -710,3 +710,15 @@ def test_a_non_utf8_name_is_skipped_and_the_rest_graded(tmp_path: Path) -> None:
     )
     # A student folder with such a name is graded under a readable name.
     assert ok(results["j\\xfcrgen"]).files == ("CNNMNIST.ipynb",)
+
+
+def test_entries_failing_at_the_top_of_a_batch_still_get_names_of_their_own(tmp_path: Path) -> None:
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "x.py").symlink_to("/etc/hostname")
+    (batch / "x.ipynb").symlink_to("/etc/hostname")
+    results = by_student(load_batch(batch, tmp_path / "staging"))  # one report each: none overwrites another
+    assert sorted(results) == ["x.ipynb", "x.py"]
+    assert failed(results["x.py"]).reason == (
+        "x.py is a symbolic link to /etc/hostname, outside the batch folder; it was not followed"
+    )
