@@ -584,14 +584,14 @@ def _stageable(members: Sequence[_Member], warnings: list[str], *, within: str =
     """
     kept = []
     for member in members:
-        shown = _shorten(member.label, 160) + (f"' (in {within})" if within else "'")
+        skipped = f"skipped '{_shorten(member.label, 160)}'" + (f" (in {within})" if within else "")
         bad = next((p for p in member.parts if _has_surrogates(p)), None)
         if bad is not None:
-            warnings.append(f"skipped '{shown}: {_bad_name(bad, whole=_readable(bad) == member.label)}")
+            warnings.append(f"{skipped}: {_bad_name(bad, whole=_readable(bad) == member.label)}")
         elif len(member.parts) > MAX_PATH_DEPTH:
-            warnings.append(f"skipped '{shown}: it lies more than {MAX_PATH_DEPTH} folders deep")
+            warnings.append(f"{skipped}: it lies more than {MAX_PATH_DEPTH} folders deep")
         elif any(len(p.encode("utf-8")) > _NAME_MAX for p in member.parts):
-            warnings.append(f"skipped '{shown}: a name in its path is longer than {_NAME_MAX} bytes")
+            warnings.append(f"{skipped}: a name in its path is longer than {_NAME_MAX} bytes")
         else:
             kept.append(member)
     return kept

@@ -290,7 +290,8 @@ def test_each_failure_has_a_readable_reason_and_the_batch_goes_on(tmp_path: Path
     assert reasons["huge"] == "huge.ipynb is 190.7 MiB, over the 100.0 MiB limit for one file"
     assert reasons["weird"] == (
         "no notebook (.ipynb) or Python file (.py) could be staged: skipped 'caf\\xe9.ipynb': its name is not "
-        "valid UTF-8 (byte 0xe9; was it zipped or saved with a Windows code page?): rename it with UTF-8 characters only"
+        "valid UTF-8 (byte 0xe9; was it zipped or saved with a Windows code page?): "
+        "rename it with UTF-8 characters only"
     )
     # Failed submissions leave nothing staged.
     assert sorted(p.name for p in (tmp_path / "staging").iterdir()) == ["good"]
