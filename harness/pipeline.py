@@ -211,7 +211,7 @@ def prepare_setup(
 def _source_text(path: Path) -> str:
     """The code of a notebook (code cells joined) or a script, read as text; never executed."""
     try:
-        if path.suffix == ".ipynb":
+        if path.suffix.lower() == ".ipynb":  # find_source matches names case-insensitively: CNNMNIST.IPYNB
             nb = nbformat.read(path, as_version=4)
             return "\n\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
         return path.read_text(encoding="utf-8", errors="replace")

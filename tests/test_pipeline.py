@@ -242,3 +242,14 @@ def test_loading_warnings_reach_the_report_gradebook_and_log_also_when_reused(tm
     assert {e["student"]: e["warnings"] for e in read_grading_log(out / GRADING_LOG)} == {
         "alice": [loop], "smithjohn_12345": [late],
     }
+
+
+def test_static_checks_read_the_code_of_a_notebook_whatever_the_case_of_its_suffix(tmp_path) -> None:
+    import nbformat
+
+    from harness.pipeline import _source_text
+
+    path = tmp_path / "CNNMNIST.IPYNB"
+    cells = [nbformat.v4.new_markdown_cell("# CNN"), nbformat.v4.new_code_cell("loss = F.nll_loss(out, y)")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    assert _source_text(path) == "loss = F.nll_loss(out, y)"
