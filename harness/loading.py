@@ -16,10 +16,13 @@ top-level folder that has an ``__init__.py``; ``folder`` otherwise (several note
 ``__init__.py`` at the top, whose import name is unknown).
 
 Everything is copied into ``staging/<student>/`` first (the original is never touched again) and validated
-there: every notebook must be UTF-8 JSON in nbformat 4 that passes the nbformat schema, every ``.py`` must be
-UTF-8 text (it is read, never compiled or imported), a lone module must not be empty, file names must be
-UTF-8, and there must be at least one notebook or ``.py``. Any problem makes the whole submission a
-``LoadFailure`` whose reason names the file; its staging folder is removed.
+there: every notebook must be UTF-8 JSON in nbformat 4 that passes the nbformat schema (nested at most
+``MAX_JSON_DEPTH`` levels, no lone surrogate escapes, no integer longer than Python reads), every ``.py`` must be
+UTF-8 text (it is read, never compiled or imported), a lone module must not be empty, and there must be at least
+one notebook or ``.py``. Any problem makes the whole submission a ``LoadFailure`` whose reason names the file;
+its staging folder is removed. A UTF-8 byte-order mark at the start of a notebook or ``.py`` is dropped from the
+staged copy (the runner reads plain UTF-8). A file whose name is not UTF-8, or that lies more than
+``MAX_PATH_DEPTH`` folders deep, is skipped with a warning and the rest is staged.
 
 What a batch can be (``load_batch``): a folder, or a zip (unwrapped like above), whose top-level entries are
 read one by one:
@@ -35,7 +38,11 @@ read one by one:
   ``alice.zip`` and the folder ``alice/`` are all ``alice``); when two entries share a name, the full file
   name is used instead.
 - hidden entries (``.DS_Store``...) and ``__MACOSX`` are ignored. A top-level symlink of a batch folder that
-  points outside the batch folder is a ``LoadFailure`` (not followed).
+  points outside the batch folder, or leads nowhere (a loop, a missing target), is a ``LoadFailure`` (not
+  followed).
+
+Every entry of a batch ends as a ``Submission`` or a ``LoadFailure``: an unexpected error while loading one
+entry is that entry's ``LoadFailure`` (marked as a grader fault), never the end of the batch.
 
 Hostile input is expected. Zip entries with absolute paths, ``..`` components or NUL characters, symbolic
 links and special files in zips, and symbolic links in folders that point outside the submission (or at a
@@ -56,6 +63,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 import warnings as warnings_module
 import zipfile
@@ -85,6 +93,18 @@ _RESUBMISSION = re.compile(r"^(?P<stem>.+)-(?P<number>\d{1,3})$")
 """The suffix Canvas adds to a re-uploaded file's stem: ``CNNMNIST-1`` is the second ``CNNMNIST``."""
 
 _CHUNK = 1 * MiB
+
+GRADER_FAULT = "the grader could not load this submission (a grader fault, please report it)"
+"""How a ``LoadFailure`` caused by a bug of the harness rather than by the submission begins."""
+
+MAX_PATH_DEPTH = 32
+"""Deepest folder nesting staged; files below it are skipped with a warning."""
+
+_NAME_MAX = 255
+"""Longest file name, in bytes, that Linux file systems accept."""
+
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects a notebook may have (Jupyter writes about 6; widget state about 12)."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +226,17 @@ class _Entry:
     """Stages and validates it under the student name it is given."""
 
 
+def _guarded(entry: _Entry, student: str, batch: Path) -> Submission | LoadFailure:
+    """Load one batch entry; an error nobody foresaw fails this student only, as a grader fault a TA can report."""
+    try:
+        return entry.load(student)
+    except Exception as e:  # the batch must go on: the other students still get their grades
+        return LoadFailure(
+            student=student, source=batch,
+            reason=f"{GRADER_FAULT}: {type(e).__name__}: {_shorten(str(e))}",
+        )
+
+
 def _sorted(results: list[Submission | LoadFailure]) -> list[Submission | LoadFailure]:
     return sorted(results, key=lambda r: r.student)
 
@@ -216,19 +247,20 @@ def _load_folder_batch(folder: Path, staging: Path, limits: LoadLimits) -> list[
     staging_real = os.path.realpath(staging)
     entries: list[_Entry] = []
     groups: dict[str, list[tuple[re.Match[str], _Member]]] = {}
-    failures: list[LoadFailure] = []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if _is_junk(entry.name) or os.path.realpath(entry.path) == staging_real:
             continue
         entry_path = Path(entry.path)
         name = _readable(entry.name)
-        if entry.is_symlink() and not _inside(os.path.realpath(entry_path), root_real):
-            failures.append(LoadFailure(
-                student=_readable(_stem(entry.name)), source=entry_path,
-                reason=f"{name} is a symbolic link to {os.readlink(entry_path)!s}, outside the batch folder; "
-                "it was not followed",
-            ))
-            continue
+        if entry.is_symlink():
+            why = _bad_top_link(entry_path, root_real)
+            if why:
+                reason = f"{name} is a symbolic link to {_readable(os.readlink(entry_path))}{why}; it was not followed"
+                entries.append(_Entry(
+                    student=_readable(_stem(entry.name)), alt_student=name,
+                    load=lambda student, p=entry_path, r=reason: LoadFailure(student=student, source=p, reason=r),
+                ))
+                continue
         match = _LMS_NAME.match(entry.name)
         if match and entry.is_file():
             member = _file_member(entry_path, (match["original"],), label=name)
@@ -246,7 +278,18 @@ def _load_folder_batch(folder: Path, staging: Path, limits: LoadLimits) -> list[
             student=_readable(student), alt_student=_readable(student),
             load=lambda s, u=uploads, src=source: _load_lms_group(s, src, u, staging, limits),
         ))
-    return failures + [e.load(name) for e, name in zip(entries, _unique_names(entries))]
+    return [_guarded(e, name, folder) for e, name in zip(entries, _unique_names(entries))]
+
+
+def _bad_top_link(link: Path, root_real: str) -> str:
+    """Why a batch folder's top-level symlink is not followed (``", outside the batch folder"``); empty if it is."""
+    if not _inside(os.path.realpath(link), root_real):
+        return ", outside the batch folder"
+    try:
+        link.stat()
+    except OSError as e:  # ELOOP: a -> b -> a; ENOENT: a dangling link
+        return f", which leads nowhere ({e.strerror.lower()})" if e.strerror else ", which leads nowhere"
+    return ""
 
 
 def _load_zip_batch(path: Path, staging: Path, limits: LoadLimits) -> list[Submission | LoadFailure]:
@@ -263,11 +306,13 @@ def _load_zip_batch(path: Path, staging: Path, limits: LoadLimits) -> list[Submi
             raise LoadError(f"{path}: {e}") from e
         members = _unwrap(found.members)
         # An entry refused at the top of the bulk zip belongs to nobody known: it is reported on its own.
-        failures = [
-            LoadFailure(student=entry, source=path, reason=warning)
+        entries = [
+            _Entry(
+                student=entry, alt_student=entry,
+                load=lambda student, r=warning: LoadFailure(student=student, source=path, reason=r),
+            )
             for entry, warning in zip(found.refused, found.warnings)
         ]
-        entries: list[_Entry] = []
         groups: dict[str, list[tuple[re.Match[str], _Member]]] = {}
         folders: dict[str, list[_Member]] = {}
         for member in members:
@@ -295,7 +340,7 @@ def _load_zip_batch(path: Path, staging: Path, limits: LoadLimits) -> list[Submi
                 student=_readable(student), alt_student=_readable(student),
                 load=lambda s, u=uploads: _load_lms_group(s, path, u, staging, limits),
             ))
-        return failures + [e.load(name) for e, name in zip(entries, _unique_names(entries))]
+        return [_guarded(e, name, path) for e, name in zip(entries, _unique_names(entries))]
 
 
 def _load_zip_single(
@@ -351,11 +396,15 @@ def _unique_names(entries: list[_Entry]) -> list[str]:
     for e in entries:
         counts[e.student] = counts.get(e.student, 0) + 1
     names = [e.student if counts[e.student] == 1 else e.alt_student for e in entries]
-    seen: dict[str, int] = {}
+    taken: set[str] = set()
     unique = []
     for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        unique.append(name if seen[name] == 1 else f"{name}~{seen[name]}")
+        candidate, number = name, 1
+        while candidate in taken:  # also when a counter lands on another entry's name (``a~2``)
+            number += 1
+            candidate = f"{name}~{number}"
+        taken.add(candidate)
+        unique.append(candidate)
     return unique
 
 
@@ -414,7 +463,12 @@ def _folder_members(folder: Path, limits: LoadLimits) -> _Found:
                 else:
                     found.members.append(_file_member(Path(target), (*parts, entry.name), label=shown))
             elif entry.is_dir(follow_symlinks=False):
-                walk(entry.path, (*parts, entry.name))
+                if len(parts) + 1 >= MAX_PATH_DEPTH:  # nothing under it could be staged; stops the recursion too
+                    found.warnings.append(
+                        f"skipped '{_shorten(shown, 160)}/': it lies more than {MAX_PATH_DEPTH} folders deep"
+                    )
+                else:
+                    walk(entry.path, (*parts, entry.name))
             elif entry.is_file(follow_symlinks=False):
                 found.members.append(_file_member(Path(entry.path), (*parts, entry.name), label=shown))
             else:
@@ -498,15 +552,17 @@ def _stage(student: str, source: Path, found: _Found, staging: Path, limits: Loa
     warnings = list(found.warnings)
     budget = _Budget()
     try:
-        _check_announced(found.members, limits, budget, context="")
-        for member in sorted(found.members, key=lambda m: m.parts):
+        members = _stageable(found.members, warnings)
+        _check_announced(members, limits, budget, context="")
+        for member in sorted(members, key=lambda m: m.parts):
             if member.unpack:
                 _unpack_zip(member, root, limits, budget, warnings)
             else:
                 _write_member(member, root, limits, budget, warnings)
         files = _staged_files(root)
+        _strip_boms(root, files)
         kind = _kind(files)
-        _validate(root, files, kind)
+        _validate(root, files, kind, skipped=warnings)
     except _Rejected as e:
         _remove(root)
         return LoadFailure(student=student, source=source, reason=str(e))
@@ -519,12 +575,30 @@ def _stage(student: str, source: Path, found: _Found, staging: Path, limits: Loa
     )
 
 
-def _check_announced(members: Sequence[_Member], limits: LoadLimits, budget: _Budget, *, context: str) -> None:
-    """Refuse before writing anything when names or announced sizes already break the rules."""
+def _stageable(members: Sequence[_Member], warnings: list[str], *, within: str = "") -> list[_Member]:
+    """The members whose paths can be staged; the others are skipped with a warning that names them.
+
+    A name that is not UTF-8 cannot be shown, stored or matched against the rubric's file names; a path deeper
+    than ``MAX_PATH_DEPTH`` folders or a name longer than the file system allows cannot be written.
+    ``within``: the handed-in zip the members come from, for the warnings.
+    """
+    kept = []
     for member in members:
+        skipped = f"skipped '{_shorten(member.label, 160)}'" + (f" (in {within})" if within else "")
         bad = next((p for p in member.parts if _has_surrogates(p)), None)
         if bad is not None:
-            raise _Rejected(_bad_name(member.label, bad))
+            warnings.append(f"{skipped}: {_bad_name(bad, whole=_readable(bad) == member.label)}")
+        elif len(member.parts) > MAX_PATH_DEPTH:
+            warnings.append(f"{skipped}: it lies more than {MAX_PATH_DEPTH} folders deep")
+        elif any(len(p.encode("utf-8")) > _NAME_MAX for p in member.parts):
+            warnings.append(f"{skipped}: a name in its path is longer than {_NAME_MAX} bytes")
+        else:
+            kept.append(member)
+    return kept
+
+
+def _check_announced(members: Sequence[_Member], limits: LoadLimits, budget: _Budget, *, context: str) -> None:
+    """Refuse before writing anything when announced counts or sizes already break the rules."""
     if budget.files + len(members) > limits.max_entries:
         raise _Rejected(
             f"{context}the submission holds {len(members):,} files, over the limit of {limits.max_entries:,}"
@@ -630,10 +704,31 @@ def _unpack_zip(member: _Member, root: Path, limits: LoadLimits, budget: _Budget
             found = _zip_members(archive, member.label, limits)
             warnings.extend(found.warnings)
             inner = _unwrap(found.members)
+            inner = _stageable(inner, warnings, within=member.label)
             _check_announced(inner, limits, budget, context=f"{member.label}: ")
             for entry in sorted(inner, key=lambda m: m.parts):
                 entry = replace(entry, label=f"{entry.label} (in {member.label})")
                 _write_member(entry, root, limits, budget, warnings)
+
+
+def _strip_boms(root: Path, files: Sequence[str]) -> None:
+    """Drop the UTF-8 byte-order mark some Windows editors put at the start of a notebook or script.
+
+    It is an editor's artefact, not part of the code: nbformat would refuse the notebook ("Unexpected UTF-8
+    BOM") and Python would see U+FEFF as an invalid character when the runner executes the script, so the
+    staged copy is written without it.
+    """
+    for rel in files:
+        if not rel.lower().endswith(CODE_SUFFIXES):
+            continue
+        path = root / rel
+        with open(path, "rb") as f:
+            if f.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:
+                continue
+            rest = f.read()
+        while rest.startswith(codecs.BOM_UTF8):  # an editor that added one to a file that had one
+            rest = rest[len(codecs.BOM_UTF8):]
+        path.write_bytes(rest)
 
 
 def _staged_files(root: Path) -> tuple[str, ...]:
@@ -660,9 +755,15 @@ def _kind(files: Sequence[str]) -> SubmissionKind:
 # --------------------------------------------------------------------------------------------- validation
 
 
-def _validate(root: Path, files: Sequence[str], kind: SubmissionKind) -> None:
-    """Refuse the submission if a notebook or script cannot be read as one; never compiles or imports."""
+def _validate(root: Path, files: Sequence[str], kind: SubmissionKind, *, skipped: Sequence[str] = ()) -> None:
+    """Refuse the submission if a notebook or script cannot be read as one; never compiles or imports.
+
+    ``skipped``: the warnings of staging; when no code is left they are the reason, so they go in the message.
+    """
     code = [f for f in files if f.lower().endswith(CODE_SUFFIXES)]
+    if not code and skipped:
+        shown = "; ".join(skipped[:3]) + (f"; and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        raise _Rejected(f"no notebook (.ipynb) or Python file (.py) could be staged: {shown}")
     if not code:
         if not files:
             raise _Rejected("the submission is empty: no files at all")
@@ -692,6 +793,13 @@ def notebook_problem(data: bytes, name: str) -> str | None:
         raw = json.loads(text)
     except json.JSONDecodeError as e:
         return f"{name} is not a notebook: invalid JSON (line {e.lineno}, column {e.colno}): {e.msg}"
+    except RecursionError:
+        return f"{name} is not a notebook: its JSON is nested more than {MAX_JSON_DEPTH} levels deep"
+    except ValueError:  # the one other error of json.loads: an integer longer than Python converts
+        return f"{name} is not a notebook: it holds a number of more than {sys.get_int_max_str_digits():,} digits"
+    problem = _json_problem(raw)
+    if problem:
+        return f"{name} is not a notebook: {problem}"
     if not isinstance(raw, dict) or "nbformat" not in raw:
         return f"{name} is not a notebook: it is JSON but has no 'nbformat' field"
     version = raw["nbformat"]
@@ -712,6 +820,40 @@ def notebook_problem(data: bytes, name: str) -> str | None:
             where = _schema_problem(raw) or _shorten(str(getattr(e, "message", e)))
             return f"{name} is not a valid notebook: {where}"
     return None
+
+
+def _json_problem(raw: object) -> str | None:
+    """What in parsed notebook JSON would break the readers after loading (nbformat, the runner, reports).
+
+    JSON nested deeper than ``MAX_JSON_DEPTH`` (the schema validator and nbformat recurse once per level) and
+    strings holding an escaped lone surrogate (``"\\ud800"``: Python reads it, but it cannot be written out
+    as UTF-8 again). Walks iteratively, so no input can exhaust the stack here.
+    """
+    stack: list[tuple[object, tuple[object, ...]]] = [(raw, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_JSON_DEPTH:
+            return f"its JSON is nested more than {MAX_JSON_DEPTH} levels deep (at {_json_path(path[:8])}...)"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _has_surrogates(key):
+                    return f"{_json_path(path)} has a key with an invalid escaped character (a lone UTF-16 surrogate)"
+                stack.append((item, (*path, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*path, i)) for i, item in enumerate(value))
+        elif isinstance(value, str) and _has_surrogates(value):
+            return (
+                f"{_json_path(path)} holds an invalid escaped character (a lone UTF-16 surrogate such as \\ud800); "
+                "save the notebook again from Jupyter"
+            )
+    return None
+
+
+def _json_path(path: Sequence[object]) -> str:
+    """A place in notebook JSON for messages: ``cell 3.source``, ``metadata.widgets``."""
+    if len(path) >= 2 and path[0] == "cells" and isinstance(path[1], int):
+        return f"cell {path[1]}" + "".join(f"[{p}]" if isinstance(p, int) else f".{_shorten(p, 40)}" for p in path[2:])
+    return ".".join(_shorten(str(p), 40) for p in path) or "the notebook"
 
 
 def python_problem(data: bytes, name: str, *, lone: bool = False) -> str | None:
@@ -747,13 +889,7 @@ def _schema_problem(raw: dict) -> str | None:
         for sub in error.context:
             branches.setdefault(sub.schema_path[0], []).append(sub)
         error = best_match(min(branches.values(), key=len))
-    path = list(error.absolute_path)
-    message = _shorten(error.message, 160)
-    if len(path) >= 2 and path[0] == "cells" and isinstance(path[1], int):
-        where = f"cell {path[1]}" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[2:])
-    else:
-        where = ".".join(map(str, path)) or "the notebook"
-    return f"{where}: {message}"
+    return f"{_json_path(list(error.absolute_path))}: {_shorten(error.message, 160)}"
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -773,13 +909,14 @@ def _has_surrogates(name: str) -> bool:
     return False
 
 
-def _bad_name(label: str, part: str) -> str:
+def _bad_name(part: str, *, whole: bool) -> str:
+    """Why a name decoded with surrogates is refused; ``whole``: it is the whole path the message names."""
     raw = part.encode("utf-8", "surrogateescape")
     bad = next(b for b in raw if b >= 0x80)
+    which = "its name" if whole else f"the name '{_readable(part)}'"
     return (
-        f"the file name '{_readable(part)}' is not valid UTF-8 (byte 0x{bad:02x}; was it zipped or saved with a "
-        "Windows code page?): rename it with UTF-8 characters only"
-        + (f" (in {label})" if _readable(part) != label else "")
+        f"{which} is not valid UTF-8 (byte 0x{bad:02x}; was it zipped or saved with a Windows code page?): "
+        "rename it with UTF-8 characters only"
     )
 
 

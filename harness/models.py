@@ -190,6 +190,9 @@ class GradeReport:
     """How each source ran."""
     load_failure: str = ""
     """Set when the submission could not be loaded at all (then ``tasks`` score 0)."""
+    load_warnings: tuple[str, ...] = ()
+    """What loading set aside or noticed without stopping grading (``Submission.warnings``: a skipped file or
+    zip entry, a LATE upload...), shown to the student and the TA."""
 
     @property
     def score(self) -> float:

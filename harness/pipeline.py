@@ -91,6 +91,8 @@ def log_grading(path: Path, report: GradeReport, *, seconds: float | None = None
         "points": report.points,
         "seconds": None if seconds is None else round(seconds, 2),
     }
+    if report.load_warnings:
+        entry["warnings"] = list(report.load_warnings)
     if note:
         entry["note"] = note
     line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
@@ -216,7 +218,7 @@ def prepare_setup(
 def _source_text(path: Path) -> str:
     """The code of a notebook (code cells joined) or a script, read as text; never executed."""
     try:
-        if path.suffix == ".ipynb":
+        if path.suffix.lower() == ".ipynb":  # find_source matches names case-insensitively: CNNMNIST.IPYNB
             nb = nbformat.read(path, as_version=4)
             return "\n\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
         return path.read_text(encoding="utf-8", errors="replace")
@@ -412,7 +414,8 @@ def grade_submission(submission: Submission, setup: GradingSetup) -> GradeReport
         executions,
         profile=setup.profile,
     )
-    return readable_report(report)  # names and messages from the student's run may hold lone surrogates
+    # names and messages from the student's run may hold lone surrogates
+    return readable_report(replace(report, load_warnings=submission.warnings))
 
 
 # -- calibration against the reference submission ------------------------------------------------------------
@@ -571,6 +574,8 @@ def grade_batch(
             continue
         stored = None if force else store.get(entry.content_hash, setup.rubric.hash, setup.profile)
         if stored is not None:
+            # Loading warnings belong to this upload, not to its content (a LATE mark, the name of a skipped file).
+            stored = replace(stored, load_warnings=entry.warnings)
             if (stored.content_hash, stored.rubric_hash, stored.profile) not in logged:
                 log_grading(setup.grading_log_path, stored, note=RESUMED_NOTE)
             # The store is keyed by content: identical hand-ins of two students share a row.
@@ -666,7 +671,8 @@ def _with_manual(setup: GradingSetup, report: GradeReport) -> GradeReport:
     if not setup.rubric.manual_tasks:
         return report
     results = [c for t in report.tasks for c in t.checks]
-    return score_submission(
+    rescored = score_submission(
         setup.rubric, report.student, report.content_hash, results, setup.manual.get(report.student, {}),
         report.executions, profile=report.profile,
     )
+    return replace(rescored, load_warnings=report.load_warnings)

@@ -27,6 +27,9 @@ MAX_FIGURES = 24
 """Figures copied into one student's report; more are listed as left out."""
 
 
+WARNING_SEPARATOR = " | "
+"""Joins a submission's loading warnings in the gradebook's ``warnings`` column (they may hold ``;`` and ``,``)."""
+
 ASSIGNMENT_FILE = "assignment.json"
 """Written beside each assignment's index: its id and title, for the overview page."""
 
@@ -157,12 +160,16 @@ def _distribution_plot(reports: Sequence[GradeReport], points: float, path: Path
 
 
 def gradebook(reports: Iterable[GradeReport]) -> pd.DataFrame:
-    """One row per student: every task's score, the total, the points available and any load failure."""
+    """One row per student: every task's score, the total, the points available, any load failure and the
+    loading warnings (joined by ``WARNING_SEPARATOR``)."""
     rows = []
     for report in reports:
         row: dict[str, object] = {"student": report.student}
         row.update({task.task: round(task.score, 4) for task in report.tasks})
-        row.update(total=round(report.score, 4), points=report.points, profile=report.profile, problem=report.load_failure)
+        row.update(
+            total=round(report.score, 4), points=report.points, profile=report.profile, problem=report.load_failure,
+            warnings=WARNING_SEPARATOR.join(report.load_warnings),
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 

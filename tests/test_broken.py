@@ -46,8 +46,8 @@ REFUSED = {
         r"dense_bomb\.zip: CNNMNIST\.ipynb expands from \d+\.\d KiB to 90\.0 MiB \(1,\d{3} times\), over the 200x "
         r"compression limit: refused as a zip bomb"
     ),
-    "m\\xfcller": "the file name 'm\\xfcller.ipynb' is not valid UTF-8 (byte 0xfc; was it zipped or saved with a Windows "
-    "code page?): rename it with UTF-8 characters only",
+    "m\\xfcller": "no notebook (.ipynb) or Python file (.py) could be staged: skipped 'm\\xfcller.ipynb': its name is "
+    "not valid UTF-8 (byte 0xfc; was it zipped or saved with a Windows code page?): rename it with UTF-8 characters only",
 }
 """Submissions refused at loading, and the reason their report gives (exactly, or a pattern)."""
 
@@ -187,8 +187,11 @@ def test_a_zip_entry_climbing_out_writes_nothing_outside_staging(graded) -> None
     assert sorted(p for p in root.rglob("x") if p.is_file()) == []
     assert not (root.parent / "x").exists() and not (out.parent / "x").exists()
     assert sorted(p.name for p in (out / "staging" / "zip_slip").iterdir()) == ["CNNMNIST.ipynb"]
-    assert ("warning", {"student": "zip_slip", "message": "skipped zip entry '../../x' in zip_slip.zip: "
-                        "its path leaves the submission folder"}) in graded["events"]
+    warning = "skipped zip entry '../../x' in zip_slip.zip: its path leaves the submission folder"
+    assert ("warning", {"student": "zip_slip", "message": warning}) in graded["events"]
+    assert graded["reports"]["zip_slip"].load_warnings == (warning,)
+    assert _gradebook(out)["zip_slip"]["warnings"] == warning
+    assert {e["student"]: e.get("warnings") for e in read_grading_log(out / GRADING_LOG)}["zip_slip"] == [warning]
 
 
 def test_refused_inputs_leave_nothing_staged(graded) -> None:

@@ -288,7 +288,11 @@ def test_each_failure_has_a_readable_reason_and_the_batch_goes_on(tmp_path: Path
     assert reasons["pdfonly"] == "the submission holds no notebook (.ipynb) or Python file (.py); it holds: ex2.pdf"
     assert reasons["corrupt"].startswith("corrupt.zip is not a valid zip archive (")
     assert reasons["huge"] == "huge.ipynb is 190.7 MiB, over the 100.0 MiB limit for one file"
-    assert reasons["weird"].startswith("the file name 'caf\\xe9.ipynb' is not valid UTF-8 (byte 0xe9")
+    assert reasons["weird"] == (
+        "no notebook (.ipynb) or Python file (.py) could be staged: skipped 'caf\\xe9.ipynb': its name is not "
+        "valid UTF-8 (byte 0xe9; was it zipped or saved with a Windows code page?): "
+        "rename it with UTF-8 characters only"
+    )
     # Failed submissions leave nothing staged.
     assert sorted(p.name for p in (tmp_path / "staging").iterdir()) == ["good"]
 
@@ -300,7 +304,7 @@ def test_non_utf8_student_file_name_is_reported_readably(tmp_path: Path) -> None
     (result,) = load_batch(batch, tmp_path / "staging")
     failure = failed(result)
     assert failure.student == "m\\xfcller"
-    assert "'m\\xfcller.ipynb' is not valid UTF-8 (byte 0xfc" in failure.reason
+    assert "skipped 'm\\xfcller.ipynb': its name is not valid UTF-8 (byte 0xfc" in failure.reason
 
 
 def test_non_utf8_name_inside_a_zip(tmp_path: Path) -> None:
@@ -308,7 +312,7 @@ def test_non_utf8_name_inside_a_zip(tmp_path: Path) -> None:
     source = tmp_path / "alice.zip"
     source.write_bytes(data)
     failure = failed(load_submission(source, tmp_path / "staging"))
-    assert "'caf\\xe9.ipynb' is not valid UTF-8" in failure.reason
+    assert "skipped 'caf\\xe9.ipynb' (in alice.zip): its name is not valid UTF-8 (byte 0xe9" in failure.reason
 
 
 def test_empty_lone_module_fails_but_empty_init_is_fine(tmp_path: Path) -> None:
@@ -544,3 +548,178 @@ def test_content_hash_is_stable_and_sensitive(tmp_path: Path) -> None:
     assert renamed.content_hash != first.content_hash
     # Moving bytes from one file's end to the next file's name must not collide.
     assert content_hash(first.root, ["CNNMNIST.ipynb"]) != first.content_hash
+
+
+# ------------------------------------------------------------------------ inputs that crashed a batch
+
+
+def notebook_json(source: str = "x = 1") -> dict:
+    """The JSON of ``notebook_text(source)``, to be made malformed."""
+    return json.loads(notebook_text(source))
+
+
+def test_deeply_nested_cells_fail_only_their_student(tmp_path: Path) -> None:
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "alice.ipynb").write_text(notebook_text())
+    deep = '{"cells": ' + "[" * 1000 + "]" * 1000 + ', "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+    assert len(deep) < 2100  # the 2 KB file that used to raise RecursionError out of load_batch
+    (batch / "deep.ipynb").write_text(deep)
+    nested_metadata = notebook_json()
+    nested_metadata["metadata"]["widgets"] = json.loads("[" * 500 + "]" * 500)  # parses, but nbformat recurses
+    (batch / "widgets.ipynb").write_text(json.dumps(nested_metadata))
+    results = by_student(load_batch(batch, tmp_path / "staging"))
+    assert ok(results["alice"]).files == ("alice.ipynb",)
+    assert failed(results["deep"]).reason == "deep.ipynb is not a notebook: its JSON is nested more than 64 levels deep"
+    assert failed(results["widgets"]).reason.startswith(
+        "widgets.ipynb is not a notebook: its JSON is nested more than 64 levels deep (at metadata.widgets.0.0"
+    )
+
+
+@pytest.mark.parametrize("field", ["nbformat", "execution_count"])
+def test_an_integer_of_thousands_of_digits_fails_only_its_student(tmp_path: Path, field: str) -> None:
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "alice.ipynb").write_text(notebook_text())
+    text = json.dumps(notebook_json())
+    text = text.replace('"nbformat": 4', '"nbformat": ' + "4" * 5000) if field == "nbformat" else text.replace(
+        '"execution_count": null', '"execution_count": ' + "1" * 5000
+    )
+    (batch / "huge.ipynb").write_text(text)
+    results = by_student(load_batch(batch, tmp_path / "staging"))
+    assert ok(results["alice"]).files == ("alice.ipynb",)
+    assert failed(results["huge"]).reason == "huge.ipynb is not a notebook: it holds a number of more than 4,300 digits"
+
+
+def test_a_lone_surrogate_escape_is_refused_before_it_reaches_a_report(tmp_path: Path) -> None:
+    source = tmp_path / "CNNMNIST.ipynb"
+    source.write_text(json.dumps(notebook_json("s = 'ok'")).replace("ok", "\\ud800"))
+    failure = failed(load_submission(source, tmp_path / "staging"))
+    assert failure.reason == (
+        "CNNMNIST.ipynb is not a notebook: cell 0.source[0] holds an invalid escaped character "
+        "(a lone UTF-16 surrogate such as \\ud800); save the notebook again from Jupyter"
+    )
+
+
+def test_symlink_loops_at_the_top_of_a_batch_fail_only_themselves(tmp_path: Path) -> None:
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "alice.ipynb").write_text(notebook_text())
+    (batch / "loop").symlink_to("loop")
+    (batch / "a").symlink_to("b")
+    (batch / "b").symlink_to("a")
+    (batch / "gone.ipynb").symlink_to("nothing-here.ipynb")
+    results = by_student(load_batch(batch, tmp_path / "staging"))
+    assert ok(results["alice"]).files == ("alice.ipynb",)
+    loops = "which leads nowhere (too many levels of symbolic links); it was not followed"
+    assert failed(results["loop"]).reason == f"loop is a symbolic link to loop, {loops}"
+    assert failed(results["a"]).reason == f"a is a symbolic link to b, {loops}"
+    assert failed(results["b"]).reason == f"b is a symbolic link to a, {loops}"
+    assert failed(results["gone"]).reason == (
+        "gone.ipynb is a symbolic link to nothing-here.ipynb, which leads nowhere (no such file or directory); "
+        "it was not followed"
+    )
+
+
+def test_symlink_loops_inside_a_student_folder_are_skipped(tmp_path: Path) -> None:
+    batch = tmp_path / "batch"
+    (batch / "alice").mkdir(parents=True)
+    (batch / "alice" / "CNNMNIST.ipynb").write_text(notebook_text())
+    (batch / "alice" / "loop").symlink_to("loop")
+    (batch / "alice" / "a").symlink_to("b")
+    (batch / "alice" / "b").symlink_to("a")
+    (result,) = load_batch(batch, tmp_path / "staging")
+    sub = ok(result)
+    assert sub.files == ("CNNMNIST.ipynb",)
+    assert sub.warnings == (
+        "skipped symlink a -> b: it points to nothing readable",
+        "skipped symlink b -> a: it points to nothing readable",
+        "skipped symlink loop -> loop: it points to nothing readable",
+    )
+
+
+def test_folders_nested_too_deep_are_skipped_not_recursed_into(tmp_path: Path) -> None:
+    folder = tmp_path / "alice"
+    folder.mkdir()
+    (folder / "CNNMNIST.ipynb").write_text(notebook_text())
+    deep = folder.joinpath(*["d"] * 200)
+    deep.mkdir(parents=True)
+    (deep / "x.py").write_text("x = 1\n")
+    sub = ok(load_submission(folder, tmp_path / "staging"))
+    assert sub.files == ("CNNMNIST.ipynb",)
+    assert sub.warnings == (f"skipped '{'/'.join(['d'] * 32)}/': it lies more than 32 folders deep",)
+    zipped = make_zip(tmp_path / "bob.zip", {"CNNMNIST.ipynb": notebook_text(), "/".join(["d"] * 40) + "/x.py": "x"})
+    sub = ok(load_submission(zipped, tmp_path / "staging"))
+    assert sub.files == ("CNNMNIST.ipynb",)
+    assert sub.warnings == (f"skipped '{'/'.join(['d'] * 40)}/x.py' (in bob.zip): it lies more than 32 folders deep",)
+
+
+def test_an_unforeseen_error_fails_one_student_as_a_grader_fault(tmp_path: Path, monkeypatch) -> None:
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "alice.ipynb").write_text(notebook_text())
+    (batch / "bob.ipynb").write_text(notebook_text("y = 2"))
+    real = loading.notebook_problem
+
+    def broken_for_bob(data: bytes, name: str) -> str | None:
+        if name == "bob.ipynb":
+            raise KeyError("a bug in the grader")
+        return real(data, name)
+
+    monkeypatch.setattr(loading, "notebook_problem", broken_for_bob)
+    results = by_student(load_batch(batch, tmp_path / "staging"))
+    assert ok(results["alice"]).files == ("alice.ipynb",)
+    assert failed(results["bob"]).reason == f"{loading.GRADER_FAULT}: KeyError: 'a bug in the grader'"
+
+
+# -------------------------------------------------------------------- names and encodings
+
+
+def test_a_byte_order_mark_is_dropped_so_the_runner_reads_what_loading_accepted(tmp_path: Path) -> None:
+    folder = tmp_path / "alice"
+    folder.mkdir()
+    (folder / "CNNMNIST.ipynb").write_bytes(b"\xef\xbb\xbf" + notebook_text("print('hi')").encode())
+    (folder / "helpers.py").write_bytes(b"\xef\xbb\xbfdef helper():\n    return 1\n")
+    sub = ok(load_submission(folder, tmp_path / "staging"))
+    assert (sub.root / "CNNMNIST.ipynb").read_bytes() == notebook_text("print('hi')").encode()
+    assert (sub.root / "helpers.py").read_bytes() == b"def helper():\n    return 1\n"
+    # What harness/engines/runner.py does with them: nbformat.read and exec of the UTF-8 text.
+    assert nbformat.read(sub.root / "CNNMNIST.ipynb", as_version=4).cells[0].source == "print('hi')"
+    compile((sub.root / "helpers.py").read_text(encoding="utf-8"), "helpers.py", "exec")
+    # The same files without the mark are the same submission.
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "CNNMNIST.ipynb").write_text(notebook_text("print('hi')"))
+    (plain / "helpers.py").write_text("def helper():\n    return 1\n")
+    assert ok(load_submission(plain, tmp_path / "staging")).content_hash == sub.content_hash
+
+
+def test_a_non_utf8_name_is_skipped_and_the_rest_graded(tmp_path: Path) -> None:
+    batch = tmp_path / "batch"
+    (batch / "alice").mkdir(parents=True)
+    (batch / "alice" / "CNNMNIST.ipynb").write_text(notebook_text())
+    write_non_utf8_name(batch / "alice", b"notes-caf\xe9.py", b"x = 1\n")
+    jurgen = os.path.join(os.fsencode(batch), b"j\xfcrgen")
+    os.mkdir(jurgen)
+    write_non_utf8_name(Path(os.fsdecode(jurgen)), b"CNNMNIST.ipynb", notebook_text().encode())
+    results = by_student(load_batch(batch, tmp_path / "staging"))
+    alice = ok(results["alice"])
+    assert alice.files == ("CNNMNIST.ipynb",)
+    assert alice.warnings == (
+        "skipped 'notes-caf\\xe9.py': its name is not valid UTF-8 (byte 0xe9; was it zipped or saved with a "
+        "Windows code page?): rename it with UTF-8 characters only",
+    )
+    # A student folder with such a name is graded under a readable name.
+    assert ok(results["j\\xfcrgen"]).files == ("CNNMNIST.ipynb",)
+
+
+def test_entries_failing_at_the_top_of_a_batch_still_get_names_of_their_own(tmp_path: Path) -> None:
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "x.py").symlink_to("/etc/hostname")
+    (batch / "x.ipynb").symlink_to("/etc/hostname")
+    results = by_student(load_batch(batch, tmp_path / "staging"))  # one report each: none overwrites another
+    assert sorted(results) == ["x.ipynb", "x.py"]
+    assert failed(results["x.py"]).reason == (
+        "x.py is a symbolic link to /etc/hostname, outside the batch folder; it was not followed"
+    )

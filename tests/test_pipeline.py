@@ -242,3 +242,51 @@ def test_the_reference_runs_once_for_calibration_and_batch(graded) -> None:
         calibrating = setup.reusable_runs[(reference.content_hash, execution.source)]
         # the same run (a second run would not take the same time to the microsecond)
         assert (execution.sandbox.wall_s, execution.artifacts_dir) == (calibrating.sandbox.wall_s, calibrating.artifacts_dir)
+
+
+def test_loading_warnings_reach_the_report_gradebook_and_log_also_when_reused(tmp_path) -> None:
+    """No code runs here: the notebooks are not the rubric's sources, so only loading and reporting are exercised."""
+    import nbformat
+
+    from harness.data import prepare
+    from harness.pipeline import GRADING_LOG, read_grading_log
+
+    data = tmp_path / "data"
+    prepare(data, datasets=("mnist",), source="synthetic", small=True, hidden_seed=7)
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    notebook = nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", id="c0")]))
+    (batch / "smithjohn_LATE_12345_6789012_notes.ipynb").write_text(notebook)
+    (batch / "alice").mkdir()
+    (batch / "alice" / "notes.ipynb").write_text(notebook + " ")  # other bytes: its own row in the store
+    (batch / "alice" / "loop").symlink_to("loop")
+    late = "handed in late (the LMS marked the upload LATE)"
+    loop = "skipped symlink loop -> loop: it points to nothing readable"
+    setup = prepare_setup(RUBRIC, data, tmp_path / "out", profile="fast")
+    first = grade_batch(batch, setup)
+    again = grade_batch(batch, setup)
+    assert (first.graded, again.reused) == (2, 2)
+    for summary in (first, again):
+        assert {r.student: r.load_warnings for r in summary.reports} == {"alice": (loop,), "smithjohn_12345": (late,)}
+    out = setup.out_dir
+    report = json.loads((out / "students" / "smithjohn_12345" / "report.json").read_text(encoding="utf-8"))
+    assert report["load_warnings"] == [late]
+    assert f"<li>{late}</li>" in (out / "students" / "smithjohn_12345" / "index.html").read_text(encoding="utf-8")
+    with open(out / "gradebook.csv", newline="", encoding="utf-8") as stream:
+        assert {row["student"]: row["warnings"] for row in csv.DictReader(stream)} == {
+            "alice": loop, "smithjohn_12345": late,
+        }
+    assert {e["student"]: e["warnings"] for e in read_grading_log(out / GRADING_LOG)} == {
+        "alice": [loop], "smithjohn_12345": [late],
+    }
+
+
+def test_static_checks_read_the_code_of_a_notebook_whatever_the_case_of_its_suffix(tmp_path) -> None:
+    import nbformat
+
+    from harness.pipeline import _source_text
+
+    path = tmp_path / "CNNMNIST.IPYNB"
+    cells = [nbformat.v4.new_markdown_cell("# CNN"), nbformat.v4.new_code_cell("loss = F.nll_loss(out, y)")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    assert _source_text(path) == "loss = F.nll_loss(out, y)"

@@ -1,10 +1,14 @@
-"""The overview page: one index over every assignment's reports."""
+"""The pages and files a batch writes: student pages, the index and gradebook, and the overview over assignments."""
 
 from __future__ import annotations
 
+import csv
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 from typer.testing import CliRunner
 
 from harness.cli import app
@@ -65,3 +69,24 @@ def test_overview_command_writes_the_page(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "overview of 1 reports" in result.output
     assert (tmp_path / "index.html").is_file()
+
+
+def test_loading_warnings_reach_the_student_page_json_index_and_gradebook(tmp_path) -> None:
+    warnings = (
+        "handed in late (the LMS marked the upload LATE)",
+        "skipped 'notes-caf\\xe9.py': its name is not valid UTF-8 (byte 0xe9; was it zipped or saved with a "
+        "Windows code page?): rename it with UTF-8 characters only",
+    )
+    alice = replace(_report("alice", "a1", 2.0), load_warnings=warnings)
+    _grade_folder(tmp_path, "a1", "Assignment One", [alice, _report("bob", "a1", 2.0)])
+    folder = tmp_path / "a1" / "students" / "alice"
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert all(f"<li>{escape(w)}</li>" in page for w in warnings)
+    assert "Notes from loading" not in (tmp_path / "a1" / "students" / "bob" / "index.html").read_text()
+    assert json.loads((folder / "report.json").read_text(encoding="utf-8"))["load_warnings"] == list(warnings)
+    index = (tmp_path / "a1" / "index.html").read_text(encoding="utf-8")
+    assert all(f'<div class="error">{escape(w)}</div>' in index for w in warnings)
+    with open(tmp_path / "a1" / "gradebook.csv", newline="", encoding="utf-8") as stream:
+        rows = {row["student"]: row for row in csv.DictReader(stream)}
+    assert rows["alice"]["warnings"] == " | ".join(warnings)
+    assert rows["bob"]["warnings"] == ""

@@ -46,6 +46,8 @@ def rich_report(student: str = "smithjohn_12345", content_hash: str = "c0ffee", 
     return GradeReport(
         student=student, assignment="dl2025-a2", content_hash=content_hash, rubric_hash="r" * 64,
         profile="full", tasks=tasks, executions=(execution, timeout),
+        load_warnings=("handed in late (the LMS marked the upload LATE)",
+                       "skipped zip entry '../../x' in eve.zip: its path leaves the submission folder"),
     )
 
 
@@ -193,3 +195,17 @@ def test_lone_surrogates_are_stored_as_readable_escapes(tmp_path: Path) -> None:
     assert back.tasks[0].checks[0].message == "model `m\\udcff` has no Conv2d"
     assert back.tasks[0].checks[0].details == {"candidates": {"m\\udcff": "Sequential"}}
     assert readable_report(rich_report()) == rich_report()  # clean reports pass through unchanged
+
+
+def test_a_report_stored_before_loading_warnings_existed_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "results.sqlite"
+    report = rich_report()
+    with ResultStore(path) as store:
+        store.put(report)
+    older = report_to_dict(report)
+    del older["load_warnings"]  # what an earlier gradebench wrote
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE reports SET report = ?", (json.dumps(older),))
+    with ResultStore(path) as store:
+        back = store.get(report.content_hash, report.rubric_hash, report.profile)
+    assert back == replace(report, load_warnings=())

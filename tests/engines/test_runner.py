@@ -197,3 +197,18 @@ def test_every_fixture_notebook_in_a_real_kernel(tmp_path, small_mnist, eval_ima
     else:
         assert model["forward_error"] is None and run.record["errors"] == []
     assert bool(model["outputs"]) == (origin == "instance" and not forward_error)
+
+
+def test_a_script_saved_with_a_byte_order_mark_runs_once_staged(tmp_path):
+    from harness.loading import load_submission
+    from harness.models import Submission
+
+    saved = tmp_path / "q1.py"
+    # Run as saved, the runner stops at once: "invalid non-printable character U+FEFF".
+    saved.write_bytes(b"\xef\xbb\xbfimport torch\nmodel = torch.nn.Linear(784, 10)\n")
+    submission = load_submission(saved, tmp_path / "staging")
+    assert isinstance(submission, Submission), submission
+    (tmp_path / "run").mkdir()
+    run = run_source(tmp_path / "run", submission.root / "q1.py", "script", base_config())
+    assert run.record["errors"] == []
+    assert run.model("model")["trainable_parameters"] == 7_850
