@@ -348,14 +348,13 @@ def _why_no_probe(execution: ExecutionResult | None, run: dict[str, Any] | None)
         return "your code was not run"
     died = run.get("kernel_died") if run else None
     if isinstance(died, dict) and isinstance(died.get("cell"), int):
-        return (
-            f"your code did not finish: the kernel died in cell {died['cell'] + 1} (out of memory, a crash, "
-            "or exit()), so no model could be inspected"
-        )
+        how = died.get("message") if isinstance(died.get("message"), str) else ""
+        how = how[:300] or "the kernel died (out of memory, a crash, or exit())"
+        return f"your code did not finish: {how} in cell {died['cell'] + 1}, so no model could be inspected"
     if run and run.get("probe_error"):
         return "the grader could not inspect your models (a harness error: a TA will look)"
     if execution.sandbox.verdict != "ok":
-        return f"your code did not finish ({execution.sandbox.message}), so no model could be inspected"
+        return f"your code did not finish: it {execution.sandbox.message}, so no model could be inspected"
     return "no model could be inspected after running your code"
 
 

@@ -166,7 +166,7 @@ def test_nothing_outside_the_workspaces_changed(graded) -> None:
         ("fork_bomb", "processes", "started more than 128 processes (threads count too)"),
         ("thread_storm", "processes", "started more than 128 processes (threads count too)"),
         ("huge_file", "file_size", "wrote a file larger than 64 MiB"),
-        ("kill_parent", "killed", "killed by SIGKILL"),
+        ("kill_parent", "killed", "was killed by SIGKILL"),
     ],
 )
 def test_runaway_and_resource_hogs_are_stopped(graded, student, verdict, message) -> None:

@@ -90,15 +90,72 @@ def new_record(source: str, kind: str) -> dict[str, Any]:
 
 
 def error_entry(cell: int, ename: str, evalue: str, source: str, traceback_text: str = "") -> dict[str, Any]:
-    """One entry of run.json's errors: the cell, the exception, the first lines of the cell and the traceback's end."""
-    lines = source.strip("\n").splitlines()[:3]
+    """One entry of run.json's errors: the cell, the exception, the first lines of the cell and the traceback's end.
+
+    Text that is not valid Unicode (a lone surrogate such as ``\\ud800``) is shown escaped.
+    """
+    lines = escape_invalid_text(source).strip("\n").splitlines()[:3]
     return {
         "cell": cell,
-        "ename": _cap(str(ename), 200),
-        "evalue": _cap(str(evalue), 2_000),
+        "ename": _cap(escape_invalid_text(str(ename)), 200),
+        "evalue": _cap(escape_invalid_text(str(evalue)), 2_000),
         "source_excerpt": _cap("\n".join(lines), 500),
-        "traceback": _tail(_ANSI.sub("", traceback_text), MAX_TRACEBACK_CHARS),
+        "traceback": _tail(_ANSI.sub("", escape_invalid_text(traceback_text)), MAX_TRACEBACK_CHARS),
     }
+
+
+def escape_invalid_text(text: str) -> str:
+    """``text`` with every character UTF-8 cannot encode (lone surrogates) written as its escape (``\\ud800``)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _escape_invalid_values(value: Any) -> Any:
+    """A JSON-like value with every string passed through ``escape_invalid_text``."""
+    if isinstance(value, str):
+        return escape_invalid_text(value)
+    if isinstance(value, dict):
+        return {_escape_invalid_values(k): _escape_invalid_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_escape_invalid_values(v) for v in value]
+    return value
+
+
+def _pack_escaping_surrogates(message: Any) -> bytes:
+    """The kernel's message packer, made to send text holding lone surrogates escaped instead of failing.
+
+    jupyter_client's packer raises UnicodeEncodeError on ``raise ValueError('\\ud800')`` or such a print:
+    the kernel then drops the error reply and the cell looks as if it passed.
+    """
+    from jupyter_client.session import json_packer
+
+    try:
+        return json_packer(message)
+    except UnicodeEncodeError:
+        return json_packer(_escape_invalid_values(message))
+
+
+def escape_surrogates_in_kernel() -> None:
+    """Install ``_pack_escaping_surrogates`` in the running kernel (called by the hidden setup cell)."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    kernel = getattr(shell, "kernel", None)
+    if kernel is not None:
+        kernel.session.pack = _pack_escaping_surrogates
+
+
+def invalid_text(source: str) -> str | None:
+    """Why a cell's source cannot be sent to the kernel (a lone surrogate: not valid Unicode), or None."""
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError as error:
+        line = source.count("\n", 0, error.start) + 1
+        bad = escape_invalid_text(source[error.start : error.end])
+        return (
+            f"the cell holds {bad}, a lone surrogate that is not valid text (line {line}), so it could not be run: "
+            "remove that character"
+        )
+    return None
 
 
 def write_record(artifacts: Path, record: dict[str, Any]) -> None:
@@ -124,9 +181,10 @@ def setup_source(config: dict[str, Any]) -> str:
     """The hidden first cell: bootstrap the kernel before the student's code (leaves no names behind)."""
     return "\n".join(
         [
-            "import json as __gb_json, harness.probes.bootstrap as __gb_bootstrap",
+            "import json as __gb_json, harness.probes.bootstrap as __gb_bootstrap, harness.engines.runner as __gb_runner",
+            "__gb_runner.escape_surrogates_in_kernel()",
             f"__gb_bootstrap.install(__gb_json.loads({json.dumps(json.dumps(config))}))",
-            "del __gb_json, __gb_bootstrap",
+            "del __gb_json, __gb_bootstrap, __gb_runner",
         ]
     )
 
@@ -274,7 +332,13 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[
                 cell_started = time.monotonic()
                 record["running_cell"] = index  # left in run.json if the sandbox kills the run during this cell
                 write_record(artifacts, record)
-                outcome = execute(cell, index + 1, cell_timeout)
+                invalid = invalid_text(cell.source)
+                if invalid:  # jupyter_client cannot even send it; Python could not compile it either
+                    record["errors"].append(error_entry(index, "UnicodeError", invalid, cell.source))
+                    cell.source = ""
+                    outcome = "ok"
+                else:
+                    outcome = execute(cell, index + 1, cell_timeout)
                 record["cells_run"] = index + 1
                 record["running_cell"] = None
                 if outcome == "timeout":
@@ -286,8 +350,8 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[
                     if execute(nbformat.v4.new_code_cell("pass"), 0, recovery, store_history=False) != "ok":
                         stop_reason = f"the kernel did not recover after cell {index} was interrupted"
                 elif outcome == "dead":
-                    message = "the kernel died while running this cell (out of memory, a crash, or exit())"
-                    record["kernel_died"] = {"cell": index, "message": message}
+                    message, signal_name = _kernel_death(client)
+                    record["kernel_died"] = {"cell": index, "message": message, "signal": signal_name}
                     record["errors"].append(error_entry(index, "DeadKernelError", message, cell.source))
                     stop_reason = f"the kernel died in cell {index}"
                 record["cell_seconds"].append(round(time.monotonic() - cell_started, 3))
@@ -315,7 +379,11 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[
                         record["probe_error"] = _tail(_ANSI.sub("", text), 8_000)
             timings["probe_s"] = round(time.monotonic() - mark, 3)
     except Exception as error:  # the kernel could not start, or nbclient failed: a harness fault
-        record["setup_error"] = _tail(traceback.format_exc(), 8_000)
+        record["setup_error"] = _tail(escape_invalid_text(traceback.format_exc()), 8_000)
+        running = record["running_cell"]
+        if isinstance(running, int) and running >= 0:  # that cell did not run to its end: it failed
+            message = f"the cell could not be run: {type(error).__name__}: {error}"
+            record["errors"].append(error_entry(running, "RunError", message, cells[running + 1].source))
         if record["probe_skipped"] is None and record["probe_error"] is None:
             record["probe_skipped"] = f"the notebook could not be run: {type(error).__name__}: {error}"[:2_000]
 
@@ -323,6 +391,45 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[
     timings["total_s"] = round(time.monotonic() - started, 3)
     write_record(artifacts, record)
     return record
+
+
+SIGNAL_CAUSES = {
+    "SIGSEGV": "a segmentation fault",
+    "SIGBUS": "a bus error",
+    "SIGABRT": "an abort",
+    "SIGFPE": "an arithmetic fault",
+    "SIGILL": "an illegal instruction",
+}
+"""What each signal that kills a kernel usually means, for the message a student reads."""
+
+
+def describe_signal(number: int) -> tuple[str, str]:
+    """The signal's name and ``killed by NAME (cause)`` for a signal number."""
+    import signal
+
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}", f"killed by signal {number}"
+    cause = SIGNAL_CAUSES.get(name)
+    return name, f"killed by {name}" + (f" ({cause})" if cause else "")
+
+
+def _kernel_death(client: Any) -> tuple[str, str | None]:
+    """Why the kernel died, from its exit status: the message for its cell, and the signal's name (or None)."""
+    process = getattr(getattr(getattr(client, "km", None), "provisioner", None), "process", None)
+    code = None
+    if process is not None:
+        try:
+            code = process.wait(timeout=2)
+        except Exception:
+            code = process.poll()
+    if isinstance(code, int) and code < 0:
+        name, killed = describe_signal(-code)
+        return f"the kernel was {killed}", name
+    if isinstance(code, int):
+        return f"the kernel exited with status {code} (exit(), os._exit() or a crash)", None
+    return "the kernel died (out of memory, a crash, or exit())", None
 
 
 def _collect_outputs(

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import psutil
 
+from harness.engines.runner import describe_signal
 from harness.errors import SandboxError
 from harness.models import GiB, Limits, MiB, SandboxResult, Verdict
 from harness.sandbox.cgroups import CgroupsUnavailable, RunCgroups
@@ -550,9 +551,5 @@ def _message(verdict: Verdict, returncode: int, limits: Limits, out: _Capture, e
         streams = " and ".join(name for name, cap in (("stdout", out), ("stderr", err)) if cap.cut)
         return f"printed more than {format_bytes(limits.output_bytes)} on {streams}; output cut"
     if verdict == "killed":
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return f"killed by {name}"
+        return f"was {describe_signal(-returncode)[1]}"
     return f"exit code {returncode}"

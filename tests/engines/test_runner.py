@@ -142,11 +142,49 @@ def test_a_cell_flooding_its_output_is_cut_and_the_run_goes_on(tmp_path):
 
 def test_a_dead_kernel_is_recorded_and_the_probe_is_skipped_with_the_reason(tmp_path):
     run = run_source(tmp_path, FIXTURES / "notebooks" / "kernel_dies.ipynb", "notebook", base_config())
-    assert run.record["kernel_died"]["cell"] == 1
+    assert run.record["kernel_died"] == {"cell": 1, "signal": None,
+                                         "message": "the kernel exited with status 3 (exit(), os._exit() or a crash)"}
     assert run.record["probe_skipped"] == "the kernel died in cell 1"
     assert run.record["cells_run"] == 2 and run.record["cells_total"] == 3
     assert [e["ename"] for e in run.record["errors"]] == ["DeadKernelError"]
     assert run.probe is None
+
+
+def write_notebook(path: Path, *sources: str) -> Path:
+    """A notebook of code cells written as JSON escapes, so a source may hold text no encoder accepts."""
+    cells = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": s} for s in sources]
+    notebook = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(notebook, ensure_ascii=True), encoding="ascii")
+    return path
+
+
+def test_lone_surrogates_fail_their_cells_and_are_shown_escaped(tmp_path):
+    notebook = write_notebook(tmp_path / "surrogates.ipynb", "x = 1", "s = '\ud800'", "raise ValueError('\\ud800')",
+                              "after_surrogates = 'still running'")
+    (tmp_path / "run").mkdir()
+    run = run_source(tmp_path / "run", notebook, "notebook", base_config(task_values=["after_surrogates"]))
+    assert [(e["cell"], e["ename"], e["evalue"]) for e in run.record["errors"]] == [
+        (1, "UnicodeError", "the cell holds \\ud800, a lone surrogate that is not valid text (line 1), so it could not "
+                            "be run: remove that character"),
+        (2, "ValueError", "\\ud800"),
+    ]
+    assert run.record["errors"][0]["source_excerpt"] == "s = '\\ud800'"
+    assert (run.record["cells_run"], run.record["setup_error"]) == (4, None)
+    assert run.probe["task_values"] == {"after_surrogates": "still running"}
+
+
+@pytest.mark.parametrize(("code", "signal_name", "cause"), [
+    ("import ctypes\nctypes.string_at(0)", "SIGSEGV", "a segmentation fault"),
+    ("import os\nos.abort()", "SIGABRT", "an abort"),
+])
+def test_a_crashing_kernel_is_named_by_its_signal(tmp_path, code, signal_name, cause):
+    notebook = write_notebook(tmp_path / "crash.ipynb", "x = 1", code, "y = 2")
+    (tmp_path / "run").mkdir()
+    run = run_source(tmp_path / "run", notebook, "notebook", base_config())
+    message = f"the kernel was killed by {signal_name} ({cause})"
+    assert run.record["kernel_died"] == {"cell": 1, "message": message, "signal": signal_name}
+    assert [(e["cell"], e["ename"], e["evalue"]) for e in run.record["errors"]] == [(1, "DeadKernelError", message)]
+    assert (run.record["cells_run"], run.record["cells_total"]) == (2, 3)
 
 
 def test_a_file_that_is_not_a_notebook_is_recorded_not_crashed_on(tmp_path):

@@ -146,7 +146,7 @@ def test_cannot_see_or_signal_host_processes(sandbox, workspace):
         assert int(visible) <= 3  # bubblewrap's init and the command itself
         # not found: outside the pid namespace; not permitted: bubblewrap's init (which leads the group)
         assert errors[:3] == ["ProcessLookupError", "ProcessLookupError", "PermissionError"]
-        assert result.verdict == "killed" and result.message == "killed by SIGKILL"
+        assert result.verdict == "killed" and result.message == "was killed by SIGKILL"
         assert bystander.poll() is None and psutil.Process(os.getpid()).is_running()
     finally:
         bystander.kill()

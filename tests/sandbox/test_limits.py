@@ -163,7 +163,7 @@ def test_output_is_cut(sandbox, tmp_path):
 
 def test_killed_by_signal(sandbox, tmp_path):
     result = run_py(sandbox, "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", tmp_path)
-    assert (result.verdict, result.message, result.returncode) == ("killed", "killed by SIGSEGV", -11)
+    assert (result.verdict, result.message, result.returncode) == ("killed", "was killed by SIGSEGV (a segmentation fault)", -11)
 
 
 def test_stdin_reaches_the_command(sandbox, tmp_path):
