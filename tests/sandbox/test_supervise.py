@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from harness.models import GiB, Limits, MiB
@@ -69,13 +72,35 @@ def test_cgroups_are_removed_after_a_run(tmp_path):
     assert after == before
 
 
-def test_groups_left_by_a_killed_harness_are_removed_later():
+def test_groups_left_by_a_killed_harness_are_removed_when_a_sandbox_starts(tmp_path):
+    """A harness SIGKILLed mid-run leaves its groups and a process in them; the next sandbox removes both."""
     try:
-        left = RunCgroups.create(64 * MiB, 8)
+        RunCgroups.create(64 * MiB, 8).remove()
     except CgroupsUnavailable as error:
         pytest.skip(f"per-run cgroups are not usable here ({error}); the watchdog is tested instead")
-    an_hour_ago = time.time() - 3600
-    for group in (left.memory, left.pids, left.cpuacct):
-        os.utime(group, (an_hour_ago, an_hour_ago))
-    RunCgroups.create(64 * MiB, 8).remove()
-    assert not any(group.exists() for group in (left.memory, left.pids, left.cpuacct))
+    harness_code = textwrap.dedent("""
+        import os, subprocess, time
+        from harness.sandbox.cgroups import RunCgroups
+        groups = RunCgroups.create(64 * 1024 ** 2, 8)
+        def join():
+            for path in groups.procs_files():
+                with open(path, "wb") as f:
+                    f.write(str(os.getpid()).encode())
+        child = subprocess.Popen(["sleep", "300"], preexec_fn=join, start_new_session=True)
+        print(groups.memory, groups.pids, groups.cpuacct, child.pid, flush=True)
+        time.sleep(300)
+    """)
+    harness_process = subprocess.Popen([sys.executable, "-c", harness_code], stdout=subprocess.PIPE, text=True)
+    *paths, child = harness_process.stdout.readline().split()
+    groups = [Path(p) for p in paths]
+    harness_process.kill()
+    harness_process.wait()
+    assert all(group.exists() for group in groups) and psutil.pid_exists(int(child))  # leaked
+    other = RunCgroups.create(64 * MiB, 8)  # a live harness's group is left alone
+    try:
+        PlainProcessSandbox()
+        assert not any(group.exists() for group in groups)
+        assert not psutil.pid_exists(int(child)) or psutil.Process(int(child)).status() == psutil.STATUS_ZOMBIE
+        assert other.memory.exists() and other.pids.exists()
+    finally:
+        other.remove()
