@@ -51,6 +51,7 @@ from harness.models import CheckResult, ExecutionResult, GradeReport, Limits, Lo
 from harness.reporting import render_index, render_student, safe_name
 from harness.rubric import Rubric, Task, load_rubric
 from harness.sandbox import Sandbox, make_sandbox
+from harness.sandbox.quota import limited_folder, release_folder
 from harness.scoring import ManualScore, score_load_failure, score_submission
 from harness.store import ResultStore
 
@@ -149,6 +150,9 @@ class GradingSetup:
     """Base resource limits; the wall-clock limit of a source comes from its tasks' budgets."""
     hidden: dict[str, tuple[Path, np.ndarray]] = field(default_factory=dict)
     """Per dataset: the evaluation images file handed to the sandbox, and the labels kept on the host."""
+    keep_workspaces: bool = False
+    """Keep each submission's workspace (``out/work/<student>``) after grading, for a TA to look into; by default
+    it is removed once the submission is graded, so what a submission wrote never stays on the host."""
     reusable_runs: dict[tuple[str, str], ExecutionResult] = field(default_factory=dict)
     """Runs made while calibrating, by (content hash, source): the reference in the batch is checked on them
     again with the calibrated bars instead of running the same code twice."""
@@ -359,10 +363,22 @@ def _why_no_probe(execution: ExecutionResult | None, run: dict[str, Any] | None)
 
 
 def grade_submission(submission: Submission, setup: GradingSetup) -> GradeReport:
-    """Run every source of the rubric on ``submission`` and score every task."""
-    rubric = setup.rubric
+    """Run every source of the rubric on ``submission`` and score every task; its workspace is removed afterwards
+    (unless ``setup.keep_workspaces``)."""
     student_dir = safe_name(submission.student)
-    workspace = make_workspace(submission, setup.out_dir / "work" / student_dir)
+    folder = setup.out_dir / "work" / student_dir
+    limited_folder(folder, setup.limits)  # as root a tmpfs: the submission can never put more than that on the host
+    try:
+        workspace = make_workspace(submission, folder)
+        return _grade_in(submission, setup, workspace, student_dir)
+    finally:
+        # every source has run: nothing the student's code wrote is needed any more
+        release_folder(folder, keep=setup.keep_workspaces)
+
+
+def _grade_in(submission: Submission, setup: GradingSetup, workspace: Path, student_dir: str) -> GradeReport:
+    """Grade ``submission`` with every source run in ``workspace``, one after the other."""
+    rubric = setup.rubric
     results: list[CheckResult] = []
     executions: list[ExecutionResult] = []
     graded: dict[str, CheckContext] = {}  # contexts of the tasks graded so far, for cross-task checks

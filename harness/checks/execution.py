@@ -40,10 +40,13 @@ def check_runs_without_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
 
 
 def _describe(error: dict) -> str:
-    """One error as a student reads it: ``cell 5 raised NameError: ...`` or ``the kernel was killed by ... in cell 3``."""
+    """One error as a student reads it: ``cell 5 raised NameError: ...``, ``the kernel was killed by ... in cell 3``,
+    ``cell 2 printed more than 1 MiB of output (an output flood) and was stopped``."""
     where = f"cell {error['cell'] + 1}" if error.get("cell", -1) >= 0 else "the script"
     if error.get("ename") == "DeadKernelError":
         return f"{error['evalue']} in {where}"
+    if error.get("ename") == "OutputFlood":
+        return f"{where} {error['evalue']}"
     return f"{where} raised {error['ename']}: {error['evalue']}"
 
 

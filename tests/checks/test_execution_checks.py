@@ -50,6 +50,17 @@ def test_a_crash_earns_only_the_cells_that_ran_cleanly_before_it() -> None:
     assert result.message == "the kernel was killed by SIGSEGV (a segmentation fault) in cell 3; 5 of 8 cells did not run"
 
 
+def test_an_output_flood_is_named_as_such() -> None:
+    flood = {"cell": 1, "ename": "OutputFlood", "evalue": "printed more than 1 MiB of output (an output flood) and was stopped"}
+    run = {"cells_total": 4, "cells_run": 4, "errors": [flood], "outputs_flooded": [1]}
+    result = run_check(CheckContext("cnn", execution=_execution(), run=run), Spec("runs_without_error", points=4))
+    assert (result.score, result.message) == (3.0, "cell 2 printed more than 1 MiB of output (an output flood) and was stopped")
+    stopped = CheckContext("cnn", execution=_execution("output", "printed more than 1 MiB on stdout (an output flood) and "
+                                                                 "was stopped"), run={**run, "running_cell": 1})
+    assert run_check(stopped, Spec("runs_without_error")).message == (
+        "your code did not finish: it printed more than 1 MiB on stdout (an output flood) and was stopped in cell 2")
+
+
 def test_cells_that_never_ran_do_not_pass() -> None:
     run = {"cells_total": 3, "cells_run": 1, "errors": []}
     result = run_check(CheckContext("cnn", execution=_execution(), run=run), Spec("runs_without_error", points=3))

@@ -36,14 +36,18 @@ def test_sizes_and_times_read_like_a_person_wrote_them():
     assert [format_seconds(s) for s in (5.0, 2.5, 300)] == ["5 s", "2.5 s", "300 s"]
 
 
-def test_capture_keeps_the_cap_and_counts_the_rest():
+def test_capture_keeps_the_head_and_the_tail_and_counts_the_rest():
     capture = _Capture(limit=10)
-    for chunk in (b"0123456", b"789abc", b"\xc3\xa9" * 100):
+    for chunk in (b"0123", b"456789abc", b"x" * 1000, b"wxyz"):
         capture.feed(chunk)
-    assert capture.cut and capture.total == 213 and bytes(capture.kept) == b"0123456789"
-    assert capture.text() == "0123456789\n[output cut: 213 bytes printed, the first 10 bytes kept]\n"
-    half_character = _Capture(limit=1)
+    assert capture.cut and capture.total == 1017 and (bytes(capture.kept), bytes(capture.tail)) == (b"01234", b"xwxyz")
+    assert capture.text() == "01234\n[output cut: 1017 bytes printed, the first 5 bytes and the last 5 bytes kept]\nxwxyz"
+    short = _Capture(limit=10)
+    short.feed(b"0123456789")
+    assert not short.cut and short.text() == "0123456789"
+    half_character = _Capture(limit=2)
     half_character.feed("é".encode())
+    half_character.feed(b"!")
     assert half_character.text().startswith("\ufffd")
 
 
