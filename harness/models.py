@@ -16,7 +16,9 @@ GiB = 1024**3
 MiB = 1024**2
 
 SubmissionKind = Literal["notebook", "module", "package", "folder"]
-Verdict = Literal["ok", "error", "timeout", "cpu_time", "memory", "processes", "file_size", "output", "killed"]
+Verdict = Literal[
+    "ok", "error", "timeout", "cpu_time", "memory", "processes", "file_size", "workspace", "output", "killed"
+]
 CheckStatus = Literal["passed", "failed", "error", "skipped"]
 
 
@@ -67,8 +69,15 @@ class Limits:
     """Processes and threads the run may have at once (verdict ``processes``)."""
     file_size_bytes: int = 1 * GiB
     """Largest file the run may write (verdict ``file_size``)."""
+    workspace_bytes: int = 1 * GiB
+    """Disk space the run's writable folders (its workspace, the artifacts folder) may hold in all, what was
+    there before included (verdict ``workspace``). Measured every 0.25 s; as root the workspace is also a
+    tmpfs of about this size (``harness.sandbox.quota``), so no run can put more on the host."""
+    workspace_files: int = 10_000
+    """Files and folders those writable folders may hold in all (verdict ``workspace``; the tmpfs's inode limit)."""
     output_bytes: int = 1 * MiB
-    """stdout and stderr kept, each; more is cut and reported (verdict ``output`` when it was cut)."""
+    """What stdout and stderr may each carry; past it the run is stopped as an output flood (verdict ``output``),
+    and the first and last half are kept. A notebook cell printing more is stopped alone."""
     gpu: bool = False
     """Expose the GPU device nodes (only for GPU jobs)."""
 

@@ -53,6 +53,7 @@ from harness.models import CheckResult, ExecutionResult, GradeReport, Limits, Lo
 from harness.reporting import render_index, render_student, safe_name
 from harness.rubric import Rubric, Task, load_rubric
 from harness.sandbox import Sandbox, make_sandbox
+from harness.sandbox.quota import limited_folder, release_folder
 from harness.scoring import ManualScore, score_load_failure, score_submission
 from harness.store import ResultStore, readable_report
 
@@ -153,6 +154,9 @@ class GradingSetup:
     """Base resource limits; the wall-clock limit of a source comes from its tasks' budgets."""
     hidden: dict[str, tuple[Path, np.ndarray]] = field(default_factory=dict)
     """Per dataset: the evaluation images file handed to the sandbox, and the labels kept on the host."""
+    keep_workspaces: bool = False
+    """Keep each submission's workspace (``out/work/<student>``) after grading, for a TA to look into; by default
+    it is removed once the submission is graded, so what a submission wrote never stays on the host."""
     reusable_runs: dict[tuple[str, str], ExecutionResult] = field(default_factory=dict)
     """Runs made while calibrating, by (content hash, source): the reference in the batch is checked on them
     again with the calibrated bars instead of running the same code twice."""
@@ -357,22 +361,33 @@ def _why_no_probe(execution: ExecutionResult | None, run: dict[str, Any] | None)
         return "your code was not run"
     died = run.get("kernel_died") if run else None
     if isinstance(died, dict) and isinstance(died.get("cell"), int):
-        return (
-            f"your code did not finish: the kernel died in cell {died['cell'] + 1} (out of memory, a crash, "
-            "or exit()), so no model could be inspected"
-        )
+        how = died.get("message") if isinstance(died.get("message"), str) else ""
+        how = how[:300] or "the kernel died (out of memory, a crash, or exit())"
+        return f"your code did not finish: {how} in cell {died['cell'] + 1}, so no model could be inspected"
     if run and run.get("probe_error"):
         return "the grader could not inspect your models (a harness error: a TA will look)"
     if execution.sandbox.verdict != "ok":
-        return f"your code did not finish ({execution.sandbox.message}), so no model could be inspected"
+        return f"your code did not finish: it {execution.sandbox.message}, so no model could be inspected"
     return "no model could be inspected after running your code"
 
 
 def grade_submission(submission: Submission, setup: GradingSetup) -> GradeReport:
-    """Run every source of the rubric on ``submission`` and score every task."""
-    rubric = setup.rubric
+    """Run every source of the rubric on ``submission`` and score every task; its workspace is removed afterwards
+    (unless ``setup.keep_workspaces``)."""
     student_dir = safe_name(submission.student)
-    workspace = make_workspace(submission, setup.out_dir / "work" / student_dir)
+    folder = setup.out_dir / "work" / student_dir
+    limited_folder(folder, setup.limits)  # as root a tmpfs: the submission can never put more than that on the host
+    try:
+        workspace = make_workspace(submission, folder)
+        return _grade_in(submission, setup, workspace, student_dir)
+    finally:
+        # every source has run: nothing the student's code wrote is needed any more
+        release_folder(folder, keep=setup.keep_workspaces)
+
+
+def _grade_in(submission: Submission, setup: GradingSetup, workspace: Path, student_dir: str) -> GradeReport:
+    """Grade ``submission`` with every source run in ``workspace``, one after the other."""
+    rubric = setup.rubric
     results: list[CheckResult] = []
     executions: list[ExecutionResult] = []
     graded: dict[str, CheckContext] = {}  # contexts of the tasks graded so far, for cross-task checks

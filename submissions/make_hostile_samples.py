@@ -156,6 +156,27 @@ REPORT['written'] = written
 REPORT['tmp'] = str(folder.parent)
 Path('hostile-report.json').write_text(json.dumps(REPORT, indent=1))"""
 
+FILL_WORKSPACE = """\
+# Fill the working folder: 16 MiB files up to 3 GiB, then 20,000 small files; stops at the first error,
+# then goes on for a while (as training would).
+folder = Path('fill')
+written = files = 0
+try:
+    folder.mkdir(exist_ok=True)
+    while written < 3 * 2**30:
+        (folder / f'{written // 2**24}.bin').write_bytes(b'\\1' * 2**24)
+        written += 2**24
+    while files < 20_000:
+        (folder / f'small-{files}.txt').write_text('x')
+        files += 1
+except OSError as error:
+    REPORT['fill'] = f'blocked: {type(error).__name__}: {error}'
+    (folder / '0.bin').unlink(missing_ok=True)  # room for this report
+REPORT['written'] = written
+REPORT['files'] = files
+Path('hostile-report.json').write_text(json.dumps(REPORT, indent=1))
+time.sleep(10)"""
+
 NETWORK = """\
 # Sockets: the loopback works inside the sandbox; one short attempt to reach the outside.
 import socket
@@ -346,7 +367,7 @@ ONE_EPOCH = IMPORTS.replace("EPOCHS = 2", "EPOCHS = 1")
 
 def hostile(*cells: str, title: str) -> nbformat.NotebookNode:
     """A CNN notebook whose code cells are the recorder followed by ``cells``."""
-    return notebook(RECORDER, *cells, title=title)
+    return notebook(title, RECORDER, *cells)
 
 
 SAMPLES: dict[str, nbformat.NotebookNode] = {
@@ -355,13 +376,14 @@ SAMPLES: dict[str, nbformat.NotebookNode] = {
     "sleep_forever": hostile(SLEEP_FOREVER, title="Sleeping for ever"),
     "endless_training": hostile(ONE_EPOCH, DATA, CNN_NET, MAKE_MODEL, TRAIN.split("losses = []")[0], ENDLESS_TRAINING,
                                 title="Training for hours"),
-    # Resources: stopped by the memory, process, file size and /tmp limits; output cut.
+    # Resources: stopped by the memory, process, file size, /tmp and working folder limits; output flood stopped.
     "memory_hog": hostile(MEMORY_HOG, title="Allocating 64 GiB"),
     "fork_bomb": hostile(FORK_BOMB, title="A fork bomb"),
     "thread_storm": hostile(THREAD_STORM, title="10,000 threads"),
     "huge_file": hostile(HUGE_FILE, title="Writing a 50 GiB file"),
     "flood_stdout": hostile(FLOOD_STDOUT, title="Printing 1 GB"),
     "fill_tmp": hostile(FILL_TMP, title="Filling /tmp"),
+    "fill_workspace": hostile(FILL_WORKSPACE, title="Filling the working folder"),
     # Escape and tampering: nothing outside the workspace can be reached; the host grades what really ran.
     "network": hostile(NETWORK, title="Opening sockets"),
     "read_secrets": hostile(READ_SECRETS, title="Reading the hidden labels and other secrets"),

@@ -32,7 +32,8 @@ REFERENCE = ROOT / "submissions" / "dl2025-a2" / "reference"
 RUBRIC = ROOT / "tests" / "fixtures" / "rubrics" / "hostile.yaml"
 CNN_POINTS = 13.0
 WALL = "40 s"
-LIMITS = Limits(memory_bytes=1 * GiB, max_processes=128, file_size_bytes=64 * MiB, output_bytes=1 * MiB)
+LIMITS = Limits(memory_bytes=1 * GiB, max_processes=128, file_size_bytes=64 * MiB, output_bytes=1 * MiB,
+                workspace_bytes=256 * MiB)
 """The base limits of the batch (the wall-clock limit comes from the rubric's 40 s budget)."""
 
 
@@ -94,6 +95,7 @@ def graded(tmp_path_factory):
         (batch / case / "targets.json").write_text(json.dumps({k: str(v) for k, v in secrets.items()}))
     setup = prepare_setup(RUBRIC, data, out, sandbox=sandbox)
     setup.limits = LIMITS
+    setup.keep_workspaces = True  # the hostile notebooks leave their reports there
     earlier = score_load_failure(setup.rubric, "earlier_student", "earlier.zip", "graded before", content_hash="e" * 64,
                                  profile=setup.profile)
     with ResultStore(setup.store_path) as store:
@@ -157,26 +159,41 @@ def test_nothing_outside_the_workspaces_changed(graded) -> None:
 
 
 @pytest.mark.parametrize(
-    ("student", "verdict", "message"),
+    ("student", "verdict", "message", "where"),
     [
-        ("infinite_loop", "timeout", f"timed out after {WALL}"),
-        ("sleep_forever", "timeout", f"timed out after {WALL}"),
-        ("endless_training", "timeout", f"timed out after {WALL}"),
-        ("memory_hog", "memory", "exceeded the 1 GiB memory limit"),
-        ("fork_bomb", "processes", "started more than 128 processes (threads count too)"),
-        ("thread_storm", "processes", "started more than 128 processes (threads count too)"),
-        ("huge_file", "file_size", "wrote a file larger than 64 MiB"),
-        ("kill_parent", "killed", "killed by SIGKILL"),
+        ("infinite_loop", "timeout", f"timed out after {WALL}", " in cell 2"),
+        ("sleep_forever", "timeout", f"timed out after {WALL}", " in cell 2"),
+        ("endless_training", "timeout", f"timed out after {WALL}", " in cell 7"),
+        ("memory_hog", "memory", "exceeded the 1 GiB memory limit", " in cell 2"),
+        ("fork_bomb", "processes", "started more than 128 processes (threads count too)", ""),
+        ("thread_storm", "processes", "started more than 128 processes (threads count too)", ""),
+        ("huge_file", "file_size", "wrote a file larger than 64 MiB", ""),
+        ("fill_workspace", "workspace", "wrote more than 256 MiB into its working folder", " in cell 2"),
+        ("kill_parent", "killed", "was killed by SIGKILL", " in cell 2"),
     ],
 )
-def test_runaway_and_resource_hogs_are_stopped(graded, student, verdict, message) -> None:
+def test_runaway_and_resource_hogs_are_stopped(graded, student, verdict, message, where) -> None:
+    """Each is stopped with its verdict; the student reads it, with the cell that was running when it was stopped
+    (none when the payload was refused and the notebook ran to its end)."""
     report = graded["reports"][student]
     result = _sandbox_result(report)
     assert (result.verdict, result.message) == (verdict, message)
-    assert _check(report, "runs_without_error").message == f"your code did not finish: it {message}"
+    assert _check(report, "runs_without_error").message == f"your code did not finish: it {message}{where}"
     if verdict == "timeout":
-        assert _check(report, "within_budget").message == f"your code timed out after {WALL} (budget: {WALL})"
+        assert _check(report, "within_budget").message == f"your code timed out after {WALL}{where} (budget: {WALL})"
     assert _cnn(report).score <= 1.0
+
+
+def test_a_full_working_folder_never_reached_the_host_disk(graded) -> None:
+    kept = graded["out"] / "work" / "fill_workspace"  # kept for this test; by default removed after grading
+    size = sum(p.stat().st_size for p in kept.rglob("*") if p.is_file())
+    if os.geteuid() == 0:  # a tmpfs of 256 MiB and a 64 MiB margin: writes past it fail (or the run is stopped first)
+        assert size <= 320 * MiB
+        report = kept / "hostile-report.json"
+        if report.exists():
+            assert json.loads(report.read_text())["fill"] == "blocked: OSError: [Errno 28] No space left on device"
+    else:  # measured every 0.25 s: stopped long before its 3 GiB
+        assert size < 3 * 2**30
 
 
 def test_a_timed_out_run_says_which_cell_was_running(graded) -> None:
@@ -200,12 +217,12 @@ def test_resource_payloads_met_the_limits_inside(graded) -> None:
 def test_a_flood_of_output_is_cut(graded) -> None:
     report = graded["reports"]["flood_stdout"]
     result = _sandbox_result(report)
-    assert (result.verdict, result.message) == ("output", "printed more than 1 MiB on stdout; output cut")
-    assert _check(report, "runs_without_error").message == (
-        "your code did not finish: it printed more than 1 MiB on stdout; output cut")
+    message = "printed more than 1 MiB on stdout (an output flood) and was stopped"
+    assert (result.verdict, result.message) == ("output", message)
+    assert _check(report, "runs_without_error").message == f"your code did not finish: it {message} in cell 2"
     assert len(result.stdout.encode()) <= 1 * MiB + 200
     executed = graded["out"] / "artifacts" / "flood_stdout" / "0-CNNMNIST" / "artifacts" / "executed.ipynb"
-    assert executed.stat().st_size < 4 * MiB
+    assert not executed.exists()  # the run was stopped in the flooding cell, before the runner saved it
 
 
 def test_only_the_loopback_is_reachable(graded) -> None:

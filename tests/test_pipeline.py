@@ -133,6 +133,13 @@ def test_reports_index_and_gradebook_are_written(graded) -> None:
     assert header[:3] == ["student", "ff-description", "ff-description comment"]
 
 
+def test_nothing_a_submission_wrote_stays_after_grading(graded) -> None:
+    setup, _, reports = graded
+    work = setup.out_dir / "work"
+    assert not work.exists() or sorted(p.name for p in work.iterdir()) == []
+    assert all((setup.out_dir / "artifacts" / student).is_dir() for student in reports)  # what the host needs stays
+
+
 def test_running_again_grades_nothing_twice(graded) -> None:
     setup, first, _ = graded
     again = grade_batch(SAMPLES, setup, jobs=2)

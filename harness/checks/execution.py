@@ -15,21 +15,50 @@ def _errors(ctx: CheckContext) -> list[dict]:
 
 @check("runs_without_error", params=NoParams)
 def check_runs_without_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
-    """Check that every cell (or the script) ran without raising (partial credit by cells that ran cleanly)."""
+    """Check that every cell (or the script) ran without raising.
+
+    Partial credit is the share of cells that ran to their end without an error: a cell that
+    raised, the cell the kernel died in and every cell that never ran (after a crash, or because
+    the notebook could not be run on) earn nothing. A run the sandbox stopped (a limit breached,
+    the whole run killed) earns nothing.
+    """
     if ctx.execution is not None and ctx.execution.sandbox.verdict not in ("ok", "error"):
-        raise AssertionError(f"your code did not finish: it {ctx.execution.sandbox.message}")
+        raise AssertionError(f"your code did not finish: it {ctx.execution.sandbox.message}{_in_cell(ctx)}")
     if ctx.run is None:
         raise AssertionError("your code could not be run at all" + (f": {ctx.model_note}" if ctx.model_note else ""))
     errors = _errors(ctx)
     total = max(int(ctx.run.get("cells_total") or 1), 1)
-    ctx.details.update(errors=len(errors), cells=total)
-    if errors:
-        listed = "; ".join(
-            (f"cell {e['cell'] + 1}" if e.get("cell", -1) >= 0 else "the script") + f" raised {e['ename']}: {e['evalue']}"
-            for e in errors[:5]
-        )
-        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-        raise Partial(max(0.0, 1 - len(errors) / total), f"{listed}{more}")
+    ran = min(max(int(ctx.run.get("cells_run", total) or 0), 0), total)  # records before cells_run: all ran
+    failed = {e.get("cell", -1) for e in errors}
+    clean = max(0, ran - len(failed))
+    ctx.details.update(errors=len(errors), cells=total, cells_run=ran)
+    if clean == total:
+        return
+    problems = [_describe(e) for e in errors[:5]]
+    if len(errors) > 5:
+        problems[-1] += f" (and {len(errors) - 5} more)"
+    if ran < total:
+        problems.append(f"{total - ran} of {total} cells did not run")
+    raise Partial(clean / total, "; ".join(problems))
+
+
+def _describe(error: dict) -> str:
+    """One error as a student reads it: ``cell 5 raised NameError: ...``, ``the kernel was killed by ... in cell 3``,
+    ``cell 2 printed more than 1 MiB of output (an output flood) and was stopped``."""
+    where = f"cell {error['cell'] + 1}" if error.get("cell", -1) >= 0 else "the script"
+    if error.get("ename") == "DeadKernelError":
+        return f"{error['evalue']} in {where}"
+    if error.get("ename") == "OutputFlood":
+        return f"{where} {error['evalue']}"
+    return f"{where} raised {error['ename']}: {error['evalue']}"
+
+
+def _in_cell(ctx: CheckContext) -> str:
+    """`` in cell N`` for the cell that was running when the run was stopped, if run.json says which."""
+    running = (ctx.run or {}).get("running_cell")
+    if isinstance(running, int) and not isinstance(running, bool) and running >= 0:
+        return f" in cell {running + 1}"
+    return ""
 
 
 class FiguresPresentOptions(CheckParams):
@@ -70,7 +99,8 @@ def check_within_budget(ctx: CheckContext, spec: CheckSpecLike) -> None:
     assert ctx.execution is not None, "your code was not run"
     sandbox = ctx.execution.sandbox
     if sandbox.verdict == "timeout":
-        raise AssertionError(f"your code {sandbox.message}" + (f" (budget: {ctx.budget_note})" if ctx.budget_note else ""))
+        budget = f" (budget: {ctx.budget_note})" if ctx.budget_note else ""
+        raise AssertionError(f"your code {sandbox.message}{_in_cell(ctx)}{budget}")
     if ctx.budget_s is None:
         raise RuntimeError(f"task {ctx.task_id} has no time budget (rubric budget or calibration missing)")
     ctx.details.update(measured=round(sandbox.wall_s, 2), budget=round(ctx.budget_s, 2), how=ctx.budget_note)

@@ -17,6 +17,7 @@ timeout keeps one slow cell from eating the time of the rest (and of the probe).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from collections.abc import Mapping
@@ -137,6 +138,7 @@ class Engine:
             "threads": settings.threads,
             "max_candidates": settings.max_candidates,
             "export_inputs": settings.export_inputs,
+            "output_bytes": settings.limits.output_bytes,
             "eval": {},
         }
         # every dataset's shapes, in the datasets' order: a notebook with a SIGNS CNN and a FashionMNIST
@@ -205,7 +207,15 @@ def _symlinks(folder: str, names: list[str]) -> list[str]:
 
 
 def _fresh(folder: Path) -> Path:
-    """An empty folder at ``folder`` (whatever was there is removed)."""
+    """An empty folder at ``folder`` (whatever was there is removed; a mount point, a size-limited
+    workspace, stays and is emptied)."""
+    if os.path.ismount(folder):
+        for entry in folder.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        return folder.resolve()
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)

@@ -46,6 +46,12 @@ MAX_NOTEBOOK_OUTPUT_CHARS = 2_000_000
 MAX_KEPT_OUTPUT_CHARS = 4_000_000
 """Output (text and base64 images) nbclient keeps in memory per cell; more is dropped as it arrives."""
 
+DEFAULT_OUTPUT_BYTES = 1024**2
+"""Text a cell may print when the config gives no ``output_bytes`` (the sandbox's ``Limits.output_bytes``)."""
+
+FLOOD_GRACE_S = 2.0
+"""Seconds a flooding cell gets to stop after its interrupt before the kernel is killed."""
+
 MAX_ERRORS = 200
 """Errors recorded per run."""
 
@@ -65,6 +71,10 @@ class ScriptTimeout(BaseException):
     """Raised in a script that ran past its time limit (a BaseException: ``except Exception`` lets it through)."""
 
 
+class OutputFlood(BaseException):
+    """Raised in a script by a print past the output limit (a BaseException, as ScriptTimeout)."""
+
+
 # --------------------------------------------------------------------------- records
 
 
@@ -81,6 +91,7 @@ def new_record(source: str, kind: str) -> dict[str, Any]:
         "timed_out_cell": None,
         "running_cell": None,
         "outputs_cut": [],
+        "outputs_flooded": [],
         "kernel_died": None,
         "setup_error": None,
         "probe_error": None,
@@ -90,15 +101,101 @@ def new_record(source: str, kind: str) -> dict[str, Any]:
 
 
 def error_entry(cell: int, ename: str, evalue: str, source: str, traceback_text: str = "") -> dict[str, Any]:
-    """One entry of run.json's errors: the cell, the exception, the first lines of the cell and the traceback's end."""
-    lines = source.strip("\n").splitlines()[:3]
+    """One entry of run.json's errors: the cell, the exception, the first lines of the cell and the traceback's end.
+
+    Text that is not valid Unicode (a lone surrogate such as ``\\ud800``) is shown escaped.
+    """
+    lines = escape_invalid_text(source).strip("\n").splitlines()[:3]
     return {
         "cell": cell,
-        "ename": _cap(str(ename), 200),
-        "evalue": _cap(str(evalue), 2_000),
+        "ename": _cap(escape_invalid_text(str(ename)), 200),
+        "evalue": _cap(escape_invalid_text(str(evalue)), 2_000),
         "source_excerpt": _cap("\n".join(lines), 500),
-        "traceback": _tail(_ANSI.sub("", traceback_text), MAX_TRACEBACK_CHARS),
+        "traceback": _tail(_ANSI.sub("", escape_invalid_text(traceback_text)), MAX_TRACEBACK_CHARS),
     }
+
+
+def escape_invalid_text(text: str) -> str:
+    """``text`` with every character UTF-8 cannot encode (lone surrogates) written as its escape (``\\ud800``)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _escape_invalid_values(value: Any) -> Any:
+    """A JSON-like value with every string passed through ``escape_invalid_text``."""
+    if isinstance(value, str):
+        return escape_invalid_text(value)
+    if isinstance(value, dict):
+        return {_escape_invalid_values(k): _escape_invalid_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_escape_invalid_values(v) for v in value]
+    return value
+
+
+def _pack_escaping_surrogates(message: Any) -> bytes:
+    """The kernel's message packer, made to send text holding lone surrogates escaped instead of failing.
+
+    jupyter_client's packer raises UnicodeEncodeError on ``raise ValueError('\\ud800')`` or such a print:
+    the kernel then drops the error reply and the cell looks as if it passed.
+    """
+    from jupyter_client.session import json_packer
+
+    try:
+        return json_packer(message)
+    except UnicodeEncodeError:
+        return json_packer(_escape_invalid_values(message))
+
+
+def escape_surrogates_in_kernel() -> None:
+    """Install ``_pack_escaping_surrogates`` in the running kernel (called by the hidden setup cell)."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    kernel = getattr(shell, "kernel", None)
+    if kernel is not None:
+        kernel.session.pack = _pack_escaping_surrogates
+
+
+def limit_output_in_kernel(limit: int) -> None:
+    """Make the kernel drop what a cell prints past ``limit`` characters (called by the hidden setup cell).
+
+    Without this, ``while True: print('x' * 10**6)`` grows the kernel (IPython keeps every printed
+    string in its output history, and ipykernel buffers what it has not sent yet) until the run dies
+    of the memory limit. The cap wraps the streams' ``write`` when each cell starts, outside the
+    wrapper IPython installs per cell to record that history. The write that crosses the limit
+    still goes out, so the runner sees the flood and stops the cell.
+    """
+    import sys
+
+    from IPython import get_ipython
+
+    def cap() -> None:
+        printed = [0]
+        for stream in (sys.stdout, sys.stderr):
+            send = stream.write
+
+            def write(text: str, *args: Any, send: Any = send, **kwargs: Any) -> Any:
+                if printed[0] > limit:
+                    return len(text)
+                printed[0] += len(text)
+                return send(text, *args, **kwargs)
+
+            stream.write = write  # IPython puts its own writer back when the cell ends
+
+    get_ipython().events.register("pre_run_cell", lambda info: cap())
+
+
+def invalid_text(source: str) -> str | None:
+    """Why a cell's source cannot be sent to the kernel (a lone surrogate: not valid Unicode), or None."""
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError as error:
+        line = source.count("\n", 0, error.start) + 1
+        bad = escape_invalid_text(source[error.start : error.end])
+        return (
+            f"the cell holds {bad}, a lone surrogate that is not valid text (line {line}), so it could not be run: "
+            "remove that character"
+        )
+    return None
 
 
 def write_record(artifacts: Path, record: dict[str, Any]) -> None:
@@ -124,9 +221,11 @@ def setup_source(config: dict[str, Any]) -> str:
     """The hidden first cell: bootstrap the kernel before the student's code (leaves no names behind)."""
     return "\n".join(
         [
-            "import json as __gb_json, harness.probes.bootstrap as __gb_bootstrap",
+            "import json as __gb_json, harness.probes.bootstrap as __gb_bootstrap, harness.engines.runner as __gb_runner",
+            "__gb_runner.escape_surrogates_in_kernel()",
+            f"__gb_runner.limit_output_in_kernel({int(config.get('output_bytes') or DEFAULT_OUTPUT_BYTES)})",
             f"__gb_bootstrap.install(__gb_json.loads({json.dumps(json.dumps(config))}))",
-            "del __gb_json, __gb_bootstrap",
+            "del __gb_json, __gb_bootstrap, __gb_runner",
         ]
     )
 
@@ -165,27 +264,58 @@ def _prepare_jupyter_dirs(scratch: Path) -> None:
 
 
 def _bounded_client_class() -> type:
-    """NotebookClient that stops keeping a cell's outputs past MAX_KEPT_OUTPUT_CHARS (errors are always kept).
+    """NotebookClient that bounds what a cell's outputs cost while they arrive (errors are always kept).
 
-    A cell printing in a loop would otherwise grow the runner's memory until the sandbox kills the run.
+    Past MAX_KEPT_OUTPUT_CHARS a cell's outputs are no longer kept. Past ``flood_bytes`` of printed
+    text (an output flood) the kernel is interrupted, and killed if the cell still prints
+    FLOOD_GRACE_S later: nothing is buffered beyond the caps, so printing gigabytes is an output
+    flood, not the memory limit of the whole run.
     """
+    import signal
+
     from nbclient import NotebookClient
 
     class BoundedClient(NotebookClient):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, flood_bytes: int = DEFAULT_OUTPUT_BYTES, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            self.flood_bytes = flood_bytes
             self.kept_chars: dict[int, int] = {}
+            self.printed_bytes: dict[int, int] = {}
             self.cut_cells: set[int] = set()
+            self.flooded: dict[int, float] = {}
+            """Cells stopped for an output flood -> when the kernel was interrupted."""
+            self.flood_killed: set[int] = set()
+            """Cells whose kernel went on printing after the interrupt and was killed."""
+
+        def _signal_kernel(self, number: int) -> None:
+            process = getattr(getattr(self.km, "provisioner", None), "process", None)
+            if process is not None and process.poll() is None:
+                os.kill(process.pid, number)
 
         def output(self, outs: list, msg: dict[str, Any], display_id: str | None, cell_index: int) -> Any:
-            if msg.get("msg_type") != "error":
-                content = msg.get("content", {})
-                size = len(str(content.get("text", ""))) + sum(len(str(v)) for v in content.get("data", {}).values())
-                kept = self.kept_chars.get(cell_index, 0) + size
-                if kept > MAX_KEPT_OUTPUT_CHARS:
-                    self.cut_cells.add(cell_index)
-                    return None
-                self.kept_chars[cell_index] = kept
+            if msg.get("msg_type") == "error":
+                return super().output(outs, msg, display_id, cell_index)
+            content = msg.get("content", {})
+            data = content.get("data", {})
+            text = len(str(content.get("text", ""))) + sum(len(str(v)) for k, v in data.items() if k.startswith("text/"))
+            printed = self.printed_bytes.get(cell_index, 0) + text
+            self.printed_bytes[cell_index] = printed
+            if cell_index in self.flooded:
+                if cell_index not in self.flood_killed and time.monotonic() - self.flooded[cell_index] > FLOOD_GRACE_S:
+                    self.flood_killed.add(cell_index)
+                    self._signal_kernel(signal.SIGKILL)
+                return None
+            if printed > self.flood_bytes:
+                self.flooded[cell_index] = time.monotonic()
+                self.cut_cells.add(cell_index)
+                self._signal_kernel(signal.SIGINT)
+                return None
+            size = text + sum(len(str(v)) for k, v in data.items() if not k.startswith("text/"))
+            kept = self.kept_chars.get(cell_index, 0) + size
+            if kept > MAX_KEPT_OUTPUT_CHARS:
+                self.cut_cells.add(cell_index)
+                return None
+            self.kept_chars[cell_index] = kept
             return super().output(outs, msg, display_id, cell_index)
 
     return BoundedClient
@@ -195,6 +325,8 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[
     """Execute a notebook's code cells in a fresh kernel with setup and probe cells around them."""
     import nbformat
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    from harness.sandbox.supervise import format_bytes
 
     started = time.monotonic()
     record = new_record(source.as_posix(), "notebook")
@@ -237,6 +369,7 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[
         record_timing=False,
         iopub_timeout=4,
         resources={"metadata": {"path": str(source.parent)}},
+        flood_bytes=int(config.get("output_bytes") or DEFAULT_OUTPUT_BYTES),
     )
 
     def execute(cell: Any, index: int, timeout: int | None, store_history: bool = True) -> str:
@@ -274,10 +407,26 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[
                 cell_started = time.monotonic()
                 record["running_cell"] = index  # left in run.json if the sandbox kills the run during this cell
                 write_record(artifacts, record)
-                outcome = execute(cell, index + 1, cell_timeout)
+                invalid = invalid_text(cell.source)
+                if invalid:  # jupyter_client cannot even send it; Python could not compile it either
+                    record["errors"].append(error_entry(index, "UnicodeError", invalid, cell.source))
+                    cell.source = ""
+                    outcome = "ok"
+                else:
+                    outcome = execute(cell, index + 1, cell_timeout)
                 record["cells_run"] = index + 1
                 record["running_cell"] = None
-                if outcome == "timeout":
+                flooded = index + 1 in client.flooded
+                if flooded:
+                    limit = format_bytes(client.flood_bytes)
+                    message = f"printed more than {limit} of output (an output flood) and was stopped"
+                    record["outputs_flooded"].append(index)
+                    record["errors"].append(error_entry(index, "OutputFlood", message, cell.source))
+                if flooded and outcome == "dead":
+                    message = "the kernel was stopped because it kept printing after an output flood"
+                    record["kernel_died"] = {"cell": index, "message": message, "signal": None}
+                    stop_reason = f"the kernel was stopped after an output flood in cell {index}"
+                elif outcome == "timeout":
                     if record["timed_out_cell"] is None:
                         record["timed_out_cell"] = index
                     message = f"the cell ran longer than {cell_timeout} s and was interrupted"
@@ -286,14 +435,14 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[
                     if execute(nbformat.v4.new_code_cell("pass"), 0, recovery, store_history=False) != "ok":
                         stop_reason = f"the kernel did not recover after cell {index} was interrupted"
                 elif outcome == "dead":
-                    message = "the kernel died while running this cell (out of memory, a crash, or exit())"
-                    record["kernel_died"] = {"cell": index, "message": message}
+                    message, signal_name = _kernel_death(client)
+                    record["kernel_died"] = {"cell": index, "message": message, "signal": signal_name}
                     record["errors"].append(error_entry(index, "DeadKernelError", message, cell.source))
                     stop_reason = f"the kernel died in cell {index}"
                 record["cell_seconds"].append(round(time.monotonic() - cell_started, 3))
                 if index + 1 in client.cut_cells:
                     record["outputs_cut"].append(index)
-                _collect_outputs(cell, index, record, figures, budget, interrupted=outcome == "timeout")
+                _collect_outputs(cell, index, record, figures, budget, interrupted=outcome == "timeout" or flooded)
                 write_record(artifacts, record)
             timings["cells_s"] = round(time.monotonic() - mark, 3)
 
@@ -315,7 +464,11 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[
                         record["probe_error"] = _tail(_ANSI.sub("", text), 8_000)
             timings["probe_s"] = round(time.monotonic() - mark, 3)
     except Exception as error:  # the kernel could not start, or nbclient failed: a harness fault
-        record["setup_error"] = _tail(traceback.format_exc(), 8_000)
+        record["setup_error"] = _tail(escape_invalid_text(traceback.format_exc()), 8_000)
+        running = record["running_cell"]
+        if isinstance(running, int) and running >= 0:  # that cell did not run to its end: it failed
+            message = f"the cell could not be run: {type(error).__name__}: {error}"
+            record["errors"].append(error_entry(running, "RunError", message, cells[running + 1].source))
         if record["probe_skipped"] is None and record["probe_error"] is None:
             record["probe_skipped"] = f"the notebook could not be run: {type(error).__name__}: {error}"[:2_000]
 
@@ -323,6 +476,45 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[
     timings["total_s"] = round(time.monotonic() - started, 3)
     write_record(artifacts, record)
     return record
+
+
+SIGNAL_CAUSES = {
+    "SIGSEGV": "a segmentation fault",
+    "SIGBUS": "a bus error",
+    "SIGABRT": "an abort",
+    "SIGFPE": "an arithmetic fault",
+    "SIGILL": "an illegal instruction",
+}
+"""What each signal that kills a kernel usually means, for the message a student reads."""
+
+
+def describe_signal(number: int) -> tuple[str, str]:
+    """The signal's name and ``killed by NAME (cause)`` for a signal number."""
+    import signal
+
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}", f"killed by signal {number}"
+    cause = SIGNAL_CAUSES.get(name)
+    return name, f"killed by {name}" + (f" ({cause})" if cause else "")
+
+
+def _kernel_death(client: Any) -> tuple[str, str | None]:
+    """Why the kernel died, from its exit status: the message for its cell, and the signal's name (or None)."""
+    process = getattr(getattr(getattr(client, "km", None), "provisioner", None), "process", None)
+    code = None
+    if process is not None:
+        try:
+            code = process.wait(timeout=2)
+        except Exception:
+            code = process.poll()
+    if isinstance(code, int) and code < 0:
+        name, killed = describe_signal(-code)
+        return f"the kernel was {killed}", name
+    if isinstance(code, int):
+        return f"the kernel exited with status {code} (exit(), os._exit() or a crash)", None
+    return "the kernel died (out of memory, a crash, or exit())", None
 
 
 def _collect_outputs(
@@ -427,13 +619,20 @@ def run_script(source: Path, config: dict[str, Any], artifacts: Path) -> dict[st
     record["running_cell"] = -1
     write_record(artifacts, record)
     seconds = float(config.get("cell_timeout_s") or 0)
+    flood_bytes = int(config.get("output_bytes") or DEFAULT_OUTPUT_BYTES)
+    from harness.sandbox.supervise import format_bytes
+
     try:
         code = compile(text, str(folder / source.name), "exec")
-        with _script_time_limit(seconds):
+        with _script_time_limit(seconds), _script_output_limit(flood_bytes):
             exec(code, module.__dict__)
     except SystemExit as error:
         if error.code not in (None, 0):
             record["errors"].append(error_entry(-1, "SystemExit", f"the script exited with status {error.code}", text))
+    except OutputFlood:
+        message = f"printed more than {format_bytes(flood_bytes)} of output (an output flood) and was stopped"
+        record["outputs_flooded"].append(-1)
+        record["errors"].append(error_entry(-1, "OutputFlood", message, text))
     except ScriptTimeout:
         record["timed_out_cell"] = -1
         message = f"the script ran longer than {seconds:g} s and was stopped"
@@ -485,6 +684,38 @@ def _failing_line(error: BaseException, text: str) -> str:
     return text
 
 
+class _CountingStream:
+    """A text stream that raises OutputFlood once everything written through the pair passed ``limit``."""
+
+    def __init__(self, stream: Any, printed: list[int], limit: int) -> None:
+        self._stream, self._printed, self._limit = stream, printed, limit
+
+    def write(self, text: str) -> int:
+        self._printed[0] += len(text)
+        if self._printed[0] > self._limit:
+            raise OutputFlood()
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class _script_output_limit:
+    """Stop a script (OutputFlood) when it prints more than ``limit`` characters to stdout and stderr together."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def __enter__(self) -> None:
+        printed = [0]
+        self.saved = sys.stdout, sys.stderr
+        sys.stdout = _CountingStream(sys.stdout, printed, self.limit)
+        sys.stderr = _CountingStream(sys.stderr, printed, self.limit)
+
+    def __exit__(self, *exc: Any) -> None:
+        sys.stdout, sys.stderr = self.saved
+
+
 class _script_time_limit:
     """Raise ScriptTimeout in the main thread after ``seconds`` (0: no limit)."""
 
@@ -533,8 +764,26 @@ def run(kind: str, source: Path, config: dict[str, Any], artifacts: Path) -> dic
     raise ValueError(f"unknown kind {kind!r}; known: notebook, script")
 
 
+PR_SET_DUMPABLE = 4
+
+
+def make_undumpable() -> None:
+    """Forbid processes of the same user to ptrace this one or read its /proc/<pid>/mem and environ.
+
+    Student code in the kernel runs as the runner's user; without this it could rewrite the runner's
+    memory and forge run.json. The kernel the runner starts is dumpable again after its exec (it holds
+    only student state), and so is a script, which runs inside this process anyway.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; exit status 0 unless the runner itself failed."""
+    make_undumpable()  # first, before any student code starts
     parser = argparse.ArgumentParser(prog="python -m harness.engines.runner", description=__doc__.splitlines()[0])
     parser.add_argument("--kind", required=True, choices=("notebook", "script"))
     parser.add_argument("--source", required=True, help="notebook or script, relative to the working directory")

@@ -12,8 +12,9 @@ When the harness runs as root, the command does not: bubblewrap keeps only the c
 needed to switch user, and ``setpriv`` drops to an unprivileged uid/gid of its own (a fresh one
 per run, from ``SANDBOX_UIDS``, so that concurrent runs cannot touch each other and RLIMIT_NPROC
 counts one run only) with no capabilities and no_new_privs before the command starts; the
-workspace and writable mounts are handed to that user. As any other user, bubblewrap puts the
-command in a user namespace of that user (and forbids it to make more).
+workspace and writable mounts are handed to that user, and a seccomp filter (``harness.sandbox.seccomp``)
+forbids it to create user namespaces. As any other user, bubblewrap puts the command in a user
+namespace of that user (and forbids it to make more).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from pathlib import Path
 from harness.errors import SandboxError
 from harness.models import Limits, SandboxResult
 from harness.sandbox.base import Mount, base_environment, check_workspace
+from harness.sandbox.seccomp import no_user_namespaces_fd
+from harness.sandbox.cgroups import remove_stale_groups
 from harness.sandbox.supervise import supervise, user_tasks
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,8 @@ class BubblewrapSandbox:
                 "running as root needs setpriv (util-linux) to drop student code to an unprivileged user"
             )
         self._probe()
+        for group in remove_stale_groups():  # left by a harness that was killed before it cleaned up
+            log.info("removed the cgroup %s of a run whose harness is gone", group)
 
     def _probe(self) -> None:
         """Run ``true`` in a sandbox once, so a broken bubblewrap is reported now rather than per student."""
@@ -189,6 +194,9 @@ class BubblewrapSandbox:
         if self.as_root:
             argv += ["--cap-drop", "ALL"]
             argv += [arg for cap in ROOT_CAPS for arg in ("--cap-add", cap)]
+            seccomp = no_user_namespaces_fd()  # --disable-userns needs a user namespace, which root does not get
+            fds.append(seccomp)
+            argv += ["--seccomp", str(seccomp)]
         else:
             argv += ["--unshare-user", "--disable-userns"]
         for _, args in ops:

@@ -20,8 +20,9 @@ from pathlib import Path
 
 CONTROLLERS = ("memory", "pids", "cpuacct")
 PREFIX = "gradebench-"
+"""Run groups are named ``gradebench-<pid of the harness>-<id>``: a group whose harness is gone is stale."""
 STALE_S = 60.0
-"""An empty run group older than this was left by a harness that was killed; the next run removes it."""
+"""An empty run group of the old naming (no harness pid) older than this was left by a killed harness."""
 
 
 class CgroupsUnavailable(Exception):
@@ -64,7 +65,7 @@ class RunCgroups:
     def create(cls, memory_bytes: int, max_tasks: int) -> RunCgroups:
         """Create the run's groups with their limits, or raise CgroupsUnavailable saying why."""
         mounts, own = _v1_mounts(), _own_groups()
-        name = f"{PREFIX}{uuid.uuid4().hex[:12]}"
+        name = f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
         made: list[Path] = []
         try:
             for controller in CONTROLLERS:
@@ -174,18 +175,70 @@ class RunCgroups:
         return problems
 
 
-def _remove_stale(parent: Path) -> None:
-    """Remove empty run groups left under ``parent`` by a harness that was killed before cleaning up."""
+def remove_stale_groups() -> list[Path]:
+    """Remove the run groups whose harness is gone (SIGKILLed before it cleaned up), killing what still runs there.
+
+    Called when a sandbox starts; returns the groups removed. Does nothing where cgroups are unusable.
+    """
     try:
-        siblings = [p for p in parent.iterdir() if p.name.startswith(PREFIX)]
+        mounts, own = _v1_mounts(), _own_groups()
     except OSError:
-        return
+        return []
+    removed: list[Path] = []
+    for controller in CONTROLLERS:
+        if controller not in mounts or controller not in own:
+            continue
+        mount_point, mount_root = mounts[controller]
+        relative = os.path.relpath(own[controller], mount_root)
+        removed += _remove_stale(mount_point if relative == "." else mount_point / relative)
+    return removed
+
+
+def _harness_gone(group: Path) -> bool:
+    """Whether the harness that made ``group`` has exited (its pid is free or belongs to a newer process)."""
+    import psutil
+
+    parts = group.name[len(PREFIX):].split("-")
+    if len(parts) != 2 or not parts[0].isdigit():  # the old naming: stale when old and empty
+        return time.time() - group.stat().st_mtime > STALE_S and not (group / "cgroup.procs").read_text().strip()
+    try:
+        return psutil.Process(int(parts[0])).create_time() > group.stat().st_mtime + 1
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
+
+
+def _remove_stale(parent: Path) -> list[Path]:
+    """Remove the run groups under ``parent`` left by a harness that was killed, and their processes."""
+    try:
+        siblings = [p for p in parent.iterdir() if p.name.startswith(PREFIX) and p.is_dir()]
+    except OSError:
+        return []
+    removed = []
     for group in siblings:
         try:
-            if time.time() - group.stat().st_mtime > STALE_S and not (group / "cgroup.procs").read_text().strip():
-                group.rmdir()
+            if not _harness_gone(group):
+                continue
         except OSError:
             continue
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:  # its processes outlived the harness (a plain run, a daemon)
+            try:
+                pids = [int(pid) for pid in (group / "cgroup.procs").read_text().split()]
+            except (OSError, ValueError):
+                break
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
+        if _rmdir(group):
+            removed.append(group)
+    return removed
 
 
 def _rmdir(group: Path) -> bool:

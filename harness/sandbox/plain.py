@@ -20,6 +20,7 @@ from pathlib import Path
 from harness.errors import SandboxError
 from harness.models import Limits, SandboxResult
 from harness.sandbox.base import Mount, base_environment, check_workspace
+from harness.sandbox.cgroups import remove_stale_groups
 from harness.sandbox.supervise import supervise, user_tasks
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ class PlainProcessSandbox:
         self.use_cgroups = use_cgroups
         self.warning = WARNING.format(user=_user_label()) + (f" (bubblewrap unavailable: {reason})" if reason else "")
         log.warning("%s", self.warning)
+        for group in remove_stale_groups():  # left by a harness that was killed before it cleaned up
+            log.info("removed the cgroup %s of a run whose harness is gone", group)
 
     def run(
         self,

@@ -2,7 +2,8 @@
 
 The command starts in a new session (its own process group), with rlimits for file size, core
 dumps and a per-process CPU backstop, inside per-run cgroups when they are usable. One loop
-then reads stdout and stderr as they come (keeping at most ``Limits.output_bytes`` of each),
+then reads stdout and stderr as they come (keeping the first and last ``Limits.output_bytes / 2``
+of each; a stream past ``Limits.output_bytes`` is an output flood and stops the run),
 feeds stdin, watches the wall clock, CPU time, memory and process count, and kills the whole
 tree on the first breach. Whatever happens, every process of the run is gone when
 ``supervise`` returns, and the cgroups are removed.
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import psutil
 
+from harness.engines.runner import describe_signal
 from harness.errors import SandboxError
 from harness.models import GiB, Limits, MiB, SandboxResult, Verdict
 from harness.sandbox.cgroups import CgroupsUnavailable, RunCgroups
@@ -36,6 +38,8 @@ POLL_S = 0.05
 DRAIN_S = 2.0
 """How long to keep reading pipes after the tree is dead (a leaked descriptor must not hang the run)."""
 READ_CHUNK = 64 * 1024
+WORKSPACE_POLL_S = 0.25
+"""How often the writable folders are measured against ``Limits.workspace_bytes`` and ``workspace_files``."""
 RUN_MARKER = "GRADEBENCH_RUN"
 """Environment variable naming the run: leftovers that left the process tree are found by it."""
 
@@ -56,27 +60,34 @@ def format_seconds(s: float) -> str:
 
 @dataclass
 class _Capture:
-    """One output stream: keeps the first ``limit`` bytes, counts (and drops) the rest."""
+    """One output stream: keeps its first and its last ``limit // 2`` bytes, counts (and drops) the rest."""
 
     limit: int
     kept: bytearray = field(default_factory=bytearray)
+    tail: bytearray = field(default_factory=bytearray)
     total: int = 0
 
     def feed(self, chunk: bytes) -> None:
         self.total += len(chunk)
-        room = self.limit - len(self.kept)
+        room = self.limit // 2 - len(self.kept)
         if room > 0:
             self.kept += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            del self.tail[: max(0, len(self.tail) - (self.limit - self.limit // 2))]
 
     @property
     def cut(self) -> bool:
         return self.total > self.limit
 
     def text(self) -> str:
-        text = self.kept.decode("utf-8", errors="replace")
-        if self.cut:
-            text += f"\n[output cut: {format_bytes(self.total)} printed, the first {format_bytes(self.limit)} kept]\n"
-        return text
+        if not self.cut:
+            return (self.kept + self.tail).decode("utf-8", errors="replace")
+        head, tail = (part.decode("utf-8", errors="replace") for part in (self.kept, self.tail))
+        note = (f"\n[output cut: {format_bytes(self.total)} printed, the first {format_bytes(len(self.kept))} "
+                f"and the last {format_bytes(len(self.tail))} kept]\n")
+        return head + note + tail
 
 
 @dataclass
@@ -91,6 +102,8 @@ class _Watch:
     """Every process of the tree seen so far (pid -> create time), to kill leftovers that left the tree."""
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     """The value of ``RUN_MARKER`` in the run's environment."""
+    workspace_problem: str = ""
+    """What broke the workspace limit (``wrote more than 1 GiB into its working folder``)."""
 
 
 def child_rlimits(limits: Limits, nproc: int | None) -> list[tuple[int, tuple[int, int]]]:
@@ -188,7 +201,11 @@ def supervise(
                 verdict="error", message=f"could not start {argv[0]}: {error.strerror or error}",
                 returncode=None, wall_s=0.0, cpu_s=0.0, peak_memory_bytes=0, stdout="", stderr="", isolated=isolated,
             )
-        status, rusage = _loop(proc, stdin, limits, cgroups, watch, out, err, started, wrapper_tasks)
+        status, rusage = _loop(proc, stdin, limits, cgroups, watch, out, err, started, wrapper_tasks, written_dirs)
+        if watch.breach is None and written_dirs:  # a fast writer may have finished between two measures
+            watch.workspace_problem = workspace_breach(written_dirs, limits)
+            if watch.workspace_problem:
+                watch.breach = "workspace"
         wall_s = time.monotonic() - started
         returncode = _returncode(status, exit_status_is_shell_style)
         cpu_s = max(watch.cpu_s, rusage.ru_utime + rusage.ru_stime)
@@ -209,7 +226,7 @@ def supervise(
     verdict = _verdict(watch.breach, returncode, err, out, limits, written_dirs, start_epoch)
     return SandboxResult(
         verdict=verdict,
-        message=_message(verdict, returncode, limits, out, err),
+        message=watch.workspace_problem if verdict == "workspace" else _message(verdict, returncode, limits, out, err),
         returncode=returncode,
         wall_s=wall_s,
         cpu_s=cpu_s,
@@ -242,6 +259,7 @@ def _loop(
     err: _Capture,
     started: float,
     wrapper_tasks: int,
+    written_dirs: Sequence[Path] = (),
 ) -> tuple[int, resource.struct_rusage]:
     """Pump the pipes and watch the limits until the command exits or breaks one; then kill and reap."""
     selector = selectors.DefaultSelector()
@@ -258,11 +276,14 @@ def _loop(
     if exit_fd is not None:
         selector.register(exit_fd, selectors.EVENT_READ)
     deadline = started + limits.wall_s
-    next_check = started
+    next_check = next_measure = started
     try:
         while True:
             now = time.monotonic()
             _pump(selector, captures, proc, feed, timeout=max(0.0, min(next_check, deadline) - now))
+            if out.cut or err.cut:  # an output flood: stopped at once, never buffered
+                watch.breach = "output"
+                break
             if _has_exited(proc.pid):
                 break
             now = time.monotonic()
@@ -272,6 +293,12 @@ def _loop(
             if now >= next_check:
                 next_check = now + POLL_S
                 if _check_limits(proc.pid, limits, cgroups, watch, wrapper_tasks):
+                    break
+            if now >= next_measure and written_dirs:
+                next_measure = now + WORKSPACE_POLL_S
+                watch.workspace_problem = workspace_breach(written_dirs, limits)
+                if watch.workspace_problem:
+                    watch.breach = "workspace"
                     break
         if exit_fd is not None:
             selector.unregister(exit_fd)
@@ -405,6 +432,35 @@ def _check_limits(pid: int, limits: Limits, cgroups: RunCgroups | None, watch: _
         watch.breach = "cpu_time"
         return True
     return False
+
+
+def workspace_breach(folders: Sequence[Path], limits: Limits) -> str:
+    """How the writable folders break the workspace limits (``wrote more than 1 GiB into its working folder``), or "".
+
+    Space is what the files take on disk (a sparse file fills nothing); the walk stops as soon as a
+    limit is passed, so a folder of millions of files costs no more than the limit's worth of entries.
+    """
+    used = entries = 0
+    stack = [str(folder) for folder in folders]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as found:
+                for entry in found:
+                    entries += 1
+                    if entries > limits.workspace_files:
+                        return f"created more than {limits.workspace_files:,} files in its working folder"
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        else:
+                            used += entry.stat(follow_symlinks=False).st_blocks * 512
+                    except OSError:
+                        continue
+                    if used > limits.workspace_bytes:
+                        return f"wrote more than {format_bytes(limits.workspace_bytes)} into its working folder"
+        except OSError:
+            continue
+    return ""
 
 
 def _kill_tree(pid: int, cgroups: RunCgroups | None, watch: _Watch) -> None:
@@ -548,11 +604,7 @@ def _message(verdict: Verdict, returncode: int, limits: Limits, out: _Capture, e
         return f"wrote a file larger than {format_bytes(limits.file_size_bytes)}"
     if verdict == "output":
         streams = " and ".join(name for name, cap in (("stdout", out), ("stderr", err)) if cap.cut)
-        return f"printed more than {format_bytes(limits.output_bytes)} on {streams}; output cut"
+        return f"printed more than {format_bytes(limits.output_bytes)} on {streams} (an output flood) and was stopped"
     if verdict == "killed":
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return f"killed by {name}"
+        return f"was {describe_signal(-returncode)[1]}"
     return f"exit code {returncode}"

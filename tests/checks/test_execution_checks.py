@@ -29,6 +29,45 @@ def test_runs_without_error_after_a_timeout() -> None:
     assert run_check(ctx, Spec("runs_without_error")).message == "your code did not finish: it timed out after 300 s"
 
 
+def test_a_stopped_run_names_the_cell_that_was_running() -> None:
+    run = {"cells_total": 8, "cells_run": 3, "running_cell": 3, "errors": []}
+    killed = CheckContext("cnn", execution=_execution("killed", "was killed by SIGKILL"), run=run)
+    result = run_check(killed, Spec("runs_without_error"))
+    assert (result.status, result.score) == ("failed", 0.0)
+    assert result.message == "your code did not finish: it was killed by SIGKILL in cell 4"
+    timed_out = CheckContext("cnn", execution=_execution("timeout", "timed out after 300 s", wall_s=300.0), run=run,
+                             budget_s=300.0, budget_note="300 s")
+    assert run_check(timed_out, Spec("runs_without_error")).message == (
+        "your code did not finish: it timed out after 300 s in cell 4")
+    assert run_check(timed_out, Spec("within_budget")).message == "your code timed out after 300 s in cell 4 (budget: 300 s)"
+
+
+def test_a_crash_earns_only_the_cells_that_ran_cleanly_before_it() -> None:
+    died = {"cell": 2, "ename": "DeadKernelError", "evalue": "the kernel was killed by SIGSEGV (a segmentation fault)"}
+    run = {"cells_total": 8, "cells_run": 3, "errors": [died],
+           "kernel_died": {"cell": 2, "message": died["evalue"], "signal": "SIGSEGV"}}
+    result = run_check(CheckContext("cnn", execution=_execution(), run=run), Spec("runs_without_error", points=1))
+    assert (result.status, result.score) == ("failed", 2 / 8)
+    assert result.message == "the kernel was killed by SIGSEGV (a segmentation fault) in cell 3; 5 of 8 cells did not run"
+
+
+def test_an_output_flood_is_named_as_such() -> None:
+    flood = {"cell": 1, "ename": "OutputFlood", "evalue": "printed more than 1 MiB of output (an output flood) and was stopped"}
+    run = {"cells_total": 4, "cells_run": 4, "errors": [flood], "outputs_flooded": [1]}
+    result = run_check(CheckContext("cnn", execution=_execution(), run=run), Spec("runs_without_error", points=4))
+    assert (result.score, result.message) == (3.0, "cell 2 printed more than 1 MiB of output (an output flood) and was stopped")
+    stopped = CheckContext("cnn", execution=_execution("output", "printed more than 1 MiB on stdout (an output flood) and "
+                                                                 "was stopped"), run={**run, "running_cell": 1})
+    assert run_check(stopped, Spec("runs_without_error")).message == (
+        "your code did not finish: it printed more than 1 MiB on stdout (an output flood) and was stopped in cell 2")
+
+
+def test_cells_that_never_ran_do_not_pass() -> None:
+    run = {"cells_total": 3, "cells_run": 1, "errors": []}
+    result = run_check(CheckContext("cnn", execution=_execution(), run=run), Spec("runs_without_error", points=3))
+    assert (result.status, result.score, result.message) == ("failed", 1.0, "2 of 3 cells did not run")
+
+
 def test_figures_present() -> None:
     ctx = CheckContext("cnn", probe={"figures": ["figures/0.png"]})
     assert run_check(ctx, Spec("figures_present", min=1)).status == "passed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch
 from harness.artifacts import load_artifacts
 from harness.engines import ENGINES, NotebookEngine, RunSettings, ScriptEngine, engine_for, get_engine, read_run_json
 from harness.errors import HarnessError
-from harness.models import Limits, SandboxResult, Submission
+from harness.models import GiB, Limits, MiB, SandboxResult, Submission
 from harness.sandbox import make_sandbox
 from reference.classifiers import CNN
 
@@ -111,6 +112,54 @@ def test_a_run_killed_by_the_wall_limit_keeps_its_progress(tmp_path):
     assert result.sandbox.verdict == "timeout"
     run = read_run_json(result.artifacts_dir)
     assert (run["cells_run"], run["running_cell"], result.cells_total) == (1, 1, 3)
+
+
+def test_student_code_cannot_read_the_runners_memory_or_environment(tmp_path):
+    """The runner is not dumpable: a cell of the same uid cannot open its /proc/<pid>/mem or environ to forge run.json."""
+    import nbformat
+
+    from harness.sandbox import BubblewrapSandbox
+
+    if not os.environ.get("CI") and shutil.which("bwrap") is None:
+        pytest.skip("needs bubblewrap (in CI this fails)")
+    code = (
+        "import os\n"
+        "def attempt(name):\n"
+        "    try:\n"
+        "        with open(f'/proc/{os.getppid()}/{name}', 'rb') as f:\n"
+        "            return 'read: ' + repr(f.read(40))\n"
+        "    except OSError as error:\n"
+        "        return f'blocked: {type(error).__name__}'\n"
+        "runner_cmdline = open(f'/proc/{os.getppid()}/cmdline', 'rb').read().split(b'\\0')[:3]\n"
+        "attempts = {name: attempt(name) for name in ('mem', 'environ')}"
+    )
+    notebook = tmp_path / "peek.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), str(notebook))
+    submission = stage(tmp_path, notebook)
+    settings = RunSettings(limits=Limits(wall_s=120), task_values=("attempts", "runner_cmdline"))
+    result = NotebookEngine(BubblewrapSandbox()).run(submission, "peek.ipynb", tmp_path / "out", settings)
+    assert (result.sandbox.verdict, result.errors) == ("ok", ())
+    values = load_artifacts(result.artifacts_dir).probe["task_values"]
+    assert "harness.engines.runner" in str(values["runner_cmdline"])  # the parent really is the runner
+    assert values["attempts"] == {"mem": "blocked: PermissionError", "environ": "blocked: PermissionError"}
+
+
+def test_printing_gigabytes_in_a_cell_is_an_output_flood_not_the_memory_limit(tmp_path):
+    """The kernel drops what a cell prints past the output limit and the runner stops the cell: memory stays low."""
+    import nbformat
+
+    cells = ["x = 1", "while True:\n    print('x' * 10**6)", "after_flood = 'still running'"]
+    notebook = tmp_path / "flood.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), str(notebook))
+    submission = stage(tmp_path, notebook)
+    limits = Limits(wall_s=120, memory_bytes=2 * GiB, output_bytes=1 * MiB)
+    settings = RunSettings(limits=limits, cell_timeout_s=60, task_values=("after_flood",))
+    result = NotebookEngine(make_sandbox()).run(submission, "flood.ipynb", tmp_path / "out", settings)
+    assert result.sandbox.verdict == "ok", result.sandbox.message
+    assert [(e.cell, e.ename, e.evalue) for e in result.errors] == [
+        (1, "OutputFlood", "printed more than 1 MiB of output (an output flood) and was stopped")]
+    assert result.sandbox.peak_memory_bytes < 1 * GiB and result.sandbox.wall_s < 50
+    assert load_artifacts(result.artifacts_dir).probe["task_values"] == {"after_flood": "still running"}
 
 
 def test_a_source_outside_the_submission_is_refused(tmp_path):

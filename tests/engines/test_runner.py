@@ -132,21 +132,61 @@ def test_a_cell_over_the_timeout_is_interrupted_and_the_next_cells_run(tmp_path)
     assert 2 <= run.probe["task_values"]["after_timeout"] < 30
 
 
-def test_a_cell_flooding_its_output_is_cut_and_the_run_goes_on(tmp_path):
+def test_a_cell_flooding_its_output_is_stopped_and_the_run_goes_on(tmp_path):
     run = run_source(tmp_path, FIXTURES / "notebooks" / "chatty_cell.ipynb", "notebook",
-                     base_config(task_values=["after_output"]))
-    assert run.record["outputs_cut"] == [0] and run.record["errors"] == []
+                     base_config(task_values=["after_output"], output_bytes=1024**2))
+    assert run.record["outputs_cut"] == run.record["outputs_flooded"] == [0]
+    assert [(e["cell"], e["ename"], e["evalue"]) for e in run.record["errors"]] == [
+        (0, "OutputFlood", "printed more than 1 MiB of output (an output flood) and was stopped")]
     assert run.probe["task_values"] == {"after_output": "still running"}
     assert (run.artifacts / "executed.ipynb").stat().st_size < 100_000
 
 
 def test_a_dead_kernel_is_recorded_and_the_probe_is_skipped_with_the_reason(tmp_path):
     run = run_source(tmp_path, FIXTURES / "notebooks" / "kernel_dies.ipynb", "notebook", base_config())
-    assert run.record["kernel_died"]["cell"] == 1
+    assert run.record["kernel_died"] == {"cell": 1, "signal": None,
+                                         "message": "the kernel exited with status 3 (exit(), os._exit() or a crash)"}
     assert run.record["probe_skipped"] == "the kernel died in cell 1"
     assert run.record["cells_run"] == 2 and run.record["cells_total"] == 3
     assert [e["ename"] for e in run.record["errors"]] == ["DeadKernelError"]
     assert run.probe is None
+
+
+def write_notebook(path: Path, *sources: str) -> Path:
+    """A notebook of code cells written as JSON escapes, so a source may hold text no encoder accepts."""
+    cells = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": s} for s in sources]
+    notebook = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(notebook, ensure_ascii=True), encoding="ascii")
+    return path
+
+
+def test_lone_surrogates_fail_their_cells_and_are_shown_escaped(tmp_path):
+    notebook = write_notebook(tmp_path / "surrogates.ipynb", "x = 1", "s = '\ud800'", "raise ValueError('\\ud800')",
+                              "after_surrogates = 'still running'")
+    (tmp_path / "run").mkdir()
+    run = run_source(tmp_path / "run", notebook, "notebook", base_config(task_values=["after_surrogates"]))
+    assert [(e["cell"], e["ename"], e["evalue"]) for e in run.record["errors"]] == [
+        (1, "UnicodeError", "the cell holds \\ud800, a lone surrogate that is not valid text (line 1), so it could not "
+                            "be run: remove that character"),
+        (2, "ValueError", "\\ud800"),
+    ]
+    assert run.record["errors"][0]["source_excerpt"] == "s = '\\ud800'"
+    assert (run.record["cells_run"], run.record["setup_error"]) == (4, None)
+    assert run.probe["task_values"] == {"after_surrogates": "still running"}
+
+
+@pytest.mark.parametrize(("code", "signal_name", "cause"), [
+    ("import ctypes\nctypes.string_at(0)", "SIGSEGV", "a segmentation fault"),
+    ("import os\nos.abort()", "SIGABRT", "an abort"),
+])
+def test_a_crashing_kernel_is_named_by_its_signal(tmp_path, code, signal_name, cause):
+    notebook = write_notebook(tmp_path / "crash.ipynb", "x = 1", code, "y = 2")
+    (tmp_path / "run").mkdir()
+    run = run_source(tmp_path / "run", notebook, "notebook", base_config())
+    message = f"the kernel was killed by {signal_name} ({cause})"
+    assert run.record["kernel_died"] == {"cell": 1, "message": message, "signal": signal_name}
+    assert [(e["cell"], e["ename"], e["evalue"]) for e in run.record["errors"]] == [(1, "DeadKernelError", message)]
+    assert (run.record["cells_run"], run.record["cells_total"]) == (2, 3)
 
 
 def test_a_file_that_is_not_a_notebook_is_recorded_not_crashed_on(tmp_path):
@@ -157,6 +197,32 @@ def test_a_file_that_is_not_a_notebook_is_recorded_not_crashed_on(tmp_path):
     assert run.record["errors"][0]["ename"] == "NotebookError"
     assert "broken.ipynb could not be read as a notebook" in run.record["errors"][0]["evalue"]
     assert run.record["probe_skipped"] == "the notebook could not be read"
+
+
+def test_a_cell_that_keeps_flooding_after_its_interrupt_gets_its_kernel_stopped(tmp_path):
+    code = ("import sys\nfrom ipykernel.iostream import OutStream\n"
+            "while True:  # around the output cap, and deaf to the interrupt\n"
+            "    try:\n        OutStream.write(sys.stdout, 'x' * 10**5)\n        sys.stdout.flush()\n"
+            "    except KeyboardInterrupt:\n        pass")
+    notebook = write_notebook(tmp_path / "deaf_flood.ipynb", "x = 1", code, "y = 2")
+    (tmp_path / "run").mkdir()
+    run = run_source(tmp_path / "run", notebook, "notebook", base_config(output_bytes=1024**2))
+    message = "the kernel was stopped because it kept printing after an output flood"
+    assert run.record["kernel_died"] == {"cell": 1, "message": message, "signal": None}
+    assert [(e["cell"], e["ename"]) for e in run.record["errors"]] == [(1, "OutputFlood")]
+    assert run.record["outputs_flooded"] == [1] and run.record["timed_out_cell"] is None
+    assert run.record["probe_skipped"] == "the kernel was stopped after an output flood in cell 1"
+
+
+def test_a_script_flooding_its_output_is_stopped_and_still_probed(tmp_path):
+    script = tmp_path / "flood.py"
+    script.write_text("import torch\nnet = torch.nn.Linear(2, 2)\nwhile True:\n    print('x' * 10**6)\n")
+    (tmp_path / "run").mkdir()
+    run = run_source(tmp_path / "run", script, "script", base_config(output_bytes=1024**2))
+    assert [(e["cell"], e["ename"], e["evalue"]) for e in run.record["errors"]] == [
+        (-1, "OutputFlood", "printed more than 1 MiB of output (an output flood) and was stopped")]
+    assert run.record["outputs_flooded"] == [-1] and run.record["probe_error"] is None
+    assert [m["name"] for m in run.probe["models"]] == ["net"]
 
 
 def test_a_script_that_raises_is_recorded_and_what_it_defined_is_still_probed(tmp_path):

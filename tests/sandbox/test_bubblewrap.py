@@ -121,6 +121,23 @@ def test_runs_unprivileged(sandbox, workspace):
         assert uid == str(os.getuid())
 
 
+def test_cannot_create_user_namespaces(sandbox, workspace):
+    """No user namespace (and so no capabilities in one), also when the harness runs as root; threads still start."""
+    code = """
+        import ctypes, os, subprocess, threading
+        CLONE_NEWUSER = 0x10000000
+        libc = ctypes.CDLL(None, use_errno=True)
+        print(libc.unshare(CLONE_NEWUSER), os.strerror(ctypes.get_errno()))
+        done = subprocess.run(["unshare", "-Ur", "true"], capture_output=True, text=True)
+        print(done.returncode, done.stderr.strip())
+        thread = threading.Thread(target=print, args=("thread ran",))
+        thread.start(); thread.join()
+    """
+    result = run_py(sandbox, code, workspace)
+    assert result.stdout.splitlines() == [
+        "-1 Operation not permitted", "1 unshare: unshare failed: Operation not permitted", "thread ran"]
+
+
 def test_cannot_see_or_signal_host_processes(sandbox, workspace):
     """kill(-1), killing the parent and the process group hurt nothing outside the sandbox."""
     bystander = subprocess.Popen(["sleep", "30"])
@@ -146,7 +163,7 @@ def test_cannot_see_or_signal_host_processes(sandbox, workspace):
         assert int(visible) <= 3  # bubblewrap's init and the command itself
         # not found: outside the pid namespace; not permitted: bubblewrap's init (which leads the group)
         assert errors[:3] == ["ProcessLookupError", "ProcessLookupError", "PermissionError"]
-        assert result.verdict == "killed" and result.message == "killed by SIGKILL"
+        assert result.verdict == "killed" and result.message == "was killed by SIGKILL"
         assert bystander.poll() is None and psutil.Process(os.getpid()).is_running()
     finally:
         bystander.kill()

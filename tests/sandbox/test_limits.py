@@ -8,6 +8,7 @@ the watchdog, and the plain-process fallback with and without cgroups.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import textwrap
@@ -156,14 +157,54 @@ def test_output_is_cut(sandbox, tmp_path):
         print("done", file=sys.stderr)
     """
     result = run_py(sandbox, code, tmp_path, output_bytes=1 * MiB)
-    assert (result.verdict, result.message) == ("output", "printed more than 1 MiB on stdout; output cut")
-    assert result.stdout.startswith("y" * (1 << 20) + "\n[output cut: 20 MiB printed, the first 1 MiB kept]")
-    assert result.stderr == "done\n" and result.returncode == 0
+    assert (result.verdict, result.message) == ("output", "printed more than 1 MiB on stdout (an output flood) and was stopped")
+    head, note, tail = result.stdout.split("\n", 2)
+    assert head == "y" * (1 << 19) and tail == "y" * (1 << 19)  # the first and the last half MiB
+    assert re.fullmatch(r"\[output cut: 1(\.\d)? MiB printed, the first 512 KiB and the last 512 KiB kept\]", note)
+    assert result.stderr == "" and result.returncode == -9  # stopped at the limit: "done" never printed
+
+
+def test_filling_the_workspace_stops_the_run(sandbox, tmp_path):
+    code = """
+        import os, time
+        block = os.urandom(1 << 20)
+        for i in range(1000):  # a checkpoint of 1 MiB every 10 ms: 1 GiB in 10 s, past the 32 MiB quota
+            with open(f"checkpoint-{i}.pt", "wb") as f:
+                f.write(block)
+            time.sleep(0.01)
+        print("never reached")
+    """
+    result = run_py(sandbox, code, tmp_path, workspace_bytes=32 * MiB)
+    assert (result.verdict, result.message) == ("workspace", "wrote more than 32 MiB into its working folder")
+    assert "never reached" not in result.stdout and result.wall_s < 5
+    written = sum(p.stat().st_size for p in (tmp_path / "workspace").iterdir())
+    assert written < 128 * MiB  # stopped soon after the quota (measured every 0.25 s)
+
+
+def test_a_workspace_filled_faster_than_it_is_measured_is_still_reported(sandbox, tmp_path):
+    code = """
+        with open("blob", "wb") as f:
+            f.write(b"x" * (48 << 20))
+    """
+    result = run_py(sandbox, code, tmp_path, workspace_bytes=32 * MiB)
+    assert (result.verdict, result.message) == ("workspace", "wrote more than 32 MiB into its working folder")
+
+
+def test_creating_too_many_files_stops_the_run(sandbox, tmp_path):
+    code = """
+        import os, time
+        os.mkdir("many")
+        for i in range(100_000):
+            open(f"many/{i}", "w").close()
+        time.sleep(5)
+    """
+    result = run_py(sandbox, code, tmp_path, workspace_files=2_000)
+    assert (result.verdict, result.message) == ("workspace", "created more than 2,000 files in its working folder")
 
 
 def test_killed_by_signal(sandbox, tmp_path):
     result = run_py(sandbox, "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", tmp_path)
-    assert (result.verdict, result.message, result.returncode) == ("killed", "killed by SIGSEGV", -11)
+    assert (result.verdict, result.message, result.returncode) == ("killed", "was killed by SIGSEGV (a segmentation fault)", -11)
 
 
 def test_stdin_reaches_the_command(sandbox, tmp_path):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from harness.models import GiB, Limits, MiB
@@ -33,14 +36,18 @@ def test_sizes_and_times_read_like_a_person_wrote_them():
     assert [format_seconds(s) for s in (5.0, 2.5, 300)] == ["5 s", "2.5 s", "300 s"]
 
 
-def test_capture_keeps_the_cap_and_counts_the_rest():
+def test_capture_keeps_the_head_and_the_tail_and_counts_the_rest():
     capture = _Capture(limit=10)
-    for chunk in (b"0123456", b"789abc", b"\xc3\xa9" * 100):
+    for chunk in (b"0123", b"456789abc", b"x" * 1000, b"wxyz"):
         capture.feed(chunk)
-    assert capture.cut and capture.total == 213 and bytes(capture.kept) == b"0123456789"
-    assert capture.text() == "0123456789\n[output cut: 213 bytes printed, the first 10 bytes kept]\n"
-    half_character = _Capture(limit=1)
+    assert capture.cut and capture.total == 1017 and (bytes(capture.kept), bytes(capture.tail)) == (b"01234", b"xwxyz")
+    assert capture.text() == "01234\n[output cut: 1017 bytes printed, the first 5 bytes and the last 5 bytes kept]\nxwxyz"
+    short = _Capture(limit=10)
+    short.feed(b"0123456789")
+    assert not short.cut and short.text() == "0123456789"
+    half_character = _Capture(limit=2)
     half_character.feed("é".encode())
+    half_character.feed(b"!")
     assert half_character.text().startswith("\ufffd")
 
 
@@ -69,13 +76,35 @@ def test_cgroups_are_removed_after_a_run(tmp_path):
     assert after == before
 
 
-def test_groups_left_by_a_killed_harness_are_removed_later():
+def test_groups_left_by_a_killed_harness_are_removed_when_a_sandbox_starts(tmp_path):
+    """A harness SIGKILLed mid-run leaves its groups and a process in them; the next sandbox removes both."""
     try:
-        left = RunCgroups.create(64 * MiB, 8)
+        RunCgroups.create(64 * MiB, 8).remove()
     except CgroupsUnavailable as error:
         pytest.skip(f"per-run cgroups are not usable here ({error}); the watchdog is tested instead")
-    an_hour_ago = time.time() - 3600
-    for group in (left.memory, left.pids, left.cpuacct):
-        os.utime(group, (an_hour_ago, an_hour_ago))
-    RunCgroups.create(64 * MiB, 8).remove()
-    assert not any(group.exists() for group in (left.memory, left.pids, left.cpuacct))
+    harness_code = textwrap.dedent("""
+        import os, subprocess, time
+        from harness.sandbox.cgroups import RunCgroups
+        groups = RunCgroups.create(64 * 1024 ** 2, 8)
+        def join():
+            for path in groups.procs_files():
+                with open(path, "wb") as f:
+                    f.write(str(os.getpid()).encode())
+        child = subprocess.Popen(["sleep", "300"], preexec_fn=join, start_new_session=True)
+        print(groups.memory, groups.pids, groups.cpuacct, child.pid, flush=True)
+        time.sleep(300)
+    """)
+    harness_process = subprocess.Popen([sys.executable, "-c", harness_code], stdout=subprocess.PIPE, text=True)
+    *paths, child = harness_process.stdout.readline().split()
+    groups = [Path(p) for p in paths]
+    harness_process.kill()
+    harness_process.wait()
+    assert all(group.exists() for group in groups) and psutil.pid_exists(int(child))  # leaked
+    other = RunCgroups.create(64 * MiB, 8)  # a live harness's group is left alone
+    try:
+        PlainProcessSandbox()
+        assert not any(group.exists() for group in groups)
+        assert not psutil.pid_exists(int(child)) or psutil.Process(int(child)).status() == psutil.STATUS_ZOMBIE
+        assert other.memory.exists() and other.pids.exists()
+    finally:
+        other.remove()

@@ -1,0 +1,74 @@
+"""The size-limited working folder of a submission: a hard cap as root, removed (or kept as a copy) afterwards."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.models import Limits, MiB
+from harness.sandbox import make_sandbox, python_mounts
+from harness.sandbox.quota import MARGIN_BYTES, limited_folder, release_folder
+
+LIMITS = Limits(wall_s=30, workspace_bytes=32 * MiB, workspace_files=200)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """A working folder made by ``limited_folder``, released whatever the test does."""
+    path = tmp_path / "work" / "student"
+    hard = limited_folder(path, LIMITS)
+    if os.geteuid() == 0:
+        assert hard, "as root the working folder must be a size-limited tmpfs"
+    yield path, hard
+    release_folder(path)
+
+
+def test_the_folder_holds_no_more_than_its_limit(folder):
+    path, hard = folder
+    if not hard:
+        pytest.skip("a hard limit needs root (the supervisor's measures are tested in test_limits.py)")
+    with pytest.raises(OSError, match="No space left on device"):
+        with open(path / "blob", "wb") as stream:
+            for _ in range(200):
+                stream.write(b"\1" * MiB)
+    assert (path / "blob").stat().st_size <= 32 * MiB + MARGIN_BYTES
+    (path / "blob").unlink()
+    with pytest.raises(OSError, match="No space left on device"):
+        for i in range(10_000):
+            (path / f"{i}.txt").write_text("x")
+    assert len(os.listdir(path)) < 400
+
+
+def test_a_run_filling_it_is_stopped_with_the_reason_and_the_folder_is_removed(folder):
+    path, _ = folder
+    code = """
+        import os
+        block = os.urandom(1 << 20)
+        for i in range(1000):
+            with open(f"checkpoint-{i}.pt", "wb") as f:
+                f.write(block)
+    """
+    result = make_sandbox().run([sys.executable, "-c", textwrap.dedent(code)], workspace=path, limits=LIMITS,
+                                mounts=python_mounts())
+    assert (result.verdict, result.message) == ("workspace", "wrote more than 32 MiB into its working folder")
+    release_folder(path)
+    assert not path.exists()
+
+
+def test_a_kept_folder_is_a_plain_copy(folder):
+    path, _ = folder
+    (path / "checkpoint.pt").write_bytes(b"weights")
+    release_folder(path, keep=True)
+    assert not os.path.ismount(path) and (path / "checkpoint.pt").read_bytes() == b"weights"
+
+
+def test_a_folder_left_by_a_killed_grading_is_replaced(folder):
+    path, hard = folder
+    (path / "stale.txt").write_text("left by a killed grading")
+    assert limited_folder(path, LIMITS) == hard
+    assert list(path.iterdir()) == [] and os.path.ismount(path) == hard
+    assert Path(path).parent.is_dir()
