@@ -1,0 +1,216 @@
+"""Hold what the student's process exported against what the host can check itself.
+
+The probe runs inside the student's process, after their code, and that code can replace it: every
+file in the artifacts folder is the student's claim. Before a check believes the predictions a model
+exported, the host compares them with what it knows on its own:
+
+- the evaluation images: the host wrote them, so the exported outputs must have one finite row per
+  image, and the exported inputs must be those images, scaled and normalised per channel
+  (``ToTensor`` and ``Normalize``: ``scale * pixel / 255 + shift``) and nothing else;
+- the network: where the task fixes the architecture and the exported weights fit the reference
+  network, the host loads them into it, runs it on its own copy of every evaluation image (normalised
+  as the student's inputs were) and the exported predictions must agree with that run.
+
+Where the host cannot rebuild the network (a student's own class), the exported predictions are used
+as they are and said to be unverified. ``verify_predictions`` makes the verdict once per task context.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.engines.base import RunSettings
+
+EXPORTED_INPUTS = RunSettings.export_inputs
+"""Evaluation images the probe exports after the student's preprocessing (the first ones): the inputs file
+holds exactly ``min(EXPORTED_INPUTS, images)`` rows."""
+
+AGREEMENT = 0.99
+"""Share of the evaluation images on which the exported predictions must pick the class the host's run picks."""
+
+RECOMPUTE_BATCH = 1_000
+"""Images per forward pass when the host recomputes predictions."""
+
+UNVERIFIED_NOTE = "outputs not verified: your model's class cannot be rebuilt on the grader"
+"""Said beside a result computed from predictions the host could not recompute."""
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """How the student's code turned the evaluation images into model inputs: per channel ``scale * x + shift``."""
+
+    scale: tuple[float, ...]
+    """Per channel: the factor on the pixel value in [0, 1] (``1 / std`` of a ``Normalize``)."""
+    shift: tuple[float, ...]
+    """Per channel: the offset added (``-mean / std`` of a ``Normalize``)."""
+    example_shape: tuple[int, ...]
+    """One input's shape as the model was fed it (``(1, 28, 28)`` or ``(784,)``)."""
+
+    def apply(self, images: np.ndarray) -> torch.Tensor:
+        """The model inputs for uint8 ``images`` (N, H, W) or (N, H, W, C), shaped (N, *example_shape), float32."""
+        pixels = _channels_first(images).astype(np.float32) / np.float32(255.0)  # (N, C, H, W), as ToTensor
+        scale = np.asarray(self.scale, dtype=np.float32).reshape(1, -1, 1, 1)
+        shift = np.asarray(self.shift, dtype=np.float32).reshape(1, -1, 1, 1)
+        return torch.from_numpy(pixels * scale + shift).reshape(len(images), *self.example_shape)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the host made of a model's exported predictions on one dataset."""
+
+    outputs: torch.Tensor
+    """The predictions a result is computed from: the exported ones when they are believed, else the host's own."""
+    believed: bool
+    """False when the exported predictions contradict what the host can check (``problem`` says how)."""
+    verified: bool
+    """True when the host recomputed the predictions itself and they agreed."""
+    problem: str = ""
+    """Why the exported predictions are not believed, for the student; empty when they are."""
+    note: str = ""
+    """How the predictions were checked, for the report."""
+    agreement: float | None = None
+    """Share of images on which the exported and recomputed predictions pick the same class (when recomputed)."""
+
+
+def _channels_first(images: np.ndarray) -> np.ndarray:
+    """Evaluation images as (N, C, H, W): greyscale (N, H, W) gains a channel, colour (N, H, W, C) is transposed."""
+    if images.ndim == 4:
+        return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    return images[:, None]
+
+
+def check_outputs(outputs: Any, images: int) -> torch.Tensor:
+    """The exported outputs as float (N, C); fails (AssertionError) unless there is one finite row per image."""
+    assert isinstance(outputs, torch.Tensor), "the exported predictions are not a tensor"
+    assert outputs.ndim == 2 and len(outputs) == images, (
+        f"your model returned outputs of shape {tuple(outputs.shape)} for {images:,} images; "
+        f"expected one row of class scores per image"
+    )
+    outputs = outputs.float()
+    bad = int((~torch.isfinite(outputs)).any(dim=1).sum())
+    assert bad == 0, (
+        f"your model's outputs on {bad:,} of the {images:,} test images contain NaN or infinite values: "
+        "check the training (a learning rate too high diverges) and the forward pass (a log of 0)"
+    )
+    return outputs
+
+
+def find_normalisation(inputs: Any, images: np.ndarray) -> Normalisation:
+    """How ``inputs`` (the exported first evaluation images, preprocessed) were made from the host's ``images``.
+
+    Fails (AssertionError) when the inputs file does not hold the first ``EXPORTED_INPUTS`` images, each
+    equal to the host's image under one scale and shift per channel (to float32 rounding).
+    """
+    expected = min(len(images), EXPORTED_INPUTS)
+    forged = "the predictions your notebook exported cannot be believed"
+    assert isinstance(inputs, torch.Tensor) and inputs.ndim >= 2, f"the exported test images are not a batch of tensors: {forged}"
+    assert len(inputs) == expected, (
+        f"your notebook exported {len(inputs):,} test image{'' if len(inputs) == 1 else 's'} with its predictions; "
+        f"the grader gave it "
+        f"{len(images):,} and expects the first {expected:,} back: {forged}"
+    )
+    host = _channels_first(np.asarray(images[:expected])).astype(np.float64) / 255.0  # (k, C, H, W)
+    channels = host.shape[1]
+    theirs = inputs.detach().double().reshape(expected, -1).numpy()
+    assert theirs.shape[1] == host[0].size, (
+        f"the test images your notebook exported have {theirs.shape[1]:,} values each; the grader's have "
+        f"{host[0].size:,}: {forged}"
+    )
+    theirs = theirs.reshape(expected, channels, -1)
+    host = host.reshape(expected, channels, -1)
+    scale, shift = [], []
+    for channel in range(channels):
+        x, y = host[:, channel].ravel(), theirs[:, channel].ravel()
+        fit = _affine_fit(x, y)
+        assert fit is not None, (
+            "the test images your notebook exported are not the grader's test images (after scaling and "
+            f"normalisation): {forged}"
+        )
+        scale.append(fit[0])
+        shift.append(fit[1])
+    return Normalisation(tuple(scale), tuple(shift), tuple(inputs.shape[1:]))
+
+
+def _affine_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
+    """``(a, b)`` with ``y == a * x + b`` to float32 rounding (least squares, then the worst residual); else None."""
+    if not np.isfinite(y).all() or x.var() == 0:
+        return None
+    a = float(((x - x.mean()) * (y - y.mean())).mean() / x.var())
+    b = float(y.mean() - a * x.mean())
+    if abs(a) < 1e-3:  # a constant: the inputs carry no image at all
+        return None
+    # float32 arithmetic of ToTensor and Normalize leaves about 1e-7 of the values' size; far below one grey level
+    tolerance = 1e-4 * max(1.0, abs(a), abs(b))
+    return (a, b) if float(np.abs(y - (a * x + b)).max()) <= tolerance else None
+
+
+def load_weights_by_order(reference: torch.nn.Module, state: Any) -> torch.nn.Module | None:
+    """Load a student's state_dict into the reference module by order and shape (names differ); None if it does not fit."""
+    if not isinstance(state, dict):
+        return None
+    target = reference.state_dict()
+    ours = [(k, v) for k, v in state.items() if isinstance(v, torch.Tensor) and not k.endswith("num_batches_tracked")]
+    theirs = [(k, v) for k, v in target.items() if not k.endswith("num_batches_tracked")]
+    if len(ours) != len(theirs) or any(a.shape != b.shape for (_, a), (_, b) in zip(ours, theirs)):
+        return None
+    reference.load_state_dict({k: v for (k, _), (_, v) in zip(theirs, ours)}, strict=False)
+    return reference
+
+
+def recompute(network: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """``network``'s outputs (N, C) on ``inputs``, in evaluation mode, in batches."""
+    network.eval()
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(inputs), RECOMPUTE_BATCH):
+            output = network(inputs[start : start + RECOMPUTE_BATCH])
+            chunks.append(output.float().reshape(len(output), -1))
+    return torch.cat(chunks)
+
+
+def verify(
+    outputs: Any,
+    inputs: Any,
+    state: Any,
+    images: np.ndarray,
+    reference: torch.nn.Module | None,
+) -> Verdict:
+    """The verdict on one model's exported predictions (``outputs``) on the host's evaluation ``images``.
+
+    ``inputs`` and ``state`` are the exported first inputs and weights (None when not exported);
+    ``reference`` the network the task fixes (None when the student designs their own). Fails
+    (AssertionError) when the outputs or inputs files themselves are malformed or forged.
+    """
+    outputs = check_outputs(outputs, len(images))
+    assert inputs is not None, (
+        "your notebook exported predictions without the test images they were computed on: "
+        "the predictions your notebook exported cannot be believed"
+    )
+    normalisation = find_normalisation(inputs, images)
+    network = load_weights_by_order(copy.deepcopy(reference), state) if reference is not None else None
+    if network is None:
+        if reference is not None and state is None:
+            return Verdict(outputs, believed=False, verified=False, problem=(
+                "your model's weights were not exported, so the grader cannot check that the predictions your "
+                "notebook exported are what your network computes on the test images"))
+        return Verdict(outputs, believed=True, verified=False, note=UNVERIFIED_NOTE)
+    try:
+        recomputed = recompute(network, normalisation.apply(np.asarray(images)))
+    except Exception as error:  # the reference network does not take the student's input shape
+        return Verdict(outputs, believed=True, verified=False,
+                       note=f"{UNVERIFIED_NOTE} ({type(error).__name__} running the assignment's network)")
+    agreement = float((recomputed.argmax(1) == outputs.argmax(1)).float().mean())
+    if agreement >= AGREEMENT:
+        note = f"outputs verified: the grader's own run of your weights agrees on {agreement:.1%} of {len(images):,} test images"
+        return Verdict(outputs, believed=True, verified=True, note=note, agreement=agreement)
+    problem = (
+        f"the predictions your notebook exported are not what your network computes on the test images: the grader "
+        f"ran the weights it exported in the assignment's network on all {len(images):,} test images, and the "
+        f"predictions differ on {1 - agreement:.1%} of them"
+    )
+    return Verdict(recomputed, believed=False, verified=True, problem=problem, agreement=agreement)
