@@ -40,6 +40,14 @@ UNVERIFIED_NOTE = "outputs not verified: your model's class cannot be rebuilt on
 """Said beside a result computed from predictions the host could not recompute."""
 
 
+class Forgery(AssertionError):
+    """The exported files contradict what the host knows (rows, test images): not something honest code writes.
+
+    An ``AssertionError``, so the check that meets it fails with its message; the architecture checks also
+    stop believing the rest of the model's record.
+    """
+
+
 @dataclass(frozen=True)
 class Normalisation:
     """How the student's code turned the evaluation images into model inputs: per channel ``scale * x + shift``."""
@@ -85,12 +93,14 @@ def _channels_first(images: np.ndarray) -> np.ndarray:
 
 
 def check_outputs(outputs: Any, images: int) -> torch.Tensor:
-    """The exported outputs as float (N, C); fails (AssertionError) unless there is one finite row per image."""
-    assert isinstance(outputs, torch.Tensor), "the exported predictions are not a tensor"
-    assert outputs.ndim == 2 and len(outputs) == images, (
-        f"your model returned outputs of shape {tuple(outputs.shape)} for {images:,} images; "
-        f"expected one row of class scores per image"
-    )
+    """The exported outputs as float (N, C): ``Forgery`` unless one row per image, AssertionError for non-finite ones."""
+    if not isinstance(outputs, torch.Tensor):
+        raise Forgery("the exported predictions are not a tensor")
+    if outputs.ndim != 2 or len(outputs) != images:
+        raise Forgery(
+            f"your model returned outputs of shape {tuple(outputs.shape)} for {images:,} images; "
+            f"expected one row of class scores per image"
+        )
     outputs = outputs.float()
     bad = int((~torch.isfinite(outputs)).any(dim=1).sum())
     assert bad == 0, (
@@ -103,34 +113,36 @@ def check_outputs(outputs: Any, images: int) -> torch.Tensor:
 def find_normalisation(inputs: Any, images: np.ndarray) -> Normalisation:
     """How ``inputs`` (the exported first evaluation images, preprocessed) were made from the host's ``images``.
 
-    Fails (AssertionError) when the inputs file does not hold the first ``EXPORTED_INPUTS`` images, each
-    equal to the host's image under one scale and shift per channel (to float32 rounding).
+    Raises ``Forgery`` unless the inputs file holds the first ``EXPORTED_INPUTS`` images, each equal to
+    the host's image under one scale and shift per channel (to float32 rounding).
     """
     expected = min(len(images), EXPORTED_INPUTS)
     forged = "the predictions your notebook exported cannot be believed"
-    assert isinstance(inputs, torch.Tensor) and inputs.ndim >= 2, f"the exported test images are not a batch of tensors: {forged}"
-    assert len(inputs) == expected, (
-        f"your notebook exported {len(inputs):,} test image{'' if len(inputs) == 1 else 's'} with its predictions; "
-        f"the grader gave it "
-        f"{len(images):,} and expects the first {expected:,} back: {forged}"
-    )
+    if not (isinstance(inputs, torch.Tensor) and inputs.ndim >= 2):
+        raise Forgery(f"the exported test images are not a batch of tensors: {forged}")
+    if len(inputs) != expected:
+        raise Forgery(
+            f"your notebook exported {len(inputs):,} test image{'' if len(inputs) == 1 else 's'} with its predictions; "
+            f"the grader gave it {len(images):,} and expects the first {expected:,} back: {forged}"
+        )
     host = _channels_first(np.asarray(images[:expected])).astype(np.float64) / 255.0  # (k, C, H, W)
     channels = host.shape[1]
     theirs = inputs.detach().double().reshape(expected, -1).numpy()
-    assert theirs.shape[1] == host[0].size, (
-        f"the test images your notebook exported have {theirs.shape[1]:,} values each; the grader's have "
-        f"{host[0].size:,}: {forged}"
-    )
-    theirs = theirs.reshape(expected, channels, -1)
+    if theirs.shape[1] != host[0].size:
+        raise Forgery(
+            f"the test images your notebook exported have {theirs.shape[1]:,} values each; the grader's have "
+            f"{host[0].size:,}: {forged}"
+        )
+    theirs = theirs.reshape(expected, channels, -1)  # (k, C, H * W)
     host = host.reshape(expected, channels, -1)
     scale, shift = [], []
     for channel in range(channels):
-        x, y = host[:, channel].ravel(), theirs[:, channel].ravel()
-        fit = _affine_fit(x, y)
-        assert fit is not None, (
-            "the test images your notebook exported are not the grader's test images (after scaling and "
-            f"normalisation): {forged}"
-        )
+        fit = _affine_fit(host[:, channel].ravel(), theirs[:, channel].ravel())
+        if fit is None:
+            raise Forgery(
+                "the test images your notebook exported are not the grader's test images (after scaling and "
+                f"normalisation): {forged}"
+            )
         scale.append(fit[0])
         shift.append(fit[1])
     return Normalisation(tuple(scale), tuple(shift), tuple(inputs.shape[1:]))
@@ -183,14 +195,15 @@ def verify(
     """The verdict on one model's exported predictions (``outputs``) on the host's evaluation ``images``.
 
     ``inputs`` and ``state`` are the exported first inputs and weights (None when not exported);
-    ``reference`` the network the task fixes (None when the student designs their own). Fails
-    (AssertionError) when the outputs or inputs files themselves are malformed or forged.
+    ``reference`` the network the task fixes (None when the student designs their own). Raises ``Forgery``
+    when the outputs or inputs files contradict the host's images, AssertionError for non-finite outputs.
     """
     outputs = check_outputs(outputs, len(images))
-    assert inputs is not None, (
-        "your notebook exported predictions without the test images they were computed on: "
-        "the predictions your notebook exported cannot be believed"
-    )
+    if inputs is None:
+        raise Forgery(
+            "your notebook exported predictions without the test images they were computed on: "
+            "the predictions your notebook exported cannot be believed"
+        )
     normalisation = find_normalisation(inputs, images)
     network = load_weights_by_order(copy.deepcopy(reference), state) if reference is not None else None
     if network is None:
