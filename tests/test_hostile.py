@@ -140,7 +140,7 @@ def _hostile_report(graded, student: str) -> dict[str, str]:
 
 
 def test_every_submission_is_graded(graded) -> None:
-    expected = sorted([p.name for p in HOSTILE.iterdir()] + ["reference"])
+    expected = sorted([p.name for p in HOSTILE.iterdir()] + ["reference", "forged_probe_honest"])
     assert sorted(graded["reports"]) == expected
 
 
