@@ -150,3 +150,30 @@ def test_the_students_normalisation_is_recovered_per_channel() -> None:
     assert torch.allclose(found.apply(colour), inputs, atol=1e-5)
     flat = torch.from_numpy(colour[:, :, :, 0]).float().reshape(20, -1) / 255  # ToTensor alone, then flattened
     assert find_normalisation(flat, colour[:, :, :, 0]).example_shape == (4096,)
+
+
+def test_reconstructions_of_images_that_are_not_the_graders_are_refused(tmp_path, hidden) -> None:
+    images, _ = hidden
+    own = torch.zeros(IMAGES, 1, 28, 28)  # exported "inputs" equal to the exported reconstructions: no error at all
+    entry = candidate(tmp_path, "autoencoder", inputs=own, outputs=own)
+    ctx = context(tmp_path, probe_record(models=[entry]), task_id="ae", model="autoencoder", hidden_images=images)
+    result = run_check(ctx, Spec("reconstruction_error", max=0.05))
+    assert (result.status, result.message) == ("failed", (
+        "the test images your notebook exported are not the grader's test images (after scaling and normalisation): "
+        "the predictions your notebook exported cannot be believed"))
+    honest = torch.from_numpy(images).float().unsqueeze(1) / 255  # ToTensor() alone, reconstructed exactly
+    entry = candidate(tmp_path / "honest", "autoencoder", inputs=honest, outputs=honest)
+    ctx = context(tmp_path / "honest", probe_record(models=[entry]), task_id="ae", model="autoencoder",
+                  hidden_images=images)
+    assert run_check(ctx, Spec("reconstruction_error", max=0.05)).status == "passed"
+
+
+def test_an_autoencoders_outputs_are_compared_value_by_value() -> None:
+    from harness.checks.verify import agreement_of
+
+    reconstruction = torch.rand(4, 784)
+    nudged = reconstruction.clone()
+    nudged[0, :] += 0.01  # one reconstruction off by 0.01 everywhere; its brightest pixel is still the same
+    assert agreement_of(nudged, reconstruction, 784) == 0.75
+    scores = torch.log_softmax(torch.randn(4, 10), dim=1)
+    assert agreement_of(scores.exp(), scores, 784) == 1.0  # probabilities beside log-probabilities pick the same class
