@@ -143,5 +143,5 @@ class CheckContext:
             inputs = self.load_tensor(inputs_file) if inputs_file else None
             state = self.load_tensor(model["state_dict"]) if model.get("state_dict") else None
             reference = self.reference_model if self.fixed_architecture else None
-            self.verdict = verify(outputs, inputs, state, self.hidden_images, reference)
+            self.verdict = verify(outputs, inputs, state, self.hidden_images, reference, model.get("modules"))
         return self.verdict

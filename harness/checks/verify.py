@@ -18,6 +18,7 @@ as they are and said to be unverified. ``verify_predictions`` makes the verdict 
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,17 +213,36 @@ def agreement_of(exported: torch.Tensor, recomputed: torch.Tensor, input_width: 
     return float((recomputed.argmax(1) == exported.argmax(1)).float().mean())
 
 
+def same_layers(recorded: Any, reference: torch.nn.Module) -> bool:
+    """Whether the recorded leaf layers are the reference's, one to one: types and hyperparameters, in order.
+
+    Only then is the reference network the student's network: one that differs even in a layer without
+    weights (a ReLU on an autoencoder's code) computes something else from the same weights.
+    """
+    from harness.architecture import describe_layers
+
+    def key(layers: Any) -> list[str]:
+        return [json.dumps([layer.get("type"), layer.get("hyper")], sort_keys=True) for layer in layers]
+
+    try:
+        return isinstance(recorded, list) and key(recorded) == key(describe_layers(reference))
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
 def verify(
     outputs: Any,
     inputs: Any,
     state: Any,
     images: np.ndarray,
     reference: torch.nn.Module | None,
+    layers: Any = None,
 ) -> Verdict:
     """The verdict on one model's exported predictions (``outputs``) on the host's evaluation ``images``.
 
     ``inputs`` and ``state`` are the exported first inputs and weights (None when not exported);
-    ``reference`` the network the task fixes (None when the student designs their own). Raises ``Forgery``
+    ``reference`` the network the task fixes (None when the student designs their own), used when the
+    recorded ``layers`` are exactly its layers (``same_layers``). Raises ``Forgery``
     when the outputs or inputs files contradict the host's images, AssertionError for non-finite outputs.
     """
     outputs = check_outputs(outputs, len(images))
@@ -232,9 +252,10 @@ def verify(
             "the predictions your notebook exported cannot be believed"
         )
     normalisation = find_normalisation(inputs, images)
-    network = load_weights_by_order(copy.deepcopy(reference), state) if reference is not None else None
+    rebuildable = reference is not None and same_layers(layers, reference)
+    network = load_weights_by_order(copy.deepcopy(reference), state) if rebuildable else None
     if network is None:
-        if reference is not None and state is None:
+        if rebuildable and state is None:
             return Verdict(outputs, believed=False, verified=False, problem=(
                 "your model's weights were not exported, so the grader cannot check that the predictions your "
                 "notebook exported are what your network computes on the test images"))

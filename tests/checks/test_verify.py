@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from harness.architecture import describe_layers
 from harness.checks import run_check
 from harness.checks.verify import UNVERIFIED_NOTE, find_normalisation
 from reference.classifiers import CNN
@@ -43,10 +44,14 @@ def run_in(network: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         return network.eval()(inputs)
 
 
-def grade(root, hidden, check: str, *, reference=None, **files):
-    """Write one model candidate with ``files`` (state, inputs, outputs), read it back, run ``check``."""
+def grade(root, hidden, check: str, *, reference=None, layers=None, **files):
+    """Write one model candidate with ``files`` (state, inputs, outputs), read it back, run ``check``.
+
+    The candidate's recorded layers are ``layers``, by default the reference's (the assignment's network).
+    """
     images, labels = hidden
     entry = candidate(root, "model", **files)
+    entry["modules"] = layers if layers is not None else describe_layers(reference) if reference is not None else []
     ctx = context(root, probe_record(models=[entry]), task_id="cnn", model="model", hidden_images=images,
                   hidden_labels=labels, reference_model=reference)
     return run_check(ctx, Spec(check, min=0.5))
@@ -134,7 +139,7 @@ def test_predictions_of_a_class_the_grader_cannot_rebuild_are_marked_unverified(
     images, labels = hidden
     own = CNNWithoutSecondPool()  # the student's own class: its weights do not fit the assignment's network
     result = grade(tmp_path, hidden, "test_accuracy", reference=CNN(), state=own.state_dict(),
-                   inputs=normalised(images), outputs=perfect(labels))
+                   inputs=normalised(images), outputs=perfect(labels), layers=describe_layers(own))
     assert result.status == "passed"
     assert (result.details["verified"], result.details["note"]) == (False, UNVERIFIED_NOTE)
     assert UNVERIFIED_NOTE == "outputs not verified: your model's class cannot be rebuilt on the grader"
@@ -177,3 +182,13 @@ def test_an_autoencoders_outputs_are_compared_value_by_value() -> None:
     assert agreement_of(nudged, reconstruction, 784) == 0.75
     scores = torch.log_softmax(torch.randn(4, 10), dim=1)
     assert agreement_of(scores.exp(), scores, 784) == 1.0  # probabilities beside log-probabilities pick the same class
+
+
+def test_a_network_with_a_layer_more_than_the_assignments_is_not_recomputed_in_it(tmp_path, hidden) -> None:
+    images, labels = hidden
+    network = CNN()
+    extra = torch.nn.Sequential(*network.main[:7], torch.nn.ReLU(), *network.main[7:])  # a ReLU after the Flatten
+    inputs = normalised(images)
+    result = grade(tmp_path, hidden, "test_accuracy", reference=CNN(), state=extra.state_dict(), inputs=inputs,
+                   outputs=run_in(extra, inputs), layers=describe_layers(extra))
+    assert (result.details["verified"], result.details["note"]) == (False, UNVERIFIED_NOTE)  # weights fit, layers do not
