@@ -7,12 +7,14 @@ exported, the host compares them with what it knows on its own:
 - the evaluation images: the host wrote them, so the exported outputs must have one finite row per
   image, and the exported inputs must be those images, scaled and normalised per channel
   (``ToTensor`` and ``Normalize``: ``scale * pixel / 255 + shift``) and nothing else;
-- the network: where the task fixes the architecture and the exported weights fit the reference
-  network, the host loads them into it, runs it on its own copy of every evaluation image (normalised
-  as the student's inputs were) and the exported predictions must agree with that run.
+- the network: where the task fixes the architecture, the recorded layers are the reference's one to
+  one and the exported weights fit it, the host loads them into the reference network, runs it on its
+  own copy of every evaluation image (normalised as the student's inputs were) and the exported
+  predictions must agree with that run.
 
-Where the host cannot rebuild the network (a student's own class), the exported predictions are used
-as they are and said to be unverified. ``verify_predictions`` makes the verdict once per task context.
+Where the host cannot rebuild the network (a student's own class, or layers that differ from the
+reference's), the exported predictions are used as they are and said to be unverified.
+``CheckContext.verified_predictions`` makes the verdict once per task context.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ EXPORTED_INPUTS = RunSettings.export_inputs
 holds exactly ``min(EXPORTED_INPUTS, images)`` rows."""
 
 AGREEMENT = 0.99
-"""Share of the evaluation images on which the exported predictions must pick the class the host's run picks."""
+"""Share of the evaluation images on which the exported outputs must agree with the host's run (``agreement_of``)."""
 
 RECOMPUTE_BATCH = 1_000
 """Images per forward pass when the host recomputes predictions."""
