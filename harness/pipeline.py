@@ -157,6 +157,8 @@ class GradingSetup:
     keep_workspaces: bool = False
     """Keep each submission's workspace (``out/work/<student>``) after grading, for a TA to look into; by default
     it is removed once the submission is graded, so what a submission wrote never stays on the host."""
+    hidden_images: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per dataset: the evaluation images as written for the sandbox, kept on the host to check what comes back."""
     reusable_runs: dict[tuple[str, str], ExecutionResult] = field(default_factory=dict)
     """Runs made while calibrating, by (content hash, source): the reference in the batch is checked on them
     again with the calibrated bars instead of running the same code twice."""
@@ -213,6 +215,7 @@ def prepare_setup(
         path = eval_dir / f"{dataset}-images.npy"
         np.save(path, images)  # images only: the labels never leave the host
         setup.hidden[dataset] = (path, labels)
+        setup.hidden_images[dataset] = images
     return setup
 
 
@@ -314,13 +317,13 @@ def _task_context(
     run = records.run if records else None
     probe = records.probe if records else None
     reference, reference_layers, reference_parameters = _reference_for(task)
+    fixed = task.model is None or task.model.architecture == "fixed"
     if missing:
         model, note = None, missing
     elif probe is None:
         model, note = None, _why_no_probe(execution, run)
     else:
         prefer = task.model.prefer if task.model else ()
-        fixed = task.model is None or task.model.architecture == "fixed"
         model, note = select_model(
             probe.get("models", []), prefer, reference_layers, reference_parameters, require_similarity=fixed
         )
@@ -342,6 +345,8 @@ def _task_context(
         budget_s=budget_s,
         budget_note=budget_note,
         hidden_labels=setup.hidden[dataset][1] if dataset in setup.hidden else None,
+        hidden_images=setup.hidden_images.get(dataset or ""),
+        fixed_architecture=fixed,
         source_text=_source_text(source_file) if source_file else "",
         data_dir=setup.data_dir,
         related=dict(related or {}),

@@ -357,6 +357,46 @@ def forged_run(config, namespace=None):
 probe.run = forged_run
 loss_function = nn.NLLLoss()"""
 
+FORGED_PROBE = """\
+# Replace the grader's probe: it records a ghost network with the assignment's layers (never trained) and the
+# ghost's weights, then swaps in the predictions of the model trained above and cuts the exported inputs to one row.
+import numpy as np
+
+import harness.probes.probe as probe
+
+real_run = probe.run
+trained = model
+
+
+class Ghost(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(1, 16, kernel_size=3), nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(16, 32, kernel_size=3), nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.Flatten(), nn.Linear(800, 10), nn.LogSoftmax(dim=1),
+        )
+
+    def forward(self, input):
+        return self.main(input)
+
+
+def forged_run(config, namespace=None):
+    \"\"\"Probe the ghost alone, then overwrite its outputs with the trained model's and its inputs with one row.\"\"\"
+    record = real_run(config, {'model': Ghost(), 'loss_function': loss_function, 'optimizer': optimizer})
+    artifacts = Path(config['artifacts'])
+    for entry in record['models']:
+        for dataset, outputs_file in entry.get('outputs', {}).items():
+            images = np.load(config['eval'][dataset])
+            inputs = (torch.from_numpy(images).float().unsqueeze(1) / 255 - 0.1307) / 0.3081  # (N, 1, 28, 28)
+            with torch.no_grad():
+                torch.save(trained.eval()(inputs), artifacts / outputs_file)
+            torch.save(inputs[:1].clone(), artifacts / entry['inputs'][dataset])
+    return record
+
+
+probe.run = forged_run"""
+
 WRONG_FLATTEN_NET = CNN_NET.replace(
     "            nn.ReLU(),\n            nn.MaxPool2d(kernel_size=2, stride=2),\n            nn.Flatten(),",
     "            nn.ReLU(),\n            nn.Flatten(),",
@@ -394,6 +434,9 @@ SAMPLES: dict[str, nbformat.NotebookNode] = {
     "fake_forward": hostile(ONE_EPOCH, DATA, CNN_NET, MAKE_MODEL, FAKE_FORWARD,
                             title="A forward pass that is not the network's layers"),
     "fake_score": hostile(IMPORTS, FAKE_SCORE, title="Claiming full marks"),
+    # The honest version of this notebook is the same without its last cell (tests/test_hostile.py grades both).
+    "forged_probe": hostile(ONE_EPOCH, DATA, WRONG_FLATTEN_NET, MAKE_MODEL, TRAIN, FORGED_PROBE,
+                            title="A replaced probe: the assignment's network on record, another model's predictions"),
 }
 
 

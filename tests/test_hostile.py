@@ -15,6 +15,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+import nbformat
 import pytest
 
 import harness
@@ -77,6 +78,10 @@ def graded(tmp_path_factory):
     batch.mkdir()
     for case in sorted(HOSTILE.iterdir()):
         shutil.copytree(case, batch / case.name, symlinks=True)
+    honest = nbformat.read(HOSTILE / "forged_probe" / "CNNMNIST.ipynb", as_version=4)
+    honest.cells = honest.cells[:-1]  # the same notebook without the cell that replaces the probe
+    (batch / "forged_probe_honest").mkdir()
+    nbformat.write(honest, batch / "forged_probe_honest" / "CNNMNIST.ipynb")
     shutil.copytree(REFERENCE, batch / "reference")
     canary = Path.home() / f".gradebench-canary-{uuid.uuid4().hex[:8]}"
     canary.write_text("the sandbox must not reach this\n")
@@ -137,7 +142,7 @@ def _hostile_report(graded, student: str) -> dict[str, str]:
 
 
 def test_every_submission_is_graded(graded) -> None:
-    expected = sorted([p.name for p in HOSTILE.iterdir()] + ["reference"])
+    expected = sorted([p.name for p in HOSTILE.iterdir()] + ["reference", "forged_probe_honest"])
     assert sorted(graded["reports"]) == expected
 
 
@@ -259,9 +264,30 @@ def test_patched_torch_does_not_fake_the_parameter_count(graded) -> None:
 
 
 def test_a_forward_pass_that_is_not_the_layers_is_caught(graded) -> None:
-    check = _check(graded["reports"]["fake_forward"], "forward_consistent")
+    report = graded["reports"]["fake_forward"]
+    check = _check(report, "forward_consistent")
     assert check.status == "failed"
-    assert check.message.startswith("your model's exported predictions disagree with what its own weights compute")
+    assert check.message.startswith(
+        "the predictions your notebook exported are not what your network computes on the test images: the grader "
+        "ran the weights it exported in the assignment's network on all 1,000 test images")
+    accuracy = _check(report, "test_accuracy")  # the hidden helper's predictions are not believed
+    assert (accuracy.status, accuracy.message) == ("failed", check.message + accuracy.message[len(check.message):])
+    assert accuracy.message[len(check.message):].startswith(" (the grader's own run reaches ")
+    assert accuracy.details["measured"] < 0.5  # the untrained layers, run by the grader
+
+
+def test_a_replaced_probe_gains_nothing_over_the_honest_notebook(graded) -> None:
+    forged, honest = graded["reports"]["forged_probe"], graded["reports"]["forged_probe_honest"]
+    assert _cnn(forged).score < _cnn(honest).score
+    refused = (
+        "your notebook exported 1 test image with its predictions; the grader gave it 1,000 and expects the first "
+        "1,000 back: the predictions your notebook exported cannot be believed"
+    )
+    for name in ("test_accuracy", "per_class_accuracy", "forward_consistent"):
+        assert (_check(forged, name).status, _check(forged, name).message) == ("failed", refused)
+    for name in ("architecture_matches", "parameter_count", "feature_width"):  # the ghost's record is not believed
+        assert _check(forged, name).message == f"the grader cannot tell that this is the network your notebook used: {refused}"
+    assert {c.check for c in _cnn(honest).checks if c.status == "passed"} >= {"test_accuracy", "per_class_accuracy"}
 
 
 def test_a_forged_probe_record_and_fake_results_gain_nothing(graded) -> None:

@@ -90,3 +90,14 @@ def test_loading_warnings_reach_the_student_page_json_index_and_gradebook(tmp_pa
         rows = {row["student"]: row for row in csv.DictReader(stream)}
     assert rows["alice"]["warnings"] == " | ".join(warnings)
     assert rows["bob"]["warnings"] == ""
+
+
+def test_the_student_page_says_when_predictions_were_not_verified(tmp_path) -> None:
+    from harness.checks.verify import UNVERIFIED_NOTE
+
+    check = CheckResult(task="t1", check="test_accuracy", status="passed", message="", points=3.0, score=3.0,
+                        details={"measured": 0.97, "verified": False, "note": UNVERIFIED_NOTE})
+    report = GradeReport(student="ada", assignment="a", content_hash="h", rubric_hash="r", profile="fast",
+                         tasks=(TaskScore(task="t1", title="Task 1", score=3.0, points=3.0, checks=(check,)),))
+    page = render_student(report, tmp_path, "A").read_text()
+    assert "outputs not verified: your model&#39;s class cannot be rebuilt on the grader" in page

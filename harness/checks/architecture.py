@@ -13,6 +13,7 @@ from harness.architecture import count_activations, compare_layers, layer_token,
 from harness.checks import CheckSpecLike, check
 from harness.checks.context import CheckContext
 from harness.rubric import CheckParams, Count, NoParams
+from harness.checks.verify import Forgery
 
 _FUNCTIONAL_ACTIVATION = re.compile(r"\b(?:F|functional|torch|nn\.functional)\.(?:relu|leaky_relu|gelu|elu|silu|tanh|sigmoid)\b|\.(?:relu|tanh|sigmoid)\(\)")
 
@@ -34,6 +35,7 @@ def check_architecture_matches(ctx: CheckContext, spec: CheckSpecLike) -> None:
     diff = compare_layers(model.get("modules", []), reference)
     ctx.details["diff"] = diff
     assert not diff, "your network differs from the assignment's:\n  " + "\n  ".join(diff)
+    _believe_record(ctx, model)
     if model.get("origin") == "instance" and ctx.reference_model is not None:
         assert _weights_fit_reference(ctx, model), (
             "the layers recorded while your code ran do not match the weights your model exported: "
@@ -73,6 +75,11 @@ def check_parameter_count(ctx: CheckContext, spec: CheckSpecLike) -> None:
             f"the weights your model exported hold {exported:,} parameters, but {counted:,} were counted "
             f"while your code ran (was torch patched?)"
         )
+        assert got is None or got <= exported, (
+            f"your model's record claims {got:,} trainable parameters, more than the {exported:,} in the weights it "
+            f"exported (was torch patched?)"
+        )
+        _believe_record(ctx, model)
     assert got == expected, (
         f"the model has {got:,} trainable parameters; the assignment's network has {expected:,}"
     )
@@ -107,6 +114,74 @@ def _weights_fit_reference(ctx: CheckContext, model: dict) -> bool:
     return state is not None and load_weights_by_order(copy.deepcopy(ctx.reference_model), state) is not None
 
 
+def _weight_shape(layer: dict) -> tuple[int, ...] | None:
+    """The weight shape a Linear or convolution layer's recorded hyperparameters imply; None for other layers."""
+    hyper, kind = layer.get("hyper") or {}, layer.get("type", "")
+    try:
+        if kind == "Linear":
+            return (int(hyper["out_features"]), int(hyper["in_features"]))
+        if kind.startswith("ConvTranspose"):
+            return (int(hyper["in_channels"]), int(hyper["out_channels"]) // int(hyper.get("groups", 1)),
+                    *map(int, hyper["kernel_size"]))
+        if kind.startswith("Conv"):
+            return (int(hyper["out_channels"]), int(hyper["in_channels"]) // int(hyper.get("groups", 1)),
+                    *map(int, hyper["kernel_size"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
+def record_contradictions(model: dict, state: dict[str, torch.Tensor]) -> list[str]:
+    """Layers whose recorded hyperparameters the exported weights contradict, as ``"main.7: Linear(800 -> 10)
+    recorded, weights of shape (10, 3872)"``; empty when the record agrees with the weights it came with.
+
+    The record is made inside the student's process; the weights' shapes are read here, on the host.
+    """
+    found = []
+    for layer in model.get("modules", []):
+        expected = _weight_shape(layer)
+        if expected is None:
+            continue
+        path = layer.get("path", "")
+        key = f"{path}.weight" if path else "weight"
+        weight = state.get(key)
+        if weight is None:
+            if not any(name.startswith(f"{path}.") for name in state):  # reparametrised weights are named otherwise
+                found.append(f"{path or 'the model'}: a {layer['type']} recorded, no weights exported for it")
+            continue
+        if isinstance(weight, torch.Tensor) and tuple(weight.shape) != expected:
+            found.append(f"{path or 'the model'}: {layer_token(layer)} recorded, weights of shape {tuple(weight.shape)}")
+    return found
+
+
+def _believe_record(ctx: CheckContext, model: dict) -> None:
+    """Fail the check when the host cannot believe the chosen model's record (a check it can make disagrees).
+
+    Three things are held against the record: its layers against the shapes of the weights it exported,
+    its exported predictions against the host's test images, and, where the host can rebuild the network,
+    against the host's own run of those weights (``harness.checks.verify``). Predictions that are merely
+    bad (NaN) are the accuracy checks' business, not a reason to doubt the record.
+    """
+    if model.get("origin") != "instance":
+        return
+    state = _exported_state(ctx, model)
+    if state is not None:
+        contradictions = record_contradictions(model, state)
+        assert not contradictions, (
+            "the layers recorded while your code ran do not match the weights your model exported (was the grader's "
+            "probe replaced or torch patched?): " + "; ".join(contradictions[:3])
+        )
+    if not (model.get("outputs") or {}).get(ctx.dataset or "") or ctx.hidden_images is None:
+        return
+    try:
+        verdict = ctx.verified_predictions()
+    except Forgery as forgery:
+        raise AssertionError(f"the grader cannot tell that this is the network your notebook used: {forgery}") from None
+    except AssertionError:
+        return
+    assert verdict.believed, f"the grader cannot tell that this is the network your notebook used: {verdict.problem}"
+
+
 def _width(shape: list[int]) -> int:
     return math.prod(shape[1:]) if len(shape) > 1 else shape[0]
 
@@ -135,6 +210,7 @@ class FeatureWidthParams(CheckParams):
 def check_feature_width(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that a layer (e.g. the Flatten before the classifier) produces the expected number of features."""
     model = ctx.require_model()
+    _believe_record(ctx, model)
     layer_type, expected = spec.layer or "Flatten", spec.equals
     produced = next((entry for entry in model.get("layer_shapes", []) if entry["type"] == layer_type), None)
     hint = ""
@@ -156,6 +232,16 @@ def check_feature_width(ctx: CheckContext, spec: CheckSpecLike) -> None:
     ctx.details.update(measured=width, expected=expected, layer=layer_type)
     shapes = model.get("layer_shapes", [])
     position = shapes.index(produced)
+    after = shapes[position + 1] if position + 1 < len(shapes) else None
+    consumer = next((m for m in model.get("modules", []) if after and m.get("path") == after.get("path")), None)
+    if consumer is not None and consumer["type"] == "Linear" and _exported_state(ctx, model) is not None:
+        # the hyperparameters were just held against the weights: the next Linear's input is the true width
+        taken = consumer["hyper"].get("in_features")
+        assert taken == width, (
+            f"the layer shapes recorded while your code ran say your {layer_type} produces {width:,} features, but "
+            f"the weights your model exported take {taken:,} in the next Linear layer: the grader counts {taken:,}"
+            + ("" if taken == expected else f"; the assignment's network has {expected:,} here")
+        )
     source = f" (from {' x '.join(map(str, shapes[position - 1]['output_shape'][1:]))})" if position > 0 else ""
     linear_in = _first_linear_in(model)
     if width == expected:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from harness.artifacts import Artifacts
+from harness.checks.verify import Verdict, verify
 from harness.models import ExecutionResult
 
 
@@ -51,6 +52,12 @@ class CheckContext:
     """How the budget was set, e.g. ``5x reference (42.0 s) = 210 s``."""
     hidden_labels: np.ndarray | None = None
     """Labels of the hidden evaluation images (host only: never sent into the sandbox)."""
+    hidden_images: np.ndarray | None = None
+    """The hidden evaluation images as the host wrote them for the sandbox (uint8, (N, H, W) or (N, H, W, C)):
+    what the exported inputs and predictions are held against."""
+    fixed_architecture: bool = True
+    """The task prescribes the network (rubric ``architecture: fixed``): exported weights that fit the
+    reference network are run in it on the host, and the exported predictions must agree."""
     source_text: str = ""
     """The task's source code (notebook code cells joined, or the script), for static checks."""
     data_dir: Path | None = None
@@ -61,6 +68,8 @@ class CheckContext:
     """The validated artifacts folder (``harness.artifacts.load_artifacts``); built from the fields above when absent."""
     details: dict[str, Any] = field(default_factory=dict)
     """Filled by the running check with figures worth showing; emptied around each check."""
+    verdict: Verdict | None = None
+    """The host's verdict on the chosen model's exported predictions, made on first use (``verified_predictions``)."""
 
     def require_related(self, task_id: str) -> CheckContext:
         """The context of ``task_id``, graded earlier; a harness error when the rubric did not grade it first."""
@@ -118,3 +127,21 @@ class CheckContext:
         outputs = self.load_tensor(relative)
         assert isinstance(outputs, torch.Tensor), "the exported predictions are not a tensor"
         return outputs.float()
+
+    def verified_predictions(self) -> Verdict:
+        """The host's verdict on the chosen model's predictions on the hidden images (``harness.checks.verify``).
+
+        Fails the check when there are no predictions, or when the outputs or inputs files are malformed or
+        are not the grader's test images; made once per context.
+        """
+        if self.verdict is None:
+            outputs = self.model_outputs()
+            if self.hidden_images is None:
+                raise RuntimeError(f"no hidden evaluation images for task {self.task_id}'s dataset {self.dataset!r}")
+            model = self.require_model()
+            inputs_file = (model.get("inputs") or {}).get(self.dataset or "")
+            inputs = self.load_tensor(inputs_file) if inputs_file else None
+            state = self.load_tensor(model["state_dict"]) if model.get("state_dict") else None
+            reference = self.reference_model if self.fixed_architecture else None
+            self.verdict = verify(outputs, inputs, state, self.hidden_images, reference, model.get("modules"))
+        return self.verdict

@@ -13,6 +13,7 @@ from pydantic import model_validator
 from harness.checks import CheckSpecLike, Partial, check
 from harness.checks.context import CheckContext
 from harness.rubric import CheckParams, Fraction, NoParams
+from harness.checks.verify import load_weights_by_order  # noqa: F401  (architecture checks import it from here)
 
 
 def _threshold(ctx: CheckContext, spec: CheckSpecLike, metric: str) -> tuple[float, str]:
@@ -29,14 +30,24 @@ def _threshold(ctx: CheckContext, spec: CheckSpecLike, metric: str) -> tuple[flo
 
 
 def _predictions(ctx: CheckContext) -> tuple[np.ndarray, np.ndarray]:
-    outputs = ctx.model_outputs()
+    """Predicted classes and hidden labels; fails the check when the exported predictions are not believed.
+
+    The predictions are the exported ones once the host has checked them (``harness.checks.verify``); when
+    they contradict the host's own run of the exported weights, the accuracy of that run is measured and
+    shown, and the check fails with the reason.
+    """
     if ctx.hidden_labels is None:
         raise RuntimeError(f"no hidden labels for task {ctx.task_id}'s dataset {ctx.dataset!r}")
     labels = np.asarray(ctx.hidden_labels)
-    assert outputs.ndim == 2 and len(outputs) == len(labels), (
+    verdict = ctx.verified_predictions()
+    outputs = verdict.outputs
+    assert len(outputs) == len(labels), (
         f"your model returned outputs of shape {tuple(outputs.shape)} for {len(labels)} images; "
         f"expected one row of class scores per image"
     )
+    ctx.details["verified"] = verdict.verified
+    if verdict.note:
+        ctx.details["note"] = verdict.note
     return outputs.argmax(dim=1).numpy(), labels
 
 
@@ -59,6 +70,15 @@ class AccuracyParams(CheckParams):
         return self
 
 
+def _believed(ctx: CheckContext, measured: str) -> None:
+    """Fail the check when the exported predictions are not believed, quoting what the host measured itself."""
+    verdict = ctx.verified_predictions()
+    if not verdict.believed:
+        ctx.details["believed"] = False
+        grader = f" (the grader's own run reaches {measured})" if verdict.verified else ""
+        raise AssertionError(verdict.problem + grader)
+
+
 @check("test_accuracy", params=AccuracyParams)
 def check_test_accuracy(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check the model's accuracy on the hidden evaluation images against the rubric's bar."""
@@ -67,6 +87,7 @@ def check_test_accuracy(ctx: CheckContext, spec: CheckSpecLike) -> None:
     ctx.details.update(measured=accuracy, images=len(labels))
     bar, how = _threshold(ctx, spec, "hidden_accuracy")
     ctx.details["threshold"] = bar
+    _believed(ctx, f"{accuracy:.1%} accuracy")
     assert accuracy >= bar, f"accuracy on unseen test images is {accuracy:.1%}; it must reach {how}"
 
 
@@ -79,6 +100,7 @@ def check_per_class_accuracy(ctx: CheckContext, spec: CheckSpecLike) -> None:
     ctx.details["per_class"] = {str(c): round(a, 4) for c, a in per_class.items()}
     bar, how = _threshold(ctx, spec, "hidden_min_class_accuracy")
     ctx.details["threshold"] = bar
+    _believed(ctx, f"{min(per_class.values()):.1%} in its weakest class")
     weak = {c: a for c, a in per_class.items() if a < bar}
     if weak:
         listed = ", ".join(f"{c} ({a:.1%})" for c, a in sorted(weak.items()))
@@ -90,38 +112,18 @@ def check_per_class_accuracy(ctx: CheckContext, spec: CheckSpecLike) -> None:
 def check_forward_consistent(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the exported predictions are what the exported weights compute in the assignment's network.
 
-    Only a network whose weights fit the reference's layers can be recomputed; for any other the
-    check has nothing to compare and passes (the architecture checks mark the difference).
+    The host loads the weights into the reference network and runs it on its own copy of every hidden
+    image (``harness.checks.verify``). Only a network whose weights fit the reference's layers can be
+    recomputed; for any other the check has nothing to compare and passes (the architecture checks mark
+    the difference, and the accuracy checks say their predictions were not verified).
     """
     model = ctx.require_model()
-    inputs_file = (model.get("inputs") or {}).get(ctx.dataset or "")
     assert ctx.reference_model is not None, "this task has no reference network to recompute predictions with"
-    assert model.get("state_dict") and inputs_file, "your model exported no weights or inputs to recompute predictions from"
-    state = ctx.load_tensor(model["state_dict"])
-    reference = load_weights_by_order(ctx.reference_model, state)
-    if reference is None:  # another architecture (marked down elsewhere): nothing to recompute with, nothing to hold against it
+    assert model.get("state_dict"), "your model exported no weights to recompute predictions from"
+    verdict = ctx.verified_predictions()
+    if verdict.agreement is None and verdict.believed:  # another architecture: nothing to recompute with
         ctx.details["applicable"] = False
         return
-    inputs = ctx.load_tensor(inputs_file)
-    outputs = ctx.model_outputs()[: len(inputs)]
-    with torch.inference_mode():
-        recomputed = reference.eval()(inputs.float())
-    agree = float((recomputed.argmax(1) == outputs.argmax(1)).float().mean())
-    ctx.details.update(agreement=agree, images=len(inputs))
-    assert agree >= 0.99, (
-        f"your model's exported predictions disagree with what its own weights compute in the assignment's network "
-        f"on {1 - agree:.1%} of {len(inputs)} images: its forward pass does something other than its layers"
-    )
+    ctx.details.update(agreement=verdict.agreement, images=len(verdict.outputs))
+    assert verdict.believed, verdict.problem
 
-
-def load_weights_by_order(reference: torch.nn.Module, state: dict[str, torch.Tensor]) -> torch.nn.Module | None:
-    """Load a student's state_dict into the reference module by order and shape (names differ); None if it does not fit."""
-    if not isinstance(state, dict):
-        return None
-    target = reference.state_dict()
-    ours = [(k, v) for k, v in state.items() if isinstance(v, torch.Tensor) and not k.endswith("num_batches_tracked")]
-    theirs = [(k, v) for k, v in target.items() if not k.endswith("num_batches_tracked")]
-    if len(ours) != len(theirs) or any(a.shape != b.shape for (_, a), (_, b) in zip(ours, theirs)):
-        return None
-    reference.load_state_dict({k: v for (k, _), (_, v) in zip(theirs, ours)}, strict=False)
-    return reference

@@ -30,13 +30,17 @@ def reconstruction_error(ctx: CheckContext, metric: str = "mse") -> tuple[float,
     """The chosen model's reconstruction error on its exported inputs, and how many images it was measured on.
 
     Fails the check (AssertionError) with the reason when the model exported no inputs or outputs,
-    or when its outputs are not one image per input.
+    when its outputs are not one image per input, or when the host does not believe them
+    (``harness.checks.verify``: inputs that are not the host's test images, outputs its own run contradicts).
     """
     model = ctx.require_model()
     relative = (model.get("inputs") or {}).get(ctx.dataset or "")
     if not relative:
         ctx.model_outputs()  # fails with the reason the model produced no outputs, if that is why
         raise AssertionError("your model's inputs on the evaluation images were not exported, so its reconstructions cannot be scored")
+    if ctx.hidden_images is not None:  # the exported files held against the host's own images (and run)
+        verdict = ctx.verified_predictions()
+        assert verdict.believed, verdict.problem
     inputs = ctx.load_tensor(relative)
     assert isinstance(inputs, torch.Tensor), "the exported inputs are not a tensor"
     outputs = ctx.model_outputs()[: len(inputs)]

@@ -13,6 +13,7 @@ from torch import nn
 
 from harness.architecture import describe_layers
 from harness.checks.context import CheckContext
+from harness.checks.verify import EXPORTED_INPUTS
 
 
 @dataclass
@@ -68,7 +69,7 @@ def record(model: nn.Module, artifacts: Path, images: torch.Tensor | None = None
     if images is not None and forward_error is None:
         with torch.no_grad():
             torch.save(model(images), folder / "outputs-mnist.pt")
-        torch.save(images[:64].clone(), folder / "inputs-mnist.pt")
+        torch.save(images[:EXPORTED_INPUTS].clone(), folder / "inputs-mnist.pt")
         entry["outputs"]["mnist"] = f"models/{name}/outputs-mnist.pt"
         entry["inputs"]["mnist"] = f"models/{name}/inputs-mnist.pt"
     return entry
@@ -81,6 +82,8 @@ def make_context(tmp_path: Path):
     def build(model: nn.Module | None = None, *, reference: nn.Module | None = None, **kwargs: Any) -> CheckContext:
         images = kwargs.pop("images", None)
         candidate = record(model, tmp_path, images) if model is not None else None
+        if images is not None and "hidden_images" not in kwargs:  # the grader's copy: the pixels, before ToTensor
+            kwargs["hidden_images"] = pixels(images)
         return CheckContext(
             task_id="cnn",
             model=candidate,
@@ -95,8 +98,14 @@ def make_context(tmp_path: Path):
     return build
 
 
+def pixels(images: torch.Tensor) -> np.ndarray:
+    """The uint8 images (N, 28, 28) that ``ToTensor()`` turned into ``images`` (N, 1, 28, 28) in [0, 1]."""
+    return (images.reshape(len(images), 28, 28) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
 @pytest.fixture
 def digits() -> tuple[torch.Tensor, np.ndarray]:
-    """A small labelled batch: 200 random images with labels 0..9 (20 each)."""
+    """A small labelled batch: 200 random images (pixels / 255, as ToTensor gives them) with labels 0..9 (20 each)."""
     generator = torch.Generator().manual_seed(0)
-    return torch.rand(200, 1, 28, 28, generator=generator), np.repeat(np.arange(10), 20)
+    raw = torch.randint(0, 256, (200, 1, 28, 28), generator=generator, dtype=torch.uint8)
+    return raw.float() / 255, np.repeat(np.arange(10), 20)

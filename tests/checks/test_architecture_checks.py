@@ -112,3 +112,60 @@ def test_loss_choice(make_context, digits) -> None:
     )
     none = make_context(FeedForward(), images=images, source_text="")
     assert run_check(none, Spec("loss_choice")).message == "no classification loss (NLLLoss or CrossEntropyLoss) was found in your code"
+
+
+# -- a record the exported weights contradict is not believed ---------------------------------------------------
+
+def _claiming(ctx, **fields):
+    """``ctx`` with its model record changed as a replaced probe would write it (the weights stay as exported)."""
+    ctx.model = {**ctx.model, **fields}
+    return ctx
+
+
+def test_layers_recorded_unlike_the_exported_weights_are_not_believed(make_context) -> None:
+    ctx = make_context(CNNWithoutSecondPool())  # no reference: any task
+    lying = [dict(m, hyper={**m["hyper"], "in_features": 800}) if m["type"] == "Linear" else m for m in ctx.model["modules"]]
+    ctx = _claiming(ctx, modules=lying)
+    result = run_check(ctx, Spec("parameter_count", equals=43_530))
+    assert (result.status, result.message) == ("failed", (
+        "the layers recorded while your code ran do not match the weights your model exported (was the grader's probe "
+        "replaced or torch patched?): main.6: Linear(800->10) recorded, weights of shape (10, 3872)"))
+
+
+def test_a_feature_width_the_exported_weights_contradict_is_not_believed(make_context) -> None:
+    ctx = make_context(CNNWithoutSecondPool())
+    shapes = [dict(s, output_shape=[2, 800]) if s["type"] == "Flatten" else s for s in ctx.model["layer_shapes"]]
+    result = run_check(_claiming(ctx, layer_shapes=shapes), Spec("feature_width", layer="Flatten", equals=800))
+    assert (result.status, result.message) == ("failed", (
+        "the layer shapes recorded while your code ran say your Flatten produces 800 features, but the weights your "
+        "model exported take 3,872 in the next Linear layer: the grader counts 3,872; the assignment's network has "
+        "800 here"))
+
+
+def test_more_trainable_parameters_than_the_exported_weights_hold_are_not_believed(make_context) -> None:
+    ctx = _claiming(make_context(CNN()), trainable_parameters=50_000, total_parameters=12_810)
+    result = run_check(ctx, Spec("parameter_count", equals=50_000))
+    assert (result.status, result.message) == ("failed", (
+        "your model's record claims 50,000 trainable parameters, more than the 12,810 in the weights it exported "
+        "(was torch patched?)"))
+
+
+def test_the_assignments_layers_beside_another_models_predictions_lose_the_architecture_points(make_context, digits) -> None:
+    images, _ = digits
+
+    class Ghost(CNN):
+        """The assignment's layers, never used: the exported predictions come from elsewhere."""
+
+        def forward(self, x):
+            return torch.log_softmax(torch.flip(super().forward(x), dims=[1]) * 3, dim=1)
+
+    ctx = make_context(Ghost(), reference=CNN(), images=images)
+    for check in ("architecture_matches", "parameter_count", "feature_width"):
+        result = run_check(ctx, Spec(check, equals=12_810 if check == "parameter_count" else 800, layer="Flatten"))
+        assert result.status == "failed"
+        assert result.message.startswith(
+            "the grader cannot tell that this is the network your notebook used: the predictions your notebook "
+            "exported are not what your network computes on the test images: the grader ran the weights it exported "
+            "in the assignment's network on all 200 test images")
+    honest = make_context(CNN(), reference=CNN(), images=images)
+    assert run_check(honest, Spec("architecture_matches")).status == "passed"
