@@ -409,3 +409,45 @@ def main() -> None:
     """Entry point of the `gradebench` console script."""
     app()
 
+
+
+@app.command("export")
+def export_results(
+    out: Path = typer.Argument(
+        ..., help="The folder `gradebench grade --out` wrote (results.sqlite, students/*/report.json)."
+    ),
+    fmt: str = typer.Option(..., "--format", "-f", help="canvas, gradescope, moodle or csv."),
+    to: Optional[Path] = typer.Option(
+        None, "--to",
+        help="Where to write (default OUT/exports/canvas.csv, moodle.csv, gradebook.csv; for gradescope the folder "
+        "OUT/exports/gradescope/, one <student>/results.json each).",
+    ),
+    canvas_assignment_id: Optional[str] = typer.Option(
+        None, help="Canvas's id of the assignment: the column is then '<title> (<id>)', which Canvas matches exactly."
+    ),
+    visibility: str = typer.Option(
+        "visible", help="Gradescope: when students see results (visible, hidden, after_due_date, after_published)."
+    ),
+) -> None:
+    """Export graded results for an LMS: Canvas or Moodle grade imports, Gradescope results.json files, the gradebook."""
+    from harness.export import ExportOptions, export, not_graded_yet
+
+    try:
+        options = ExportOptions(canvas_assignment_id=canvas_assignment_id, visibility=visibility)
+        graded, written = export(out, fmt, to, options)
+    except HarnessError as error:
+        _fail(error)
+    for problem in graded.skipped:
+        err_console.print(f"[yellow]skipped[/] {problem}", highlight=False)
+    pending = sum(1 for r in graded.reports if any(not_graded_yet(t) for t in r.tasks))
+    if pending:
+        err_console.print(
+            f"[yellow]note:[/] {pending} student(s) have written answers a TA has not graded yet; "
+            "they count 0 in this export",
+            soft_wrap=True,
+        )
+    where = written[0] if len(written) == 1 else f"{len(written)} files under {written[0].parent.parent}"
+    console.print(
+        f"exported {len(graded.reports)} student(s) of {graded.title} ({fmt}): {where}", highlight=False, soft_wrap=True
+    )
+

@@ -406,7 +406,8 @@ def grade_submission(submission: Submission, setup: GradingSetup) -> GradeReport
         executions,
         profile=setup.profile,
     )
-    return readable_report(report)  # names and messages from the student's run may hold lone surrogates
+    # names and messages from the student's run may hold lone surrogates
+    return readable_report(replace(report, lms_id=submission.lms_id))
 
 
 # -- calibration against the reference submission ------------------------------------------------------------
@@ -549,10 +550,10 @@ def grade_batch(
         for warning in entry.warnings if isinstance(entry, Submission) else ():
             emit("warning", {"student": entry.student, "message": warning})
         if isinstance(entry, LoadFailure):
-            report = readable_report(score_load_failure(
+            report = readable_report(replace(score_load_failure(
                 setup.rubric, entry.student, _readable_path(entry.source), entry.reason,
                 manual=setup.manual.get(entry.student), profile=setup.profile,
-            ))
+            ), lms_id=entry.lms_id))
             failed += 1
             reports[entry.student] = report
             render(report)
@@ -563,7 +564,7 @@ def grade_batch(
             if (stored.content_hash, stored.rubric_hash, stored.profile) not in logged:
                 log_grading(setup.grading_log_path, stored, note=RESUMED_NOTE)
             # The store is keyed by content: identical hand-ins of two students share a row.
-            stored = _with_manual(setup, replace(stored, student=entry.student))
+            stored = replace(_with_manual(setup, replace(stored, student=entry.student)), lms_id=entry.lms_id)
             reports[entry.student] = stored
             render(stored)
             reused += 1
@@ -631,3 +632,4 @@ def _with_manual(setup: GradingSetup, report: GradeReport) -> GradeReport:
         setup.rubric, report.student, report.content_hash, results, setup.manual.get(report.student, {}),
         report.executions, profile=report.profile,
     )
+
