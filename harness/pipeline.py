@@ -633,3 +633,24 @@ def _with_manual(setup: GradingSetup, report: GradeReport) -> GradeReport:
         report.executions, profile=report.profile,
     )
 
+
+def grade_single(
+    path: Path, setup: GradingSetup, *, student: str, reference_dir: Path | None = None, on_event: Event | None = None
+) -> GradeReport:
+    """Grade the one submission at ``path`` (a folder, notebook, script or zip), as an autograder does.
+
+    Calibrates first when ``reference_dir`` is given; a submission that cannot be loaded scores 0 with the
+    reason, like one in a batch. Nothing is stored and no page is written: the caller decides what to write.
+    """
+    if reference_dir is not None:
+        calibrate_rubric(setup, reference_dir, on_event)
+    staging = setup.out_dir / "staging"
+    if staging.exists():
+        shutil.rmtree(staging)
+    loaded = load_submission(path, staging, student=student)
+    if isinstance(loaded, LoadFailure):
+        return readable_report(score_load_failure(
+            setup.rubric, student, _readable_path(loaded.source), loaded.reason,
+            manual=setup.manual.get(student), profile=setup.profile,
+        ))
+    return grade_submission(loaded, setup)
