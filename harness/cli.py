@@ -433,3 +433,182 @@ def main() -> None:
     """Entry point of the `gradebench` console script."""
     app()
 
+
+
+@app.command("export")
+def export_results(
+    out: Path = typer.Argument(
+        ..., help="The folder `gradebench grade --out` wrote (results.sqlite, students/*/report.json)."
+    ),
+    fmt: str = typer.Option(..., "--format", "-f", help="canvas, gradescope, moodle or csv."),
+    to: Optional[Path] = typer.Option(
+        None, "--to",
+        help="Where to write (default OUT/exports/canvas.csv, moodle.csv, gradebook.csv; for gradescope the folder "
+        "OUT/exports/gradescope/, one <student>/results.json each).",
+    ),
+    canvas_assignment_id: Optional[str] = typer.Option(
+        None, help="Canvas's id of the assignment: the column is then '<title> (<id>)', which Canvas matches exactly."
+    ),
+    visibility: str = typer.Option(
+        "visible", help="Gradescope: when students see results (visible, hidden, after_due_date, after_published)."
+    ),
+) -> None:
+    """Export graded results for an LMS: Canvas or Moodle grade imports, Gradescope results.json files, the gradebook."""
+    from harness.export import ExportOptions, export, not_graded_yet
+
+    try:
+        options = ExportOptions(canvas_assignment_id=canvas_assignment_id, visibility=visibility)
+        graded, written = export(out, fmt, to, options)
+    except HarnessError as error:
+        _fail(error)
+    for problem in graded.skipped:
+        err_console.print(f"[yellow]skipped[/] {problem}", highlight=False)
+    pending = sum(1 for r in graded.reports if any(not_graded_yet(t) for t in r.tasks))
+    if pending:
+        err_console.print(
+            f"[yellow]note:[/] {pending} student(s) have written answers a TA has not graded yet; "
+            "they count 0 in this export",
+            soft_wrap=True,
+        )
+    where = written[0] if len(written) == 1 else f"{len(written)} files under {written[0].parent.parent}"
+    console.print(
+        f"exported {len(graded.reports)} student(s) of {graded.title} ({fmt}): {where}", highlight=False, soft_wrap=True
+    )
+
+
+AUTOGRADER_CONFIG = Path("/autograder/source/gradebench.yaml")
+"""Where `gradebench autograde` looks for its settings by default: the autograder's source folder."""
+
+
+def _autograder_config(path: Path) -> dict[str, Any]:
+    """The settings of an autograder config file (YAML: rubric, profile, data, reference, visibility); {} when absent.
+
+    Relative paths in it are relative to the file's folder (the autograder's source folder).
+    """
+    import yaml
+
+    if not path.is_file():
+        return {}
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise HarnessError(f"{path}: unreadable autograder config ({error})") from None
+    known = {"rubric", "profile", "data", "reference", "visibility", "sandbox"}
+    if not isinstance(document, dict) or set(document) - known:
+        unknown = sorted(set(document) - known) if isinstance(document, dict) else document
+        raise HarnessError(f"{path}: unknown setting(s) {unknown}; known: {', '.join(sorted(known))}")
+    for key in ("rubric", "data", "reference"):
+        if document.get(key) is not None:
+            document[key] = (path.parent / str(document[key])).resolve()
+    return document
+
+
+def _gradescope_student(metadata: Path) -> str:
+    """The names of who handed in, from Gradescope's submission metadata; 'submission' when it is not there."""
+    import json
+
+    try:
+        users = json.loads(metadata.read_text(encoding="utf-8")).get("users") or []
+        names = [str(u["name"]) for u in users if u.get("name")]
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        return "submission"
+    return ", ".join(names) or "submission"
+
+
+@app.command()
+def autograde(
+    submission: Path = typer.Option(
+        Path("/autograder/submission"), help="The one submission to grade (a folder, or a file)."
+    ),
+    results: Path = typer.Option(
+        Path("/autograder/results/results.json"), help="Where the Gradescope results.json goes."
+    ),
+    rubric: Optional[Path] = typer.Option(
+        None, "--rubric", "-r", envvar="GRADEBENCH_RUBRIC",
+        help="The rubric (else $GRADEBENCH_RUBRIC, else the config's).",
+    ),
+    config: Path = typer.Option(
+        AUTOGRADER_CONFIG, envvar="GRADEBENCH_AUTOGRADER_CONFIG",
+        help="YAML settings: rubric, profile, data, reference, visibility, sandbox.",
+    ),
+    data: Optional[Path] = DataOption,
+    profile: Optional[str] = typer.Option(None, help="full or fast (default: the config's, else full)."),
+    metadata: Path = typer.Option(
+        Path("/autograder/submission_metadata.json"), help="Gradescope's submission metadata (the student's name)."
+    ),
+    sandbox: Optional[str] = typer.Option(None, help="auto, bubblewrap or plain (default: the config's, else auto)."),
+    calibrate_only: bool = typer.Option(
+        False,
+        help="Only calibrate on the reference submission (in setup.sh: every submission's run then reads the cache).",
+    ),
+) -> None:
+    """Grade the one submission of a Gradescope autograder run and write its results.json (`run_autograder` runs this).
+
+    A results.json is written whatever happens: when the grader itself fails, it says so (score 0) and the
+    command exits 2, so Gradescope shows the reason instead of a bare failure.
+    """
+    import json
+    import tempfile
+
+    from harness.export import ExportOptions, gradescope_results
+    from harness.pipeline import calibrate_rubric, grade_single, prepare_setup
+
+    def write(document: dict[str, Any]) -> None:
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
+
+    try:
+        settings = _autograder_config(config)
+        rubric_path = rubric or settings.get("rubric")
+        if rubric_path is None:
+            raise HarnessError(
+                f"no rubric: pass --rubric, set GRADEBENCH_RUBRIC, or name it in {config} "
+                "(rubric: rubrics/<assignment>.yaml)"
+            )
+        data_dir = data or settings.get("data") or default_data_dir()
+        if not (Path(data_dir) / "manifest.json").is_file():
+            raise HarnessError(
+                f"no prepared data in {data_dir}: run `gradebench data prepare --data {data_dir}` in setup.sh"
+            )
+        options = ExportOptions(visibility=str(settings.get("visibility", "visible")))
+        with tempfile.TemporaryDirectory(prefix="gradebench-autograde-") as work:
+            setup = prepare_setup(
+                Path(rubric_path), Path(data_dir), Path(work), profile=profile or settings.get("profile", "full"),
+                sandbox=_sandbox(sandbox or settings.get("sandbox", "auto")),
+            )
+            reference = settings.get("reference") or _reference_dir(Path(rubric_path), setup.rubric.assignment, None)
+            if calibrate_only:
+                if reference is None:
+                    raise HarnessError(
+                        f"no reference submission to calibrate with: name it in {config} (reference: DIR)"
+                    )
+                calibrate_rubric(setup, reference)
+                console.print(
+                    f"calibrated {setup.rubric.assignment} on {reference} (cached in {data_dir})", soft_wrap=True
+                )
+                return
+            if not submission.exists():
+                raise HarnessError(f"{submission}: no such file or folder (nothing was handed in?)")
+            report = grade_single(submission, setup, student=_gradescope_student(metadata), reference_dir=reference)
+        write(gradescope_results(report, options))
+    except Exception as error:  # any failure: Gradescope must still get a results.json that says what happened
+        message = str(error) if isinstance(error, HarnessError) else f"{type(error).__name__}: {error}"
+        if calibrate_only:  # set-up time: no submission, so no results.json
+            _fail(HarnessError(message))
+        try:
+            write({
+                "score": 0,
+                "execution_time": 0,
+                "output": f"The autograder could not grade this submission (a grader fault, not yours; "
+                f"a TA will look): {message}",
+                "visibility": "visible",
+                "stdout_visibility": "hidden",
+                "tests": [],
+            })
+        except OSError as write_error:
+            err_console.print(f"[bold red]error:[/] could not write {results}: {write_error}")
+        _fail(HarnessError(message))
+    console.print(
+        f"{report.student}: {report.score:g} / {report.points:g} points; results: {results}",
+        highlight=False, soft_wrap=True,
+    )

@@ -89,6 +89,9 @@ JUNK_NAMES = frozenset({"__MACOSX", ".DS_Store", "__pycache__", ".ipynb_checkpoi
 _LMS_NAME = re.compile(r"^(?P<name>[^_]+)_(?:(?P<late>LATE)_)?(?P<user>\d+)_(?P<submission>\d+)_(?P<original>.+)$")
 """An LMS bulk-download file name: ``smithjohn_[LATE_]12345_6789012_CNNMNIST.ipynb``."""
 
+_MOODLE_FOLDER = re.compile(r"^(?P<name>.+)_(?P<participant>\d+)_assignsubmission_[a-z]+_$")
+"""A Moodle bulk-download folder: ``<full name>_<participant id>_assignsubmission_<plugin>_``."""
+
 _RESUBMISSION = re.compile(r"^(?P<stem>.+)-(?P<number>\d{1,3})$")
 """The suffix Canvas adds to a re-uploaded file's stem: ``CNNMNIST-1`` is the second ``CNNMNIST``."""
 
@@ -267,10 +270,10 @@ def _load_folder_batch(folder: Path, staging: Path, limits: LoadLimits) -> list[
             groups.setdefault(f"{match['name']}_{match['user']}", []).append((match, member))
             continue
         stem = entry.name if entry.is_dir() else _stem(entry.name)
-        entries.append(_Entry(
+        entries.append(_moodle_entry(entry.name if entry.is_dir() else "", _Entry(
             student=_readable(stem), alt_student=name,
             load=lambda student, p=entry_path: load_submission(p, staging, student=student, limits=limits),
-        ))
+        )))
     for student, uploads in groups.items():
         # The source a TA looks at: the student's one upload, else the batch folder.
         source = uploads[0][1].path if len(uploads) == 1 and uploads[0][1].path else folder
@@ -331,10 +334,10 @@ def _load_zip_batch(path: Path, staging: Path, limits: LoadLimits) -> list[Submi
             ))
         for top, inner in folders.items():
             inner_found = _Found(members=_as_folder_members(top, inner))
-            entries.append(_Entry(
+            entries.append(_moodle_entry(top, _Entry(
                 student=_readable(top), alt_student=_readable(top),
                 load=lambda student, f=inner_found: _stage(student, path, f, staging, limits),
-            ))
+            )))
         for student, uploads in groups.items():
             entries.append(_Entry(
                 student=_readable(student), alt_student=_readable(student),
@@ -388,6 +391,18 @@ def _load_lms_group(
             )
         found.members.append(replace(kept, unpack=restored.lower().endswith(".zip")))
     return _stage(student, source, found, staging, limits)
+
+
+def _moodle_entry(folder: str, entry: _Entry) -> _Entry:
+    """A Moodle bulk-download folder (``Ann Moodle_424242_assignsubmission_file_``) goes by the student's name
+    (``Ann Moodle``) and carries the participant id (``424242``) as its LMS id; any other entry is left as it is."""
+    match = _MOODLE_FOLDER.match(folder)
+    if match is None:
+        return entry
+    participant, load = match["participant"], entry.load
+    return replace(
+        entry, student=_readable(match["name"]), load=lambda student: replace(load(student), lms_id=participant)
+    )
 
 
 def _unique_names(entries: list[_Entry]) -> list[str]:

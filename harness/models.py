@@ -41,6 +41,9 @@ class Submission:
     """sha256 over the sorted relative paths and bytes of every file: the results store's key."""
     warnings: tuple[str, ...] = ()
     """Things a TA should know that do not stop grading (a skipped symlink, a renamed duplicate...)."""
+    lms_id: str = ""
+    """The student's id in the LMS the submission came from, when its folder name carries one that ``student``
+    does not (Moodle: ``Ann Moodle_424242_assignsubmission_file_`` is student ``Ann Moodle``, id ``424242``)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class LoadFailure:
     """The file or folder that could not be loaded."""
     reason: str
     """What is wrong, e.g. ``CNNMNIST.ipynb is not a notebook: invalid JSON at line 1 column 1``."""
+    lms_id: str = ""
+    """The student's LMS id, as for ``Submission.lms_id``."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,8 @@ class GradeReport:
     load_warnings: tuple[str, ...] = ()
     """What loading set aside or noticed without stopping grading (``Submission.warnings``: a skipped file or
     zip entry, a LATE upload...), shown to the student and the TA."""
+    lms_id: str = ""
+    """The student's LMS id when loading found one apart from the name (``Submission.lms_id``); exports use it."""
 
     @property
     def score(self) -> float:

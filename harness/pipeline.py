@@ -435,7 +435,7 @@ def _grade_in(submission: Submission, setup: GradingSetup, workspace: Path, stud
         profile=setup.profile,
     )
     # names and messages from the student's run may hold lone surrogates
-    return readable_report(replace(report, load_warnings=submission.warnings))
+    return readable_report(replace(report, load_warnings=submission.warnings, lms_id=submission.lms_id))
 
 
 # -- calibration against the reference submission ------------------------------------------------------------
@@ -583,10 +583,10 @@ def grade_batch(
         for warning in entry.warnings if isinstance(entry, Submission) else ():
             emit("warning", {"student": entry.student, "message": warning})
         if isinstance(entry, LoadFailure):
-            report = readable_report(score_load_failure(
+            report = readable_report(replace(score_load_failure(
                 setup.rubric, entry.student, _readable_path(entry.source), entry.reason,
                 manual=setup.manual.get(entry.student), profile=setup.profile,
-            ))
+            ), lms_id=entry.lms_id))
             failed += 1
             reports[entry.student] = report
             render(report)
@@ -599,7 +599,7 @@ def grade_batch(
             if (stored.content_hash, stored.rubric_hash, stored.profile) not in logged:
                 log_grading(setup.grading_log_path, stored, note=RESUMED_NOTE)
             # The store is keyed by content: identical hand-ins of two students share a row.
-            stored = _with_manual(setup, replace(stored, student=entry.student))
+            stored = replace(_with_manual(setup, replace(stored, student=entry.student)), lms_id=entry.lms_id)
             reports[entry.student] = stored
             render(stored)
             reused += 1
@@ -695,4 +695,26 @@ def _with_manual(setup: GradingSetup, report: GradeReport) -> GradeReport:
         setup.rubric, report.student, report.content_hash, results, setup.manual.get(report.student, {}),
         report.executions, profile=report.profile,
     )
-    return replace(rescored, load_warnings=report.load_warnings)
+    return replace(rescored, load_warnings=report.load_warnings, lms_id=report.lms_id)
+
+
+def grade_single(
+    path: Path, setup: GradingSetup, *, student: str, reference_dir: Path | None = None, on_event: Event | None = None
+) -> GradeReport:
+    """Grade the one submission at ``path`` (a folder, notebook, script or zip), as an autograder does.
+
+    Calibrates first when ``reference_dir`` is given; a submission that cannot be loaded scores 0 with the
+    reason, like one in a batch. Nothing is stored and no page is written: the caller decides what to write.
+    """
+    if reference_dir is not None:
+        calibrate_rubric(setup, reference_dir, on_event)
+    staging = setup.out_dir / "staging"
+    if staging.exists():
+        shutil.rmtree(staging)
+    loaded = load_submission(path, staging, student=student)
+    if isinstance(loaded, LoadFailure):
+        return readable_report(score_load_failure(
+            setup.rubric, student, _readable_path(loaded.source), loaded.reason,
+            manual=setup.manual.get(student), profile=setup.profile,
+        ))
+    return grade_submission(loaded, setup)
