@@ -414,10 +414,10 @@ def bench(
     out: Optional[Path] = typer.Option(None, help="The HTML page (default <data>/bench/index.html); plots go beside it."),
     save_baseline: bool = typer.Option(False, "--save-baseline", help="Make this run the baseline later runs compare with."),
     threads: Optional[int] = typer.Option(None, help="Torch threads (default: all cores)."),
-    max_accuracy_drop: float = typer.Option(2.0, help="Accuracy may drop at most this many points (absolute)."),
-    max_loss_rise: float = typer.Option(10.0, help="A loss may rise at most this many percent."),
-    max_time_growth: float = typer.Option(50.0, help="Wall time may grow at most this many percent (same machine only)."),
-    time_slack: float = typer.Option(0.5, help="Wall-time growth under this many seconds is never a regression."),
+    max_accuracy_drop: float = typer.Option(2.0, min=0, help="Accuracy may drop at most this many points (absolute)."),
+    max_loss_rise: float = typer.Option(10.0, min=0, help="A loss may rise at most this many percent."),
+    max_time_growth: float = typer.Option(50.0, min=0, help="Wall time may grow at most this many percent (same machine only)."),
+    time_slack: float = typer.Option(0.5, min=0, help="Wall-time growth under this many seconds is never a regression."),
 ) -> None:
     """Benchmark the references: train them, keep the figures in a history, compare with the baseline.
 
@@ -431,14 +431,16 @@ def bench(
     page = out or data_dir / "bench" / "index.html"
     if page.is_dir():
         page = page / "index.html"
-    tolerances = benchmark.Tolerances(max_accuracy_drop, max_loss_rise, max_time_growth, time_slack)
+    tolerances = benchmark.Tolerances(
+        accuracy_points=max_accuracy_drop, loss_percent=max_loss_rise, time_percent=max_time_growth, time_slack_s=time_slack
+    )
     try:
         if data is None and not (data_dir / "manifest.json").exists():
             console.print(f"preparing small offline datasets in {data_dir} (first use only)")
             prepare(data_dir, source="synthetic", small=True, on_progress=lambda line: console.print(f"  {line}"))
         with benchmark.HistoryStore(history_path) as store:  # opened first: a bad --history fails before training
             run = benchmark.run_references(
-                data_dir, profile=profile, tasks=task, threads=threads, calibration_out=page.parent / "last-run.json",
+                data_dir, profile=profile, tasks=task or None, threads=threads, calibration_out=page.parent / "last-run.json",
                 on_progress=lambda line: console.print(f"  {line}", highlight=False),
             )
             comparisons = benchmark.compare(run, store.runs(profile), tolerances)

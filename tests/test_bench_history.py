@@ -240,6 +240,17 @@ def test_the_page_shows_the_comparison_the_environment_and_a_plot_per_metric(tmp
 # -- the command ----------------------------------------------------------------------------------------------------
 
 
+def test_bench_with_an_unknown_task_names_the_known_ones(tmp_path: Path) -> None:
+    result = CliRunner().invoke(  # the task list is checked before the data: nothing needs preparing
+        app, ["bench", "--task", "mnist-gan", "--data", str(tmp_path / "data"), "--history", str(tmp_path / "h.sqlite"),
+              "--out", str(tmp_path / "index.html")],
+    )
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "unknown calibration task(s) mnist-gan; known: mnist-ff, mnist-ff-logits, mnist-cnn" in text
+    assert not (tmp_path / "index.html").exists()
+
+
 @pytest.mark.slow
 def test_bench_records_twice_then_flags_a_degraded_trainer(tmp_path: Path, small_data: Path, monkeypatch) -> None:
     from reference import training
