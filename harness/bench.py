@@ -319,13 +319,14 @@ def _judge(task: str, metric: str, kind: Kind, now: float, base: float, tol: Tol
             return "better", f"{label} rose {change:.1f} points ({text})"
         return "ok", f"{label} within {tol.accuracy_points:g} points ({text})"
     if kind == "loss":
-        limit = tol.loss_percent
+        # relative to the baseline's size: the NLL of softmax outputs (mnist-softmax-nll-mistake) is negative
+        limit, allowed = tol.loss_percent, abs(base) * tol.loss_percent / 100
         text = f"{base:.4g} -> {now:.4g}"
-        if now > base * (1 + limit / 100):
-            rise = f"{100 * (now / base - 1):.0f}%" if base > 0 else "from 0"
+        if now - base > allowed:
+            rise = f"{100 * (now - base) / abs(base):.0f}%" if base else "from 0"
             return "regression", f"{label} rose {rise} ({text}); at most {limit:g}% allowed"
-        if now < base * (1 - limit / 100):
-            return "better", f"{label} fell {100 * (1 - now / base):.0f}% ({text})"
+        if base - now > allowed:
+            return "better", f"{label} fell {100 * (base - now) / abs(base):.0f}% ({text})"
         return "ok", f"{label} within {limit:g}% ({text})"
     limit = tol.time_percent
     text = f"{base:.1f} s -> {now:.1f} s on the same machine"
@@ -684,7 +685,7 @@ def format_change(row: Comparison) -> str:
         return f"{round(100 * (row.now - row.baseline), 1) + 0.0:+.1f} pt"  # + 0.0: no '-0.0'
     if row.baseline == 0:
         return ""
-    return f"{round(100 * (row.now / row.baseline - 1)) + 0.0:+.0f}%"
+    return f"{round(100 * (row.now - row.baseline) / abs(row.baseline)) + 0.0:+.0f}%"
 
 
 def table_rows(comparisons: Sequence[Comparison]) -> list[dict[str, str]]:

@@ -166,6 +166,16 @@ def test_a_loss_may_rise_ten_percent(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_negative_loss_is_judged_by_its_size(tmp_path: Path) -> None:
+    # the NLL of softmax outputs (the softmax-then-NLLLoss mistake the references reproduce) is below zero
+    store, earlier = history_with_baseline(tmp_path, cnn(loss=-0.648))
+    assert by_metric(compare(run(cnn(loss=-0.648)), earlier), "mnist-cnn", "test_loss").verdict == "ok"
+    rows = compare(run(cnn(loss=-0.5)), earlier)
+    assert [r.message for r in rows if r.regressed] == ["mnist-cnn test_loss rose 23% (-0.648 -> -0.5); at most 10% allowed"]
+    assert by_metric(rows, "mnist-cnn", "test_loss").verdict == "regression"
+    store.close()
+
+
 def test_a_reference_that_fails_to_train_is_a_regression(tmp_path: Path) -> None:
     store, earlier = history_with_baseline(tmp_path)
     rows = compare(run(ff(), TaskResult("mnist-cnn", {}, 0.2, error="RuntimeError: boom")), earlier)
