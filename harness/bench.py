@@ -648,7 +648,7 @@ def _plot(title: str, lines: Mapping[str, list[tuple[int, float, bool]]], kind: 
         if base:
             ax.scatter(*zip(*base), s=70, facecolors="none", edgecolors=colour, linewidths=1.2)
     positive = [v for v in values if v > 0]
-    if kind != "accuracy" and positive and len(positive) == len(values) and max(positive) / min(positive) > 20:
+    if kind != "accuracy" and positive and len(positive) == len(values) and max(positive) / min(positive) > 5:
         ax.set_yscale("log")  # tasks on very different scales (a VAE's loss per image beside a per-pixel error)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
