@@ -389,10 +389,11 @@ def _machine_differences(baseline: Environment, now: Environment) -> str:
 def _compare_time(run: BenchRun, result: TaskResult, earlier: Sequence[BenchRun], tol: Tolerances) -> Comparison:
     """Compare a task's wall time with the latest baseline measured on the same machine after the same tasks."""
     task, fingerprint, before = result.task, run.environment.fingerprint, _preceding(run, result.task)
-    candidates = [
-        (r, r.result(task)) for r in reversed(earlier)
-        if r.profile == run.profile and r.result(task) is not None and r.result(task).baseline and r.result(task).error is None
-    ]
+    candidates = []  # (run, result) of every successful baseline of this task and profile, latest first
+    for earlier_run in reversed(earlier):
+        found = earlier_run.result(task)
+        if earlier_run.profile == run.profile and found is not None and found.baseline and found.error is None:
+            candidates.append((earlier_run, found))
     for base_run, base in candidates:
         if base_run.environment.fingerprint == fingerprint and _preceding(base_run, task) == before:
             verdict, message = _judge(task, "wall_seconds", "time", result.wall_seconds, base.wall_seconds, tol)
