@@ -429,9 +429,82 @@ def list_checks(
             console.print(f"  {key.key} ({key.takes}; {need}): {key.about}", highlight=False, markup=False)
 
 
-def main() -> None:
-    """Entry point of the `gradebench` console script."""
-    app()
+@app.command()
+def bench(
+    task: Optional[list[str]] = typer.Option(None, "--task", "-t", help="Only this reference task (repeatable), e.g. mnist-cnn."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Data folder (default: the small one next to the usual one; prepared on first use)."),
+    profile: str = typer.Option("fast", help="fast (subsets, few epochs) or full (all prepared data)."),
+    history: Optional[Path] = typer.Option(None, help="SQLite file of every run (default <data>/bench/history.sqlite)."),
+    out: Optional[Path] = typer.Option(None, help="The HTML page (default <data>/bench/index.html); plots go beside it."),
+    save_baseline: bool = typer.Option(False, "--save-baseline", help="Make this run the baseline later runs compare with."),
+    threads: Optional[int] = typer.Option(None, help="Torch threads (default: all cores)."),
+    max_accuracy_drop: float = typer.Option(2.0, min=0, help="Accuracy may drop at most this many points (absolute)."),
+    max_loss_rise: float = typer.Option(10.0, min=0, help="A loss may rise at most this many percent."),
+    max_time_growth: float = typer.Option(50.0, min=0, help="Wall time may grow at most this many percent (same machine only)."),
+    time_slack: float = typer.Option(0.5, min=0, help="Wall-time growth under this many seconds is never a regression."),
+) -> None:
+    """Benchmark the references: train them, keep the figures in a history, compare with the baseline.
+
+    Exits 1 when a metric regressed beyond its tolerance or a reference could not be trained.
+    """
+    from harness import bench as benchmark
+    from harness.data import prepare
+
+    data_dir = data or default_data_dir().with_name("data-small")
+    history_path = history or data_dir / "bench" / "history.sqlite"
+    page = out or data_dir / "bench" / "index.html"
+    if page.is_dir():
+        page = page / "index.html"
+    tolerances = benchmark.Tolerances(
+        accuracy_points=max_accuracy_drop, loss_percent=max_loss_rise, time_percent=max_time_growth, time_slack_s=time_slack
+    )
+    try:
+        if data is None and not (data_dir / "manifest.json").exists():
+            console.print(f"preparing small offline datasets in {data_dir} (first use only)")
+            prepare(data_dir, source="synthetic", small=True, on_progress=lambda line: console.print(f"  {line}"))
+        with benchmark.HistoryStore(history_path) as store:  # opened first: a bad --history fails before training
+            run = benchmark.run_references(
+                data_dir, profile=profile, tasks=task or None, threads=threads, calibration_out=page.parent / "last-run.json",
+                on_progress=lambda line: console.print(f"  {line}", highlight=False),
+            )
+            comparisons = benchmark.compare(run, store.runs(profile), tolerances)
+            run = store.add(run, save_baseline=save_baseline)
+            runs = store.runs(profile)
+        page = benchmark.render_history(runs, run, comparisons, page, calibration="last-run.json")
+    except HarnessError as error:
+        _fail(error)
+    except OSError as error:
+        _fail(HarnessError(_os_message(error)))
+    console.print(bench_table(run, comparisons))
+    regressions = [row for row in comparisons if row.regressed]
+    for row in regressions:
+        err_console.print(f"[bold red]regression:[/] {row.message}", highlight=False)
+    for note in benchmark.timing_notes(comparisons):
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    marked = sum(result.baseline for result in run.results)
+    if marked:
+        console.print(f"run #{run.id}: the baseline of {marked} task(s) from now on", highlight=False)
+    console.print(f"history: {history_path}; page: {page}", highlight=False)
+    if regressions:
+        err_console.print(f"{len(regressions)} regression(s) against the baseline", highlight=False)
+        raise typer.Exit(code=1)
+    console.print("no regressions against the baseline")
+
+
+def bench_table(run: Any, comparisons: list) -> Table:
+    """The benchmark comparison as a table: every judged metric's baseline, value now, change and verdict."""
+    from harness.bench import table_rows
+
+    table = Table(title=f"benchmark run #{run.id} ({run.profile} profile) against the baseline")
+    for column in ("task", "metric", "baseline", "now", "change", "verdict"):
+        # fold rather than cut long names (min_hidden_class_accuracy) in a narrow terminal
+        table.add_column(column, justify="right" if column in ("baseline", "now", "change") else "left", overflow="fold")
+    colours = {"ok": "green", "better": "green", "regression": "bold red", "failed": "bold red", "new": "dim",
+               "not compared": "yellow"}
+    for row in table_rows(comparisons):
+        table.add_row(row["task"], row["metric"], row["baseline"], row["now"], row["change"],
+                      f"[{colours[row['verdict']]}]{row['verdict']}[/]")
+    return table
 
 
 
@@ -612,3 +685,8 @@ def autograde(
         f"{report.student}: {report.score:g} / {report.points:g} points; results: {results}",
         highlight=False, soft_wrap=True,
     )
+
+
+def main() -> None:
+    """Entry point of the `gradebench` console script."""
+    app()
