@@ -1,4 +1,5 @@
-"""The `gradebench` command line: `grade`, `check`, `checks`, `data prepare`, `data info`, `calibrate`."""
+"""The `gradebench` command line: `grade`, `check`, `overview`, `export`, `autograde`, `checks`, `bench`,
+`calibrate`, `data prepare`, `data info`."""
 
 from __future__ import annotations
 
