@@ -659,7 +659,8 @@ def _check_batch_fits(setup: GradingSetup, entries: Sequence[Submission | LoadFa
     students who are neither in this batch nor graded before under this rubric (a typo would score 0)."""
     submissions = [e for e in entries if isinstance(e, Submission)]
     tasks = setup.rubric.automatic_tasks
-    if submissions and tasks and not any(t.find_source(s.files) for s in submissions for t in tasks):
+    failed = len(entries) - len(submissions)  # a submission that could not be loaded may hold the rubric's files
+    if submissions and tasks and not failed and not any(t.find_source(s.files) for s in submissions for t in tasks):
         wanted = sorted({name for t in tasks for name in t.source})
         held = sorted({Path(f).name for s in submissions for f in s.files if f.endswith((".ipynb", ".py"))})
         shown = ", ".join(held[:8]) + (f" and {len(held) - 8} more" if len(held) > 8 else "") if held else "no code"

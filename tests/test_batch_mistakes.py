@@ -37,6 +37,15 @@ def test_a_rubric_none_of_whose_files_is_handed_in_is_refused(tmp_path: Path, sm
     )
 
 
+def test_a_submission_that_could_not_be_loaded_may_be_the_rubrics(tmp_path: Path, small_data: Path) -> None:
+    batch = _batch(tmp_path / "batch", {"alice": ["vae.ipynb"]})
+    (batch / "bob").mkdir()
+    (batch / "bob" / "CNNMNIST.ipynb").write_bytes(b"")  # refused when loading: empty
+    setup = prepare_setup(RUBRIC, small_data, tmp_path / "out", sandbox=RunsNothing())
+    summary = grade_batch(batch, setup)
+    assert [r.student for r in summary.reports] == ["alice", "bob"] and summary.failed_to_load == 1
+
+
 def test_one_matching_submission_is_enough(tmp_path: Path, small_data: Path) -> None:
     batch = _batch(tmp_path / "batch", {"alice": ["vae.ipynb"], "bob": ["CNNMNIST.ipynb"]})
     setup = prepare_setup(RUBRIC, small_data, tmp_path / "out", sandbox=RunsNothing())
