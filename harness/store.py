@@ -14,9 +14,10 @@ import dataclasses
 import json
 import sqlite3
 import threading
+import time
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,22 @@ def readable_report(report: GradeReport) -> GradeReport:
 # -- the store ------------------------------------------------------------------------------------------------
 
 
+def _when_unlocked(step: Callable[[], Any]) -> Any:
+    """Run ``step``, retrying while another process holds the database locked (up to ``BUSY_TIMEOUT_S``).
+
+    Switching a new file to WAL needs an exclusive lock, and SQLite answers "database is locked" at once,
+    without waiting for the busy timeout, while another process is creating the same store.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class ResultStore:
     """Grade reports in one SQLite file, keyed by (content hash, rubric hash, profile)."""
 
@@ -173,7 +190,7 @@ class ResultStore:
             raise StoreError(f"{self.path}: cannot open the results store ({e})") from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _when_unlocked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
             conn.execute("PRAGMA synchronous = FULL")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -181,7 +198,9 @@ class ResultStore:
                     f"{self.path}: results store schema {version} was written by a newer gradebench "
                     f"(this one reads schema {SCHEMA_VERSION})"
                 )
-            conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            _when_unlocked(lambda: conn.executescript(
+                f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
             columns = {row[1] for row in conn.execute("PRAGMA table_info(reports)")}
             missing = _COLUMNS - columns
             if missing:
