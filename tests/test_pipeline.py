@@ -252,24 +252,25 @@ def test_the_reference_runs_once_for_calibration_and_batch(graded) -> None:
 
 
 def test_loading_warnings_reach_the_report_gradebook_and_log_also_when_reused(tmp_path) -> None:
-    """No code runs here: the notebooks are not the rubric's sources, so only loading and reporting are exercised."""
+    """No code runs here (a sandbox that runs nothing): only loading, storing and reporting are exercised."""
     import nbformat
 
     from harness.data import prepare
     from harness.pipeline import GRADING_LOG, read_grading_log
+    from tests.test_benchmark_verification import RunsNothing
 
     data = tmp_path / "data"
     prepare(data, datasets=("mnist",), source="synthetic", small=True, hidden_seed=7)
     batch = tmp_path / "batch"
     batch.mkdir()
     notebook = nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", id="c0")]))
-    (batch / "smithjohn_LATE_12345_6789012_notes.ipynb").write_text(notebook)
+    (batch / "smithjohn_LATE_12345_6789012_vae.ipynb").write_text(notebook)
     (batch / "alice").mkdir()
-    (batch / "alice" / "notes.ipynb").write_text(notebook + " ")  # other bytes: its own row in the store
+    (batch / "alice" / "vae.ipynb").write_text(notebook + " ")  # other bytes: its own row in the store
     (batch / "alice" / "loop").symlink_to("loop")
     late = "handed in late (the LMS marked the upload LATE)"
     loop = "skipped symlink loop -> loop: it points to nothing readable"
-    setup = prepare_setup(RUBRIC, data, tmp_path / "out", profile="fast")
+    setup = prepare_setup(RUBRIC, data, tmp_path / "out", profile="fast", sandbox=RunsNothing())
     first = grade_batch(batch, setup)
     again = grade_batch(batch, setup)
     assert (first.graded, again.reused) == (2, 2)
