@@ -34,6 +34,7 @@ from typing import Literal
 
 from harness import __version__
 from harness.errors import StoreError
+from harness.sqlitefile import open_database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 """The checkout gradebench runs from: its git commit is recorded with every run."""
@@ -477,34 +478,24 @@ class HistoryStore:
     def __init__(self, path: str | Path) -> None:
         """Open (or create) the history at ``path``; StoreError if it is not a benchmark history."""
         self.path = Path(path)
-        if self.path.is_dir():
-            raise StoreError(f"{self.path}: is a folder; the benchmark history is a file (e.g. history.sqlite)")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"{self.path}: cannot open the benchmark history ({e})") from None
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path}: benchmark history schema {version} was written by a newer gradebench "
-                    f"(this one reads schema {SCHEMA_VERSION})"
-                )
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            tables.discard("sqlite_sequence")
-            if tables and not tables & _TABLES:
-                raise StoreError(
-                    f"{self.path}: is an SQLite file but not a benchmark history (tables: {', '.join(sorted(tables))})"
-                )
-            conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
-        except sqlite3.Error as e:
-            conn.close()
-            raise StoreError(f"{self.path}: not a readable benchmark history ({e})") from None
-        except StoreError:
-            conn.close()
-            raise
-        self._conn = conn
+        self._conn = open_database(
+            self.path,
+            what="benchmark history",
+            example="history.sqlite",
+            schema=_SCHEMA,
+            version=SCHEMA_VERSION,
+            timeout_s=BUSY_TIMEOUT_S,
+            before_schema=self._check_tables,
+        )
+
+    def _check_tables(self, conn: sqlite3.Connection) -> None:
+        """StoreError when the file is an SQLite file of some other kind (tables, none of them a history's)."""
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables.discard("sqlite_sequence")
+        if tables and not tables & _TABLES:
+            raise StoreError(
+                f"{self.path}: is an SQLite file but not a benchmark history (tables: {', '.join(sorted(tables))})"
+            )
 
     def add(self, run: BenchRun, *, save_baseline: bool = False) -> BenchRun:
         """Store a run; the stored run (with its id and baseline marks) is returned.

@@ -14,10 +14,9 @@ import dataclasses
 import json
 import sqlite3
 import threading
-import time
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from harness import models
 from harness.errors import StoreError
 from harness.models import GradeReport
+from harness.sqlitefile import open_database
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 60.0
@@ -155,22 +155,6 @@ def readable_report(report: GradeReport) -> GradeReport:
 # -- the store ------------------------------------------------------------------------------------------------
 
 
-def _when_unlocked(step: Callable[[], Any]) -> Any:
-    """Run ``step``, retrying while another process holds the database locked (up to ``BUSY_TIMEOUT_S``).
-
-    Switching a new file to WAL needs an exclusive lock, and SQLite answers "database is locked" at once,
-    without waiting for the busy timeout, while another process is creating the same store.
-    """
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            return step()
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 class ResultStore:
     """Grade reports in one SQLite file, keyed by (content hash, rubric hash, profile)."""
 
@@ -179,42 +163,25 @@ class ResultStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
-        if self.path.is_dir():
-            raise StoreError(f"{self.path}: is a folder; the results store is a file (e.g. results.sqlite)")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-        except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"{self.path}: cannot open the results store ({e})") from None
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            _when_unlocked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
-            conn.execute("PRAGMA synchronous = FULL")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path}: results store schema {version} was written by a newer gradebench "
-                    f"(this one reads schema {SCHEMA_VERSION})"
-                )
-            _when_unlocked(lambda: conn.executescript(
-                f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(reports)")}
-            missing = _COLUMNS - columns
-            if missing:
-                raise StoreError(
-                    f"{self.path}: has a 'reports' table that is not a results store's (no {sorted(missing)})"
-                )
-            conn.execute(_INDEX)
-        except sqlite3.Error as e:
-            conn.close()
-            raise StoreError(f"{self.path}: not a readable results store ({e})") from None
-        except StoreError:
-            conn.close()
-            raise
-        self._conn = conn
+        self._conn = open_database(
+            self.path,
+            what="results store",
+            example="results.sqlite",
+            schema=_SCHEMA,
+            version=SCHEMA_VERSION,
+            timeout_s=BUSY_TIMEOUT_S,
+            wal=True,
+            shared=True,  # one store serves the pool's threads; self._lock serialises them
+            after_schema=self._check_columns,
+        )
+
+    def _check_columns(self, conn: sqlite3.Connection) -> None:
+        """StoreError when the file's ``reports`` table is not a results store's; else make sure of the index."""
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(reports)")}
+        missing = _COLUMNS - columns
+        if missing:
+            raise StoreError(f"{self.path}: has a 'reports' table that is not a results store's (no {sorted(missing)})")
+        conn.execute(_INDEX)
 
     def _db(self) -> sqlite3.Connection:
         """The open connection; StoreError after close()."""
