@@ -152,19 +152,7 @@ class RunCgroups:
 
     def kill_all(self, timeout_s: float = 5.0) -> bool:
         """SIGKILL every process of the run until none is left; False if some survived ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            pids = self.processes()
-            if not pids:
-                return True
-            if time.monotonic() > deadline:
-                return False
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.01)
+        return _kill_until_empty(self.pids, timeout_s)
 
     def remove(self) -> list[str]:
         """Kill what is left and delete the groups; returns problems worth logging (normally none)."""
@@ -222,23 +210,33 @@ def _remove_stale(parent: Path) -> list[Path]:
                 continue
         except OSError:
             continue
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:  # its processes outlived the harness (a plain run, a daemon)
-            try:
-                pids = [int(pid) for pid in (group / "cgroup.procs").read_text().split()]
-            except (OSError, ValueError):
-                break
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.01)
+        _kill_until_empty(group, 5.0)  # its processes outlived the harness (a plain run, a daemon)
         if _rmdir(group):
             removed.append(group)
     return removed
+
+
+def _kill_until_empty(group: Path, timeout_s: float) -> bool:
+    """SIGKILL the processes of ``group`` until it has none; False if some survived ``timeout_s``.
+
+    A group that cannot be read (removed meanwhile) counts as empty.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            pids = [int(pid) for pid in (group / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return True
+        if not pids:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
 
 
 def _rmdir(group: Path) -> bool:
