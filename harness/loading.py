@@ -166,6 +166,8 @@ class _Found:
     warnings: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     """Names of the zip entries refused (one per warning ``_zip_members`` added)."""
+    late: bool = False
+    """The LMS marked an upload late."""
 
 
 # --------------------------------------------------------------------------------------------- public API
@@ -370,6 +372,7 @@ def _load_lms_group(
     """One student's LMS uploads: restore original names, keep the latest resubmission, unpack uploaded zips."""
     found = _Found()
     if any(match["late"] for match, _ in uploads):
+        found.late = True
         found.warnings.append("handed in late (the LMS marked the upload LATE)")
     by_name: dict[str, list[tuple[tuple[int, int], _Member]]] = {}
     for match, member in uploads:
@@ -586,7 +589,7 @@ def _stage(student: str, source: Path, found: _Found, staging: Path, limits: Loa
         return LoadFailure(student=student, source=source, reason=f"could not stage the submission: {e}")
     return Submission(
         student=student, source=source, root=root, files=files, kind=kind,
-        content_hash=content_hash(root, files), warnings=tuple(warnings),
+        content_hash=content_hash(root, files), warnings=tuple(warnings), late=found.late,
     )
 
 

@@ -44,6 +44,8 @@ class Submission:
     lms_id: str = ""
     """The student's id in the LMS the submission came from, when its folder name carries one that ``student``
     does not (Moodle: ``Ann Moodle_424242_assignsubmission_file_`` is student ``Ann Moodle``, id ``424242``)."""
+    late: bool = False
+    """True when the LMS marked an upload late (``smithjohn_LATE_12345_...``): the rubric's late penalty applies."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,8 @@ class TaskScore:
     """The check results that make up the score (empty for manual items)."""
     note: str = ""
     """A TA's comment (manual items) or why the task could not be graded."""
+    pending: bool = False
+    """A manual item no TA has graded yet: shown as pending (its 0 is not a grade), counted apart in headlines."""
 
 
 @dataclass(frozen=True)
@@ -210,10 +214,25 @@ class GradeReport:
     lms_id: str = ""
     """The student's LMS id when loading found one apart from the name (``Submission.lms_id``); exports use it."""
 
+    late: bool = False
+    """The LMS marked the hand-in late (``Submission.late``)."""
+    late_penalty: float = 0.0
+    """Points taken off for lateness under the rubric's ``late_penalty`` (0 when on time or without a policy)."""
+
+    @property
+    def earned(self) -> float:
+        """Points the tasks earned, before any late penalty."""
+        return sum(t.score for t in self.tasks)
+
     @property
     def score(self) -> float:
-        """Total points awarded."""
-        return sum(t.score for t in self.tasks)
+        """Total points awarded: what the tasks earned less the late penalty."""
+        return max(0.0, self.earned - self.late_penalty)
+
+    @property
+    def pending_points(self) -> float:
+        """Points of the manual items no TA has graded yet."""
+        return sum(t.points for t in self.tasks if t.pending)
 
     @property
     def points(self) -> float:

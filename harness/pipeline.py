@@ -433,6 +433,7 @@ def _grade_in(submission: Submission, setup: GradingSetup, workspace: Path, stud
         setup.manual.get(submission.student, {}),
         executions,
         profile=setup.profile,
+        late=submission.late,
     )
     # names and messages from the student's run may hold lone surrogates
     return readable_report(replace(report, load_warnings=submission.warnings, lms_id=submission.lms_id))
@@ -694,7 +695,7 @@ def _with_manual(setup: GradingSetup, report: GradeReport) -> GradeReport:
     results = [c for t in report.tasks for c in t.checks]
     rescored = score_submission(
         setup.rubric, report.student, report.content_hash, results, setup.manual.get(report.student, {}),
-        report.executions, profile=report.profile,
+        report.executions, profile=report.profile, late=report.late,
     )
     return replace(rescored, load_warnings=report.load_warnings, lms_id=report.lms_id)
 

@@ -160,15 +160,17 @@ def _distribution_plot(reports: Sequence[GradeReport], points: float, path: Path
 
 
 def gradebook(reports: Iterable[GradeReport]) -> pd.DataFrame:
-    """One row per student: every task's score, the total, the points available, any load failure and the
-    loading warnings (joined by ``WARNING_SEPARATOR``)."""
+    """One row per student: every task's score (``pending`` for a written answer no TA has graded yet), the
+    total (after any late penalty), the points available, the points still pending, lateness and its penalty,
+    any load failure and the loading warnings (joined by ``WARNING_SEPARATOR``)."""
     rows = []
     for report in reports:
         row: dict[str, object] = {"student": report.student}
-        row.update({task.task: round(task.score, 4) for task in report.tasks})
+        row.update({task.task: "pending" if task.pending else round(task.score, 4) for task in report.tasks})
         row.update(
-            total=round(report.score, 4), points=report.points, profile=report.profile, problem=report.load_failure,
-            warnings=WARNING_SEPARATOR.join(report.load_warnings),
+            total=round(report.score, 4), points=report.points, pending=round(report.pending_points, 4),
+            late=report.late, late_penalty=round(report.late_penalty, 4), profile=report.profile,
+            problem=report.load_failure, warnings=WARNING_SEPARATOR.join(report.load_warnings),
         )
         rows.append(row)
     return pd.DataFrame(rows)

@@ -29,6 +29,7 @@ budget and the checks that score it; a manual task is worth points a TA awards
       - id: cnn-why-800
         title: "Why Flatten, and why 800 features?"
         manual: {points: 2}
+    late_penalty: {percent: 10}           # optional: a hand-in the LMS marked late loses 10% of its points
 
 Unknown keys are errors, so a typo never silently drops a check. Every problem
 raises :class:`~harness.errors.RubricError` naming the file, the field
@@ -494,6 +495,13 @@ class Manual(_Strict):
     """Points a TA may award."""
 
 
+class LatePenalty(_Strict):
+    """What a hand-in the LMS marked late loses (``late_penalty: {percent: 10}``)."""
+
+    percent: float = Field(gt=0, le=100)
+    """Share of the points it earned that a late hand-in loses, in percent (100: a late hand-in scores 0)."""
+
+
 def _python_name(value: str) -> str:
     """Refuse a string that is not a Python identifier (a namespace name)."""
     if not _NAME.fullmatch(value):
@@ -665,6 +673,8 @@ class Rubric(_Strict):
     """Datasets the assignment's sources read; prepared before grading."""
     tasks: tuple[Task, ...]
     """Tasks in the order they are graded and reported."""
+    late_penalty: LatePenalty | None = None
+    """Optional: what a hand-in the LMS marked late loses; without it lateness is reported but costs nothing."""
 
     _path: Path | None = PrivateAttr(default=None)
     _hash: str | None = PrivateAttr(default=None)

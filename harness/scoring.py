@@ -97,7 +97,7 @@ def _manual_task(task: Task, given: ManualScore | None) -> TaskScore:
     points = task.points
     if given is None or given.score is None:
         note = NOT_GRADED if given is None or not given.comment else f"{NOT_GRADED} ({given.comment})"
-        return TaskScore(task.id, task.title, 0.0, points, manual=True, note=note)
+        return TaskScore(task.id, task.title, 0.0, points, manual=True, note=note, pending=True)
     _check_range(f"manual task {task.id!r}", given.score, points)
     return TaskScore(task.id, task.title, float(given.score), points, manual=True, note=given.comment)
 
@@ -121,8 +121,13 @@ def score_submission(
     manual: Mapping[str, ManualScore],
     executions: Sequence[ExecutionResult] = (),
     profile: str = "full",
+    late: bool = False,
 ) -> GradeReport:
-    """Score one submission: per task in rubric order, checks summed, manual items merged (by task id)."""
+    """Score one submission: per task in rubric order, checks summed, manual items merged (by task id).
+
+    ``late``: the LMS marked the hand-in late; the rubric's ``late_penalty`` (if any) takes its share of the
+    points earned (recomputed whenever manual scores are merged in, so it always applies to the whole grade).
+    """
     automatic = {t.id: t for t in rubric.automatic_tasks}
     by_task: dict[str, list[CheckResult]] = defaultdict(list)
     for result in check_results:
@@ -144,7 +149,16 @@ def score_submission(
         profile=profile,
         tasks=tasks,
         executions=tuple(executions),
+        late=late,
+        late_penalty=late_penalty(rubric, tasks, late),
     )
+
+
+def late_penalty(rubric: Rubric, tasks: Sequence[TaskScore], late: bool) -> float:
+    """Points a hand-in loses for lateness: the rubric's percentage of what its tasks earned (0 when on time)."""
+    if not late or rubric.late_penalty is None:
+        return 0.0
+    return _tidy(sum(t.score for t in tasks) * rubric.late_penalty.percent / 100)
 
 
 def score_load_failure(

@@ -207,7 +207,8 @@ def test_plain_csv_is_the_gradebook_of_the_output_folder(out: Path) -> None:
     _, written = export(out, "csv")
     assert written[0].read_text(encoding="utf-8") == (out / "gradebook.csv").read_text(encoding="utf-8")
     header = _rows(written[0].read_text(encoding="utf-8"))[0]
-    assert header == ["student", "cnn", "cnn-why-800", "total", "points", "profile", "problem", "warnings"]
+    assert header == ["student", "cnn", "cnn-why-800", "total", "points", "pending", "late", "late_penalty", "profile",
+                      "problem", "warnings"]
 
 
 def test_the_results_store_is_read_when_no_report_pages_exist(tmp_path: Path) -> None:

@@ -194,6 +194,7 @@ def check_lms_batch(results: list[Submission | LoadFailure]) -> dict[str, Submis
     jane = subs["doejane_222"]
     assert (jane.files, jane.kind) == (("CNNMNIST.ipynb",), "notebook")
     assert jane.warnings == ("handed in late (the LMS marked the upload LATE)",)
+    assert jane.late and not smith.late
     kim = subs["leekim_444"]
     assert kim.files == ("README", "ex2.pdf", "mnistlib/__init__.py", "mnistlib/model.py")
     assert kim.kind == "package"

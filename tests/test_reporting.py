@@ -101,3 +101,25 @@ def test_the_student_page_says_when_predictions_were_not_verified(tmp_path) -> N
                          tasks=(TaskScore(task="t1", title="Task 1", score=3.0, points=3.0, checks=(check,)),))
     page = render_student(report, tmp_path, "A").read_text()
     assert "outputs not verified: your model&#39;s class cannot be rebuilt on the grader" in page
+
+
+def test_pending_written_answers_and_a_late_penalty_are_shown_as_such(tmp_path) -> None:
+    auto = TaskScore(task="t1", title="Task 1", score=6.0, points=6.0)
+    written = TaskScore(task="w1", title="Why?", score=0.0, points=4.0, manual=True, note="not graded yet", pending=True)
+    late = GradeReport(student="ada", assignment="a1", content_hash="h", rubric_hash="r", profile="fast",
+                       tasks=(auto, written), late=True, late_penalty=0.6)
+    on_time = replace(late, student="bo", late=False, late_penalty=0.0)
+    _grade_folder(tmp_path, "a1", "Assignment One", [late, on_time])
+    page = " ".join((tmp_path / "a1" / "students" / "ada" / "index.html").read_text().split())
+    assert "<strong>5.4 / 10.0</strong> points (54%)" in page
+    assert "4.0 of these points (40%) are written answers a TA has not graded yet" in page
+    assert "handed in late: 0.6 points taken off the 6 earned" in page
+    assert '<span class="pending">pending</span>' in page
+    index = " ".join((tmp_path / "a1" / "index.html").read_text().split())
+    assert '<div class="pending">4 pending</div>' in index
+    assert '<div class="error">late: &minus;0.6 points</div>' in index
+    with open(tmp_path / "a1" / "gradebook.csv", newline="", encoding="utf-8") as stream:
+        rows = {row["student"]: row for row in csv.DictReader(stream)}
+    assert {k: rows["ada"][k] for k in ("t1", "w1", "total", "pending", "late", "late_penalty")} == {
+        "t1": "6.0", "w1": "pending", "total": "5.4", "pending": "4.0", "late": "True", "late_penalty": "0.6"}
+    assert (rows["bo"]["total"], rows["bo"]["late"]) == ("6.0", "False")

@@ -186,3 +186,30 @@ def test_load_failure_keeps_manual_scores_when_given(rubric: Rubric) -> None:
     report = score_load_failure(rubric, "s", "s.zip", "not a zip file", manual={"ff-why": ManualScore(1, "from the PDF")})
     assert report.score == 1
     assert report.tasks[1].note == "from the PDF"
+
+
+def test_manual_items_no_ta_has_graded_are_pending_and_counted_apart(rubric: Rubric) -> None:
+    report = score_submission(rubric, "s", "h", all_passed(), {"ff-why": ManualScore(1, "good")})
+    assert [t.pending for t in report.tasks] == [False, False, False, True]
+    assert (report.score, report.pending_points, report.points) == (8, 2, 10)
+
+
+def test_a_late_hand_in_loses_the_rubrics_share_of_what_it_earned() -> None:
+    rubric = parse_rubric(RUBRIC + "late_penalty: {percent: 10}\n", "dl2025-a2.yaml")
+    on_time = score_submission(rubric, "s", "h", all_passed(), FULL_MANUAL)
+    late = score_submission(rubric, "s", "h", all_passed(), FULL_MANUAL, late=True)
+    assert (on_time.late, on_time.late_penalty, on_time.score) == (False, 0.0, 10)
+    assert (late.late, late.late_penalty, late.earned, late.score) == (True, 1.0, 10, 9)
+
+
+def test_without_a_late_policy_lateness_is_recorded_but_costs_nothing(rubric: Rubric) -> None:
+    report = score_submission(rubric, "s", "h", all_passed(), FULL_MANUAL, late=True)
+    assert (report.late, report.late_penalty, report.score) == (True, 0.0, 10)
+
+
+@pytest.mark.parametrize("percent", [0, -5, 101])
+def test_a_late_penalty_outside_0_to_100_percent_is_a_rubric_error(percent: float) -> None:
+    from harness.errors import RubricError
+
+    with pytest.raises(RubricError, match=r"late_penalty > percent"):
+        parse_rubric(RUBRIC + f"late_penalty: {{percent: {percent}}}\n", "dl2025-a2.yaml")
