@@ -203,6 +203,30 @@ def _sandbox(kind: str):
     return sandbox
 
 
+MemoryOption = typer.Option(
+    None, "--memory", help="Memory limit of each sandboxed run, e.g. 8GiB (default: the rubric's limits, else 4GiB)."
+)
+CellTimeoutOption = typer.Option(
+    None, "--cell-timeout", min=1, help="Seconds one notebook cell may run; the rest still runs (default: the rubric's, "
+    "else the run's whole time limit).",
+)
+
+
+def _memory_bytes(text: Optional[str]) -> Optional[int]:
+    """``--memory`` as bytes; a clear usage error for anything that is not a size."""
+    if text is None:
+        return None
+    from pydantic import ByteSize, TypeAdapter, ValidationError
+
+    try:
+        size = int(TypeAdapter(ByteSize).validate_python(text))
+    except ValidationError:
+        raise typer.BadParameter(f"{text!r} is not a size; write it like 8GiB, 512MiB or 2000000000", param_hint="--memory")
+    if size < 64 * 1024**2:
+        raise typer.BadParameter(f"{text} is too little for PyTorch to start; give at least 64MiB", param_hint="--memory")
+    return size
+
+
 @app.command()
 def grade(
     submissions: Path = typer.Argument(..., help="A folder of submissions, an LMS bulk-download zip, or one submission."),
@@ -216,6 +240,8 @@ def grade(
     reference: Optional[Path] = typer.Option(None, help="Reference submission to calibrate thresholds and budgets with."),
     sandbox: str = typer.Option("auto", help="auto, bubblewrap or plain (no isolation)."),
     threads: int = typer.Option(1, help="Torch threads per sandboxed run."),
+    memory: Optional[str] = MemoryOption,
+    cell_timeout: Optional[float] = CellTimeoutOption,
 ) -> None:
     """Grade a batch of submissions and write per-student reports, an index page and a gradebook CSV."""
     from harness.outdir import claim_output
@@ -226,6 +252,7 @@ def grade(
             summary = _grade_with_progress(
                 submissions, rubric, out, data_dir, jobs=jobs, profile=profile, force=force, manual=manual,
                 reference=reference, sandbox=_sandbox(sandbox), threads=threads,
+                memory_bytes=_memory_bytes(memory), cell_timeout_s=cell_timeout,
             )
     except HarnessError as error:
         _fail(error)
@@ -259,6 +286,8 @@ def _grade_with_progress(
     reference: Optional[Path],
     sandbox: Any,
     threads: int,
+    memory_bytes: Optional[int] = None,
+    cell_timeout_s: Optional[float] = None,
 ):
     """Prepare the grading setup and grade the batch with a progress bar; the BatchSummary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -266,7 +295,8 @@ def _grade_with_progress(
     from harness.pipeline import grade_batch, prepare_setup
 
     setup = prepare_setup(
-        rubric, data_dir, out, profile=profile, sandbox=sandbox, manual_csv=manual, threads=threads
+        rubric, data_dir, out, profile=profile, sandbox=sandbox, manual_csv=manual, threads=threads,
+        memory_bytes=memory_bytes, cell_timeout_s=cell_timeout_s,
     )
     reference_dir = _reference_dir(rubric, setup.rubric.assignment, reference)
     if reference_dir is None:
@@ -334,6 +364,8 @@ def check(
     rubric: Optional[Path] = typer.Option(None, "--rubric", "-r", help="Rubric (default: the one with a task for this file)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Small data folder (default: next to the usual one; prepared on first use)."),
     sandbox: str = typer.Option("auto", help="auto, bubblewrap or plain (no isolation)."),
+    memory: Optional[str] = MemoryOption,
+    cell_timeout: Optional[float] = CellTimeoutOption,
 ) -> None:
     """Self-check a notebook, a script or a whole submission folder before you hand it in (fast profile).
 
@@ -362,7 +394,10 @@ def check(
             if not (data_dir / "manifest.json").exists():
                 console.print(f"preparing small offline datasets in {data_dir} (first use only)")
                 prepare(data_dir, source="synthetic", small=True, on_progress=lambda line: console.print(f"  {line}"))
-            setup = prepare_setup(rubric, data_dir, out, profile="fast", sandbox=_sandbox(sandbox))
+            setup = prepare_setup(
+                rubric, data_dir, out, profile="fast", sandbox=_sandbox(sandbox),
+                memory_bytes=_memory_bytes(memory), cell_timeout_s=cell_timeout,
+            )
             staging = out / "staging"
             if staging.exists():
                 import shutil

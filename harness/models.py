@@ -87,6 +87,8 @@ class Limits:
     and the first and last half are kept. A notebook cell printing more is stopped alone."""
     gpu: bool = False
     """Expose the GPU device nodes (only for GPU jobs)."""
+    cell_timeout_s: float | None = None
+    """Seconds one notebook cell may run before it alone is stopped; None: the run's ``wall_s``."""
 
 
 @dataclass(frozen=True)

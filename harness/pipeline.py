@@ -183,8 +183,14 @@ def prepare_setup(
     sandbox: Sandbox | None = None,
     manual_csv: Path | None = None,
     threads: int = 1,
+    memory_bytes: int | None = None,
+    cell_timeout_s: float | None = None,
 ) -> GradingSetup:
-    """Load the rubric, the manual scores and the hidden evaluation data; write the images the sandbox may see."""
+    """Load the rubric, the manual scores and the hidden evaluation data; write the images the sandbox may see.
+
+    Limits: the profile's defaults, then the rubric's ``limits``, then ``memory_bytes`` and ``cell_timeout_s``
+    (the command line's ``--memory`` and ``--cell-timeout``).
+    """
     if profile not in PROFILES:
         raise HarnessError(f"no profile {profile!r}; known: {', '.join(PROFILES)}")
     rubric = load_rubric(rubric_path, known_checks=known_checks())
@@ -196,7 +202,7 @@ def prepare_setup(
         sandbox=sandbox or make_sandbox(),
         profile=profile,
         threads=threads,
-        limits=Limits(wall_s=PROFILES[profile]["default_wall_s"]),
+        limits=_limits(rubric, profile, memory_bytes, cell_timeout_s),
     )
     if manual_csv is not None:
         if not manual_csv.is_file():
@@ -217,6 +223,19 @@ def prepare_setup(
         setup.hidden[dataset] = (path, labels)
         setup.hidden_images[dataset] = images
     return setup
+
+
+def _limits(rubric: Rubric, profile: str, memory_bytes: int | None, cell_timeout_s: float | None) -> Limits:
+    """The base limits of every run: the profile's wall clock, the rubric's limits, the command line's overrides."""
+    limits = Limits(wall_s=PROFILES[profile]["default_wall_s"])
+    given = rubric.limits
+    memory = memory_bytes or (int(given.memory) if given and given.memory else None)
+    cell = cell_timeout_s or (given.cell_timeout_s if given else None)
+    if memory is not None:
+        limits = replace(limits, memory_bytes=int(memory))
+    if cell is not None:
+        limits = replace(limits, cell_timeout_s=float(cell))
+    return limits
 
 
 # -- one submission ------------------------------------------------------------------------------------------
@@ -277,7 +296,7 @@ def _run_settings(setup: GradingSetup, tasks: Sequence[Task]) -> RunSettings:
     limits = _source_limits(setup, tasks)
     return RunSettings(
         limits=limits,
-        cell_timeout_s=limits.wall_s,
+        cell_timeout_s=min(limits.cell_timeout_s or limits.wall_s, limits.wall_s),
         threads=setup.threads,
         data_dir=setup.data_dir,
         eval_images={d: setup.hidden[d][0] for d in evaluated if d in setup.hidden},

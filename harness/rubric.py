@@ -29,6 +29,7 @@ budget and the checks that score it; a manual task is worth points a TA awards
       - id: cnn-why-800
         title: "Why Flatten, and why 800 features?"
         manual: {points: 2}
+    limits: {memory: 8GiB, cell_timeout_s: 600}  # optional: sandbox limits other than the defaults
     late_penalty: {percent: 10}           # optional: a hand-in the LMS marked late loses 10% of its points
 
 Unknown keys are errors, so a typo never silently drops a check. Every problem
@@ -67,6 +68,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
+    ByteSize,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -495,6 +497,16 @@ class Manual(_Strict):
     """Points a TA may award."""
 
 
+class RunLimits(_Strict):
+    """Limits of every sandboxed run of the assignment that differ from the defaults (``limits: {memory: 8GiB}``)."""
+
+    memory: ByteSize | None = Field(default=None, gt=0)
+    """Resident memory of a run's whole process tree: a number of bytes or a size such as ``8GiB`` or ``512MB``."""
+    cell_timeout_s: float | None = Field(default=None, gt=0)
+    """Seconds one notebook cell may run before it is stopped (the rest still runs); by default a cell may use
+    the run's whole wall-clock limit."""
+
+
 class LatePenalty(_Strict):
     """What a hand-in the LMS marked late loses (``late_penalty: {percent: 10}``)."""
 
@@ -673,6 +685,8 @@ class Rubric(_Strict):
     """Datasets the assignment's sources read; prepared before grading."""
     tasks: tuple[Task, ...]
     """Tasks in the order they are graded and reported."""
+    limits: RunLimits | None = None
+    """Optional: memory and per-cell time limits of the sandboxed runs (the command line can override them)."""
     late_penalty: LatePenalty | None = None
     """Optional: what a hand-in the LMS marked late loses; without it lateness is reported but costs nothing."""
 
