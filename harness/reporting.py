@@ -7,6 +7,7 @@ show, copies the students' figures next to their pages and draws the score distr
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -15,13 +16,13 @@ import tempfile
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import jinja2
 import pandas as pd
 
 from harness import __version__
-from harness.models import GradeReport
+from harness.models import CheckResult, GradeReport
 
 MAX_FIGURES = 24
 """Figures copied into one student's report; more are listed as left out."""
@@ -35,13 +36,48 @@ ASSIGNMENT_FILE = "assignment.json"
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.PackageLoader("reports", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["measured"] = measured_note
+    return environment
+
+
+def _number(value: Any, percent: bool) -> str | None:
+    """A measured figure as a person reads it (97.9%, 0.0123, 12,810); None for what is not one number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    if percent:
+        return f"{value:.1%}"
+    if isinstance(value, int) or float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+def measured_note(check: CheckResult) -> str:
+    """What a passed check measured against what it asked for ("accuracy 97.9% against a bar of 96.0%").
+
+    Failed checks say it in their message already; a passed one shows its figures so a student sees how
+    close they were. Empty when the check recorded no single measured figure.
+    """
+    if check.status != "passed":
+        return ""
+    details = check.details
+    percent = "accuracy" in check.check
+    measured = _number(details.get("measured"), percent)
+    if measured is None:
+        return ""
+    bar = _number(details.get("threshold"), percent)
+    if bar is not None:
+        above = details["measured"] >= details["threshold"]
+        return f"measured {measured} against a bar of {'at least' if above else 'at most'} {bar}"
+    if _number(details.get("expected"), percent) == measured:
+        return f"measured {measured}, as required"
+    return ""
 
 
 def safe_name(student: str) -> str:

@@ -123,3 +123,29 @@ def test_pending_written_answers_and_a_late_penalty_are_shown_as_such(tmp_path) 
     assert {k: rows["ada"][k] for k in ("t1", "w1", "total", "pending", "late", "late_penalty")} == {
         "t1": "6.0", "w1": "pending", "total": "5.4", "pending": "4.0", "late": "True", "late_penalty": "0.6"}
     assert (rows["bo"]["total"], rows["bo"]["late"]) == ("6.0", "False")
+
+
+@pytest.mark.parametrize(
+    ("check", "status", "details", "shown"),
+    [
+        ("test_accuracy", "passed", {"measured": 0.797, "threshold": 0.773}, "measured 79.7% against a bar of at least 77.3%"),
+        ("reconstruction_error", "passed", {"measured": 0.0123, "threshold": 0.02},
+         "measured 0.0123 against a bar of at most 0.02"),
+        ("parameter_count", "passed", {"measured": 12810, "expected": 12810}, "measured 12,810, as required"),
+        ("within_budget", "passed", {"measured": 3.2, "budget": 40.0}, ""),
+        ("test_accuracy", "failed", {"measured": 0.5, "threshold": 0.773}, ""),
+    ],
+)
+def test_a_passed_check_shows_what_it_measured_against_its_bar(check, status, details, shown) -> None:
+    from harness.reporting import measured_note
+
+    assert measured_note(CheckResult("t1", check, status, "", 1.0, 1.0 if status == "passed" else 0.0, details)) == shown
+
+
+def test_the_student_page_shows_a_passed_checks_figures(tmp_path) -> None:
+    check = CheckResult(task="t1", check="test_accuracy", status="passed", message="", points=3.0, score=3.0,
+                        details={"measured": 0.797, "threshold": 0.773})
+    report = GradeReport(student="ada", assignment="a", content_hash="h", rubric_hash="r", profile="fast",
+                         tasks=(TaskScore(task="t1", title="Task 1", score=3.0, points=3.0, checks=(check,)),))
+    page = render_student(report, tmp_path, "A").read_text()
+    assert '<span class="muted">measured 79.7% against a bar of at least 77.3%</span>' in page
