@@ -242,6 +242,13 @@ def grade(
     threads: int = typer.Option(1, help="Torch threads per sandboxed run."),
     memory: Optional[str] = MemoryOption,
     cell_timeout: Optional[float] = CellTimeoutOption,
+    backend: str = typer.Option(
+        "threads", help="Where submissions are graded: threads (this process), processes (worker processes) or ray."
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, help="With --backend ray: the cluster to use (HOST:6379 of `ray start --head`); default: a local instance."
+    ),
+    jobs_per_gpu: int = typer.Option(1, min=1, help="GPU jobs that may share one GPU (rubrics with GPU tasks)."),
 ) -> None:
     """Grade a batch of submissions and write per-student reports, an index page and a gradebook CSV."""
     from harness.outdir import claim_output
@@ -253,6 +260,7 @@ def grade(
                 submissions, rubric, out, data_dir, jobs=jobs, profile=profile, force=force, manual=manual,
                 reference=reference, sandbox=_sandbox(sandbox), threads=threads,
                 memory_bytes=_memory_bytes(memory), cell_timeout_s=cell_timeout,
+                backend=backend, ray_address=ray_address, jobs_per_gpu=jobs_per_gpu,
             )
     except HarnessError as error:
         _fail(error)
@@ -288,12 +296,18 @@ def _grade_with_progress(
     threads: int,
     memory_bytes: Optional[int] = None,
     cell_timeout_s: Optional[float] = None,
+    backend: str = "threads",
+    ray_address: Optional[str] = None,
+    jobs_per_gpu: int = 1,
 ):
     """Prepare the grading setup and grade the batch with a progress bar; the BatchSummary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from harness.backends import BACKENDS, GpuSlots, needs_gpu, visible_gpus
     from harness.pipeline import grade_batch, prepare_setup
 
+    if backend not in BACKENDS:
+        raise HarnessError(f"no backend {backend!r}; known: {', '.join(BACKENDS)}")
     setup = prepare_setup(
         rubric, data_dir, out, profile=profile, sandbox=sandbox, manual_csv=manual, threads=threads,
         memory_bytes=memory_bytes, cell_timeout_s=cell_timeout_s,
@@ -323,7 +337,13 @@ def _grade_with_progress(
                     f"  {info['student']}: {info['score']:.1f} / {info['points']:.1f}{mark}", markup=False, highlight=False
                 )
 
-        return grade_batch(submissions, setup, jobs=jobs, force=force, reference_dir=reference_dir, on_event=on_event)
+        slots = None
+        if jobs_per_gpu > 1 and needs_gpu(setup):
+            slots = GpuSlots(visible_gpus(), per_gpu=jobs_per_gpu)
+        return grade_batch(
+            submissions, setup, jobs=jobs, force=force, reference_dir=reference_dir, on_event=on_event,
+            backend=backend, ray_address=ray_address, gpu_slots=slots,
+        )
 
 
 @app.command()

@@ -89,6 +89,9 @@ class Limits:
     """Expose the GPU device nodes (only for GPU jobs)."""
     cell_timeout_s: float | None = None
     """Seconds one notebook cell may run before it alone is stopped; None: the run's ``wall_s``."""
+    gpu_devices: tuple[str, ...] = ()
+    """With ``gpu``: the GPU ids the run may use (its ``CUDA_VISIBLE_DEVICES``, one slot of
+    :class:`harness.backends.GpuSlots`); empty: every GPU of the machine."""
 
 
 @dataclass(frozen=True)

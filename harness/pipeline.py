@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from harness.architecture import describe_layers
+from harness.backends import GpuSlots, make_backend, needs_gpu, visible_gpus
 from harness.artifacts import ArtifactError, load_artifacts
 from harness.checks import known_checks, run_check
 from harness.checks.context import CheckContext
@@ -569,8 +570,16 @@ def grade_batch(
     force: bool = False,
     reference_dir: Path | None = None,
     on_event: Event | None = None,
+    backend: str = "threads",
+    ray_address: str | None = None,
+    gpu_slots: GpuSlots | None = None,
 ) -> BatchSummary:
-    """Grade every submission under ``path`` (a folder or an LMS bulk zip) with ``jobs`` in parallel."""
+    """Grade every submission under ``path`` (a folder or an LMS bulk zip) with ``jobs`` in parallel.
+
+    ``backend`` (:mod:`harness.backends`): where each submission is graded, ``threads``, ``processes`` or
+    ``ray`` (at ``ray_address``, else a local instance); whatever the backend, this driver stores, logs and
+    renders. ``gpu_slots``: the GPUs that GPU tasks share (default: every GPU visible, one job each).
+    """
     started = time.perf_counter()
     emit = on_event or (lambda kind, data: None)
     staging = setup.out_dir / "staging"
@@ -627,10 +636,30 @@ def grade_batch(
         else:
             todo.append(entry)
 
+    runner, slots = None, None
+    try:
+        runner = make_backend(backend, setup, max(1, jobs), address=ray_address) if todo else None
+        if runner is not None and needs_gpu(setup) and not runner.assigns_gpus:
+            slots = gpu_slots or GpuSlots(visible_gpus())
+    except HarnessError:  # e.g. Ray missing, no GPU for a GPU rubric: nothing was graded
+        if runner is not None:
+            runner.close()
+        store.close()
+        raise
+
+    def graded_by_backend(submission: Submission) -> GradeReport:
+        assert runner is not None
+        gpu = slots.acquire() if slots is not None else None
+        try:
+            return runner.grade(submission, gpu)
+        finally:
+            if gpu is not None and slots is not None:
+                slots.release(gpu)
+
     def work(submission: Submission) -> GradeReport | None:
         began = time.perf_counter()
         try:
-            report = grade_submission(submission, setup)
+            report = graded_by_backend(submission)
         except Exception as error:  # a harness fault: not stored, so the next run tries again; the batch goes on
             fault = f"{submission.student}: grading failed, a grader fault ({type(error).__name__}: {error})"
             faults.append(fault)
@@ -648,15 +677,20 @@ def grade_batch(
         render(report)
         return report
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(work, submission): submission for submission in todo}
-        for future in as_completed(futures):
-            submission = futures[future]
-            report = future.result()
-            if report is None:
-                continue
-            reports[submission.student] = report
-            emit("done", {"student": submission.student, "score": report.score, "points": report.points, "reused": False})
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = {pool.submit(work, submission): submission for submission in todo}
+            for future in as_completed(futures):
+                submission = futures[future]
+                report = future.result()
+                if report is None:
+                    continue
+                reports[submission.student] = report
+                emit("done", {"student": submission.student, "score": report.score, "points": report.points,
+                              "reused": False})
+    finally:
+        if runner is not None:
+            runner.close()
     store.close()
     ordered = tuple(sorted(reports.values(), key=lambda r: r.student))
     manual_csv = setup.out_dir / "manual-scores.csv"

@@ -82,6 +82,7 @@ END_TO_END = frozenset({
     "test_crash_safety.py",
     "test_hostile.py",
     "test_pipeline.py",
+    "test_backends_e2e.py",
     "test_probe_extras.py",
     "test_samples_adl2024_a2.py",
     "test_samples_dl2025_a2.py",

@@ -179,11 +179,19 @@ class Engine:
             "HF_HUB_OFFLINE": "1",
             "MPLBACKEND": "module://harness.probes.mpl_backend",
             **{name: str(settings.threads) for name in THREAD_VARIABLES},
+            **_gpu_environment(settings.limits),
             **settings.env,
         }
         command = self.command(source, Path(config_path), artifacts)
         result = self.sandbox.run(command, workspace=workspace, limits=settings.limits, mounts=mounts, env=env)
         return read_execution(source, result, artifacts)
+
+
+def _gpu_environment(limits: Limits) -> dict[str, str]:
+    """CUDA_VISIBLE_DEVICES of a run: none for a CPU run, its GPU slot for a GPU run (unset: every GPU)."""
+    if not limits.gpu:
+        return {"CUDA_VISIBLE_DEVICES": ""}
+    return {"CUDA_VISIBLE_DEVICES": ",".join(limits.gpu_devices)} if limits.gpu_devices else {}
 
 
 def runner_command(kind: str, source: str, config: Path, artifacts: Path) -> list[str]:

@@ -1,0 +1,137 @@
+"""Backends and GPU slots: where submissions are graded, and which GPU a GPU job may use."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.backends import GpuSlots, make_backend, with_gpu
+from harness.engines.base import _gpu_environment
+from harness.errors import HarnessError
+from harness.models import Limits, SandboxResult
+from harness.pipeline import grade_batch, prepare_setup
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tests" / "fixtures" / "scripts" / "cnn_script.py"
+
+GPU_RUBRIC = """\
+assignment: gpu-demo
+title: "A CNN trained on the GPU"
+datasets: [mnist]
+tasks:
+  - id: cnn
+    title: "CNN"
+    source: cnn_script.py
+    model: {prefer: [model], dataset: mnist}
+    budget: {wall_s: 60, device: gpu}
+    checks:
+      - {check: runs_without_error, points: 1}
+"""
+
+
+class RecordsGpus:
+    """A sandbox that runs nothing but notes, per run, the GPUs it was given and how many runs overlapped."""
+
+    isolated = True
+    warning = ""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
+        self.seen: list[str] = []
+
+    def run(self, command, *, workspace, limits, mounts=(), env=None, cwd=None, stdin=None) -> SandboxResult:
+        device = (env or {}).get("CUDA_VISIBLE_DEVICES", "<all>")
+        with self.lock:
+            self.seen.append(device)
+            self.running[device] = self.running.get(device, 0) + 1
+            self.peak[device] = max(self.peak.get(device, 0), self.running[device])
+        time.sleep(0.2)  # long enough for the jobs to overlap
+        with self.lock:
+            self.running[device] -= 1
+        return SandboxResult("ok", "exit code 0", 0, 0.2, 0.0, 0, "", "", True)
+
+
+def _batch(folder: Path, students: int) -> Path:
+    for index in range(students):
+        (folder / f"s{index}").mkdir(parents=True)
+        shutil.copy(SCRIPT, folder / f"s{index}" / "cnn_script.py")
+    return folder
+
+
+def test_slots_hand_out_each_gpu_to_one_job_at_a_time() -> None:
+    slots = GpuSlots(["0", "1"])
+    held = [slots.acquire(), slots.acquire()]
+    assert sorted(held) == ["0", "1"]
+    waiting: list[str] = []
+    thread = threading.Thread(target=lambda: waiting.append(slots.acquire()))
+    thread.start()
+    time.sleep(0.1)
+    assert waiting == []  # both GPUs are busy: the third job waits
+    slots.release("1")
+    thread.join(timeout=5)
+    assert waiting == ["1"]
+
+
+def test_several_jobs_may_share_a_gpu_when_asked() -> None:
+    slots = GpuSlots(["3"], per_gpu=2)
+    assert (slots.acquire(), slots.acquire(), slots.size) == ("3", "3", 2)
+
+
+def test_a_gpu_rubric_on_a_machine_without_gpus_is_refused_plainly() -> None:
+    with pytest.raises(HarnessError, match=r"the rubric has GPU tasks .* but this machine has no GPU visible"):
+        GpuSlots([])
+
+
+def test_a_run_sees_only_its_gpu_and_a_cpu_run_none() -> None:
+    assert _gpu_environment(Limits()) == {"CUDA_VISIBLE_DEVICES": ""}
+    assert _gpu_environment(Limits(gpu=True, gpu_devices=("1",))) == {"CUDA_VISIBLE_DEVICES": "1"}
+    assert _gpu_environment(Limits(gpu=True)) == {}
+
+
+def test_gpu_jobs_of_a_batch_share_the_slots(tmp_path: Path, small_data: Path) -> None:
+    rubric = tmp_path / "gpu.yaml"
+    rubric.write_text(GPU_RUBRIC, encoding="utf-8")
+    sandbox = RecordsGpus()
+    setup = prepare_setup(rubric, small_data, tmp_path / "out", sandbox=sandbox, profile="fast")
+    summary = grade_batch(_batch(tmp_path / "batch", 6), setup, jobs=4, gpu_slots=GpuSlots(["0", "1"]))
+    assert summary.graded == 6
+    assert len(sandbox.seen) == 6 and set(sandbox.seen) == {"0", "1"}  # each run saw one GPU, both were used
+    assert all(peak == 1 for peak in sandbox.peak.values()), sandbox.peak  # never two jobs on one GPU
+
+
+def test_with_gpu_changes_only_the_jobs_limits(tmp_path: Path, small_data: Path) -> None:
+    rubric = tmp_path / "gpu.yaml"
+    rubric.write_text(GPU_RUBRIC, encoding="utf-8")
+    setup = prepare_setup(rubric, small_data, tmp_path / "out", sandbox=RecordsGpus(), profile="fast")
+    job = with_gpu(setup, "2")
+    assert job.limits.gpu_devices == ("2",) and setup.limits.gpu_devices == ()
+    assert with_gpu(setup, None) is setup
+
+
+def test_unknown_backends_and_a_ray_address_without_ray_are_usage_errors(tmp_path: Path, small_data: Path) -> None:
+    rubric = tmp_path / "gpu.yaml"
+    rubric.write_text(GPU_RUBRIC, encoding="utf-8")
+    setup = prepare_setup(rubric, small_data, tmp_path / "out", sandbox=RecordsGpus(), profile="fast")
+    with pytest.raises(HarnessError, match=r"^no backend 'dask'; known: threads, processes, ray$"):
+        make_backend("dask", setup, 2)
+    with pytest.raises(HarnessError, match=r"^--ray-address goes with --backend ray, not processes$"):
+        make_backend("processes", setup, 2, address="10.0.0.1:6379")
+
+
+def test_the_grade_command_names_the_known_backends(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    rubric = tmp_path / "gpu.yaml"
+    rubric.write_text(GPU_RUBRIC, encoding="utf-8")
+    result = CliRunner().invoke(app, ["grade", str(tmp_path), "--rubric", str(rubric), "--backend", "dask",
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "no backend 'dask'; known: threads, processes, ray" in " ".join(result.output.replace("│", " ").split())
