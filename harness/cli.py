@@ -304,6 +304,7 @@ def _grade_with_progress(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from harness.backends import BACKENDS, GpuSlots, needs_gpu, visible_gpus
+    from harness.events import Calibrating, Done, Fault, Loaded, LoadWarning, ProgressEvent
     from harness.pipeline import grade_batch, prepare_setup
 
     if backend not in BACKENDS:
@@ -320,21 +321,21 @@ def _grade_with_progress(
     ) as progress:
         bar = progress.add_task("loading", total=None)
 
-        def on_event(kind: str, info: dict) -> None:
-            if kind == "calibrating":
+        def on_event(event: ProgressEvent) -> None:
+            if isinstance(event, Calibrating):
                 progress.update(bar, description="calibrating on the reference submission")
-            elif kind == "loaded":
-                progress.update(bar, total=info["total"], description="grading")
-            elif kind == "warning":
-                progress.console.print(f"  {info['student']}: warning: {info['message']}", markup=False, highlight=False)
-            elif kind == "error":
+            elif isinstance(event, Loaded):
+                progress.update(bar, total=event.total, description="grading")
+            elif isinstance(event, LoadWarning):
+                progress.console.print(f"  {event.student}: warning: {event.message}", markup=False, highlight=False)
+            elif isinstance(event, Fault):
                 progress.advance(bar)
-                err_console.print(f"  error: {info['message']}", markup=False, highlight=False)
-            elif kind == "done":
+                err_console.print(f"  error: {event.message}", markup=False, highlight=False)
+            elif isinstance(event, Done):
                 progress.advance(bar)
-                mark = " (unchanged, not regraded)" if info["reused"] else ""
+                mark = " (unchanged, not regraded)" if event.reused else ""
                 progress.console.print(
-                    f"  {info['student']}: {info['score']:.1f} / {info['points']:.1f}{mark}", markup=False, highlight=False
+                    f"  {event.student}: {event.score:.1f} / {event.points:.1f}{mark}", markup=False, highlight=False
                 )
 
         slots = None

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import nbformat
 import numpy as np
@@ -47,6 +47,7 @@ from harness.checks.select import select_model
 from harness.data import load_split
 from harness.engines import RunSettings, engine_for, make_workspace
 from harness.errors import HarnessError, StoreError
+from harness.events import Calibrating, Done, Fault, Loaded, LoadWarning, OnEvent
 from harness.loading import load_batch, load_submission
 from harness.outdir import STORE_NAME
 from harness.manual import read_manual_scores, write_manual_template
@@ -64,7 +65,6 @@ PROFILES = {
 }
 """Per profile: how many hidden images the probes evaluate (None: all) and the default wall-clock limit."""
 
-Event = Callable[[str, dict[str, Any]], None]
 
 GRADING_LOG = "grading-log.jsonl"
 """File name of the grading log in the output folder."""
@@ -502,7 +502,7 @@ def _calibration_key(setup: GradingSetup, reference: Submission) -> str:
     return digest.hexdigest()
 
 
-def calibrate_rubric(setup: GradingSetup, reference_dir: Path, on_event: Event | None = None) -> dict[str, dict[str, float]]:
+def calibrate_rubric(setup: GradingSetup, reference_dir: Path, on_event: OnEvent | None = None) -> dict[str, dict[str, float]]:
     """Grade the reference submission to learn the bars of relative thresholds and budgets; cached.
 
     The reference is graded with provisional bars (its own measurements cannot be known
@@ -522,7 +522,7 @@ def calibrate_rubric(setup: GradingSetup, reference_dir: Path, on_event: Event |
             setup.calibration = cached["tasks"]
             return setup.calibration
         if on_event:
-            on_event("calibrating", {"reference": str(reference_dir)})
+            on_event(Calibrating(str(reference_dir)))
         started = time.perf_counter()
         report = grade_submission(loaded, setup)
         setup.calibration = _reference_metrics(setup, report)
@@ -569,7 +569,7 @@ def grade_batch(
     jobs: int = 1,
     force: bool = False,
     reference_dir: Path | None = None,
-    on_event: Event | None = None,
+    on_event: OnEvent | None = None,
     backend: str = "threads",
     ray_address: str | None = None,
     gpu_slots: GpuSlots | None = None,
@@ -581,7 +581,7 @@ def grade_batch(
     renders. ``gpu_slots``: the GPUs that GPU tasks share (default: every GPU visible, one job each).
     """
     started = time.perf_counter()
-    emit = on_event or (lambda kind, data: None)
+    emit: OnEvent = on_event or (lambda event: None)
     staging = setup.out_dir / "staging"
     entries = load_batch(path, staging)
     store = ResultStore(setup.store_path)
@@ -592,7 +592,7 @@ def grade_batch(
         raise
     if reference_dir is not None:
         calibrate_rubric(setup, reference_dir, emit)
-    emit("loaded", {"total": len(entries)})
+    emit(Loaded(len(entries)))
     logged = {_log_key(e) for e in read_grading_log(setup.grading_log_path)}
     reports: dict[str, GradeReport] = {}
     lock = threading.Lock()
@@ -606,11 +606,11 @@ def grade_batch(
         except Exception as error:  # the report is stored; only its page is missing: say so and go on
             fault = f"{report.student}: could not write the report page ({type(error).__name__}: {error})"
             faults.append(fault)
-            emit("error", {"student": report.student, "message": fault})
+            emit(Fault(report.student, fault))
 
     for entry in entries:
         for warning in entry.warnings if isinstance(entry, Submission) else ():
-            emit("warning", {"student": entry.student, "message": warning})
+            emit(LoadWarning(entry.student, warning))
         if isinstance(entry, LoadFailure):
             report = readable_report(replace(score_load_failure(
                 setup.rubric, entry.student, _readable_path(entry.source), entry.reason,
@@ -619,7 +619,7 @@ def grade_batch(
             failed += 1
             reports[entry.student] = report
             render(report)
-            emit("done", {"student": entry.student, "score": report.score, "points": report.points, "reused": False})
+            emit(Done(entry.student, report.score, report.points, reused=False))
             continue
         stored = None if force else store.get(entry.content_hash, setup.rubric.hash, setup.profile)
         if stored is not None:
@@ -632,7 +632,7 @@ def grade_batch(
             reports[entry.student] = stored
             render(stored)
             reused += 1
-            emit("done", {"student": entry.student, "score": stored.score, "points": stored.points, "reused": True})
+            emit(Done(entry.student, stored.score, stored.points, reused=True))
         else:
             todo.append(entry)
 
@@ -663,7 +663,7 @@ def grade_batch(
         except Exception as error:  # a harness fault: not stored, so the next run tries again; the batch goes on
             fault = f"{submission.student}: grading failed, a grader fault ({type(error).__name__}: {error})"
             faults.append(fault)
-            emit("error", {"student": submission.student, "message": fault})
+            emit(Fault(submission.student, fault))
             return None
         try:
             with lock:
@@ -672,7 +672,7 @@ def grade_batch(
         except (StoreError, OSError) as error:  # e.g. a full disk: this student is retried next run, the batch goes on
             fault = f"{submission.student}: the result could not be saved, a grader fault ({error})"
             faults.append(fault)
-            emit("error", {"student": submission.student, "message": fault})
+            emit(Fault(submission.student, fault))
             return None
         render(report)
         return report
@@ -686,8 +686,7 @@ def grade_batch(
                 if report is None:
                     continue
                 reports[submission.student] = report
-                emit("done", {"student": submission.student, "score": report.score, "points": report.points,
-                              "reused": False})
+                emit(Done(submission.student, report.score, report.points, reused=False))
     finally:
         if runner is not None:
             runner.close()
@@ -754,7 +753,7 @@ def _with_manual(setup: GradingSetup, report: GradeReport) -> GradeReport:
 
 
 def grade_single(
-    path: Path, setup: GradingSetup, *, student: str, reference_dir: Path | None = None, on_event: Event | None = None
+    path: Path, setup: GradingSetup, *, student: str, reference_dir: Path | None = None, on_event: OnEvent | None = None
 ) -> GradeReport:
     """Grade the one submission at ``path`` (a folder, notebook, script or zip), as an autograder does.
 

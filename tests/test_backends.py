@@ -12,6 +12,7 @@ import pytest
 from harness.backends import GpuSlots, make_backend, with_gpu
 from harness.engines.base import _gpu_environment
 from harness.errors import HarnessError
+from harness.events import Done, Loaded, ProgressEvent
 from harness.models import Limits, SandboxResult
 from harness.pipeline import grade_batch, prepare_setup
 
@@ -99,8 +100,12 @@ def test_gpu_jobs_of_a_batch_share_the_slots(tmp_path: Path, small_data: Path) -
     rubric.write_text(GPU_RUBRIC, encoding="utf-8")
     sandbox = RecordsGpus()
     setup = prepare_setup(rubric, small_data, tmp_path / "out", sandbox=sandbox, profile="fast")
-    summary = grade_batch(_batch(tmp_path / "batch", 6), setup, jobs=4, gpu_slots=GpuSlots(["0", "1"]))
+    events: list[ProgressEvent] = []
+    summary = grade_batch(_batch(tmp_path / "batch", 6), setup, jobs=4, gpu_slots=GpuSlots(["0", "1"]),
+                          on_event=events.append)
     assert summary.graded == 6
+    assert events[0] == Loaded(6)
+    assert sorted(e.student for e in events if isinstance(e, Done) and not e.reused) == [f"s{i}" for i in range(6)]
     assert len(sandbox.seen) == 6 and set(sandbox.seen) == {"0", "1"}  # each run saw one GPU, both were used
     assert all(peak == 1 for peak in sandbox.peak.values()), sandbox.peak  # never two jobs on one GPU
 

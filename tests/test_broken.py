@@ -22,6 +22,7 @@ import yaml
 from markupsafe import escape
 
 from harness.data import prepare
+from harness.events import LoadWarning, ProgressEvent
 from harness.pipeline import GRADING_LOG, grade_batch, prepare_setup, read_grading_log
 from harness.reporting import safe_name
 from harness.sandbox import BubblewrapSandbox, make_sandbox
@@ -103,8 +104,8 @@ def graded(tmp_path_factory):
     rubric = _cnn_only_rubric(root / "dl2025-a2-broken.yaml")
     out = root / "out"
     setup = prepare_setup(rubric, data, out, sandbox=_sandbox())
-    events: list[tuple[str, dict]] = []
-    summary = grade_batch(batch, setup, jobs=2, on_event=lambda kind, info: events.append((kind, info)))
+    events: list[ProgressEvent] = []
+    summary = grade_batch(batch, setup, jobs=2, on_event=events.append)
     return {"root": root, "batch": batch, "rubric": rubric, "data": data, "setup": setup, "summary": summary,
             "events": events, "reports": {r.student: r for r in summary.reports}}
 
@@ -188,7 +189,7 @@ def test_a_zip_entry_climbing_out_writes_nothing_outside_staging(graded) -> None
     assert not (root.parent / "x").exists() and not (out.parent / "x").exists()
     assert sorted(p.name for p in (out / "staging" / "zip_slip").iterdir()) == ["CNNMNIST.ipynb"]
     warning = "skipped zip entry '../../x' in zip_slip.zip: its path leaves the submission folder"
-    assert ("warning", {"student": "zip_slip", "message": warning}) in graded["events"]
+    assert LoadWarning("zip_slip", warning) in graded["events"]
     assert graded["reports"]["zip_slip"].load_warnings == (warning,)
     assert _gradebook(out)["zip_slip"]["warnings"] == warning
     assert {e["student"]: e.get("warnings") for e in read_grading_log(out / GRADING_LOG)}["zip_slip"] == [warning]

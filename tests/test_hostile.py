@@ -21,6 +21,7 @@ import pytest
 import harness
 from harness.data import prepare
 from harness.errors import SandboxError
+from harness.events import LoadWarning, ProgressEvent
 from harness.models import GiB, MiB, Limits
 from harness.pipeline import grade_batch, prepare_setup
 from harness.sandbox import BubblewrapSandbox
@@ -109,8 +110,8 @@ def graded(tmp_path_factory):
                "hidden labels": labels, "canary": canary, "hidden data": data / "hidden"}
     before = _snapshot(watched)
     try:
-        events: list[tuple[str, dict]] = []
-        summary = grade_batch(batch, setup, jobs=2, on_event=lambda kind, data: events.append((kind, data)))
+        events: list[ProgressEvent] = []
+        summary = grade_batch(batch, setup, jobs=2, on_event=events.append)
         after = _snapshot(watched)
         with ResultStore(setup.store_path) as store:
             earlier_after = store.get(earlier.content_hash, earlier.rubric_hash, earlier.profile)
@@ -121,7 +122,7 @@ def graded(tmp_path_factory):
     yield {"setup": setup, "reports": reports, "before": before, "after": after, "stored": stored,
            "earlier": (report_to_dict(earlier), report_to_dict(earlier_after) if earlier_after else None),
            "out": out, "package": Path(harness.__file__).parent, "canary": canary, "labels": labels,
-           "warnings": [data for kind, data in events if kind == "warning"]}
+           "warnings": [event for event in events if isinstance(event, LoadWarning)]}
 
 
 def _cnn(report):
@@ -250,7 +251,7 @@ def test_files_outside_the_workspace_are_out_of_reach(graded, student) -> None:
 def test_symbolic_links_never_reach_the_workspace(graded) -> None:
     workspace = graded["out"] / "work" / "symlink_escape"
     assert sorted(p.name for p in workspace.iterdir() if p.name != "hostile-report.json") == ["CNNMNIST.ipynb"]
-    skipped = [w["message"] for w in graded["warnings"] if w["student"] == "symlink_escape"]
+    skipped = [w.message for w in graded["warnings"] if w.student == "symlink_escape"]
     assert "skipped symlink labels.npy -> ../../data/hidden/mnist/labels.npy: it points outside the submission" in skipped
     assert len(skipped) == 3 and all(m.startswith("skipped symlink ") for m in skipped)
 
