@@ -267,7 +267,8 @@ def grade(
     except OSError as error:  # the output folder or a file in it could not be written
         _fail(HarnessError(_os_message(error)))
     console.print(
-        f"graded {summary.graded}, unchanged {summary.reused}, could not load {summary.failed_to_load} "
+        f"graded {summary.graded}, unchanged {summary.reused}, could not load {summary.failed_to_load}"
+        + (f", kept {len(summary.carried)} graded earlier" if summary.carried else "") + " "
         f"in {summary.seconds:.0f} s; index: {summary.index}"
     )
     if summary.faults:

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import nbformat
 import numpy as np
@@ -57,7 +57,7 @@ from harness.rubric import Rubric, Task, load_rubric
 from harness.sandbox import Sandbox, make_sandbox
 from harness.sandbox.quota import limited_folder, release_folder
 from harness.scoring import ManualScore, score_load_failure, score_submission
-from harness.store import ResultStore, readable_report
+from harness.store import ResultStore, readable_report, report_from_dict
 
 PROFILES = {
     "full": {"eval_images": None, "default_wall_s": 900.0},
@@ -560,6 +560,9 @@ class BatchSummary:
     """Wall-clock seconds of the whole run."""
     faults: tuple[str, ...] = ()
     """Grader faults met (a submission that could not be graded, a page that could not be written)."""
+    carried: tuple[str, ...] = ()
+    """Students graded into the same output folder by earlier runs (same rubric and profile) and not in this
+    batch: the index, gradebook and manual-scores template keep them (grading late hand-ins adds to the class)."""
 
 
 def grade_batch(
@@ -692,18 +695,42 @@ def grade_batch(
             runner.close()
     store.close()
     ordered = tuple(sorted(reports.values(), key=lambda r: r.student))
+    carried = _earlier_reports(setup, exclude=set(reports), render=render)
+    whole_class = sorted([*ordered, *carried], key=lambda r: r.student)
     manual_csv = setup.out_dir / "manual-scores.csv"
     if setup.rubric.manual_tasks:
-        write_manual_template(manual_csv, setup.rubric, [r.student for r in ordered])
+        write_manual_template(manual_csv, setup.rubric, [r.student for r in whole_class])
     index = render_index(
-        ordered,
+        whole_class,
         setup.out_dir,
         setup.rubric.title,
         [(t.id, t.title) for t in setup.rubric.tasks],
         manual_csv=manual_csv.name if setup.rubric.manual_tasks else None,
     )
     graded = sum(1 for submission in todo if submission.student in reports)
-    return BatchSummary(graded, reused, failed, ordered, index, time.perf_counter() - started, tuple(faults))
+    return BatchSummary(graded, reused, failed, ordered, index, time.perf_counter() - started, tuple(faults),
+                        carried=tuple(r.student for r in carried))
+
+
+def _earlier_reports(
+    setup: GradingSetup, exclude: set[str], render: Callable[[GradeReport], None]
+) -> list[GradeReport]:
+    """The reports earlier runs wrote into this output folder for other students, under the same rubric file and
+    profile (``students/*/report.json``), with the current manual scores merged (their pages are written again
+    with ``render`` when those changed); a damaged one is left out."""
+    earlier = []
+    for path in sorted((setup.out_dir / "students").glob("*/report.json")):
+        try:
+            report = report_from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except Exception:  # a damaged page of an earlier run: it is not this batch's, and its student regrades
+            continue
+        if report.student in exclude or report.rubric_hash != setup.rubric.hash or report.profile != setup.profile:
+            continue
+        merged = _with_manual(setup, report)
+        if merged != report:
+            render(merged)
+        earlier.append(merged)
+    return earlier
 
 
 def _check_batch_fits(setup: GradingSetup, entries: Sequence[Submission | LoadFailure], store: ResultStore) -> None:
