@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
-    from harness.models import GradeReport, Submission
+    from harness.models import ExecutionResult, GradeReport, Submission
     from harness.pipeline import GradingSetup
 
 BackendName = Literal["threads", "processes", "ray"]
@@ -113,8 +113,9 @@ class Backend:
 
     name: str = ""
 
-    def grade(self, submission: Submission, gpu: str | None) -> GradeReport:
-        """Grade one submission (on GPU ``gpu`` when given); its exceptions are raised here."""
+    def grade(self, submission: Submission, gpu: str | None, reuse: Mapping[str, ExecutionResult]) -> GradeReport:
+        """Grade one submission (on GPU ``gpu`` when given, reusing the earlier runs ``reuse`` where they still
+        hold: see :func:`harness.pipeline.grade_submission`); its exceptions are raised here."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -134,10 +135,10 @@ class ThreadBackend(Backend):
     def __init__(self, setup: GradingSetup) -> None:
         self.setup = setup
 
-    def grade(self, submission: Submission, gpu: str | None) -> GradeReport:
+    def grade(self, submission: Submission, gpu: str | None, reuse: Mapping[str, ExecutionResult]) -> GradeReport:
         from harness.pipeline import grade_submission
 
-        return grade_submission(submission, with_gpu(self.setup, gpu))
+        return grade_submission(submission, with_gpu(self.setup, gpu), reuse)
 
 
 _WORKER_SETUP: GradingSetup | None = None
@@ -150,12 +151,12 @@ def _start_worker(setup: GradingSetup) -> None:
     _WORKER_SETUP = setup
 
 
-def _grade_in_worker(submission: Submission, gpu: str | None) -> GradeReport:
+def _grade_in_worker(submission: Submission, gpu: str | None, reuse: Mapping[str, ExecutionResult]) -> GradeReport:
     """Grade one submission in a worker process with the setup it was started with."""
     from harness.pipeline import grade_submission
 
     assert _WORKER_SETUP is not None, "worker process started without a setup"
-    return grade_submission(submission, with_gpu(_WORKER_SETUP, gpu))
+    return grade_submission(submission, with_gpu(_WORKER_SETUP, gpu), reuse)
 
 
 class ProcessBackend(Backend):
@@ -172,14 +173,16 @@ class ProcessBackend(Backend):
             initializer=_start_worker, initargs=(setup,),
         )
 
-    def grade(self, submission: Submission, gpu: str | None) -> GradeReport:
-        return self.pool.submit(_grade_in_worker, submission, gpu).result()
+    def grade(self, submission: Submission, gpu: str | None, reuse: Mapping[str, ExecutionResult]) -> GradeReport:
+        return self.pool.submit(_grade_in_worker, submission, gpu, reuse).result()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _grade_on_ray(setup: GradingSetup, submission: Submission, wants_gpu: bool) -> GradeReport:
+def _grade_on_ray(
+    setup: GradingSetup, submission: Submission, wants_gpu: bool, reuse: Mapping[str, ExecutionResult]
+) -> GradeReport:
     """A Ray task: grade one submission; Ray chose the GPU (if any) and says which in ``ray.get_gpu_ids()``."""
     import ray
 
@@ -189,7 +192,7 @@ def _grade_on_ray(setup: GradingSetup, submission: Submission, wants_gpu: bool) 
     if wants_gpu:
         ids = ray.get_gpu_ids()
         gpu = str(ids[0]) if ids else None
-    return grade_submission(submission, with_gpu(setup, gpu))
+    return grade_submission(submission, with_gpu(setup, gpu), reuse)
 
 
 class RayBackend(Backend):
@@ -224,9 +227,9 @@ class RayBackend(Backend):
     def assigns_gpus(self) -> bool:
         return True
 
-    def grade(self, submission: Submission, gpu: str | None) -> GradeReport:
+    def grade(self, submission: Submission, gpu: str | None, reuse: Mapping[str, ExecutionResult]) -> GradeReport:
         try:
-            return self.ray.get(self.task.remote(self.setup_ref, submission, self.wants_gpu))
+            return self.ray.get(self.task.remote(self.setup_ref, submission, self.wants_gpu, reuse))
         except self.ray.exceptions.RayTaskError as error:  # the task's own exception, re-raised as itself
             raise error.as_instanceof_cause() from None
 

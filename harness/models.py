@@ -148,6 +148,9 @@ class ExecutionResult:
     """Errors raised by cells or by the script, in order."""
     artifacts_dir: Path | None = None
     """Host folder holding what the probes wrote (JSON, tensors, PNG figures); None if nothing came out."""
+    run_key: str = ""
+    """What decided this run (``harness.runcache.run_key``): a later grading with the same key re-checks these
+    records instead of running the source again."""
 
 
 @dataclass(frozen=True)

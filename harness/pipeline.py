@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import nbformat
 import numpy as np
@@ -53,6 +53,7 @@ from harness.outdir import STORE_NAME
 from harness.manual import read_manual_scores, write_manual_template
 from harness.models import CheckResult, ExecutionResult, GradeReport, Limits, LoadFailure, Submission
 from harness.reporting import render_index, render_student, safe_name
+from harness.runcache import mark, reusable, run_key
 from harness.rubric import Rubric, Task, load_rubric
 from harness.sandbox import Sandbox, make_sandbox
 from harness.sandbox.quota import limited_folder, release_folder
@@ -396,26 +397,44 @@ def _why_no_probe(execution: ExecutionResult | None, run: dict[str, Any] | None)
     return "no model could be inspected after running your code"
 
 
-def grade_submission(submission: Submission, setup: GradingSetup) -> GradeReport:
+def grade_submission(
+    submission: Submission, setup: GradingSetup, reuse: Mapping[str, ExecutionResult] | None = None
+) -> GradeReport:
     """Run every source of the rubric on ``submission`` and score every task; its workspace is removed afterwards
-    (unless ``setup.keep_workspaces``)."""
+    (unless ``setup.keep_workspaces``).
+
+    ``reuse``: the runs of an earlier grading of the same content, by source (its stored report's executions):
+    when every source would run exactly as then (:mod:`harness.runcache`), their records are checked again
+    and nothing runs.
+    """
     student_dir = safe_name(submission.student)
     folder = setup.out_dir / "work" / student_dir
     limited_folder(folder, setup.limits)  # as root a tmpfs: the submission can never put more than that on the host
     try:
         workspace = make_workspace(submission, folder)
-        return _grade_in(submission, setup, workspace, student_dir)
+        return _grade_in(submission, setup, workspace, student_dir, reuse or {})
     finally:
         # every source has run: nothing the student's code wrote is needed any more
         release_folder(folder, keep=setup.keep_workspaces)
 
 
-def _grade_in(submission: Submission, setup: GradingSetup, workspace: Path, student_dir: str) -> GradeReport:
-    """Grade ``submission`` with every source run in ``workspace``, one after the other."""
+def _grade_in(
+    submission: Submission, setup: GradingSetup, workspace: Path, student_dir: str, reuse: Mapping[str, ExecutionResult]
+) -> GradeReport:
+    """Grade ``submission`` with every source run in ``workspace``, one after the other (or, when every source
+    would run as an earlier grading ran it, with those runs' records)."""
     rubric = setup.rubric
     results: list[CheckResult] = []
     executions: list[ExecutionResult] = []
     graded: dict[str, CheckContext] = {}  # contexts of the tasks graded so far, for cross-task checks
+    keys: dict[str, str] = {}
+    for source in rubric.sources_in_order():
+        tasks = rubric.tasks_for_source(source)
+        relative = tasks[0].find_source(submission.files)
+        if relative is not None:
+            keys[relative] = run_key(_run_settings(setup, tasks), relative, submission.content_hash, setup.profile)
+    earlier = {relative: e for (content, relative), e in setup.reusable_runs.items() if content == submission.content_hash}
+    reused = reusable(list(keys.items()), earlier, reuse)
     for index, source in enumerate(rubric.sources_in_order()):
         tasks = rubric.tasks_for_source(source)
         relative = tasks[0].find_source(submission.files)
@@ -427,10 +446,11 @@ def _grade_in(submission: Submission, setup: GradingSetup, workspace: Path, stud
             source_file = workspace / relative
             run_dir = setup.out_dir / "artifacts" / student_dir / f"{index}-{safe_name(Path(relative).stem)}"
             try:
-                execution = setup.reusable_runs.get((submission.content_hash, relative))
+                execution = reused.get(relative)
                 if execution is None:
                     engine = engine_for(relative)(setup.sandbox)
                     execution = engine.run(submission, relative, run_dir, _run_settings(setup, tasks), workspace=workspace)
+                    execution = mark(execution, keys[relative])
             except Exception as error:  # a harness fault running this source: its checks are errors, the rest goes on
                 fault = f"the grader could not run {relative}: {type(error).__name__}: {error}"
                 for task in tasks:
@@ -502,6 +522,18 @@ def _calibration_key(setup: GradingSetup, reference: Submission) -> str:
     return digest.hexdigest()
 
 
+def _reference_runs(setup: GradingSetup, content_hash: str) -> dict[str, ExecutionResult]:
+    """The reference's runs stored in this output folder by an earlier grading (a rubric edit that changed only
+    points or bars then recalibrates without running the reference again)."""
+    if not setup.store_path.is_file():
+        return {}
+    try:
+        with ResultStore(setup.store_path) as store:
+            return _stored_runs(store, threading.Lock(), content_hash, setup.profile)
+    except StoreError:
+        return {}
+
+
 def calibrate_rubric(setup: GradingSetup, reference_dir: Path, on_event: OnEvent | None = None) -> dict[str, dict[str, float]]:
     """Grade the reference submission to learn the bars of relative thresholds and budgets; cached.
 
@@ -524,7 +556,7 @@ def calibrate_rubric(setup: GradingSetup, reference_dir: Path, on_event: OnEvent
         if on_event:
             on_event(Calibrating(str(reference_dir)))
         started = time.perf_counter()
-        report = grade_submission(loaded, setup)
+        report = grade_submission(loaded, setup, _reference_runs(setup, loaded.content_hash))
         setup.calibration = _reference_metrics(setup, report)
         setup.reusable_runs.update({(loaded.content_hash, e.source): e for e in report.executions})
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -652,9 +684,10 @@ def grade_batch(
 
     def graded_by_backend(submission: Submission) -> GradeReport:
         assert runner is not None
+        reuse = {} if force else _stored_runs(store, lock, submission.content_hash, setup.profile)
         gpu = slots.acquire() if slots is not None else None
         try:
-            return runner.grade(submission, gpu)
+            return runner.grade(submission, gpu, reuse)
         finally:
             if gpu is not None and slots is not None:
                 slots.release(gpu)
@@ -710,6 +743,16 @@ def grade_batch(
     graded = sum(1 for submission in todo if submission.student in reports)
     return BatchSummary(graded, reused, failed, ordered, index, time.perf_counter() - started, tuple(faults),
                         carried=tuple(r.student for r in carried))
+
+
+def _stored_runs(store: ResultStore, lock: threading.Lock, content_hash: str, profile: str) -> dict[str, ExecutionResult]:
+    """The runs of the last stored report of this content (under any rubric file), by source; none if unreadable."""
+    try:
+        with lock:
+            earlier = store.latest(content_hash, profile)
+    except StoreError:  # a damaged row: run again
+        return {}
+    return {e.source: e for e in earlier.executions} if earlier else {}
 
 
 def _earlier_reports(

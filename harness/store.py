@@ -233,6 +233,19 @@ class ResultStore:
             except sqlite3.Error as e:  # a full disk or a damaged file: this report is not stored, and says so
                 raise StoreError(f"{self.path}: cannot write the report of {report.student!r} ({e})") from None
 
+    def latest(self, content_hash: str, profile: str) -> GradeReport | None:
+        """The report stored last for this content and profile under any rubric file (its runs may be reused)."""
+        with self._lock:
+            try:
+                row = self._db().execute(
+                    "SELECT rubric_hash, report FROM reports WHERE content_hash = ? AND profile = ? "
+                    "ORDER BY created DESC LIMIT 1",
+                    (content_hash, profile),
+                ).fetchone()
+            except sqlite3.Error as e:
+                raise StoreError(f"{self.path}: cannot read the results store ({e})") from None
+        return None if row is None else self._row_report(row[1], (content_hash, row[0], profile))
+
     def all(self, rubric_hash: str | None = None) -> list[GradeReport]:
         """Every stored report (those graded by one rubric file when ``rubric_hash`` is given), by student."""
         query = "SELECT content_hash, rubric_hash, profile, report FROM reports"

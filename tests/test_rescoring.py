@@ -1,0 +1,88 @@
+"""A rubric edit that changes only points, bars or messages re-checks the stored runs; one that changes what
+runs (limits, what the probe records) runs again."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.pipeline import grade_batch, prepare_setup
+from harness.runcache import RUN_MARKER
+from harness.sandbox import make_sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tests" / "fixtures" / "scripts" / "cnn_script.py"
+
+RUBRIC = """\
+assignment: rescoring-demo
+title: "A CNN script"
+datasets: [mnist]
+tasks:
+  - id: cnn
+    title: "CNN"
+    source: cnn_script.py
+    model: {prefer: [model], dataset: mnist}
+    budget: {wall_s: 120}
+    checks:
+      - {check: runs_without_error, points: 1}
+      - {check: parameter_count, equals: 12810, points: POINTS}
+"""
+
+
+class Counting:
+    """The real sandbox, counting the runs it makes."""
+
+    def __init__(self) -> None:
+        self.inner = make_sandbox("auto")
+        self.isolated, self.warning = self.inner.isolated, self.inner.warning
+        self.runs = 0
+
+    def run(self, command, **options):
+        self.runs += 1
+        return self.inner.run(command, **options)
+
+
+@pytest.fixture
+def world(tmp_path: Path, small_data: Path):
+    batch = tmp_path / "batch" / "ann"
+    batch.mkdir(parents=True)
+    shutil.copy(SCRIPT, batch / SCRIPT.name)
+    rubric = tmp_path / "rubric.yaml"
+    sandbox = Counting()
+
+    def grade(points: int = 1, extra: str = "", **options):
+        rubric.write_text(RUBRIC.replace("POINTS", str(points)) + extra, encoding="utf-8")
+        setup = prepare_setup(rubric, small_data, tmp_path / "out", sandbox=sandbox, profile="fast")
+        began = time.perf_counter()
+        summary = grade_batch(batch.parent, setup, **options)
+        return summary, time.perf_counter() - began
+
+    return grade, sandbox, tmp_path / "out"
+
+
+def _score(summary) -> float:
+    return summary.reports[0].score
+
+
+def test_only_changes_to_what_runs_run_again(world) -> None:
+    grade, sandbox, out = world
+    first, _ = grade(points=1)
+    assert (sandbox.runs, first.graded, _score(first)) == (1, 1, 2.0)
+
+    again, seconds = grade(points=3)  # points only: rescored from the stored run
+    assert (sandbox.runs, again.graded, _score(again)) == (1, 1, 4.0)
+    assert seconds < 30
+
+    [marker] = (out / "artifacts").rglob(RUN_MARKER)
+    marker.write_text("another run", encoding="utf-8")  # the folder now holds some other run's records
+    replaced, _ = grade(points=2)
+    assert (sandbox.runs, _score(replaced)) == (2, 3.0)
+
+    grade(points=2, extra="limits: {memory: 3GiB}\n")  # what runs changed
+    assert sandbox.runs == 3
+
+    grade(points=1, extra="limits: {memory: 3GiB}\n", force=True)  # --force runs again
+    assert sandbox.runs == 4
