@@ -15,23 +15,10 @@ from harness.errors import HarnessError
 from harness.events import Done, Loaded, ProgressEvent
 from harness.models import Limits, SandboxResult
 from harness.pipeline import grade_batch, prepare_setup
+from tests.script_rubric import SCRIPT, cnn_script_rubric
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "tests" / "fixtures" / "scripts" / "cnn_script.py"
 
-GPU_RUBRIC = """\
-assignment: gpu-demo
-title: "A CNN trained on the GPU"
-datasets: [mnist]
-tasks:
-  - id: cnn
-    title: "CNN"
-    source: cnn_script.py
-    model: {prefer: [model], dataset: mnist}
-    budget: {wall_s: 60, device: gpu}
-    checks:
-      - {check: runs_without_error, points: 1}
-"""
+GPU_RUBRIC = cnn_script_rubric("gpu-demo", budget="{wall_s: 60, device: gpu}")
 
 
 class RecordsGpus:

@@ -9,26 +9,18 @@ import pytest
 
 from harness.pipeline import grade_batch, prepare_setup
 from harness.sandbox import make_sandbox
+from tests.script_rubric import SCRIPT, SCRIPTS, cnn_script_rubric
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "tests" / "fixtures" / "scripts" / "cnn_script.py"
-FAILING = ROOT / "tests" / "fixtures" / "scripts" / "raises_after_model.py"
+FAILING = SCRIPTS / "raises_after_model.py"
 
-RUBRIC = """\
-assignment: backends-demo
-title: "A CNN script"
-datasets: [mnist]
-tasks:
-  - id: cnn
-    title: "CNN"
-    source: [cnn_script.py, raises_after_model.py]
-    model: {prefer: [model], spec: "reference.classifiers:CNN", dataset: mnist}
-    budget: {wall_s: 120}
-    checks:
-      - {check: runs_without_error, points: 1}
-      - {check: architecture_matches, points: 1}
-      - {check: parameter_count, equals: 12810, points: 1}
-"""
+RUBRIC = cnn_script_rubric(
+    "backends-demo",
+    "      - {check: runs_without_error, points: 1}\n"
+    "      - {check: architecture_matches, points: 1}\n"
+    "      - {check: parameter_count, equals: 12810, points: 1}\n",
+    sources="[cnn_script.py, raises_after_model.py]",
+    spec=True,
+)
 
 
 def _what_was_graded(summary) -> dict[str, list[tuple[str, str, str, float, str]]]:

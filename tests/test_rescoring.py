@@ -12,24 +12,13 @@ import pytest
 from harness.pipeline import grade_batch, prepare_setup
 from harness.runcache import RUN_MARKER
 from harness.sandbox import make_sandbox
+from tests.script_rubric import SCRIPT, cnn_script_rubric
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "tests" / "fixtures" / "scripts" / "cnn_script.py"
 
-RUBRIC = """\
-assignment: rescoring-demo
-title: "A CNN script"
-datasets: [mnist]
-tasks:
-  - id: cnn
-    title: "CNN"
-    source: cnn_script.py
-    model: {prefer: [model], dataset: mnist}
-    budget: {wall_s: 120}
-    checks:
-      - {check: runs_without_error, points: 1}
-      - {check: parameter_count, equals: 12810, points: POINTS}
-"""
+RUBRIC = cnn_script_rubric(
+    "rescoring-demo",
+    "      - {check: runs_without_error, points: 1}\n      - {check: parameter_count, equals: 12810, points: POINTS}\n",
+)
 
 
 class Counting:
