@@ -45,7 +45,7 @@ from harness.checks import known_checks, run_check
 from harness.checks.context import CheckContext
 from harness.checks.select import select_model
 from harness.data import load_split
-from harness.engines import RunSettings, engine_for, make_workspace
+from harness.engines import Engine, RunSettings, kind_for, make_workspace
 from harness.errors import HarnessError, StoreError
 from harness.events import Calibrating, Done, Fault, Loaded, LoadWarning, OnEvent
 from harness.loading import load_batch, load_submission
@@ -448,7 +448,7 @@ def _grade_in(
             try:
                 execution = reused.get(relative)
                 if execution is None:
-                    engine = engine_for(relative)(setup.sandbox)
+                    engine = Engine(setup.sandbox, kind_for(relative))
                     execution = engine.run(submission, relative, run_dir, _run_settings(setup, tasks), workspace=workspace)
                     execution = mark(execution, keys[relative])
             except Exception as error:  # a harness fault running this source: its checks are errors, the rest goes on

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.artifacts import MAX_SIDECAR_BYTES, ArtifactError, load_artifacts
-from harness.engines import NotebookEngine, RunSettings
+from harness.engines import Engine, RunSettings
 from harness.models import SandboxResult, Submission
 from harness.probes import figures, fixed_inputs, probe
 
@@ -461,7 +461,7 @@ def test_run_settings_pass_calls_and_task_values_to_the_runner(tmp_path):
                             content_hash="0" * 64)
     calls = ({"id": "vae_loss", "names": ["loss_function", "vae_loss"], "inputs": "vae_loss"},)
     sandbox = ConfigRecordingSandbox()
-    NotebookEngine(sandbox).run(submission, notebook.name, tmp_path / "out",
+    Engine(sandbox, "notebook").run(submission, notebook.name, tmp_path / "out",
                                 RunSettings(task_values=("z",), calls=calls))
     assert sandbox.config["calls"] == [dict(calls[0])]
     assert sandbox.config["task_values"] == ["z"]

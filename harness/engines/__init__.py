@@ -1,38 +1,28 @@
-"""Execute a submission's notebooks and scripts inside the sandbox; the base class owns the lifecycle.
+"""Execute a submission's notebooks and scripts inside the sandbox; :class:`Engine` owns the lifecycle.
 
-    engine = get_engine("notebook")(make_sandbox())
+    engine = Engine(make_sandbox(), kind_for("CNNMNIST.ipynb"))
     result = engine.run(submission, "CNNMNIST.ipynb", out_dir, RunSettings(eval_images={"mnist": images}))
 
-``harness.engines.runner`` is the entry point that runs inside the sandbox.
+``harness.engines.runner`` is the entry point that runs inside the sandbox; one engine serves both kinds
+of source, the runner's ``--kind`` telling notebooks (cell by cell with nbclient, in a fresh kernel,
+errors allowed) from scripts (as ``__main__`` in their own folder, ``sys.argv == [script]``).
 """
 
 from __future__ import annotations
 
-from harness.engines.base import Engine, RunSettings, make_workspace, read_execution, read_run_json
-from harness.engines.notebook import NotebookEngine
-from harness.engines.script import ScriptEngine
+from harness.engines.base import KINDS, Engine, RunSettings, make_workspace, read_execution, read_run_json
 from harness.errors import HarnessError
 
-ENGINES: dict[str, type[Engine]] = {"notebook": NotebookEngine, "script": ScriptEngine}
-"""Engines by name."""
+SUFFIXES = {"ipynb": "notebook", "py": "script"}
+"""The kind of source each file suffix is."""
 
 
-def get_engine(name: str) -> type[Engine]:
-    """The engine class called ``name``."""
-    try:
-        return ENGINES[name]
-    except KeyError:
-        raise HarnessError(f"no engine {name!r}; known: {sorted(ENGINES)}") from None
-
-
-def engine_for(source: str) -> type[Engine]:
-    """The engine that runs a source file, by its suffix (``.ipynb`` notebook, ``.py`` script)."""
+def kind_for(source: str) -> str:
+    """The kind of a source file, by its suffix (``.ipynb`` notebook, ``.py`` script)."""
     suffix = source.rsplit(".", 1)[-1].lower() if "." in source else ""
-    kinds = {"ipynb": "notebook", "py": "script"}
-    if suffix not in kinds:
+    if suffix not in SUFFIXES:
         raise HarnessError(f"cannot run {source}: only notebooks (.ipynb) and scripts (.py) can be run")
-    return get_engine(kinds[suffix])
+    return SUFFIXES[suffix]
 
 
-__all__ = ["ENGINES", "Engine", "NotebookEngine", "RunSettings", "ScriptEngine", "engine_for", "get_engine",
-           "make_workspace", "read_execution", "read_run_json"]
+__all__ = ["KINDS", "Engine", "RunSettings", "kind_for", "make_workspace", "read_execution", "read_run_json"]

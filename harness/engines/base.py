@@ -78,11 +78,13 @@ class RunSettings:
     """Extra environment variables for the run."""
 
 
-class Engine:
-    """Runs one notebook or script of a submission in a sandbox; subclasses say which kind of runner to start."""
+KINDS = ("notebook", "script")
+"""What the runner can run: a notebook (cell by cell with nbclient) or a script (as ``__main__``)."""
 
-    kind: ClassVar[str] = ""
-    """The runner's ``--kind``: ``notebook`` or ``script``."""
+
+class Engine:
+    """Runs one notebook or script of a submission in a sandbox, with the runner of its kind."""
+
     data_mount: ClassVar[PurePosixPath] = PurePosixPath("/gradebench/data")
     """Where the public data appears inside an isolating sandbox."""
     eval_mount: ClassVar[PurePosixPath] = PurePosixPath("/gradebench/eval")
@@ -90,12 +92,18 @@ class Engine:
     config_mount: ClassVar[PurePosixPath] = PurePosixPath("/gradebench/config.json")
     """Where the runner's config appears inside an isolating sandbox."""
 
-    def __init__(self, sandbox: Any) -> None:
+    def __init__(self, sandbox: Any, kind: str) -> None:
+        """An engine running sources of ``kind`` (``notebook`` or ``script``) in ``sandbox``."""
+        if kind not in KINDS:
+            raise HarnessError(f"no engine {kind!r}; known: {', '.join(KINDS)}")
         self.sandbox = sandbox
+        self.kind = kind
+        """The runner's ``--kind``: ``notebook`` or ``script``."""
 
     def command(self, source: str, config: Path, artifacts: Path) -> list[str]:
-        """The command that runs ``source`` (relative to the workspace) inside the sandbox."""
-        raise NotImplementedError
+        """The command that runs ``source`` (relative to the workspace) inside the sandbox: the runner of this
+        engine's kind."""
+        return runner_command(self.kind, source, config, artifacts)
 
     def run(
         self, submission: Submission, source: str, out_dir: Path, settings: RunSettings, *, workspace: Path | None = None

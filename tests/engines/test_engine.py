@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from harness.artifacts import load_artifacts
-from harness.engines import ENGINES, NotebookEngine, RunSettings, ScriptEngine, engine_for, get_engine, read_run_json
+from harness.engines import Engine, RunSettings, kind_for, read_run_json
 from harness.errors import HarnessError
 from harness.models import GiB, Limits, MiB, SandboxResult, Submission
 from harness.sandbox import make_sandbox
@@ -45,14 +45,14 @@ def stage(tmp_path: Path, fixture: Path) -> Submission:
                       content_hash="0" * 64)
 
 
-def test_the_registry_names_what_exists():
-    assert ENGINES == {"notebook": NotebookEngine, "script": ScriptEngine}
-    assert get_engine("script") is ScriptEngine
-    with pytest.raises(HarnessError, match=r"no engine 'papermill'; known: \['notebook', 'script'\]"):
-        get_engine("papermill")
-    assert engine_for("CNNMNIST.ipynb") is NotebookEngine and engine_for("pkg/train.py") is ScriptEngine
+def test_one_engine_runs_both_kinds_of_source():
+    assert (kind_for("CNNMNIST.ipynb"), kind_for("pkg/train.py"), kind_for("Q1.PY")) == ("notebook", "script", "script")
+    assert Engine(None, "script").command("q1.py", Path("c.json"), Path("a"))[-8:] == [
+        "--kind", "script", "--source", "q1.py", "--config", "c.json", "--artifacts", "a"]
+    with pytest.raises(HarnessError, match=r"^no engine 'papermill'; known: notebook, script$"):
+        Engine(None, "papermill")
     with pytest.raises(HarnessError, match="only notebooks"):
-        engine_for("report.pdf")
+        kind_for("report.pdf")
 
 
 def test_a_notebook_runs_in_the_sandbox_and_its_artifacts_load_on_the_host(tmp_path, small_data, eval_images):
@@ -60,7 +60,7 @@ def test_a_notebook_runs_in_the_sandbox_and_its_artifacts_load_on_the_host(tmp_p
     sandbox = make_sandbox()
     settings = RunSettings(limits=Limits(wall_s=240), cell_timeout_s=120, data_dir=small_data,
                            eval_images={"mnist": eval_images}, prefer=("Net", "model"))
-    result = NotebookEngine(sandbox).run(submission, "reference_cnn.ipynb", tmp_path / "out", settings)
+    result = Engine(sandbox, "notebook").run(submission, "reference_cnn.ipynb", tmp_path / "out", settings)
     assert result.sandbox.verdict == "ok", result.sandbox.stderr[-3000:]
     assert (result.cells_run, result.cells_total, result.errors) == (6, 6, ())
     assert result.artifacts_dir == (tmp_path / "out" / "artifacts").resolve()
@@ -92,7 +92,7 @@ def test_a_script_runs_in_the_sandbox_as_main_and_its_model_and_figure_are_probe
     submission = stage(tmp_path, FIXTURES / "scripts" / "cnn_script.py")
     settings = RunSettings(limits=Limits(wall_s=240), eval_images={"mnist": eval_images}, prefer=("Net",),
                            task_values=("argv_seen",))
-    result = ScriptEngine(make_sandbox()).run(submission, "cnn_script.py", tmp_path / "out", settings)
+    result = Engine(make_sandbox(), "script").run(submission, "cnn_script.py", tmp_path / "out", settings)
     assert result.sandbox.verdict == "ok", result.sandbox.stderr[-3000:]
     assert (result.cells_run, result.cells_total, result.errors) == (1, 1, ())
     artifacts = load_artifacts(result.artifacts_dir)
@@ -108,7 +108,7 @@ def test_a_script_runs_in_the_sandbox_as_main_and_its_model_and_figure_are_probe
 def test_a_run_killed_by_the_wall_limit_keeps_its_progress(tmp_path):
     submission = stage(tmp_path, FIXTURES / "notebooks" / "slow_cell.ipynb")
     settings = RunSettings(limits=Limits(wall_s=15), cell_timeout_s=None)
-    result = NotebookEngine(make_sandbox()).run(submission, "slow_cell.ipynb", tmp_path / "out", settings)
+    result = Engine(make_sandbox(), "notebook").run(submission, "slow_cell.ipynb", tmp_path / "out", settings)
     assert result.sandbox.verdict == "timeout"
     run = read_run_json(result.artifacts_dir)
     assert (run["cells_run"], run["running_cell"], result.cells_total) == (1, 1, 3)
@@ -137,7 +137,7 @@ def test_student_code_cannot_read_the_runners_memory_or_environment(tmp_path):
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), str(notebook))
     submission = stage(tmp_path, notebook)
     settings = RunSettings(limits=Limits(wall_s=120), task_values=("attempts", "runner_cmdline"))
-    result = NotebookEngine(BubblewrapSandbox()).run(submission, "peek.ipynb", tmp_path / "out", settings)
+    result = Engine(BubblewrapSandbox(), "notebook").run(submission, "peek.ipynb", tmp_path / "out", settings)
     assert (result.sandbox.verdict, result.errors) == ("ok", ())
     values = load_artifacts(result.artifacts_dir).probe["task_values"]
     assert "harness.engines.runner" in str(values["runner_cmdline"])  # the parent really is the runner
@@ -154,7 +154,7 @@ def test_printing_gigabytes_in_a_cell_is_an_output_flood_not_the_memory_limit(tm
     submission = stage(tmp_path, notebook)
     limits = Limits(wall_s=120, memory_bytes=2 * GiB, output_bytes=1 * MiB)
     settings = RunSettings(limits=limits, cell_timeout_s=60, task_values=("after_flood",))
-    result = NotebookEngine(make_sandbox()).run(submission, "flood.ipynb", tmp_path / "out", settings)
+    result = Engine(make_sandbox(), "notebook").run(submission, "flood.ipynb", tmp_path / "out", settings)
     assert result.sandbox.verdict == "ok", result.sandbox.message
     assert [(e.cell, e.ename, e.evalue) for e in result.errors] == [
         (1, "OutputFlood", "printed more than 1 MiB of output (an output flood) and was stopped")]
@@ -165,7 +165,7 @@ def test_printing_gigabytes_in_a_cell_is_an_output_flood_not_the_memory_limit(tm
 def test_a_source_outside_the_submission_is_refused(tmp_path):
     submission = stage(tmp_path, FIXTURES / "scripts" / "cnn_script.py")
     with pytest.raises(HarnessError, match="other.py is not among the submission's files"):
-        ScriptEngine(make_sandbox()).run(submission, "other.py", tmp_path / "out", RunSettings())
+        Engine(make_sandbox(), "script").run(submission, "other.py", tmp_path / "out", RunSettings())
 
 
 class RecordingSandbox:
@@ -190,7 +190,7 @@ def test_the_command_mounts_and_environment_the_engine_builds(tmp_path, small_da
     submission = stage(tmp_path, FIXTURES / "notebooks" / "class_only.ipynb")
     sandbox = RecordingSandbox(None)
     settings = RunSettings(data_dir=small_data, eval_images={"mnist": eval_images}, threads=2, datasets=("signs",))
-    result = NotebookEngine(sandbox).run(submission, "class_only.ipynb", tmp_path / "out", settings)
+    result = Engine(sandbox, "notebook").run(submission, "class_only.ipynb", tmp_path / "out", settings)
     [call] = sandbox.calls
     assert call["command"][1:5] == ["-m", "harness.engines.runner", "--kind", "notebook"]
     mounts = {str(m.target): m for m in call["mounts"]}
