@@ -26,7 +26,7 @@ def _sandbox():
 
 @pytest.fixture(scope="module")
 def graded(graded_samples):
-    """The seven samples graded once on the small synthetic data with two workers (shared with the sample tests)."""
+    """Every dl2025-a2 sample graded once on the small synthetic data with two workers (shared with the sample tests)."""
     return graded_samples("dl2025-a2")
 
 
@@ -44,8 +44,9 @@ def _failures(report) -> dict[tuple[str, str], str]:
 
 def test_every_sample_is_graded(graded) -> None:
     _, summary, reports = graded
-    assert sorted(reports) == ["cnnnet", "fails_midway", "inline_model", "reference", "softmax_nll", "syntax_error", "wrong_flatten"]
-    assert (summary.graded, summary.reused, summary.failed_to_load) == (7, 0, 0)
+    assert sorted(reports) == ["cnnnet", "course_template", "fails_midway", "inline_model", "logits_ce", "reference",
+                               "softmax_nll", "syntax_error", "wrong_flatten"]
+    assert (summary.graded, summary.reused, summary.failed_to_load) == (9, 0, 0)
 
 
 def test_reference_gets_full_marks(graded) -> None:
