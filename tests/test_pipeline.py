@@ -93,8 +93,10 @@ def test_softmax_fed_to_nllloss(graded) -> None:
     failures = _failures(reports["softmax_nll"])
     assert failures[("ff", "output_kind")].startswith("your network outputs probabilities (Softmax); the task asks for log-probabilities")
     assert failures[("ff", "loss_choice")].startswith("your network outputs probabilities (Softmax) and is trained with NLLLoss")
-    assert ("ff", "test_accuracy") in failures  # it trains visibly worse than the reference
-    assert _task(reports["softmax_nll"], "ff").score <= FF_POINTS - 4
+    # Softmax fed to NLLLoss leaves whole digits unlearnt; overall it may still reach the bar, which the reference
+    # sets by training as the course template does (SGD, 4 epochs): on the small data that recipe reaches ~70%
+    assert ("ff", "per_class_accuracy") in failures
+    assert _task(reports["softmax_nll"], "ff").score <= FF_POINTS - 2
     assert _task(reports["softmax_nll"], "cnn").score == CNN_POINTS
 
 
@@ -144,7 +146,7 @@ def test_nothing_a_submission_wrote_stays_after_grading(graded) -> None:
 def test_running_again_grades_nothing_twice(graded) -> None:
     setup, first, _ = graded
     again = grade_batch(SAMPLES, setup, jobs=2)
-    assert (again.graded, again.reused) == (0, 7)
+    assert (again.graded, again.reused) == (0, 9)
     assert [r.score for r in again.reports] == [r.score for r in first.reports]
 
 

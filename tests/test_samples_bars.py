@@ -6,21 +6,16 @@ automatic marks for both tasks, because the reference submission that sets the a
 same recipe. ``logits_ce``: the feed-forward network without its LogSoftmax, trained with CrossEntropyLoss
 (task 1.2): full automatic marks for the feed-forward task.
 
-Only these two samples are graded here, in one batch beside the reference that calibrates the rubric.
+They are graded in the batch of every dl2025-a2 sample that tests/test_pipeline.py and
+tests/test_samples_dl2025_a2.py share.
 """
 
 from __future__ import annotations
-
-import os
-import shutil
-from pathlib import Path
 
 import pytest
 
 from tests.sample_reports import automatic_scores, check_result, failed_checks
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "submissions" / "dl2025-a2"
 BARS_SAMPLES = ("course_template", "logits_ce")
 FF, CNN = 9.0, 13.0
 """Points of the feed-forward and CNN tasks."""
@@ -32,19 +27,12 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory, small_all_data):
-    """The two samples graded in one batch (fast profile, small data, two workers); the reference calibrates first."""
-    from harness.pipeline import grade_batch, prepare_setup
-    from harness.sandbox import BubblewrapSandbox, make_sandbox
-
-    batch = tmp_path_factory.mktemp("bars-samples")
-    for name in BARS_SAMPLES:
-        shutil.copytree(SAMPLES / name, batch / name)
-    out = tmp_path_factory.mktemp("bars-graded")
-    sandbox = BubblewrapSandbox() if os.environ.get("CI") else make_sandbox()
-    setup = prepare_setup(ROOT / "rubrics" / "dl2025-a2.yaml", small_all_data, out, sandbox=sandbox, profile="fast")
-    summary = grade_batch(batch, setup, jobs=2, reference_dir=SAMPLES / "reference")
-    return setup, {r.student: r for r in summary.reports}
+def graded(graded_samples):
+    """The rubric's setup and every dl2025-a2 report, by student: the samples live beside the others under
+    submissions/dl2025-a2, so they are graded in the one batch the other dl2025-a2 sample tests share (fast
+    profile, small data, two workers), after the reference calibrates the rubric."""
+    setup, _, reports = graded_samples("dl2025-a2")
+    return setup, reports
 
 
 @pytest.mark.parametrize("student", BARS_SAMPLES)
@@ -57,7 +45,7 @@ def test_part1_scores(graded, student) -> None:
 def test_the_template_is_measured_against_the_templates_own_recipe(graded) -> None:
     """The bars come from the reference trained as the template trains (not from a stronger optimiser)."""
     setup, reports = graded
-    for task, factor in (("ff", 0.93), ("cnn", 0.94)):
+    for task, factor in (("ff", 0.92), ("cnn", 0.88)):
         result = check_result(reports["course_template"], task, "test_accuracy")
         reference = setup.calibration[task]["hidden_accuracy"]
         assert result.details["threshold"] == pytest.approx(factor * reference)
