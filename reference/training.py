@@ -40,6 +40,28 @@ OptimizerName = Literal["adam", "adamw", "sgd"]
 EVAL_BATCH_SIZE = 1024  # inference batch: Python overhead negligible, activations still small
 
 
+@dataclass(frozen=True)
+class ClassifierRecipe:
+    """How an assignment's own notebook trains a classifier (its optimiser, batch, epochs and transform).
+
+    A reference trained with the assignment's recipe is what accuracy bars are relative to: a student
+    who runs the course's template unmodified reaches what it reaches, not what a stronger optimiser would.
+    """
+
+    optimizer: OptimizerName
+    lr: float
+    momentum: float
+    batch_size: int
+    epochs: int
+    normalisation: Normalisation
+    """The transform of the notebook's DataLoaders (see :func:`prepare_images`)."""
+
+
+DL2025_TEMPLATE = ClassifierRecipe(optimizer="sgd", lr=0.002, momentum=0.9, batch_size=64, epochs=4, normalisation="symmetric")
+"""dl2025-a2 Part 1 as the course's feedForwardMNIST.ipynb trains it: ``Normalize((0.5,), (0.5,))``, SGD with
+lr 0.002 and momentum 0.9, 4 epochs, batches of 64 (the CNN of CNNMNIST.ipynb is trained the same way)."""
+
+
 @dataclass
 class History:
     """Per-epoch figures of one training run (lists indexed by epoch - 1).

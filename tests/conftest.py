@@ -86,6 +86,7 @@ END_TO_END = frozenset({
     "test_probe_extras.py",
     "test_rescoring.py",
     "test_samples_adl2024_a2.py",
+    "test_samples_bars.py",
     "test_samples_dl2025_a2.py",
     "test_samples_idl_ex2.py",
     "test_samples_mle_sheet06.py",

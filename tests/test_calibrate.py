@@ -180,3 +180,14 @@ def test_summary_line_for_each_kind_of_record():
     assert "MSE 0.0500 (latent 2) to 0.0100 (latent 20)" in summary_line(
         "t", {"metrics": {"hidden_mse": {"2": 0.05, "20": 0.01}}, "train_seconds": 1.0}
     )
+
+
+def test_the_mnist_classifiers_are_trained_with_the_course_templates_recipe(fast_run) -> None:
+    """Bars relative to the reference are measured against what the template reaches, not Adam's result."""
+    result, _, _ = fast_run
+    for task in ("mnist-ff", "mnist-cnn"):
+        record = result["tasks"][task]
+        assert {k: record["settings"][k] for k in ("optimizer", "lr", "momentum", "batch_size", "normalisation")} == {
+            "optimizer": "sgd", "lr": 0.002, "momentum": 0.9, "batch_size": 64, "normalisation": "symmetric"}
+        assert record["epochs"] == 4
+    assert result["profile_settings"]["classifier_epochs"] == 4

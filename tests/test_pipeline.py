@@ -26,7 +26,7 @@ def _sandbox():
 
 @pytest.fixture(scope="module")
 def graded(graded_samples):
-    """The seven samples graded once on the small synthetic data with two workers (shared with the sample tests)."""
+    """Every dl2025-a2 sample graded once on the small synthetic data with two workers (shared with the sample tests)."""
     return graded_samples("dl2025-a2")
 
 
@@ -44,8 +44,9 @@ def _failures(report) -> dict[tuple[str, str], str]:
 
 def test_every_sample_is_graded(graded) -> None:
     _, summary, reports = graded
-    assert sorted(reports) == ["cnnnet", "fails_midway", "inline_model", "reference", "softmax_nll", "syntax_error", "wrong_flatten"]
-    assert (summary.graded, summary.reused, summary.failed_to_load) == (7, 0, 0)
+    assert sorted(reports) == ["cnnnet", "course_template", "fails_midway", "inline_model", "logits_ce", "reference",
+                               "softmax_nll", "syntax_error", "wrong_flatten"]
+    assert (summary.graded, summary.reused, summary.failed_to_load) == (9, 0, 0)
 
 
 def test_reference_gets_full_marks(graded) -> None:
@@ -92,8 +93,10 @@ def test_softmax_fed_to_nllloss(graded) -> None:
     failures = _failures(reports["softmax_nll"])
     assert failures[("ff", "output_kind")].startswith("your network outputs probabilities (Softmax); the task asks for log-probabilities")
     assert failures[("ff", "loss_choice")].startswith("your network outputs probabilities (Softmax) and is trained with NLLLoss")
-    assert ("ff", "test_accuracy") in failures  # it trains visibly worse than the reference
-    assert _task(reports["softmax_nll"], "ff").score <= FF_POINTS - 4
+    # Softmax fed to NLLLoss leaves whole digits unlearnt; overall it may still reach the bar, which the reference
+    # sets by training as the course template does (SGD, 4 epochs): on the small data that recipe reaches ~70%
+    assert ("ff", "per_class_accuracy") in failures
+    assert _task(reports["softmax_nll"], "ff").score <= FF_POINTS - 2
     assert _task(reports["softmax_nll"], "cnn").score == CNN_POINTS
 
 
@@ -143,7 +146,7 @@ def test_nothing_a_submission_wrote_stays_after_grading(graded) -> None:
 def test_running_again_grades_nothing_twice(graded) -> None:
     setup, first, _ = graded
     again = grade_batch(SAMPLES, setup, jobs=2)
-    assert (again.graded, again.reused) == (0, 7)
+    assert (again.graded, again.reused) == (0, 9)
     assert [r.score for r in again.reports] == [r.score for r in first.reports]
 
 

@@ -105,6 +105,12 @@ BAD = [
      "(per_class_accuracy) > relative_to_reference: must be at most 1, got 1.5"),
     ("value outside a choice", "{check: output_kind, equals: log_softmax, points: 1}",
      "(output_kind) > equals: expected 'log_probabilities', 'probabilities' or 'logits', got 'log_softmax'"),
+    ("value outside a choice in a list", "{check: output_kind, equals: [logits, log_softmax], points: 1}",
+     "(output_kind) > equals: expected 'log_probabilities', 'probabilities' or 'logits', got 'log_softmax'"),
+    ("accepted network that does not import",
+     "{check: architecture_matches, params: {also: reference.classifiers:Logits}, points: 1}",
+     "(architecture_matches) > params > also: module 'reference.classifiers' has no class 'Logits'; it defines: "
+     "CNN, FeedForward, FeedForwardLogits, ModelSpec, SignsCNN"),
     ("misspelt params key", "{check: figure_kind, params: {kind: scatter, cuont: 2}, points: 1}",
      "(figure_kind) > params > cuont: figure_kind has no params key 'cuont' (did you mean 'count'?); "
      "its params: kind, count, title, exclude_title"),

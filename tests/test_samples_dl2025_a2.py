@@ -74,7 +74,9 @@ def test_total_scores(reports, student) -> None:
 def test_the_softmax_sample_loses_part1_accuracy_and_part2_pca_points(reports) -> None:
     report = reports["softmax_nll"]
     part1 = automatic_scores(report, PART1)
-    assert part1["cnn"] == PART1["cnn"] and part1["ff"] <= PART1["ff"] - 4  # Softmax fed to NLLLoss trains badly
+    # Softmax fed to NLLLoss: output_kind and loss_choice fail, and whole digits stay unlearnt (per_class_accuracy);
+    # its overall accuracy is near what the template's own recipe reaches on the small data, the bar's reference
+    assert part1["cnn"] == PART1["cnn"] and part1["ff"] <= PART1["ff"] - 2
     assert report.score == pytest.approx(part1["ff"] + part1["cnn"] + sum(EXPECTED_PART2["softmax_nll"].values()), abs=1e-3)
 
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import copy
 import math
 import re
+import typing
 from typing import Literal
 
 import torch
+from pydantic import field_validator
 
-from harness.architecture import count_activations, compare_layers, layer_token, structural
-from harness.checks import CheckSpecLike, check
+from harness.architecture import count_activations, compare_layers, describe_layers, layer_token, structural
+from harness.checks import CheckSpecLike, check, options
 from harness.checks.context import CheckContext
 from harness.rubric import CheckParams, Count, NoParams
+from harness.rubric import _resolve_spec as resolve_spec  # the rubric's own reading of module:Class
 from harness.checks.verify import Forgery
 
 _FUNCTIONAL_ACTIVATION = re.compile(r"\b(?:F|functional|torch|nn\.functional)\.(?:relu|leaky_relu|gelu|elu|silu|tanh|sigmoid)\b|\.(?:relu|tanh|sigmoid)\(\)")
@@ -24,20 +27,57 @@ def _reference_layers(ctx: CheckContext) -> list[dict]:
     return ctx.reference_layers
 
 
-@check("architecture_matches", params=NoParams)
+class ArchitectureOptions(CheckParams):
+    """The ``params`` of ``architecture_matches``: ``{also: "reference.classifiers:FeedForwardLogits"}``."""
+
+    also: tuple[str, ...] = ()
+    """Other networks (``module:Class``, one or a list) the task accepts as equally correct, e.g. dl2025-a2's
+    feed-forward net without its LogSoftmax, whose logits are trained with CrossEntropyLoss (task 1.2)."""
+
+    @field_validator("also", mode="before")
+    @classmethod
+    def _importable(cls, value: object) -> object:
+        """Accept one spec or a list, each a class that imports (the rubric fails at load time otherwise)."""
+        specs = [value] if isinstance(value, str) else value
+        if isinstance(specs, (list, tuple)):
+            for one in specs:
+                if isinstance(one, str):
+                    resolve_spec(one)
+        return specs
+
+
+class ArchitectureParams(CheckParams):
+    """What ``architecture_matches`` reads: nothing, or ``params.also`` (other accepted networks)."""
+
+    params: ArchitectureOptions = ArchitectureOptions()
+    """Options: ``also``."""
+
+
+def _accepted(spec: CheckSpecLike) -> list[tuple[str, torch.nn.Module]]:
+    """Every other network the entry accepts (``params.also``), built, by spec."""
+    return [(one, resolve_spec(one)()) for one in options(spec, ArchitectureOptions).also]
+
+
+@check("architecture_matches", params=ArchitectureParams)
 def check_architecture_matches(ctx: CheckContext, spec: CheckSpecLike) -> None:
-    """Check that the model's layers match the assignment's network, layer by layer."""
+    """Check that the model's layers match the assignment's network (or one it also accepts), layer by layer."""
     model = ctx.require_model()
     reference = _reference_layers(ctx)
     ctx.details["model"] = ctx.model_note
     ctx.details["student_layers"] = [layer_token(layer) for layer in structural(model.get("modules", []))]
     ctx.details["reference_layers"] = [layer_token(layer) for layer in structural(reference)]
     diff = compare_layers(model.get("modules", []), reference)
+    network = ctx.reference_model
+    for name, accepted in _accepted(spec) if diff else ():
+        if not compare_layers(model.get("modules", []), describe_layers(accepted)):
+            ctx.details["matched"] = name  # e.g. the logits variant the task accepts as well
+            diff, network = [], accepted
+            break
     ctx.details["diff"] = diff
     assert not diff, "your network differs from the assignment's:\n  " + "\n  ".join(diff)
     _believe_record(ctx, model)
-    if model.get("origin") == "instance" and ctx.reference_model is not None:
-        assert _weights_fit_reference(ctx, model), (
+    if model.get("origin") == "instance" and network is not None:
+        assert _weights_fit_reference(ctx, model, network), (
             "the layers recorded while your code ran do not match the weights your model exported: "
             "the record was not made by your network (was the grader's probe replaced or torch patched?)"
         )
@@ -106,12 +146,14 @@ def _exported_parameters(ctx: CheckContext, model: dict) -> int | None:
     return sum(t.numel() for name, t in state.items() if isinstance(t, torch.Tensor) and name not in skipped)
 
 
-def _weights_fit_reference(ctx: CheckContext, model: dict) -> bool:
-    """Whether the exported weights load into the reference network, as the recorded layers say they should."""
+def _weights_fit_reference(ctx: CheckContext, model: dict, network: torch.nn.Module | None = None) -> bool:
+    """Whether the exported weights load into the reference network (or ``network``, another one the task
+    accepts), as the recorded layers say they should."""
     from harness.checks.evaluation import load_weights_by_order
 
     state = _exported_state(ctx, model)
-    return state is not None and load_weights_by_order(copy.deepcopy(ctx.reference_model), state) is not None
+    target = ctx.reference_model if network is None else network
+    return state is not None and load_weights_by_order(copy.deepcopy(target), state) is not None
 
 
 def _weight_shape(layer: dict) -> tuple[int, ...] | None:
@@ -284,23 +326,40 @@ def _output_kind(ctx: CheckContext) -> str:
         return _declared_output(model)
 
 
-class OutputKindParams(CheckParams):
-    """What ``output_kind`` reads: ``{check: output_kind, equals: log_probabilities}``."""
+OutputKind = Literal["log_probabilities", "probabilities", "logits"]
+"""What a classifier outputs (keys of ``_KIND_WORDS``)."""
 
-    equals: Literal["log_probabilities", "probabilities", "logits"]
-    """What the network must output: ``log_probabilities`` (LogSoftmax), ``probabilities`` (Softmax) or ``logits``."""
+
+class OutputKindParams(CheckParams):
+    """What ``output_kind`` reads: ``{check: output_kind, equals: log_probabilities}``, or a list of kinds the
+    task accepts alike (``equals: [log_probabilities, logits]``)."""
+
+    equals: str | list[str]
+    """What the network must output: ``log_probabilities`` (LogSoftmax), ``probabilities`` (Softmax) or ``logits``;
+    a list accepts any of them."""
+
+    @field_validator("equals")
+    @classmethod
+    def _known_kinds(cls, value: str | list[str]) -> str | list[str]:
+        """Every kind named is one the check tells apart (one message for one kind or a list)."""
+        kinds = typing.get_args(OutputKind)
+        for kind in [value] if isinstance(value, str) else value:
+            if kind not in kinds:
+                raise ValueError(f"expected {', '.join(map(repr, kinds[:-1]))} or {kinds[-1]!r}, got {kind!r}")
+        return value
 
 
 @check("output_kind", params=OutputKindParams)
 def check_output_kind(ctx: CheckContext, spec: CheckSpecLike) -> None:
-    """Check that the network outputs what the task asks for: log-probabilities or logits."""
+    """Check that the network outputs what the task asks for: log-probabilities or logits (or either, when listed)."""
     kind = _output_kind(ctx)
-    expected = spec.equals
-    ctx.details.update(measured=kind, expected=expected)
+    accepted = [spec.equals] if isinstance(spec.equals, str) else list(spec.equals)
+    ctx.details.update(measured=kind, expected=spec.equals)
     advice = ""
     if kind == "probabilities":
         advice = ": a Softmax output fed to NLLLoss trains badly; use LogSoftmax with NLLLoss, or logits with CrossEntropyLoss"
-    assert kind == expected, f"your network outputs {_KIND_WORDS.get(kind, kind)}; the task asks for {_KIND_WORDS[expected]}{advice}"
+    asked = " or ".join(_KIND_WORDS[k] for k in accepted)
+    assert kind in accepted, f"your network outputs {_KIND_WORDS.get(kind, kind)}; the task asks for {asked}{advice}"
 
 
 _LOSS_PATTERNS = {

@@ -26,8 +26,14 @@ Metric = Literal["mse", "l1"]
 """How a reconstruction error is measured (keys of ``METRICS``)."""
 
 
-def reconstruction_error(ctx: CheckContext, metric: str = "mse") -> tuple[float, int]:
-    """The chosen model's reconstruction error on its exported inputs, and how many images it was measured on.
+MEAN_IMAGE_MARGIN = 0.98
+"""A reconstruction bar never exceeds this fraction of what predicting the mean image scores (see
+``mean_image_error``): a model that outputs the same image for every input, however that image was chosen,
+fails every reconstruction-error check, whatever the reference's calibrated error allows."""
+
+
+def _reconstructions(ctx: CheckContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """The chosen model's exported inputs and its outputs on them, one flattened row per image: (N, D) each.
 
     Fails the check (AssertionError) with the reason when the model exported no inputs or outputs,
     when its outputs are not one image per input, or when the host does not believe them
@@ -53,8 +59,33 @@ def reconstruction_error(ctx: CheckContext, metric: str = "mse") -> tuple[float,
         f"your model returns {outputs.shape[1]:,} values per image for inputs of {inputs.shape[1]:,} values: "
         "an autoencoder's output must have the input's shape"
     )
-    difference = outputs - inputs
-    value = difference.pow(2).mean() if metric == "mse" else difference.abs().mean()
+    return inputs, outputs
+
+
+def _error(difference: torch.Tensor, metric: str) -> torch.Tensor:
+    """The per-pixel error of a difference of images: mean squared (mse) or mean absolute (l1)."""
+    return difference.pow(2).mean() if metric == "mse" else difference.abs().mean()
+
+
+def mean_image_error(inputs: torch.Tensor, metric: str = "mse") -> float:
+    """What the best constant prediction scores on ``inputs`` (N, D): the error of predicting, for every input, the
+    pixel-wise mean of the inputs (mse) or their pixel-wise median (l1, where the median is the best constant).
+
+    No constant image does better on these inputs, the mean training image included: a bar below this value
+    fails every model that ignores its input. Measured in the inputs' own scale (the student's preprocessing).
+    """
+    centre = inputs.mean(0) if metric == "mse" else inputs.median(0).values  # (D,)
+    return float(_error(inputs - centre, metric))
+
+
+def reconstruction_error(ctx: CheckContext, metric: str = "mse") -> tuple[float, int]:
+    """The chosen model's reconstruction error on its exported inputs, and how many images it was measured on.
+
+    Fails the check (AssertionError) with the reason when the reconstructions cannot be scored
+    (see ``_reconstructions``).
+    """
+    inputs, outputs = _reconstructions(ctx)
+    value = _error(outputs - inputs, metric)
     assert torch.isfinite(value), "your model's reconstructions contain NaN or infinite values"
     ctx.details["ranges"] = {"inputs": [float(inputs.min()), float(inputs.max())],
                              "outputs": [float(outputs.min()), float(outputs.max())]}
@@ -118,7 +149,8 @@ def check_reconstruction_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
     given = options(spec, ReconstructionErrorOptions)
     metric, ratio = given.metric, given.max_ratio
     error, images = reconstruction_error(ctx, metric)
-    ctx.details.update(measured=error, images=images, metric=metric)
+    baseline = mean_image_error(_reconstructions(ctx)[0], metric)
+    ctx.details.update(measured=error, images=images, metric=metric, mean_image=baseline)
     bars: list[tuple[float, str]] = []
     if spec.max is not None:
         bars.append((float(spec.max), f"{spec.max:.4g}"))
@@ -131,6 +163,13 @@ def check_reconstruction_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
         bars.append((float(ratio) * float(reference), f"{float(ratio) * float(reference):.4g} ({float(ratio):g}x the reference's {float(reference):.4g})"))
     if not bars:
         raise RuntimeError(f"check reconstruction_error of task {ctx.task_id} needs max or params.max_ratio")
+    floor = MEAN_IMAGE_MARGIN * baseline
+    if floor < min(bars)[0]:  # the rubric's bar would let a model that ignores its input pass
+        ctx.details["capped_by_mean_image"] = True
+        bars.append((floor, (
+            f"{floor:.4g}, just below the {baseline:.4g} that predicting the mean image for every input scores: "
+            f"a model must reconstruct each image better than that"
+        )))
     bar, how = min(bars)
     ctx.details["threshold"] = bar
     assert error <= bar, (

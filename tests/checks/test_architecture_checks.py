@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -112,6 +113,74 @@ def test_loss_choice(make_context, digits) -> None:
     )
     none = make_context(FeedForward(), images=images, source_text="")
     assert run_check(none, Spec("loss_choice")).message == "no classification loss (NLLLoss or CrossEntropyLoss) was found in your code"
+
+
+# -- dl2025-a2 1.2: logits with CrossEntropyLoss are as correct as LogSoftmax with NLLLoss -----------------------
+
+LOGITS_TOO = Spec("architecture_matches", params={"also": "reference.classifiers:FeedForwardLogits"})
+"""The feed-forward task's entry: the network without line (5) is accepted beside the assignment's."""
+EITHER_OUTPUT = ["log_probabilities", "logits"]
+
+
+def test_the_network_without_its_logsoftmax_matches_when_the_task_accepts_it(make_context) -> None:
+    for model in (FeedForward(), FeedForwardLogits()):
+        assert run_check(make_context(model, reference=FeedForward()), LOGITS_TOO).status == "passed"
+
+
+def test_a_network_the_entry_also_accepts_passes_and_is_named(make_context) -> None:
+    """``params.also`` is compared layer by layer like the task's own network (here: a CNN task accepting the
+    variant without its second pool, to show the mechanism on layers the comparison counts)."""
+    also = Spec("architecture_matches", params={"also": ["reference.mistakes:CNNWithoutSecondPool"]})
+    result = run_check(make_context(CNNWithoutSecondPool(), reference=CNN()), also)
+    assert (result.status, result.details["matched"]) == ("passed", "reference.mistakes:CNNWithoutSecondPool")
+    other = run_check(make_context(FeedForward(), reference=CNN()), also)
+    assert other.status == "failed" and other.message.startswith("your network differs from the assignment's:\n  ")
+    assert "matched" not in other.details
+
+
+def test_an_accepted_network_that_does_not_import_fails_the_rubric() -> None:
+    from pydantic import ValidationError
+
+    from harness.checks.architecture import ArchitectureOptions
+
+    with pytest.raises(ValidationError, match="module 'reference.classifiers' has no class 'Logits'"):
+        ArchitectureOptions(also="reference.classifiers:Logits")
+
+
+def test_output_kind_accepts_either_listed_kind(make_context, digits) -> None:
+    images, _ = digits
+    for model in (FeedForward(), FeedForwardLogits()):
+        assert run_check(make_context(model, images=images), Spec("output_kind", equals=EITHER_OUTPUT)).status == "passed"
+    failed = run_check(make_context(FeedForwardSoftmax(), images=images), Spec("output_kind", equals=EITHER_OUTPUT))
+    assert failed.message == (
+        "your network outputs probabilities (Softmax); the task asks for log-probabilities (LogSoftmax) or logits "
+        "(no output activation): a Softmax output fed to NLLLoss trains badly; use LogSoftmax with NLLLoss, or logits "
+        "with CrossEntropyLoss"
+    )
+
+
+def test_both_correct_pairings_pass_and_both_wrong_ones_fail_in_the_feed_forward_task(make_context, digits) -> None:
+    """What the feed-forward task's three output and loss checks say about each pairing (dl2025-a2 1.1 and 1.2)."""
+    images, _ = digits
+
+    def verdicts(model, source):
+        ctx = make_context(model, reference=FeedForward(), images=images, source_text=source)
+        results = [run_check(ctx, spec) for spec in (LOGITS_TOO, Spec("output_kind", equals=EITHER_OUTPUT), Spec("loss_choice"))]
+        return [r.message for r in results if r.status != "passed"]
+
+    assert verdicts(FeedForward(), "criterion = nn.NLLLoss()") == []
+    assert verdicts(FeedForwardLogits(), "criterion = nn.CrossEntropyLoss()") == []
+    assert verdicts(FeedForwardSoftmax(), "criterion = nn.NLLLoss()") == [
+        "your network outputs probabilities (Softmax); the task asks for log-probabilities (LogSoftmax) or logits "
+        "(no output activation): a Softmax output fed to NLLLoss trains badly; use LogSoftmax with NLLLoss, or logits "
+        "with CrossEntropyLoss",
+        "your network outputs probabilities (Softmax) and is trained with NLLLoss; NLLLoss expects log-probabilities: "
+        "use LogSoftmax, or drop the Softmax and use CrossEntropyLoss",
+    ]
+    assert verdicts(FeedForward(), "criterion = nn.CrossEntropyLoss()") == [
+        "your network outputs log-probabilities (LogSoftmax) but is trained with CrossEntropyLoss; "
+        "with log-probabilities (LogSoftmax) use NLLLoss"
+    ]
 
 
 # -- a record the exported weights contradict is not believed ---------------------------------------------------

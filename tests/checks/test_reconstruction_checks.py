@@ -134,3 +134,69 @@ def test_reconstructions_that_ignore_the_input_point_at_the_latent_code(tmp_path
     result = run_check(ctx, Spec("reconstruction_error", max=0.01))
     assert result.status == "failed"
     assert "as if the latent code carried nothing: check that it is not switched off (a ReLU on the code" in result.message
+
+
+# -- the bar sits below what predicting the mean image scores ----------------------------------------------------
+
+
+def _rubric_reconstruction_entries() -> list[tuple[str, str, object]]:
+    """Every reconstruction_error entry of every rubric: (rubric, task, entry)."""
+    from pathlib import Path
+
+    from harness.checks import known_checks
+    from harness.rubric import load_rubric
+
+    entries = []
+    for path in sorted((Path(__file__).resolve().parents[2] / "rubrics").glob("*.yaml")):
+        rubric = load_rubric(path, known_checks())
+        for task in rubric.tasks:
+            entries += [(path.stem, task.id, spec) for spec in task.checks if spec.check == "reconstruction_error"]
+    return entries
+
+
+def _mean_image_context(root, train: torch.Tensor, test: torch.Tensor, reference: float):
+    """A "model" that outputs the mean training image for every test image; the reference calibrated at ``reference``."""
+    mean = train.mean(0, keepdim=True).expand_as(test)  # (N, 1, 28, 28), the same image for every input
+    model = candidate(root, "constant", {"w": torch.ones(1)}, output_shape=[2, 1, 28, 28], inputs=test, outputs=mean)
+    return context(root, probe_record(models=[model]), task_id="ae", model="constant",
+                   reference_metrics={"reconstruction_error": reference})
+
+
+@pytest.mark.parametrize("scale", ["unit", "symmetric"])
+def test_a_mean_image_model_fails_every_reconstruction_check_of_every_rubric(tmp_path, small_data, scale) -> None:
+    """On the grading data, in either pixel scale, even where the reference's calibration would let it pass."""
+    from harness.checks.reconstruction import mean_image_error
+    from harness.data import load_split
+    from reference import training
+
+    train = training.prepare_images(load_split(small_data, "mnist", "train")[0][:2000], scale)
+    test = training.prepare_images(load_split(small_data, "mnist", "hidden")[0][:500], scale)
+    entries = _rubric_reconstruction_entries()
+    assert {rubric for rubric, _, _ in entries} == {"adl2024-a2", "dl2025-a2", "idl-ex2", "mle-sheet06"}
+    for k, (rubric, task, spec) in enumerate(entries):
+        metric = spec.params.get("metric", "mse")
+        baseline = mean_image_error(test.flatten(1), metric)
+        # a reference no better than the mean image: max_ratio alone would pass the constant model
+        ctx = _mean_image_context(tmp_path / str(k), train, test, reference=baseline)
+        result = run_check(ctx, spec)
+        assert result.status == "failed", (rubric, task, result.message)
+        assert result.details["capped_by_mean_image"] and result.details["mean_image"] == pytest.approx(baseline, rel=1e-6)
+        assert f", just below the {baseline:.4g} that predicting the mean image for every input scores: a model must " \
+            "reconstruct each image better than that: your reconstructions hardly differ from one image to the next" in result.message
+
+
+def test_the_mean_image_bar_only_ever_lowers_the_rubrics_bar(tmp_path) -> None:
+    ctx = autoencoder_context(tmp_path, 0.2, reference_metrics={"reconstruction_error": 0.02})
+    result = run_check(ctx, Spec("reconstruction_error", params={"max_ratio": 1.5}))
+    assert result.details["threshold"] == pytest.approx(0.03) and "capped_by_mean_image" not in result.details
+    assert result.details["mean_image"] == pytest.approx(1 / 12, rel=0.05)  # uniform pixels: variance 1/12
+
+
+def test_the_mean_image_error_is_the_best_any_constant_does() -> None:
+    from harness.checks.reconstruction import mean_image_error
+
+    images = torch.rand(300, 784, generator=torch.Generator().manual_seed(1)) ** 3  # skewed, like ink on paper
+    for metric, error in (("mse", lambda d: d.pow(2).mean()), ("l1", lambda d: d.abs().mean())):
+        best = mean_image_error(images, metric)
+        for constant in (images.mean(0), images.median(0).values, torch.zeros(784), torch.full((784,), 0.1)):
+            assert float(error(images - constant)) >= best - 1e-6
