@@ -182,6 +182,12 @@ class TaskScore:
     """The check results that make up the score (empty for manual items)."""
     note: str = ""
     """A TA's comment (manual items) or why the task could not be graded."""
+    source: str = ""
+    """The submission file whose work was graded for this task (``trainers/q1.py``); empty when none was found."""
+    source_run: str = ""
+    """The file run for it: ``source`` itself, or the script that imports it (``main.py``)."""
+    source_note: str = ""
+    """Why that file was graded, or why none could be (``cnn_final_v2.ipynb was chosen by its content ...``)."""
 
 
 @dataclass(frozen=True)
