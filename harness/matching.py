@@ -479,7 +479,7 @@ def score_file(task: Task, rubric: Rubric, file: CodeFile) -> tuple[int, list[st
     if has_models:
         score += min(4, 2 * len(has_models))
         evidence.append(f"it defines {', '.join(has_models[:2])}")
-    has_functions = sorted(functions & (file.functions | file.defined))
+    has_functions = sorted(functions & (file.functions | file.classes))  # a variable loss_function = nn.NLLLoss() is no def
     if has_functions:
         score += 3
         evidence.append(f"it defines {has_functions[0]}")

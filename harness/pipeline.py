@@ -317,10 +317,33 @@ def _budget(setup: GradingSetup, task: Task) -> tuple[float | None, str]:
     return None, ""
 
 
+def _by_rubric_source(tasks: Sequence[Task]) -> list[list[Task]]:
+    """``tasks`` grouped by the rubric source they name (one file of the student's may answer several)."""
+    groups: dict[tuple[str, ...], list[Task]] = {}
+    for task in tasks:
+        groups.setdefault(tuple(s.casefold() for s in task.source), []).append(task)
+    return list(groups.values())
+
+
+def _step_budget(setup: GradingSetup, task: Task, step: Sequence[Task]) -> tuple[float | None, str]:
+    """The time budget of ``task`` when its file also answers other parts of the rubric (``step``: every task the
+    file serves): the sum of the budgets of each rubric source it answers, since it does all their work."""
+    own = _budget(setup, task)
+    parts = [_budget(setup, next((t for t in group if t.budget), group[0])) for group in _by_rubric_source(step)]
+    parts = [p for p in parts if p[0] is not None]
+    if own[0] is None or len(parts) < 2:
+        return own
+    total = sum(p[0] for p in parts)
+    return total, f"{total:.0f} s, the sum of the budgets of the {len(parts)} parts of the assignment this file answers"
+
+
 def _source_limits(setup: GradingSetup, tasks: Sequence[Task]) -> Limits:
-    """Limits of one source's run: the largest wall-clock ceiling among its tasks, GPU if any task asks."""
-    ceilings = [t.budget.wall_s for t in tasks if t.budget and t.budget.wall_s]
-    wall = max(ceilings) if ceilings else setup.limits.wall_s
+    """Limits of one file's run: the largest wall-clock ceiling among the tasks of each rubric source it answers,
+    added up over those sources (one notebook for every question does the work of all); GPU if any task asks."""
+    ceilings = [
+        max(c) for c in ([t.budget.wall_s for t in g if t.budget and t.budget.wall_s] for g in _by_rubric_source(tasks)) if c
+    ]
+    wall = sum(ceilings) if ceilings else setup.limits.wall_s
     gpu = any(t.budget and t.budget.device == "gpu" for t in tasks)
     return replace(setup.limits, wall_s=wall, gpu=gpu)
 
@@ -378,6 +401,7 @@ def _task_context(
     missing: str,
     related: dict[str, CheckContext] | None = None,
     script: str = "",
+    step: Sequence[Task] = (),
 ) -> CheckContext:
     """Everything the checks of ``task`` read; ``related``: the contexts of the tasks graded before it."""
     artifacts = execution.artifacts_dir if execution else None
@@ -397,7 +421,7 @@ def _task_context(
             probe.get("models", []), prefer, reference_layers, reference_parameters, require_similarity=fixed
         )
     dataset = task.model.dataset if task.model else None
-    budget_s, budget_note = _budget(setup, task)
+    budget_s, budget_note = _step_budget(setup, task, step or (task,))
     return CheckContext(
         task_id=task.id,
         execution=execution,
@@ -492,7 +516,9 @@ def _grade_in(submission: Submission, setup: GradingSetup, workspace: Path, stud
         text = _static_text(workspace, plan.static_files(task.id)) if entry.found else ""
         script = _source_text(workspace / entry.run) if entry.run and entry.run.lower().endswith(".py") else ""
         try:
-            ctx = _task_context(setup, task, execution, text, "" if entry.found else entry.reason, graded, script)
+            step = plan.step_of(task.id)
+            tasks = [rubric.task(t) for t in step.tasks] if step else [task]
+            ctx = _task_context(setup, task, execution, text, "" if entry.found else entry.reason, graded, script, tasks)
         except ArtifactError as error:
             results.extend(_harness_errors(task, f"the records of running {entry.run} are unusable: {error}"))
             continue

@@ -97,6 +97,13 @@ def test_a_cnn_as_a_class_module_and_a_training_script(dl2025) -> None:
     assert not plan.source("ae").found and plan.step_of("ae") is None
 
 
+def test_a_variable_named_like_a_probe_function_is_no_evidence(dl2025) -> None:
+    """The course template's ``loss_function = nn.NLLLoss()`` does not make the feed-forward notebook the VAE's."""
+    plan = plan_sources(dl2025, {"part1_ff.ipynb": notebook("loss_function = nn.NLLLoss()")})
+    assert plan.source("vae").reason == "vae.ipynb was not found in your submission (found: part1_ff.ipynb)"
+    assert plan.matched == ("ff",)
+
+
 def test_one_notebook_answering_every_question(idl) -> None:
     sol = notebook(
         "#md # Exercise 2", "import torch",

@@ -127,3 +127,30 @@ def test_a_script_that_died_at_import_earns_no_points_that_need_its_run(check: s
     if check != "loss_choice":  # loss_choice also needs the model's output, which a check context without one lacks
         alive = run_check(CheckContext(task_id="autoencoder", execution=_execution(), run={}, **fields), spec)
         assert alive.status == "passed", alive.message
+
+
+# -- one file answering several parts of the rubric -------------------------------------------------------------
+
+
+def test_a_file_answering_several_parts_gets_the_sum_of_their_budgets_and_limits(tmp_path: Path, small_data: Path) -> None:
+    from harness.pipeline import _source_limits, _step_budget
+
+    setup = prepare_setup(ROOT / "rubrics" / "idl-ex2.yaml", small_data, tmp_path / "out", profile="fast", sandbox=RunsNothing())
+    setup.calibration = {"autoencoder": {"seconds": 10.0}, "classifier": {"seconds": 20.0}, "few-labels": {"seconds": 4.0}}
+    rubric = setup.rubric
+    q1, q2, q4 = rubric.task("autoencoder"), rubric.task("classifier"), rubric.task("few-labels")
+    assert _step_budget(setup, q1, [q1]) == (50.0, "5x reference (10.0 s) = 50 s")
+    budget, note = _step_budget(setup, q4, [q1, q2, q4])
+    assert (budget, note) == (170.0, "170 s, the sum of the budgets of the 3 parts of the assignment this file answers")
+    assert _source_limits(setup, [q1]).wall_s == 300 and _source_limits(setup, [q1, q2, q4]).wall_s == 900
+
+
+def test_the_self_check_finds_the_rubric_of_a_folder_by_content(tmp_path: Path) -> None:
+    from harness.cli import _find_rubric_for
+
+    (tmp_path / "mine" / "assignment_2").mkdir(parents=True)
+    (tmp_path / "mine" / "cnn_final_v2.ipynb").write_text(_notebook("class CNN(nn.Module):\n    pass"))
+    (tmp_path / "mine" / "assignment_2" / "my_vae.ipynb").write_text(
+        _notebook("def loss_function(r, x, mu, logvar):\n    return 0", "def plot_generated_samples(m):\n    pass")
+    )
+    assert _find_rubric_for(tmp_path / "mine") == ROOT / "rubrics" / "dl2025-a2.yaml"
