@@ -329,13 +329,14 @@ def plan_sources(rubric: Rubric, files: Mapping[str, str], pins: Mapping[str, st
             via = f"; run through {run}, which imports it" if run != file else ""
             chosen.append(TaskSource(task.id, file, run, f"{file} is named as the rubric asks ({named_as}){via}"))
             continue
-        chosen.append(_by_content(task, rubric, code, entries, named, imports, runner, found))
-    return _finish(rubric, chosen, code, imports, ordered)
+        chosen.append(_by_content(task, code, entries, named, imports, found))
+    return _finish(chosen, code, imports, ordered)
 
 
-def _by_content(task: Task, rubric: Rubric, code: Mapping[str, CodeFile], entries: list[str], named: set[str],
-                imports: Mapping[str, tuple[str, ...]], runner, found: str) -> TaskSource:
-    """The file chosen for ``task`` by what the files are, or the reason none could be."""
+def _by_content(task: Task, code: Mapping[str, CodeFile], entries: list[str], named: set[str],
+                imports: Mapping[str, tuple[str, ...]], found: str) -> TaskSource:
+    """The file chosen for ``task`` by what the files are (each run file scored by its best own or imported
+    file), or the reason none could be."""
     wanted = " or ".join(task.source)
     scored: list[tuple[int, str, str, list[str]]] = []  # (score, run file, task file, evidence)
     for entry in entries:
@@ -343,7 +344,7 @@ def _by_content(task: Task, rubric: Rubric, code: Mapping[str, CodeFile], entrie
             continue  # a file the rubric names for another task is that task's
         best = (0, entry, [])
         for path in _closure(entry, imports):
-            score, evidence = score_file(task, rubric, code[path])
+            score, evidence = score_file(task, code[path])
             if score > best[0]:
                 best = (score, path, evidence)
         if best[0] > 0:
@@ -364,7 +365,7 @@ def _by_content(task: Task, rubric: Rubric, code: Mapping[str, CodeFile], entrie
     return TaskSource(task.id, file, run, f"{file} was chosen by its content ({', '.join(evidence[:3])}){via}")
 
 
-def _finish(rubric: Rubric, chosen: list[TaskSource], code: Mapping[str, CodeFile],
+def _finish(chosen: list[TaskSource], code: Mapping[str, CodeFile],
             imports: Mapping[str, tuple[str, ...]], ordered: list[str]) -> SourcePlan:
     """Group the tasks by run file into steps ordered by their first task; everything else is a helper."""
     runs: dict[str, list[str]] = {}
@@ -450,7 +451,7 @@ def _loss_names(task: Task) -> set[str]:
     return {spec.equals for spec in task.checks if spec.check in ("loss_used", "loss_choice") and isinstance(spec.equals, str)}
 
 
-def score_file(task: Task, rubric: Rubric, file: CodeFile) -> tuple[int, list[str]]:
+def score_file(task: Task, file: CodeFile) -> tuple[int, list[str]]:
     """How much ``file`` looks like ``task``, and the evidence, as a TA reads it (``its name says 'cnn'``)."""
     score, evidence = 0, []
     stem = PurePosixPath(file.path).stem
@@ -471,7 +472,8 @@ def score_file(task: Task, rubric: Rubric, file: CodeFile) -> tuple[int, list[st
         said = set(_HEADING_NUMBER.findall(heading)) | set(_LEADING_NUMBER.findall(heading))
         if said & numbers:
             score += 4
-            evidence.append(f"a heading says {heading.lstrip('#* ')[:60]!r}")
+            said_text = heading.lstrip("#* ").rstrip("* ")
+            evidence.append(f"a heading says {said_text if len(said_text) <= 60 else said_text[:57] + '...'!r}")
             break
     models, functions, values = _task_names(task)
     lowered = {n.lower() for n in file.defined}

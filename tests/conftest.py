@@ -44,15 +44,40 @@ def small_all_data(tmp_path_factory) -> Path:
 
 
 _GRADED_SAMPLES: dict[str, object] = {}
+_SAMPLE_BATCHES: dict[str, Path] = {}
+
+
+def own_samples(assignment: str) -> tuple[str, ...]:
+    """The sample folders the assignment's own generator (``submissions/make_<assignment>_samples.py``) writes.
+
+    Other generators add folders beside them (``make_match_samples.py``: ``dl2025-a2/odd_names``...), graded and
+    asserted by their own tests; the assignment's sample tests grade its own samples only.
+    """
+    import importlib.util
+    import sys
+
+    folder = Path(__file__).resolve().parents[1] / "submissions"
+    path = folder / f"make_{assignment.replace('-', '_')}_samples.py"
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(folder))  # the generators import their shared pieces (notebook_samples.py...)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return tuple(module.SAMPLES)
 
 
 @pytest.fixture(scope="session")
 def graded_samples(tmp_path_factory, small_all_data):
-    """``graded_samples("idl-ex2")``: every sample of an assignment graded once per session (fast profile, 2 workers).
+    """``graded_samples("idl-ex2")``: the assignment's own samples (:func:`own_samples`) graded once per session
+    (fast profile, 2 workers).
 
     Returns ``(setup, summary, reports by student)``; the reference submission calibrates the rubric first.
     """
     import os
+    import shutil
 
     from harness.pipeline import grade_batch, prepare_setup
     from harness.sandbox import BubblewrapSandbox, make_sandbox
@@ -66,11 +91,26 @@ def graded_samples(tmp_path_factory, small_all_data):
             sandbox = BubblewrapSandbox() if os.environ.get("CI") else make_sandbox()
             setup = prepare_setup(root / "rubrics" / f"{assignment}.yaml", small_all_data, out, sandbox=sandbox, profile="fast")
             samples = root / "submissions" / assignment
-            summary = grade_batch(samples, setup, jobs=2, reference_dir=samples / "reference")
+            batch = tmp_path_factory.mktemp(f"samples-{assignment}")
+            for sample in own_samples(assignment):
+                shutil.copytree(samples / sample, batch / sample)
+            _SAMPLE_BATCHES[assignment] = batch
+            summary = grade_batch(batch, setup, jobs=2, reference_dir=samples / "reference")
             _GRADED_SAMPLES[assignment] = (setup, summary, {r.student: r for r in summary.reports})
         return _GRADED_SAMPLES[assignment]
 
     return grade
+
+
+@pytest.fixture(scope="session")
+def sample_batch(graded_samples):
+    """``sample_batch("dl2025-a2")``: the folder :func:`graded_samples` graded (the assignment's own samples)."""
+
+    def folder(assignment: str) -> Path:
+        graded_samples(assignment)
+        return _SAMPLE_BATCHES[assignment]
+
+    return folder
 
 
 # -- test tiers -------------------------------------------------------------------------------------------------
@@ -86,6 +126,7 @@ END_TO_END = frozenset({
     "test_samples_adl2024_a2.py",
     "test_samples_dl2025_a2.py",
     "test_samples_idl_ex2.py",
+    "test_samples_match.py",
     "test_samples_mle_sheet06.py",
     "test_surrogate_names.py",
     "test_synthetic_data_behaves.py",

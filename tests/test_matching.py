@@ -259,3 +259,16 @@ def test_pins_are_validated_with_clear_errors(dl2025) -> None:
     with pytest.raises(HarnessError, match=r"'data.csv' is not a notebook or script"):
         check_pins(parse_pins("alice: {cnn: data.csv}", dl2025, "pins.yaml"), {"alice": ["a.ipynb", "data.csv"]})
     check_pins(pins, {"alice": ["final/cnn.ipynb"]})  # all fine: no error
+
+
+def test_static_checks_read_the_whole_package(idl) -> None:
+    """A loss defined in functions_and_utils.py counts for the notebook that imports it, and for one that does not
+    (``%run`` it, or exec it): helper modules are read by every task's static checks."""
+    utils = "import torch.nn.functional as F\n\ndef ae_loss(recon, x):\n    return F.l1_loss(recon, x)\n"
+    imported = plan_sources(idl, {"ex2_q1.ipynb": notebook("from functions_and_utils import *", "autoencoder = AE()"),
+                                  "functions_and_utils.py": utils})
+    assert imported.static_files("autoencoder") == ("ex2_q1.ipynb", "functions_and_utils.py")
+    ran = plan_sources(idl, {"ex2_q1.ipynb": notebook("%run functions_and_utils.py", "autoencoder = AE()"),
+                             "functions_and_utils.py": utils})
+    assert ran.static_files("autoencoder") == ("ex2_q1.ipynb", "functions_and_utils.py")
+    assert [s.file for s in ran.steps] == ["ex2_q1.ipynb"]  # the helper itself is never run on its own
