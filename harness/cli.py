@@ -237,6 +237,9 @@ def grade(
     profile: str = typer.Option("full", help="full, or fast (fewer evaluation images, shorter limits)."),
     force: bool = typer.Option(False, help="Regrade submissions already in the results store."),
     manual: Optional[Path] = typer.Option(None, help="CSV of TA scores for written answers (a template is written to OUT)."),
+    pins: Optional[Path] = typer.Option(
+        None, help="YAML of files a TA chose per student and task (`student: {task-id: path}`), over the automatic choice."
+    ),
     reference: Optional[Path] = typer.Option(None, help="Reference submission to calibrate thresholds and budgets with."),
     sandbox: str = typer.Option("auto", help="auto, bubblewrap or plain (no isolation)."),
     threads: int = typer.Option(1, help="Torch threads per sandboxed run."),
@@ -258,7 +261,7 @@ def grade(
         with claim_output(out):
             summary = _grade_with_progress(
                 submissions, rubric, out, data_dir, jobs=jobs, profile=profile, force=force, manual=manual,
-                reference=reference, sandbox=_sandbox(sandbox), threads=threads,
+                reference=reference, sandbox=_sandbox(sandbox), threads=threads, pins=pins,
                 memory_bytes=_memory_bytes(memory), cell_timeout_s=cell_timeout,
                 backend=backend, ray_address=ray_address, jobs_per_gpu=jobs_per_gpu,
             )
@@ -300,6 +303,7 @@ def _grade_with_progress(
     backend: str = "threads",
     ray_address: Optional[str] = None,
     jobs_per_gpu: int = 1,
+    pins: Optional[Path] = None,
 ):
     """Prepare the grading setup and grade the batch with a progress bar; the BatchSummary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -311,7 +315,7 @@ def _grade_with_progress(
     if backend not in BACKENDS:
         raise HarnessError(f"no backend {backend!r}; known: {', '.join(BACKENDS)}")
     setup = prepare_setup(
-        rubric, data_dir, out, profile=profile, sandbox=sandbox, manual_csv=manual, threads=threads,
+        rubric, data_dir, out, profile=profile, sandbox=sandbox, manual_csv=manual, threads=threads, pins=pins,
         memory_bytes=memory_bytes, cell_timeout_s=cell_timeout_s,
     )
     reference_dir = _reference_dir(rubric, setup.rubric.assignment, reference)
@@ -364,14 +368,25 @@ def overview(
 
 
 def _find_rubric_for(path: Path) -> Optional[Path]:
-    """The packaged rubric with the most tasks whose sources are this file (or the files of this folder)."""
+    """The packaged rubric with the most tasks whose sources are this file (or the files of this folder) by name;
+    when no rubric names any of them, the one with the most tasks these files serve by content."""
+    from harness.matching import CODE_SUFFIXES, plan_sources
     from harness.rubric import load_rubric
 
-    names = [f.name for f in sorted(path.rglob("*")) if f.is_file()] if path.is_dir() else [path.name]
-    counts = {}
-    for candidate in sorted((REPO_ROOT / "rubrics").glob("*.yaml")):
-        rubric = load_rubric(candidate)
-        counts[candidate] = sum(1 for task in rubric.automatic_tasks if task.find_source(names))
+    files = [f for f in sorted(path.rglob("*")) if f.is_file()] if path.is_dir() else [path]
+    names = [f.name for f in files]
+    rubrics = {candidate: load_rubric(candidate) for candidate in sorted((REPO_ROOT / "rubrics").glob("*.yaml"))}
+    counts = {c: sum(1 for task in r.automatic_tasks if task.find_source(names)) for c, r in rubrics.items()}
+    if not any(counts.values()):
+        base = path if path.is_dir() else path.parent
+        texts = {}
+        for f in files:
+            if f.suffix.lower() in CODE_SUFFIXES:
+                try:
+                    texts[f.relative_to(base).as_posix()] = f.read_text(encoding="utf-8", errors="replace")
+                except OSError:
+                    continue
+        counts = {c: len(plan_sources(r, texts).matched) for c, r in rubrics.items()}
     most = max(counts.values(), default=0)
     best = [candidate for candidate, count in counts.items() if count == most and count > 0]
     if len(best) > 1:  # the same notebook name in two courses: guessing would grade against the wrong text
@@ -399,7 +414,7 @@ def check(
     from harness.loading import load_submission
     from harness.models import LoadFailure
     from harness.outdir import claim_output
-    from harness.pipeline import calibrate_rubric, grade_submission, prepare_setup
+    from harness.pipeline import calibrate_rubric, grade_submission, plan_for, prepare_setup
 
     if not source.exists():
         _fail(HarnessError(f"{source}: no such file or folder"))
@@ -428,7 +443,7 @@ def check(
             submission = load_submission(source, staging, student=source.stem)
             if isinstance(submission, LoadFailure):
                 _fail(HarnessError(submission.reason))
-            mine = [task.id for task in setup.rubric.automatic_tasks if task.find_source(submission.files)]
+            mine = list(plan_for(submission, setup.rubric).matched)
             if not mine:
                 _fail(HarnessError(f"{source.name}: none of the rubric's notebooks or scripts is here"))
             # only the tasks of what was handed in: calibrating the rest would run notebooks nobody asked about
@@ -454,6 +469,9 @@ def check(
             if result.status != "passed":
                 problems.append((task.task, result))
     console.print(table)
+    for task in report.tasks:
+        if not task.manual and task.source_note:
+            console.print(f"{task.task} graded {task.source or 'nothing'}: {task.source_note}", markup=False, highlight=False)
     for task_id, result in problems:
         who = "a grader fault, not yours" if result.status == "error" else "what to fix"
         console.print(f"[bold]{task_id} / {result.check}[/] ({who}):", highlight=False)

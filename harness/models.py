@@ -194,6 +194,12 @@ class TaskScore:
     """A TA's comment (manual items) or why the task could not be graded."""
     pending: bool = False
     """A manual item no TA has graded yet: shown as pending (its 0 is not a grade), counted apart in headlines."""
+    source: str = ""
+    """The submission file whose work was graded for this task (``trainers/q1.py``); empty when none was found."""
+    source_run: str = ""
+    """The file run for it: ``source`` itself, or the script that imports it (``main.py``)."""
+    source_note: str = ""
+    """Why that file was graded, or why none could be (``cnn_final_v2.ipynb was chosen by its content ...``)."""
 
 
 @dataclass(frozen=True)

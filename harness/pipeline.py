@@ -19,11 +19,13 @@ the same data and machine (``calibrate_rubric``), cached per rubric, profile and
 
 from __future__ import annotations
 
+import ast
 import difflib
 import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -51,6 +53,7 @@ from harness.events import Calibrating, Done, Fault, Loaded, LoadWarning, OnEven
 from harness.loading import load_batch, load_submission
 from harness.outdir import STORE_NAME
 from harness.manual import read_manual_scores, write_manual_template
+from harness.matching import CODE_SUFFIXES, Pins, SourcePlan, check_pins, plan_sources, read_pins, statement_works
 from harness.models import CheckResult, ExecutionResult, GradeReport, Limits, LoadFailure, Submission
 from harness.reporting import render_index, render_student, safe_name
 from harness.runcache import mark, reusable, run_key
@@ -164,6 +167,8 @@ class GradingSetup:
     reusable_runs: dict[tuple[str, str], ExecutionResult] = field(default_factory=dict)
     """Runs made while calibrating, by (content hash, source): the reference in the batch is checked on them
     again with the calibrated bars instead of running the same code twice."""
+    pins: Pins = field(default_factory=Pins)
+    """A TA's per-student choices of the file serving a task (``--pins``), over what the matcher chose."""
 
     @property
     def store_path(self) -> Path:
@@ -187,6 +192,7 @@ def prepare_setup(
     threads: int = 1,
     memory_bytes: int | None = None,
     cell_timeout_s: float | None = None,
+    pins: Path | None = None,
 ) -> GradingSetup:
     """Load the rubric, the manual scores and the hidden evaluation data; write the images the sandbox may see.
 
@@ -213,6 +219,8 @@ def prepare_setup(
                 "by the first grading run without --manual)"
             )
         setup.manual = read_manual_scores(manual_csv, rubric)
+    if pins is not None:
+        setup.pins = read_pins(pins, rubric)  # students and files are checked against the batch once it is loaded
     limit = PROFILES[profile]["eval_images"]
     eval_dir = out_dir / "eval"
     eval_dir.mkdir(exist_ok=True)
@@ -243,6 +251,65 @@ def _limits(rubric: Rubric, profile: str, memory_bytes: int | None, cell_timeout
 # -- one submission ------------------------------------------------------------------------------------------
 
 
+MAX_MATCHED_BYTES = 5 * 1024 * 1024
+"""Notebooks and scripts larger than this are matched by their name only (their outputs may be huge)."""
+
+
+def plan_for(submission: Submission, rubric: Rubric, pins: Pins | None = None) -> SourcePlan:
+    """Which of ``submission``'s files serves which task and what runs in which order (``harness.matching``)."""
+    texts = {}
+    for relative in submission.files:
+        if not relative.lower().endswith(CODE_SUFFIXES):
+            continue
+        path = submission.root / relative
+        try:
+            small = path.stat().st_size <= MAX_MATCHED_BYTES
+            texts[relative] = path.read_text(encoding="utf-8", errors="replace") if small else ""
+        except OSError:
+            texts[relative] = ""
+    return plan_sources(rubric, texts, pins.of(submission.student) if pins else None)
+
+
+def _static_text(workspace: Path, files: Sequence[str]) -> str:
+    """The code static checks read for a task: its file first, then the modules and helpers of the package."""
+    return "\n\n".join(text for text in (_source_text(workspace / f) for f in files) if text)
+
+
+_IMPORT_ERRORS = ("SyntaxError", "IndentationError", "TabError", "ImportError", "ModuleNotFoundError")
+
+
+def died_at_import(execution: ExecutionResult | None, run: dict[str, Any] | None, script: str) -> str:
+    """Why a script did no work at all (it raised before anything ran: a syntax error, or an import at its top
+    that failed), as a student reads it; empty when it ran (notebooks run on after a failing cell: never)."""
+    if execution is None or run is None or run.get("kind") != "script":
+        return ""
+    errors = [e for e in run.get("errors", []) if isinstance(e, dict)]
+    if not errors or errors[0].get("ename") not in _IMPORT_ERRORS:
+        return ""
+    first = errors[0]
+    if first["ename"] in _IMPORT_ERRORS[3:]:
+        line = re.match(r"line (\d+):", str(first.get("source_excerpt") or first.get("source") or ""))
+        if line is None or not _before_any_work(script, int(line.group(1))):
+            return ""  # an import inside a function, or after the training: the code did work
+    evalue = str(first.get("evalue", ""))[:200]
+    return f"your script stopped at its start ({first['ename']}: {evalue}) before doing any work"
+
+
+def _before_any_work(script: str, lineno: int) -> bool:
+    """True when line ``lineno`` of ``script`` is a top-level import with nothing that does work before it
+    (imports, definitions, constants and setup assignments only)."""
+    try:
+        tree = ast.parse(script)
+    except (SyntaxError, ValueError):
+        return True
+    for node in tree.body:
+        if node.lineno <= lineno <= (node.end_lineno or node.lineno):
+            return isinstance(node, (ast.Import, ast.ImportFrom))
+        if statement_works(node):
+            return False
+    return False
+
+
 def _source_text(path: Path) -> str:
     """The code of a notebook (code cells joined) or a script, read as text; never executed."""
     try:
@@ -271,10 +338,33 @@ def _budget(setup: GradingSetup, task: Task) -> tuple[float | None, str]:
     return None, ""
 
 
+def _by_rubric_source(tasks: Sequence[Task]) -> list[list[Task]]:
+    """``tasks`` grouped by the rubric source they name (one file of the student's may answer several)."""
+    groups: dict[tuple[str, ...], list[Task]] = {}
+    for task in tasks:
+        groups.setdefault(tuple(s.casefold() for s in task.source), []).append(task)
+    return list(groups.values())
+
+
+def _step_budget(setup: GradingSetup, task: Task, step: Sequence[Task]) -> tuple[float | None, str]:
+    """The time budget of ``task`` when its file also answers other parts of the rubric (``step``: every task the
+    file serves): the sum of the budgets of each rubric source it answers, since it does all their work."""
+    own = _budget(setup, task)
+    parts = [_budget(setup, next((t for t in group if t.budget), group[0])) for group in _by_rubric_source(step)]
+    parts = [p for p in parts if p[0] is not None]
+    if own[0] is None or len(parts) < 2:
+        return own
+    total = sum(p[0] for p in parts)
+    return total, f"{total:.0f} s, the sum of the budgets of the {len(parts)} parts of the assignment this file answers"
+
+
 def _source_limits(setup: GradingSetup, tasks: Sequence[Task]) -> Limits:
-    """Limits of one source's run: the largest wall-clock ceiling among its tasks, GPU if any task asks."""
-    ceilings = [t.budget.wall_s for t in tasks if t.budget and t.budget.wall_s]
-    wall = max(ceilings) if ceilings else setup.limits.wall_s
+    """Limits of one file's run: the largest wall-clock ceiling among the tasks of each rubric source it answers,
+    added up over those sources (one notebook for every question does the work of all); GPU if any task asks."""
+    ceilings = [
+        max(c) for c in ([t.budget.wall_s for t in g if t.budget and t.budget.wall_s] for g in _by_rubric_source(tasks)) if c
+    ]
+    wall = sum(ceilings) if ceilings else setup.limits.wall_s
     gpu = any(t.budget and t.budget.device == "gpu" for t in tasks)
     return replace(setup.limits, wall_s=wall, gpu=gpu)
 
@@ -328,15 +418,18 @@ def _task_context(
     setup: GradingSetup,
     task: Task,
     execution: ExecutionResult | None,
-    source_file: Path | None,
+    source_text: str,
     missing: str,
     related: dict[str, CheckContext] | None = None,
+    script: str = "",
+    step: Sequence[Task] = (),
 ) -> CheckContext:
     """Everything the checks of ``task`` read; ``related``: the contexts of the tasks graded before it."""
     artifacts = execution.artifacts_dir if execution else None
     records = load_artifacts(artifacts) if artifacts else None  # ArtifactError: malformed records, a harness error
     run = records.run if records else None
     probe = records.probe if records else None
+    stopped = died_at_import(execution, run, script)
     reference, reference_layers, reference_parameters = _reference_for(task)
     fixed = task.model is None or task.model.architecture == "fixed"
     if missing:
@@ -349,7 +442,7 @@ def _task_context(
             probe.get("models", []), prefer, reference_layers, reference_parameters, require_similarity=fixed
         )
     dataset = task.model.dataset if task.model else None
-    budget_s, budget_note = _budget(setup, task)
+    budget_s, budget_note = _step_budget(setup, task, step or (task,))
     return CheckContext(
         task_id=task.id,
         execution=execution,
@@ -368,7 +461,8 @@ def _task_context(
         hidden_labels=setup.hidden[dataset][1] if dataset in setup.hidden else None,
         hidden_images=setup.hidden_images.get(dataset or ""),
         fixed_architecture=fixed,
-        source_text=_source_text(source_file) if source_file else "",
+        source_text=source_text,
+        run_died=stopped,
         data_dir=setup.data_dir,
         related=dict(related or {}),
         records=records,
@@ -421,50 +515,54 @@ def grade_submission(
 def _grade_in(
     submission: Submission, setup: GradingSetup, workspace: Path, student_dir: str, reuse: Mapping[str, ExecutionResult]
 ) -> GradeReport:
-    """Grade ``submission`` with every source run in ``workspace``, one after the other (or, when every source
-    would run as an earlier grading ran it, with those runs' records)."""
+    """Grade ``submission``: run each file of its plan once, in order, in ``workspace`` (or, when every file would
+    run as an earlier grading ran it, take those runs' records); then check every task."""
     rubric = setup.rubric
+    plan = plan_for(submission, rubric, setup.pins)
     results: list[CheckResult] = []
     executions: list[ExecutionResult] = []
-    graded: dict[str, CheckContext] = {}  # contexts of the tasks graded so far, for cross-task checks
-    keys: dict[str, str] = {}
-    for source in rubric.sources_in_order():
-        tasks = rubric.tasks_for_source(source)
-        relative = tasks[0].find_source(submission.files)
-        if relative is not None:
-            keys[relative] = run_key(_run_settings(setup, tasks), relative, submission.content_hash, setup.profile)
+    ran: dict[str, ExecutionResult] = {}
+    faults: dict[str, str] = {}
+    keys = {  # what decides each run: unchanged keys let an earlier grading's runs be checked again
+        step.file: run_key(_run_settings(setup, [rubric.task(t) for t in step.tasks]), step.file,
+                           submission.content_hash, setup.profile)
+        for step in plan.steps
+    }
     earlier = {relative: e for (content, relative), e in setup.reusable_runs.items() if content == submission.content_hash}
     reused = reusable(list(keys.items()), earlier, reuse)
-    for index, source in enumerate(rubric.sources_in_order()):
-        tasks = rubric.tasks_for_source(source)
-        relative = tasks[0].find_source(submission.files)
-        execution, missing, source_file = None, "", None
-        if relative is None:
-            found = ", ".join(f for f in submission.files if f.endswith((".ipynb", ".py"))) or "no notebooks or scripts"
-            missing = f"{' or '.join(source)} was not found in your submission (found: {found})"
-        else:
-            source_file = workspace / relative
-            run_dir = setup.out_dir / "artifacts" / student_dir / f"{index}-{safe_name(Path(relative).stem)}"
-            try:
-                execution = reused.get(relative)
-                if execution is None:
-                    engine = Engine(setup.sandbox, kind_for(relative))
-                    execution = engine.run(submission, relative, run_dir, _run_settings(setup, tasks), workspace=workspace)
-                    execution = mark(execution, keys[relative])
-            except Exception as error:  # a harness fault running this source: its checks are errors, the rest goes on
-                fault = f"the grader could not run {relative}: {type(error).__name__}: {error}"
-                for task in tasks:
-                    results.extend(_harness_errors(task, fault))
-                continue
-            executions.append(execution)
-        for task in tasks:
-            try:
-                ctx = _task_context(setup, task, execution, source_file, missing, graded)
-            except ArtifactError as error:
-                results.extend(_harness_errors(task, f"the records of running {relative} are unusable: {error}"))
-                continue
-            results.extend(run_check(ctx, spec) for spec in task.checks)
-            graded[task.id] = ctx
+    for index, step in enumerate(plan.steps):
+        tasks = [rubric.task(t) for t in step.tasks]
+        relative = step.file
+        run_dir = setup.out_dir / "artifacts" / student_dir / f"{index}-{safe_name(Path(relative).stem)}"
+        try:
+            execution = reused.get(relative)
+            if execution is None:
+                engine = Engine(setup.sandbox, kind_for(relative))
+                execution = engine.run(submission, relative, run_dir, _run_settings(setup, tasks), workspace=workspace)
+                execution = mark(execution, keys[relative])
+        except Exception as error:  # a harness fault running this file: its checks are errors, the rest goes on
+            faults[relative] = f"the grader could not run {relative}: {type(error).__name__}: {error}"
+            continue
+        executions.append(execution)
+        ran[relative] = execution
+    graded: dict[str, CheckContext] = {}  # contexts of the tasks graded so far, for cross-task checks
+    for task in rubric.grading_order():
+        entry = plan.source(task.id)
+        if entry.run in faults:
+            results.extend(_harness_errors(task, faults[entry.run]))
+            continue
+        execution = ran.get(entry.run) if entry.run else None
+        text = _static_text(workspace, plan.static_files(task.id)) if entry.found else ""
+        script = _source_text(workspace / entry.run) if entry.run and entry.run.lower().endswith(".py") else ""
+        try:
+            step = plan.step_of(task.id)
+            tasks = [rubric.task(t) for t in step.tasks] if step else [task]
+            ctx = _task_context(setup, task, execution, text, "" if entry.found else entry.reason, graded, script, tasks)
+        except ArtifactError as error:
+            results.extend(_harness_errors(task, f"the records of running {entry.run} are unusable: {error}"))
+            continue
+        results.extend(run_check(ctx, spec) for spec in task.checks)
+        graded[task.id] = ctx
     report = score_submission(
         rubric,
         submission.student,
@@ -474,6 +572,7 @@ def _grade_in(
         executions,
         profile=setup.profile,
         late=submission.late,
+        sources={t.task: (t.file or "", t.run or "", t.reason) for t in plan.tasks},
     )
     # names and messages from the student's run may hold lone surrogates
     return readable_report(replace(report, load_warnings=submission.warnings, lms_id=submission.lms_id))
@@ -496,8 +595,8 @@ def _reference_metrics(setup: GradingSetup, report: GradeReport) -> dict[str, di
             continue
         task = setup.rubric.task(task_score.task)
         entry: dict[str, float] = {}
-        source = task.find_source(seconds.keys())
-        if source is not None:
+        source = task_score.source_run or task.find_source(seconds.keys())
+        if source in seconds:
             entry["seconds"] = seconds[source]
         for result in task_score.checks:
             if result.check == "test_accuracy" and "measured" in result.details:
@@ -657,6 +756,8 @@ def grade_batch(
             emit(Done(entry.student, report.score, report.points, reused=False))
             continue
         stored = None if force else store.get(entry.content_hash, setup.rubric.hash, setup.profile)
+        if stored is not None and not _pins_agree(stored, setup.pins.of(entry.student)):
+            stored = None  # a TA pinned a file since: grade again with it
         if stored is not None:
             # Loading warnings belong to this upload, not to its content (a LATE mark, the name of a skipped file).
             stored = replace(stored, load_warnings=entry.warnings)
@@ -778,12 +879,15 @@ def _earlier_reports(
 
 def _check_batch_fits(setup: GradingSetup, entries: Sequence[Submission | LoadFailure], store: ResultStore) -> None:
     """Refuse a batch that cannot be what the TA meant: HarnessError when no submission holds any of the
-    rubric's notebooks or scripts (the wrong rubric, or the wrong folder), or when the manual scores name
-    students who are neither in this batch nor graded before under this rubric (a typo would score 0)."""
+    rubric's notebooks or scripts (by name or by content: the wrong rubric, or the wrong folder), when the manual
+    scores name students who are neither in this batch nor graded before under this rubric (a typo would score 0),
+    or when the pins name a student, or a file of a student, that is not in this batch."""
     submissions = [e for e in entries if isinstance(e, Submission)]
     tasks = setup.rubric.automatic_tasks
     failed = len(entries) - len(submissions)  # a submission that could not be loaded may hold the rubric's files
-    if submissions and tasks and not failed and not any(t.find_source(s.files) for s in submissions for t in tasks):
+    if setup.pins.by_student:
+        check_pins(setup.pins, {s.student: s.files for s in submissions})
+    if submissions and tasks and not failed and not any(plan_for(s, setup.rubric, setup.pins).matched for s in submissions):
         wanted = sorted({name for t in tasks for name in t.source})
         held = sorted({Path(f).name for s in submissions for f in s.files if f.endswith((".ipynb", ".py"))})
         shown = ", ".join(held[:8]) + (f" and {len(held) - 8} more" if len(held) > 8 else "") if held else "no code"
@@ -805,6 +909,13 @@ def _check_batch_fits(setup: GradingSetup, entries: Sequence[Submission | LoadFa
             )
 
 
+def _pins_agree(report: GradeReport, pins: dict[str, str] | Any) -> bool:
+    """True when every pinned task of ``report`` was graded on the pinned file (a stored report made before the
+    pin is not reused)."""
+    by_task = {t.task: t for t in report.tasks}
+    return all(t in by_task and by_task[t].source == path and "pinned" in by_task[t].source_note for t, path in pins.items())
+
+
 def _readable_path(path: Path) -> str:
     """A path for reports: bytes of a file name that are not UTF-8 shown as ``\\xfc`` (they cannot be written out)."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
@@ -818,6 +929,7 @@ def _with_manual(setup: GradingSetup, report: GradeReport) -> GradeReport:
     rescored = score_submission(
         setup.rubric, report.student, report.content_hash, results, setup.manual.get(report.student, {}),
         report.executions, profile=report.profile, late=report.late,
+        sources={t.task: (t.source, t.source_run, t.source_note) for t in report.tasks if not t.manual},
     )
     return replace(rescored, load_warnings=report.load_warnings, lms_id=report.lms_id)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.models import CheckResult, ExecutionResult, GradeReport, TaskScore
@@ -92,6 +92,14 @@ def _automatic_task(task: Task, results: list[CheckResult]) -> TaskScore:
     )
 
 
+def _with_source(score: TaskScore, sources: Mapping[str, tuple[str, str, str]] | None) -> TaskScore:
+    """The task's score with the file graded for it, the file run and why."""
+    if not sources or score.task not in sources:
+        return score
+    file, run, why = sources[score.task]
+    return replace(score, source=file, source_run=run, source_note=why)
+
+
 def _manual_task(task: Task, given: ManualScore | None) -> TaskScore:
     """A TA-graded task's score, or 0 with a note while it is not graded."""
     points = task.points
@@ -122,11 +130,13 @@ def score_submission(
     executions: Sequence[ExecutionResult] = (),
     profile: str = "full",
     late: bool = False,
+    sources: Mapping[str, tuple[str, str, str]] | None = None,
 ) -> GradeReport:
     """Score one submission: per task in rubric order, checks summed, manual items merged (by task id).
 
     ``late``: the LMS marked the hand-in late; the rubric's ``late_penalty`` (if any) takes its share of the
     points earned (recomputed whenever manual scores are merged in, so it always applies to the whole grade).
+    ``sources`` gives, per automatic task id, the file graded, the file run for it and why (``harness.matching``).
     """
     automatic = {t.id: t for t in rubric.automatic_tasks}
     by_task: dict[str, list[CheckResult]] = defaultdict(list)
@@ -138,7 +148,7 @@ def score_submission(
     _check_manual_keys(rubric, manual)
 
     tasks = tuple(
-        _manual_task(t, manual.get(t.id)) if t.is_manual else _automatic_task(t, by_task.get(t.id, []))
+        _manual_task(t, manual.get(t.id)) if t.is_manual else _with_source(_automatic_task(t, by_task.get(t.id, [])), sources)
         for t in rubric.tasks
     )
     return GradeReport(

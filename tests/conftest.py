@@ -44,33 +44,79 @@ def small_all_data(tmp_path_factory) -> Path:
 
 
 _GRADED_SAMPLES: dict[str, object] = {}
+_SAMPLE_BATCHES: dict[str, Path] = {}
+
+
+def own_samples(assignment: str, generator: str | None = None) -> tuple[str, ...]:
+    """The sample folders of ``assignment`` that one generator writes: the assignment's own
+    (``submissions/make_<assignment>_samples.py``), or ``make_<generator>_samples.py``'s.
+
+    Other generators add folders beside the assignment's own (``make_match_samples.py``: ``dl2025-a2/odd_names``...),
+    graded and asserted by their own tests; each batch holds one generator's samples. A generator's ``SAMPLES``
+    names folders of one assignment (``course_template``) or of several (``dl2025-a2/odd_names``).
+    """
+    import importlib.util
+    import sys
+
+    folder = Path(__file__).resolve().parents[1] / "submissions"
+    path = folder / f"make_{(generator or assignment).replace('-', '_')}_samples.py"
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(folder))  # the generators import their shared pieces (notebook_samples.py...)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    names = tuple(module.SAMPLES)
+    if any("/" in name for name in names):
+        return tuple(name.split("/", 1)[1] for name in names if name.startswith(f"{assignment}/"))
+    return names
 
 
 @pytest.fixture(scope="session")
 def graded_samples(tmp_path_factory, small_all_data):
-    """``graded_samples("idl-ex2")``: every sample of an assignment graded once per session (fast profile, 2 workers).
+    """``graded_samples("idl-ex2")``: the assignment's own samples (:func:`own_samples`) graded once per session
+    (fast profile, 2 workers); ``graded_samples("dl2025-a2", "bars")``: those ``make_bars_samples.py`` writes.
 
     Returns ``(setup, summary, reports by student)``; the reference submission calibrates the rubric first.
     """
     import os
+    import shutil
 
     from harness.pipeline import grade_batch, prepare_setup
     from harness.sandbox import BubblewrapSandbox, make_sandbox
 
     root = Path(__file__).resolve().parents[1]
 
-    def grade(assignment: str):
-        if assignment not in _GRADED_SAMPLES:
+    def grade(assignment: str, generator: str | None = None):
+        key = f"{assignment}:{generator}" if generator else assignment
+        if key not in _GRADED_SAMPLES:
             out = tmp_path_factory.mktemp(f"graded-{assignment}")
             # In CI the sandbox must be bubblewrap (a missing bwrap fails here); elsewhere the best available.
             sandbox = BubblewrapSandbox() if os.environ.get("CI") else make_sandbox()
             setup = prepare_setup(root / "rubrics" / f"{assignment}.yaml", small_all_data, out, sandbox=sandbox, profile="fast")
             samples = root / "submissions" / assignment
-            summary = grade_batch(samples, setup, jobs=2, reference_dir=samples / "reference")
-            _GRADED_SAMPLES[assignment] = (setup, summary, {r.student: r for r in summary.reports})
-        return _GRADED_SAMPLES[assignment]
+            batch = tmp_path_factory.mktemp(f"samples-{assignment}")
+            for sample in own_samples(assignment, generator):
+                shutil.copytree(samples / sample, batch / sample)
+            _SAMPLE_BATCHES[key] = batch
+            summary = grade_batch(batch, setup, jobs=2, reference_dir=samples / "reference")
+            _GRADED_SAMPLES[key] = (setup, summary, {r.student: r for r in summary.reports})
+        return _GRADED_SAMPLES[key]
 
     return grade
+
+
+@pytest.fixture(scope="session")
+def sample_batch(graded_samples):
+    """``sample_batch("dl2025-a2")``: the folder :func:`graded_samples` graded (the assignment's own samples)."""
+
+    def folder(assignment: str) -> Path:
+        graded_samples(assignment)
+        return _SAMPLE_BATCHES[assignment]
+
+    return folder
 
 
 # -- test tiers -------------------------------------------------------------------------------------------------
@@ -89,6 +135,7 @@ END_TO_END = frozenset({
     "test_samples_bars.py",
     "test_samples_dl2025_a2.py",
     "test_samples_idl_ex2.py",
+    "test_samples_match.py",
     "test_samples_mle_sheet06.py",
     "test_surrogate_names.py",
     "test_synthetic_data_behaves.py",

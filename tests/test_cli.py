@@ -135,6 +135,24 @@ def test_grade_with_a_mistyped_check_parameter_fails_before_grading_anyone(tmp_p
     assert not (tmp_path / "out" / "results.sqlite").exists()
 
 
+def test_grade_with_pins_naming_an_unknown_task_or_student_fails_before_grading_anyone(tmp_path: Path, small_data: Path) -> None:
+    batch = tmp_path / "batch" / "alice"
+    batch.mkdir(parents=True)
+    shutil.copy(ROOT / "submissions" / "dl2025-a2" / "reference" / "CNNMNIST.ipynb", batch / "cnn_v2.ipynb")
+    pins = tmp_path / "pins.yaml"
+    command = ["grade", str(batch.parent), "--rubric", str(ROOT / "rubrics" / "dl2025-a2.yaml"), "--pins", str(pins),
+               "--out", str(tmp_path / "out"), "--data", str(small_data)]
+    pins.write_text("alice: {cnnn: cnn_v2.ipynb}\n")
+    result = runner.invoke(app, command)
+    assert result.exit_code == 2
+    assert "'cnnn' is not an automatic task of dl2025-a2 (did you mean 'cnn'?)" in " ".join(result.output.split())
+    pins.write_text("alise: {cnn: cnn_v2.ipynb}\n")
+    result = runner.invoke(app, command)
+    assert result.exit_code == 2
+    assert "pins.yaml: no student 'alise' in this batch (did you mean 'alice'?)" in " ".join(result.output.split())
+    assert not (tmp_path / "out" / "results.sqlite").exists() or not list((tmp_path / "out").glob("students/*"))
+
+
 def test_checks_lists_what_each_check_reads() -> None:
     result = runner.invoke(app, ["checks", "figure_kind"])
     assert result.exit_code == 0, result.output
@@ -160,6 +178,7 @@ def test_check_tells_a_student_what_to_fix(tmp_path: Path, monkeypatch, small_da
     text = " ".join(result.output.split())
     assert "CNNMNIST.ipynb: 9.0 / 13.0 points (fast profile)" in text
     assert "did you drop a MaxPool2d layer?" in text
+    assert "cnn graded CNNMNIST.ipynb: CNNMNIST.ipynb is named as the rubric asks (CNNMNIST.ipynb)" in text
     good = runner.invoke(app, ["check", str(ROOT / "submissions" / "dl2025-a2" / "reference" / "CNNMNIST.ipynb"), "--data", str(data)])
     assert good.exit_code == 0, good.output
     assert "13.0 / 13.0 points" in " ".join(good.output.split())

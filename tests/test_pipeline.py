@@ -143,14 +143,14 @@ def test_nothing_a_submission_wrote_stays_after_grading(graded) -> None:
     assert all((setup.out_dir / "artifacts" / student).is_dir() for student in reports)  # what the host needs stays
 
 
-def test_running_again_grades_nothing_twice(graded) -> None:
+def test_running_again_grades_nothing_twice(graded, sample_batch) -> None:
     setup, first, _ = graded
-    again = grade_batch(SAMPLES, setup, jobs=2)
-    assert (again.graded, again.reused) == (0, 9)
+    again = grade_batch(sample_batch("dl2025-a2"), setup, jobs=2)
+    assert (again.graded, again.reused) == (0, 7)
     assert [r.score for r in again.reports] == [r.score for r in first.reports]
 
 
-def test_manual_scores_are_merged_into_stored_reports(graded, tmp_path) -> None:
+def test_manual_scores_are_merged_into_stored_reports(graded, sample_batch, tmp_path) -> None:
     setup, _, _ = graded
     manual = setup.out_dir / "manual-scores.csv"
     with open(manual) as stream:
@@ -167,7 +167,7 @@ def test_manual_scores_are_merged_into_stored_reports(graded, tmp_path) -> None:
         csv.writer(stream).writerows(rows)
     merged = prepare_setup(RUBRIC, setup.data_dir, setup.out_dir, sandbox=setup.sandbox, manual_csv=scores, profile=setup.profile)
     merged.calibration = setup.calibration
-    again = grade_batch(SAMPLES, merged, jobs=1)
+    again = grade_batch(sample_batch("dl2025-a2"), merged, jobs=1)
     reference = next(r for r in again.reports if r.student == "reference")
     assert again.graded == 0
     assert reference.score == reference.points == sum(t.points for t in setup.rubric.tasks)

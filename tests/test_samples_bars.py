@@ -6,8 +6,7 @@ automatic marks for both tasks, because the reference submission that sets the a
 same recipe. ``logits_ce``: the feed-forward network without its LogSoftmax, trained with CrossEntropyLoss
 (task 1.2): full automatic marks for the feed-forward task.
 
-They are graded in the batch of every dl2025-a2 sample that tests/test_pipeline.py and
-tests/test_samples_dl2025_a2.py share.
+They are graded in one batch of their own, after the reference calibrates the rubric (cached on the data).
 """
 
 from __future__ import annotations
@@ -28,10 +27,8 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def graded(graded_samples):
-    """The rubric's setup and every dl2025-a2 report, by student: the samples live beside the others under
-    submissions/dl2025-a2, so they are graded in the one batch the other dl2025-a2 sample tests share (fast
-    profile, small data, two workers), after the reference calibrates the rubric."""
-    setup, _, reports = graded_samples("dl2025-a2")
+    """The rubric's setup and the two samples' reports, by student (fast profile, small data, two workers)."""
+    setup, _, reports = graded_samples("dl2025-a2", "bars")
     return setup, reports
 
 

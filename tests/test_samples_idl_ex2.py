@@ -173,7 +173,8 @@ def test_the_sample_folders_match_their_generator() -> None:
     generator = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generator)
     folder = ROOT / "submissions" / ASSIGNMENT
-    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == sorted(generator.SAMPLES)
+    # other generators add their own folders beside these (make_match_samples.py: one_notebook, odd_layout)
+    assert set(generator.SAMPLES) <= {p.name for p in folder.iterdir() if p.is_dir()}
     for sample, files in generator.SAMPLES.items():
         on_disk = {
             p.relative_to(folder / sample).as_posix(): p.read_text(encoding="utf-8")

@@ -385,6 +385,7 @@ class LossChoiceParams(CheckParams):
 @check("loss_choice", params=LossChoiceParams)
 def check_loss_choice(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the loss fits the output: NLLLoss after LogSoftmax, CrossEntropyLoss on logits."""
+    ctx.require_work("the loss in your code never trained anything")
     kind = _output_kind(ctx)
     used = losses_used(ctx)
     ctx.details.update(output=kind, losses=sorted(used))

@@ -59,7 +59,11 @@ class CheckContext:
     """The task prescribes the network (rubric ``architecture: fixed``): exported weights that fit the
     reference network are run in it on the host, and the exported predictions must agree."""
     source_text: str = ""
-    """The task's source code (notebook code cells joined, or the script), for static checks."""
+    """The task's code for static checks: its file (notebook code cells joined, or the script), then the
+    modules its run file imports and the package's helper modules (``harness.matching.SourcePlan.static_files``)."""
+    run_died: str = ""
+    """Why the task's script did no work at all (it stopped at its first imports, or did not parse); empty when
+    it ran. Checks that credit what a run did (time, the loss it trained with) earn nothing then."""
     data_dir: Path | None = None
     """The prepared data folder (``harness.data.load_split``): public train/test images for host computations."""
     related: dict[str, CheckContext] = field(default_factory=dict)
@@ -85,6 +89,10 @@ class CheckContext:
         if self.data_dir is None:
             raise RuntimeError(f"task {self.task_id!r} needs the prepared data folder, which was not given")
         return self.data_dir
+
+    def require_work(self, what: str) -> None:
+        """Fail the check when the script stopped before doing any work: ``what`` says what could not be credited."""
+        assert not self.run_died, f"{self.run_died}, so {what}"
 
     def require_model(self) -> dict[str, Any]:
         """The chosen model record; fails the check with the reason when there is none."""

@@ -96,7 +96,8 @@ def check_figures_present(ctx: CheckContext, spec: CheckSpecLike) -> None:
 @check("within_budget", params=NoParams)
 def check_within_budget(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the run finished within its time budget (a multiple of the reference's time, capped)."""
-    assert ctx.execution is not None, "your code was not run"
+    assert ctx.execution is not None, "your code was not run" + (f": {ctx.model_note}" if ctx.model_note else "")
+    ctx.require_work("its running time says nothing: there is no time to credit")
     sandbox = ctx.execution.sandbox
     if sandbox.verdict == "timeout":
         budget = f" (budget: {ctx.budget_note})" if ctx.budget_note else ""

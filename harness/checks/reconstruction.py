@@ -394,6 +394,7 @@ def check_loss_used(ctx: CheckContext, spec: CheckSpecLike) -> None:
     expected = spec.equals
     if not isinstance(expected, str) or not expected:
         raise RuntimeError(f"check loss_used of task {ctx.task_id} needs equals: the loss class name (L1Loss, MSELoss...)")
+    ctx.require_work("the loss in your code never trained anything")
     used = losses_in_code(ctx)
     ctx.details.update(measured=sorted(used), expected=expected)
     if expected in used:
