@@ -143,6 +143,12 @@ class Artifacts:
             self._sidecars[key] = _read_sidecar(sidecar)
         return self._sidecars[key]
 
+    def figure_cell(self, png: Path | str) -> int | None:
+        """The code cell (0-based; -1 for a script) whose run showed the figure; None when run.json does not say."""
+        name = Path(png).name
+        cell = ((self.run or {}).get("figure_cells") or {}).get(f"figures/{name}")
+        return cell if _is_cell(cell) else None
+
     def figure_infos(self) -> list[tuple[Path, dict[str, Any]]]:
         """Every listed figure that has a valid description, with it, in figure order."""
         found = []
@@ -241,6 +247,9 @@ def _validate_run(run: dict[str, Any]) -> None:
     _require(run, "probe_error", str, where, optional=True)
     _require(run, "probe_skipped", str, where, optional=True)
     _require(run, "setup_error", str, where, optional=True)
+    cells = _require(run, "figure_cells", dict, where, optional=True) or {}
+    if not all(isinstance(name, str) and _is_cell(cell) for name, cell in cells.items()):
+        raise ArtifactError(f"{where}: figure_cells must map figure paths to cell numbers")
 
 
 def _validate_probe(probe: dict[str, Any]) -> None:
@@ -406,6 +415,11 @@ def _valid_scatter(scatter: Any) -> bool:
 def _numbers_or_null(values: Any, cap: int) -> bool:
     """A list of at most ``cap`` finite numbers or nulls."""
     return isinstance(values, list) and len(values) <= cap and all(v is None or _is_number(v) for v in values)
+
+
+def _is_cell(value: Any) -> bool:
+    """A cell number of run.json: 0 or more, or -1 for a whole script."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= -1
 
 
 def _is_count(value: Any) -> bool:

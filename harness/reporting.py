@@ -79,17 +79,20 @@ def render_student(report: GradeReport, out_dir: Path, rubric_title: str) -> Pat
     figures_dir = folder / "figures"
     if figures_dir.exists():
         shutil.rmtree(figures_dir)
-    figures: list[str] = []
+    figures: list[dict[str, str]] = []
     for execution in report.executions:
         if execution.artifacts_dir is None:
             continue
-        for png in sorted(Path(execution.artifacts_dir).glob("figures/*.png")):
+        cells = _figure_cells(Path(execution.artifacts_dir))
+        pngs = [p for p in Path(execution.artifacts_dir).glob("figures/*.png") if p.stem.isdigit()]
+        for png in sorted(pngs, key=lambda p: int(p.stem)):  # 2.png before 10.png
             if len(figures) >= MAX_FIGURES or png.is_symlink():
                 continue
             figures_dir.mkdir(parents=True, exist_ok=True)
             target = figures_dir / f"{len(figures):02d}-{safe_name(Path(execution.source).stem)}.png"
             shutil.copyfile(png, target)
-            figures.append(f"figures/{target.name}")
+            figures.append({"src": f"figures/{target.name}", "caption": figure_caption(execution.source, int(png.stem),
+                                                                                       cells.get(png.name))})
     html = _environment().get_template("student.html.j2").render(
         report=report,
         rubric_title=rubric_title,
@@ -101,6 +104,23 @@ def render_student(report: GradeReport, out_dir: Path, rubric_title: str) -> Pat
     _write_atomic(folder / "index.html", html)
     _write_atomic(folder / "report.json", json.dumps(report_to_dict(report), indent=2))
     return folder / "index.html"
+
+
+def figure_caption(source: str, number: int, cell: int | None) -> str:
+    """``CNN.ipynb, cell 4: figure 2``: where a figure came from, for the report's caption (``cell`` 0-based; -1 a script)."""
+    where = f"{source}, cell {cell + 1}" if cell is not None and cell >= 0 else source
+    return f"{where}: figure {number + 1}"
+
+
+def _figure_cells(artifacts_dir: Path) -> dict[str, int]:
+    """Figure file name -> the code cell that showed it, from run.json (empty when the run did not record it)."""
+    from harness.artifacts import ArtifactError, load_artifacts
+
+    try:
+        artifacts = load_artifacts(artifacts_dir)
+    except ArtifactError:
+        return {}
+    return {png.name: cell for png in artifacts.figures if (cell := artifacts.figure_cell(png)) is not None}
 
 
 def _reason(message: str) -> str:
