@@ -59,6 +59,15 @@ MAX_CALLS = 64
 MAX_CALLABLES = 200
 """Names in probe.json's ``callables`` at most."""
 
+DRAWS_INDEX = "draws/draws.json"
+"""Where the runner describes the random draws fed to a module (harness.probes.draws)."""
+
+MAX_DRAWS = 16
+"""Draw entries read at most."""
+
+MAX_DRAWS_BYTES = 64 * 1024
+"""Largest ``draws/draws.json`` read."""
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -157,6 +166,25 @@ class Artifacts:
             if info is not None:
                 found.append((png, info))
         return found
+
+    def latent_draws(self) -> list[dict[str, Any]]:
+        """The random draws the run fed to a module (``draws/draws.json``, ARTIFACTS.md "Latent draws"), validated.
+
+        Each entry has ``tensor`` (a path for ``load_tensor``), ``shape``, ``function`` (where it was
+        drawn), ``drawn_with`` and ``module``. Empty when there is none or the file is malformed.
+        """
+        try:
+            path = self.path(DRAWS_INDEX)
+            if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_DRAWS_BYTES:
+                return []
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (ArtifactError, OSError, ValueError, UnicodeDecodeError, RecursionError):
+            return []
+        draws = record.get("draws") if isinstance(record, dict) and record.get("format") == 1 else None
+        if not isinstance(draws, list) or len(draws) > MAX_DRAWS:
+            return []
+        fields = ("tensor", "function", "drawn_with", "module")
+        return [d for d in draws if _named_entry(d, *fields) and _is_shape(d.get("shape"))]
 
     def task_value(self, name: str) -> Any:
         """A recorded task value: a tensor for one saved as a file (``load_tensor``), else its JSON; None if absent."""
