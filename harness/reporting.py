@@ -21,7 +21,7 @@ import jinja2
 import pandas as pd
 
 from harness import __version__
-from harness.models import GradeReport
+from harness.models import ExecutionResult, GradeReport
 
 MAX_FIGURES = 24
 """Figures copied into one student's report; more are listed as left out."""
@@ -42,6 +42,39 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+
+
+def problem_text(report: GradeReport) -> str:
+    """The gradebook's problem column: why it could not be graded, and what the grading environment lacked."""
+    return "; ".join(part for part in (report.load_failure, *report.environment_problems) if part)
+
+
+def shown_errors(execution: ExecutionResult) -> list[str]:
+    """The run's errors as the student page lists them, with the NameError cascade of a missing package summed up.
+
+    After ``import lightning`` fails, every later cell using it fails with a NameError; they follow
+    from the missing package, so they are counted in one line rather than listed cell by cell.
+    """
+    from harness.environment import missing_module
+
+    lines, cascade = [], []
+    missing = set(execution.missing_packages)
+    after_missing = False
+    for error in execution.errors:
+        where = f"cell {error.cell + 1}" if error.cell >= 0 else "script"
+        if missing_module(error.ename, error.evalue) in missing:
+            after_missing = True
+            lines.append(f"{where}: {error.ename}: {error.evalue} (the grading environment lacks this package: "
+                         "not your error)")
+        elif after_missing and error.ename == "NameError":
+            cascade.append(where.removeprefix("cell "))
+        else:
+            lines.append(f"{where}: {error.ename}: {error.evalue}")
+    if cascade:
+        cells = ", ".join(cascade[:10]) + (f" and {len(cascade) - 10} more" if len(cascade) > 10 else "")
+        lines.append(f"{len(cascade)} later NameError{'s' if len(cascade) != 1 else ''} (cell{'s' if len(cascade) != 1 else ''}"
+                     f" {cells}) most likely follow from the missing package")
+    return lines
 
 
 def safe_name(student: str) -> str:
@@ -99,6 +132,7 @@ def render_student(report: GradeReport, out_dir: Path, rubric_title: str) -> Pat
         executions=report.executions,
         isolated=all(e.sandbox.isolated for e in report.executions),
         figures=figures,
+        shown_errors=shown_errors,
         **_common(report.profile),
     )
     _write_atomic(folder / "index.html", html)
@@ -187,7 +221,7 @@ def gradebook(reports: Iterable[GradeReport]) -> pd.DataFrame:
         row: dict[str, object] = {"student": report.student}
         row.update({task.task: round(task.score, 4) for task in report.tasks})
         row.update(
-            total=round(report.score, 4), points=report.points, profile=report.profile, problem=report.load_failure,
+            total=round(report.score, 4), points=report.points, profile=report.profile, problem=problem_text(report),
             warnings=WARNING_SEPARATOR.join(report.load_warnings),
         )
         rows.append(row)
@@ -265,7 +299,7 @@ def render_overview(out_dir: Path) -> tuple[Path, int]:
                 "automatic": sum(t.score for t in automatic),
                 "automatic_points": sum(t.points for t in automatic),
                 "profile": report.profile,
-                "problem": report.load_failure,
+                "problem": problem_text(report),
             })
         if not rows:
             skipped.append(f"{folder.name}: no reports")

@@ -665,6 +665,9 @@ class Rubric(_Strict):
     """Datasets the assignment's sources read; prepared before grading."""
     tasks: tuple[Task, ...]
     """Tasks in the order they are graded and reported."""
+    packages: tuple[Annotated[str, Field(strict=True)], ...] = ()
+    """Modules the students' code imports beyond gradebench's own dependencies (``packages: [lightning]``):
+    grading refuses to start, naming them, while the environment lacks any."""
 
     _path: Path | None = PrivateAttr(default=None)
     _hash: str | None = PrivateAttr(default=None)
@@ -682,6 +685,17 @@ class Rubric(_Strict):
         if not _ASSIGNMENT.fullmatch(value):
             raise ValueError(f"{value!r} is not a valid assignment id: use letters, digits, '.', '_' and '-'")
         return value
+
+    @field_validator("packages")
+    @classmethod
+    def _module_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Each package is an importable module name (``tqdm.notebook``), listed once."""
+        from harness.environment import MODULE_NAME
+
+        for name in value:
+            if not MODULE_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a module name: write it as Python imports it (sklearn, not scikit-learn)")
+        return tuple(dict.fromkeys(value))
 
     @field_validator("tasks")
     @classmethod

@@ -98,6 +98,7 @@ def new_record(source: str, kind: str) -> dict[str, Any]:
         "probe_skipped": None,
         "timings": {},
         "figure_cells": {},
+        "missing_packages": [],
     }
 
 
@@ -220,6 +221,36 @@ def new_figures(folder: Path, seen: set[str]) -> list[str]:
     fresh = sorted(names - seen, key=lambda name: int(name.split(".")[0]))
     seen.update(fresh)
     return [f"figures/{name}" for name in fresh]
+
+
+MAX_SCANNED_FILES = 5_000
+"""Files looked at when deciding whether a module that failed to import is part of the submission."""
+
+
+def missing_packages(errors: list[dict[str, Any]], folders: Sequence[Path]) -> list[str]:
+    """Modules the code failed to import (ModuleNotFoundError) that are no file or folder of the submission.
+
+    ``folders`` are searched (with their sub-folders) for ``<name>.py`` or a folder ``<name>``: a
+    student's own module that exists but does not import is the student's error; anything else
+    is a package the grading environment lacks.
+    """
+    from harness.environment import missing_module
+
+    wanted = {name for e in errors if (name := missing_module(e.get("ename", ""), e.get("evalue", "")))}
+    if not wanted:
+        return []
+    present: set[str] = set()
+    scanned = 0
+    for folder in folders:
+        try:
+            for path in Path(folder).rglob("*"):
+                scanned += 1
+                if scanned > MAX_SCANNED_FILES:
+                    break
+                present.add(path.stem if path.suffix == ".py" else path.name)
+        except OSError:
+            continue
+    return sorted(wanted - present)
 
 
 def invalid_text(source: str) -> str | None:
@@ -527,6 +558,7 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[
             record["probe_skipped"] = f"the notebook could not be run: {type(error).__name__}: {error}"[:2_000]
 
     _write_executed(artifacts, cells[1:-1])
+    record["missing_packages"] = missing_packages(record["errors"], [Path.cwd(), source.parent])
     timings["total_s"] = round(time.monotonic() - started, 3)
     write_record(artifacts, record)
     return record
@@ -724,6 +756,7 @@ def run_script(source: Path, config: dict[str, Any], artifacts: Path) -> dict[st
             sys.modules["__main__"] = saved_main
     record["timings"]["probe_s"] = round(time.monotonic() - mark, 3)
     record["timings"]["total_s"] = round(time.monotonic() - started, 3)
+    record["missing_packages"] = missing_packages(record["errors"], [folder])
     write_record(artifacts, record)
     return record
 
