@@ -79,3 +79,27 @@ def test_latent_samples_drawn_inside_a_function_are_recorded_when_decoded(tmp_pa
                                "drawn_with": "torch.randn", "module": "Sequential"}]
     z = torch.load(run.artifacts / "draws" / "0.pt", weights_only=True)
     assert z.shape == (64, 2) and z.dtype == torch.float32
+
+
+def test_the_student_page_captions_each_figure_with_its_source_and_cell_in_number_order(tmp_path):
+    from harness.artifacts import PNG_SIGNATURE
+    from harness.models import ExecutionResult, GradeReport, SandboxResult
+    from harness.reporting import render_student
+
+    artifacts = tmp_path / "artifacts"
+    (artifacts / "figures").mkdir(parents=True)
+    for number in (0, 2, 10):
+        (artifacts / "figures" / f"{number}.png").write_bytes(PNG_SIGNATURE + bytes([number]) * 16)
+    run = {"format": 1, "source": "ae.ipynb", "kind": "notebook", "cells_total": 9, "cells_run": 9, "errors": [],
+           "figure_cells": {"figures/0.png": 1, "figures/2.png": 3, "figures/10.png": 8}}
+    (artifacts / "run.json").write_text(json.dumps(run))
+    sandbox = SandboxResult(verdict="ok", message="exit code 0", returncode=0, wall_s=1.0, cpu_s=1.0,
+                            peak_memory_bytes=0, stdout="", stderr="", isolated=True)
+    execution = ExecutionResult(source="ae.ipynb", sandbox=sandbox, cells_run=9, cells_total=9, artifacts_dir=artifacts)
+    report = GradeReport(student="ann", assignment="dl2025-a2", content_hash="0" * 64, rubric_hash="1" * 64,
+                         profile="fast", tasks=(), executions=(execution,))
+    page = render_student(report, tmp_path / "out", "DL 2025 A2").read_text()
+    captions = [line.split("<figcaption>")[1].split("</figcaption>")[0] for line in page.split("<figure")[1:]]
+    assert captions == ["ae.ipynb, cell 2: figure 1", "ae.ipynb, cell 4: figure 3", "ae.ipynb, cell 9: figure 11"]
+    copied = tmp_path / "out" / "students" / "ann" / "figures" / "02-ae.png"
+    assert copied.read_bytes() == PNG_SIGNATURE + bytes([10]) * 16  # 10.png comes last, not between 0 and 2
