@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from harness.errors import HarnessError
 
 COMMON_PACKAGES = (
-    "numpy", "scipy", "torch", "torchvision", "matplotlib", "sklearn", "pandas", "tqdm", "wandb", "plotly", "seaborn",
+    "numpy", "scipy", "torch", "torchvision", "matplotlib", "sklearn", "pandas", "tqdm", "ipywidgets", "wandb", "plotly",
+    "seaborn",
 )
 """Modules course notebooks commonly import, all installed with gradebench (pyproject dependencies)."""
 

@@ -119,3 +119,37 @@ def test_a_missing_package_is_the_environments_problem_in_the_gradebook_and_the_
     page = render_student(report, tmp_path / "out", "DL 2025 A2").read_text()
     assert "<strong>Not your fault:</strong> your code imports a package the grading computer does not have." in page
     assert "name &#39;L&#39; is not defined" not in page
+
+
+def test_runs_without_error_blames_the_environment_for_a_missing_package_and_sums_up_its_name_errors():
+    from harness.checks import run_check
+    from harness.checks.context import CheckContext
+    from tests.checks.conftest import Spec
+
+    sandbox = SandboxResult("ok", "exit code 0", 0, 5.0, 5.0, 0, "", "", True)
+    execution = ExecutionResult(source="CNNMNIST.ipynb", sandbox=sandbox)
+    errors = [
+        {"cell": 1, "ename": "ModuleNotFoundError", "evalue": "No module named 'lightning'"},
+        {"cell": 3, "ename": "NameError", "evalue": "name 'L' is not defined"},
+        {"cell": 4, "ename": "NameError", "evalue": "name 'trainer' is not defined"},
+    ]
+    run = {"cells_total": 6, "errors": errors, "missing_packages": ["lightning"]}
+    only_environment = run_check(CheckContext("cnn", execution=execution, run=run), Spec("runs_without_error"))
+    assert only_environment.status == "error"  # a grader fault: the report tells the student it is not theirs
+    assert only_environment.message == (
+        "RuntimeError: cell 2 could not import `lightning`, which the grading environment lacks: not your error (a TA "
+        "will install it and grade again); 2 later NameErrors (cells 4, 5) follow from it"
+    )
+    own = {"cell": 5, "ename": "ZeroDivisionError", "evalue": "division by zero"}
+    mixed = run_check(CheckContext("cnn", execution=execution, run={**run, "errors": [*errors, own]}),
+                      Spec("runs_without_error"))
+    assert mixed.status == "failed"
+    assert mixed.message.startswith("cell 6 raised ZeroDivisionError: division by zero; cell 2 could not import `lightning`")
+
+
+def test_tqdm_notebook_progress_bars_work_in_a_kernel(tmp_path):
+    from tests.engines.test_runner import base_config, run_source, write_notebook
+
+    notebook = write_notebook(tmp_path / "bars.ipynb", "from tqdm.notebook import tqdm\ntotal = sum(tqdm(range(5)))")
+    run = run_source(tmp_path, notebook, "notebook", base_config(task_values=["total"]))
+    assert run.record["errors"] == [] and run.probe["task_values"]["total"] == 10
