@@ -104,6 +104,16 @@ def _storage(tensor: Any) -> int:
     return int(tensor.untyped_storage().data_ptr())
 
 
+def _script_as(wrapper: Any, op: str) -> None:
+    """Let TorchScript compile a call of ``wrapper`` as the builtin ``op`` (``@torch.jit.script`` code using torch.randn)."""
+    try:
+        from torch.jit._builtins import _register_builtin
+
+        _register_builtin(wrapper, op)
+    except Exception:  # another torch: scripted code calling the wrapper fails to compile, nothing else changes
+        pass
+
+
 def install(artifacts: str | os.PathLike[str]) -> None:
     """Watch torch's random draws and record those fed to a module into ``<artifacts>/draws``; idempotent."""
     import torch
@@ -126,5 +136,6 @@ def install(artifacts: str | os.PathLike[str]) -> None:
 
         functools.update_wrapper(wrapper, original)
         setattr(wrapper, _INSTALLED, True)
+        _script_as(wrapper, f"aten::{name}")
         setattr(torch, name, wrapper)
     register_module_forward_pre_hook(recorder.fed)
