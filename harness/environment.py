@@ -25,6 +25,10 @@ COMMON_PACKAGES = (
 MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 """A dotted module name (``tqdm.notebook``)."""
 
+HOSTED_ONLY = ("google.colab",)
+"""Modules that exist only on a hosted notebook service (``from google.colab import drive``): no package installs
+them, so importing one is the hand-in's problem (code written for that service), not the environment's."""
+
 _NO_MODULE = re.compile(r"No module named '([^']+)'")
 
 
@@ -53,9 +57,15 @@ def check_packages(packages: Iterable[str], rubric: str) -> None:
 
 
 def missing_module(ename: str, evalue: str) -> str | None:
-    """The top-level module a ``ModuleNotFoundError: No module named 'x.y'`` names, else None."""
+    """The top-level module a ``ModuleNotFoundError: No module named 'x.y'`` names, else None (also for
+    ``HOSTED_ONLY`` modules, which no environment can have)."""
     found = _NO_MODULE.search(evalue) if ename == "ModuleNotFoundError" else None
-    return found.group(1).split(".")[0] if found else None
+    if not found:
+        return None
+    name = found.group(1)
+    if any(name == hosted or name.startswith(hosted + ".") for hosted in HOSTED_ONLY):
+        return None
+    return name.split(".")[0]
 
 
 def environment_problem(source: str, packages: Iterable[str]) -> str:

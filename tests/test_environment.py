@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from harness.engines import RunSettings, ScriptEngine
-from harness.environment import COMMON_PACKAGES, check_packages, environment_problem, missing_modules
+from harness.environment import (
+    COMMON_PACKAGES,
+    check_packages,
+    environment_problem,
+    missing_module,
+    missing_modules,
+)
 from harness.errors import HarnessError, RubricError
 from harness.models import CellError, ExecutionResult, GradeReport, Limits, SandboxResult, Submission, TaskScore
 from harness.reporting import gradebook, render_student, shown_errors
@@ -59,6 +65,9 @@ def test_the_common_course_packages_import_and_run_in_the_sandbox_offline(tmp_pa
 
 
 def test_a_package_the_environment_lacks_is_recorded_but_a_students_own_broken_import_is_not(tmp_path):
+    assert missing_module("ModuleNotFoundError", "No module named 'lightning.pytorch'") == "lightning"
+    assert missing_module("ModuleNotFoundError", "No module named 'google.colab'") is None  # no package has it
+    assert missing_module("ImportError", "cannot import name 'x' from 'torch'") is None
     files = {
         "ex2.py": "import lightning\n",
         "q1.py": "import helpers\n",  # helpers.py is in a sub-folder: the student's import is wrong, not the environment
