@@ -200,8 +200,14 @@ def show_figures_at_cell_end() -> None:
 
     from harness.probes.figures import BACKEND, save_open_figures
 
+    def show_open_figures() -> None:
+        try:
+            save_open_figures()
+        except Exception:  # the student's code broke pyplot: the figures are lost, the run goes on quietly
+            pass
+
     shell = get_ipython()
-    shell.events.register("post_execute", save_open_figures)
+    shell.events.register("post_execute", show_open_figures)
 
     def enable_matplotlib(gui: str | None = None) -> tuple[str | None, str]:
         import matplotlib
