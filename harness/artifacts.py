@@ -59,6 +59,15 @@ MAX_CALLS = 64
 MAX_CALLABLES = 200
 """Names in probe.json's ``callables`` at most."""
 
+DRAWS_INDEX = "draws/draws.json"
+"""Where the runner describes the random draws fed to a module (harness.probes.draws)."""
+
+MAX_DRAWS = 16
+"""Draw entries read at most."""
+
+MAX_DRAWS_BYTES = 64 * 1024
+"""Largest ``draws/draws.json`` read."""
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -143,6 +152,12 @@ class Artifacts:
             self._sidecars[key] = _read_sidecar(sidecar)
         return self._sidecars[key]
 
+    def figure_cell(self, png: Path | str) -> int | None:
+        """The code cell (0-based; -1 for a script) whose run showed the figure; None when run.json does not say."""
+        name = Path(png).name
+        cell = ((self.run or {}).get("figure_cells") or {}).get(f"figures/{name}")
+        return cell if _is_cell(cell) else None
+
     def figure_infos(self) -> list[tuple[Path, dict[str, Any]]]:
         """Every listed figure that has a valid description, with it, in figure order."""
         found = []
@@ -151,6 +166,25 @@ class Artifacts:
             if info is not None:
                 found.append((png, info))
         return found
+
+    def latent_draws(self) -> list[dict[str, Any]]:
+        """The random draws the run fed to a module (``draws/draws.json``, ARTIFACTS.md "Latent draws"), validated.
+
+        Each entry has ``tensor`` (a path for ``load_tensor``), ``shape``, ``function`` (where it was
+        drawn), ``drawn_with`` and ``module``. Empty when there is none or the file is malformed.
+        """
+        try:
+            path = self.path(DRAWS_INDEX)
+            if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_DRAWS_BYTES:
+                return []
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (ArtifactError, OSError, ValueError, UnicodeDecodeError, RecursionError):
+            return []
+        draws = record.get("draws") if isinstance(record, dict) and record.get("format") == 1 else None
+        if not isinstance(draws, list) or len(draws) > MAX_DRAWS:
+            return []
+        fields = ("tensor", "function", "drawn_with", "module")
+        return [d for d in draws if _named_entry(d, *fields) and _is_shape(d.get("shape"))]
 
     def task_value(self, name: str) -> Any:
         """A recorded task value: a tensor for one saved as a file (``load_tensor``), else its JSON; None if absent."""
@@ -241,6 +275,9 @@ def _validate_run(run: dict[str, Any]) -> None:
     _require(run, "probe_error", str, where, optional=True)
     _require(run, "probe_skipped", str, where, optional=True)
     _require(run, "setup_error", str, where, optional=True)
+    cells = _require(run, "figure_cells", dict, where, optional=True) or {}
+    if not all(isinstance(name, str) and _is_cell(cell) for name, cell in cells.items()):
+        raise ArtifactError(f"{where}: figure_cells must map figure paths to cell numbers")
 
 
 def _validate_probe(probe: dict[str, Any]) -> None:
@@ -406,6 +443,11 @@ def _valid_scatter(scatter: Any) -> bool:
 def _numbers_or_null(values: Any, cap: int) -> bool:
     """A list of at most ``cap`` finite numbers or nulls."""
     return isinstance(values, list) and len(values) <= cap and all(v is None or _is_number(v) for v in values)
+
+
+def _is_cell(value: Any) -> bool:
+    """A cell number of run.json: 0 or more, or -1 for a whole script."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= -1
 
 
 def _is_count(value: Any) -> bool:

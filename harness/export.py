@@ -222,6 +222,8 @@ def feedback_text(report: GradeReport) -> str:
     lines = [f"{_number(report.score)} / {_number(report.points)} points (gradebench, {report.profile} profile)"]
     if report.load_failure:
         lines.append(f"Your submission could not be graded: {report.load_failure}")
+    for problem in report.environment_problems:
+        lines.append(f"Not your fault (the grading environment lacks a package; a TA will look): {problem}")
     for task in report.tasks:
         line = f"{task.title}: {_number(task.score)} / {_number(task.points)}"
         if task.note:

@@ -151,6 +151,9 @@ class ExecutionResult:
     run_key: str = ""
     """What decided this run (``harness.runcache.run_key``): a later grading with the same key re-checks these
     records instead of running the source again."""
+    missing_packages: tuple[str, ...] = ()
+    """Modules the code imported that the grading environment lacks (a ModuleNotFoundError for a module that is
+    no file of the submission): an environment problem for the TA, not the student's error."""
 
 
 @dataclass(frozen=True)
@@ -252,3 +255,10 @@ class GradeReport:
     def points(self) -> float:
         """Total points available."""
         return sum(t.points for t in self.tasks)
+
+    @property
+    def environment_problems(self) -> tuple[str, ...]:
+        """Per source that imported packages the grading environment lacks, what the TA should do about it."""
+        from harness.environment import environment_problem
+
+        return tuple(environment_problem(e.source, e.missing_packages) for e in self.executions if e.missing_packages)

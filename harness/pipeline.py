@@ -48,6 +48,7 @@ from harness.checks.context import CheckContext
 from harness.checks.select import select_model
 from harness.data import load_split
 from harness.engines import Engine, RunSettings, kind_for, make_workspace
+from harness.environment import check_packages
 from harness.errors import HarnessError, StoreError
 from harness.events import Calibrating, Done, Fault, Loaded, LoadWarning, OnEvent
 from harness.loading import load_batch, load_submission
@@ -202,6 +203,7 @@ def prepare_setup(
     if profile not in PROFILES:
         raise HarnessError(f"no profile {profile!r}; known: {', '.join(PROFILES)}")
     rubric = load_rubric(rubric_path, known_checks=known_checks())
+    check_packages(rubric.packages, str(rubric_path))  # before anything is graded: a clear error, not 0 points each
     out_dir.mkdir(parents=True, exist_ok=True)
     setup = GradingSetup(
         rubric=rubric,

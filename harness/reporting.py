@@ -22,7 +22,7 @@ import jinja2
 import pandas as pd
 
 from harness import __version__
-from harness.models import CheckResult, GradeReport
+from harness.models import CheckResult, ExecutionResult, GradeReport
 
 MAX_FIGURES = 24
 """Figures copied into one student's report; more are listed as left out."""
@@ -80,6 +80,39 @@ def measured_note(check: CheckResult) -> str:
     return ""
 
 
+def problem_text(report: GradeReport) -> str:
+    """The gradebook's problem column: why it could not be graded, and what the grading environment lacked."""
+    return "; ".join(part for part in (report.load_failure, *report.environment_problems) if part)
+
+
+def shown_errors(execution: ExecutionResult) -> list[str]:
+    """The run's errors as the student page lists them, with the NameError cascade of a missing package summed up.
+
+    After ``import lightning`` fails, every later cell using it fails with a NameError; they follow
+    from the missing package, so they are counted in one line rather than listed cell by cell.
+    """
+    from harness.environment import missing_module
+
+    lines, cascade = [], []
+    missing = set(execution.missing_packages)
+    after_missing = False
+    for error in execution.errors:
+        where = f"cell {error.cell + 1}" if error.cell >= 0 else "script"
+        if missing_module(error.ename, error.evalue) in missing:
+            after_missing = True
+            lines.append(f"{where}: {error.ename}: {error.evalue} (the grading environment lacks this package: "
+                         "not your error)")
+        elif after_missing and error.ename == "NameError":
+            cascade.append(where.removeprefix("cell "))
+        else:
+            lines.append(f"{where}: {error.ename}: {error.evalue}")
+    if cascade:
+        cells = ", ".join(cascade[:10]) + (f" and {len(cascade) - 10} more" if len(cascade) > 10 else "")
+        lines.append(f"{len(cascade)} later NameError{'s' if len(cascade) != 1 else ''} (cell{'s' if len(cascade) != 1 else ''}"
+                     f" {cells}) most likely follow from the missing package")
+    return lines
+
+
 def safe_name(student: str) -> str:
     """A folder name for a student that cannot escape the output folder."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", student).strip("._") or "student"
@@ -115,28 +148,49 @@ def render_student(report: GradeReport, out_dir: Path, rubric_title: str) -> Pat
     figures_dir = folder / "figures"
     if figures_dir.exists():
         shutil.rmtree(figures_dir)
-    figures: list[str] = []
+    figures: list[dict[str, str]] = []
     for execution in report.executions:
         if execution.artifacts_dir is None:
             continue
-        for png in sorted(Path(execution.artifacts_dir).glob("figures/*.png")):
+        cells = _figure_cells(Path(execution.artifacts_dir))
+        pngs = [p for p in Path(execution.artifacts_dir).glob("figures/*.png") if p.stem.isdigit()]
+        for png in sorted(pngs, key=lambda p: int(p.stem)):  # 2.png before 10.png
             if len(figures) >= MAX_FIGURES or png.is_symlink():
                 continue
             figures_dir.mkdir(parents=True, exist_ok=True)
             target = figures_dir / f"{len(figures):02d}-{safe_name(Path(execution.source).stem)}.png"
             shutil.copyfile(png, target)
-            figures.append(f"figures/{target.name}")
+            figures.append({"src": f"figures/{target.name}", "caption": figure_caption(execution.source, int(png.stem),
+                                                                                       cells.get(png.name))})
     html = _environment().get_template("student.html.j2").render(
         report=report,
         rubric_title=rubric_title,
         executions=report.executions,
         isolated=all(e.sandbox.isolated for e in report.executions),
         figures=figures,
+        shown_errors=shown_errors,
         **_common(report.profile),
     )
     _write_atomic(folder / "index.html", html)
     _write_atomic(folder / "report.json", json.dumps(report_to_dict(report), indent=2))
     return folder / "index.html"
+
+
+def figure_caption(source: str, number: int, cell: int | None) -> str:
+    """``CNN.ipynb, cell 4: figure 2``: where a figure came from, for the report's caption (``cell`` 0-based; -1 a script)."""
+    where = f"{source}, cell {cell + 1}" if cell is not None and cell >= 0 else source
+    return f"{where}: figure {number + 1}"
+
+
+def _figure_cells(artifacts_dir: Path) -> dict[str, int]:
+    """Figure file name -> the code cell that showed it, from run.json (empty when the run did not record it)."""
+    from harness.artifacts import ArtifactError, load_artifacts
+
+    try:
+        artifacts = load_artifacts(artifacts_dir)
+    except ArtifactError:
+        return {}
+    return {png.name: cell for png in artifacts.figures if (cell := artifacts.figure_cell(png)) is not None}
 
 
 def _reason(message: str) -> str:
@@ -206,7 +260,7 @@ def gradebook(reports: Iterable[GradeReport]) -> pd.DataFrame:
         row.update(
             total=round(report.score, 4), points=report.points, pending=round(report.pending_points, 4),
             late=report.late, late_penalty=round(report.late_penalty, 4), profile=report.profile,
-            problem=report.load_failure, warnings=WARNING_SEPARATOR.join(report.load_warnings),
+            problem=problem_text(report), warnings=WARNING_SEPARATOR.join(report.load_warnings),
         )
         rows.append(row)
     return pd.DataFrame(rows)
@@ -283,7 +337,7 @@ def render_overview(out_dir: Path) -> tuple[Path, int]:
                 "automatic": sum(t.score for t in automatic),
                 "automatic_points": sum(t.points for t in automatic),
                 "profile": report.profile,
-                "problem": report.load_failure,
+                "problem": problem_text(report),
             })
         if not rows:
             skipped.append(f"{folder.name}: no reports")

@@ -689,6 +689,9 @@ class Rubric(_Strict):
     """Optional: memory and per-cell time limits of the sandboxed runs (the command line can override them)."""
     late_penalty: LatePenalty | None = None
     """Optional: what a hand-in the LMS marked late loses; without it lateness is reported but costs nothing."""
+    packages: tuple[Annotated[str, Field(strict=True)], ...] = ()
+    """Modules the students' code imports beyond gradebench's own dependencies (``packages: [lightning]``):
+    grading refuses to start, naming them, while the environment lacks any."""
 
     _path: Path | None = PrivateAttr(default=None)
     _hash: str | None = PrivateAttr(default=None)
@@ -706,6 +709,17 @@ class Rubric(_Strict):
         if not _ASSIGNMENT.fullmatch(value):
             raise ValueError(f"{value!r} is not a valid assignment id: use letters, digits, '.', '_' and '-'")
         return value
+
+    @field_validator("packages")
+    @classmethod
+    def _module_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Each package is an importable module name (``tqdm.notebook``), listed once."""
+        from harness.environment import MODULE_NAME
+
+        for name in value:
+            if not MODULE_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a module name: write it as Python imports it (sklearn, not scikit-learn)")
+        return tuple(dict.fromkeys(value))
 
     @field_validator("tasks")
     @classmethod

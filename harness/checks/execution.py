@@ -34,12 +34,48 @@ def check_runs_without_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
     ctx.details.update(errors=len(errors), cells=total, cells_run=ran)
     if clean == total:
         return
-    problems = [_describe(e) for e in errors[:5]]
-    if len(errors) > 5:
-        problems[-1] += f" (and {len(errors) - 5} more)"
+    own, environment = _split_environment(errors, ctx.run.get("missing_packages"))
+    problems = [_describe(e) for e in own[:5]]
+    if len(own) > 5:
+        problems[-1] += f" (and {len(own) - 5} more)"
     if ran < total:
         problems.append(f"{total - ran} of {total} cells did not run")
+    if environment and not problems:  # only the grading environment failed: a fault for the TA, not the student's
+        raise RuntimeError(environment)
+    if environment:
+        problems.append(environment)
     raise Partial(clean / total, "; ".join(problems))
+
+
+def _split_environment(errors: list[dict], missing: object) -> tuple[list[dict], str]:
+    """The student's own errors, and one sentence for the imports of packages the grading environment lacks
+    (run.json ``missing_packages``) with the NameErrors that follow them ("" when there are none)."""
+    from harness.environment import missing_module
+
+    lacking = set(missing) if isinstance(missing, list) else set()
+    own, imports, cascade = [], [], []
+    for error in errors:
+        name = missing_module(str(error.get("ename", "")), str(error.get("evalue", "")))
+        if name in lacking:
+            imports.append((error, name))
+        elif imports and error.get("ename") == "NameError":
+            cascade.append(error)
+        else:
+            own.append(error)
+    if not imports:
+        return own, ""
+    names = ", ".join(dict.fromkeys(f"`{name}`" for _, name in imports))
+    where = ", ".join(dict.fromkeys(_where(error) for error, _ in imports))
+    text = (f"{where} could not import {names}, which the grading environment lacks: not your error (a TA will "
+            "install it and grade again)")
+    if cascade:
+        cells = ", ".join(_where(e).removeprefix("cell ") for e in cascade[:10]) + (" ..." if len(cascade) > 10 else "")
+        text += f"; {len(cascade)} later NameError{'s' if len(cascade) != 1 else ''} (cell{'s' if len(cascade) != 1 else ''} {cells}) follow from it"
+    return own, text
+
+
+def _where(error: dict) -> str:
+    return f"cell {error['cell'] + 1}" if error.get("cell", -1) >= 0 else "the script"
 
 
 def _describe(error: dict) -> str:

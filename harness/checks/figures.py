@@ -111,6 +111,8 @@ class Figure:
     number: int
     suptitle: str
     axes: tuple[Axes, ...]
+    cell: int | None = None
+    """The code cell whose run showed it (0-based; -1: a script); None when the run did not say."""
 
     @property
     def words(self) -> str:
@@ -196,7 +198,8 @@ def read_figures(ctx: CheckContext) -> tuple[list[Figure], int]:
     for number in numbers:
         record = artifacts.figure_info(f"figures/{number}.png")
         if record is not None:
-            figures.append(Figure(number, _text(record.get("suptitle")), tuple(_axes(a) for a in _entries(record, "axes"))))
+            axes = tuple(_axes(a) for a in _entries(record, "axes"))
+            figures.append(Figure(number, _text(record.get("suptitle")), axes, artifacts.figure_cell(f"figures/{number}.png")))
     return figures, len(numbers)
 
 

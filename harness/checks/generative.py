@@ -4,7 +4,8 @@
 function on fixed inputs (probe.json ``calls``; ``harness.probes.fixed_inputs`` builds the very
 same tensors here) and compares it with ``reference.vae.vae_loss`` and with the usual mistakes.
 ``standard_normal_samples`` reads a recorded value (probe.json ``task_values``: a JSON list, or a
-tensor file for more than 100 numbers).
+tensor file for more than 100 numbers), else the random draw the code passed to its decoder
+(``draws/``, recorded by ``harness.probes.draws``: samples drawn inside a function).
 """
 
 from __future__ import annotations
@@ -143,6 +144,22 @@ def _load_value(ctx: CheckContext, record: Any) -> torch.Tensor | None:
     return None
 
 
+def _decoded_draw(ctx: CheckContext) -> dict[str, Any] | None:
+    """The recorded random draw that looks like a batch of latent vectors, or None.
+
+    Candidates are draws of at least two rows (``draws/draws.json``: fed to a module while the
+    code ran, e.g. the ``z`` a ``plot_generated_samples`` draws and decodes). A latent vector is
+    narrower than an image, so a dummy image batch pushed through the network is passed over
+    for the narrowest draw (the latest among equals).
+    """
+    if ctx.artifacts_dir is None:
+        return None
+    candidates = [d for d in ctx.artifacts().latent_draws() if len(d["shape"]) >= 2 and d["shape"][0] >= 2]
+    if not candidates:
+        return None
+    return min(reversed(candidates), key=lambda d: math.prod(d["shape"][1:]))
+
+
 class NormalSamplesOptions(CheckParams):
     """The ``params`` of ``standard_normal_samples``: ``{values: [z, z_samples]}``."""
 
@@ -165,7 +182,8 @@ class NormalSamplesParams(CheckParams):
 def check_standard_normal_samples(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the latent vectors drawn for generation are samples of N(0, I).
 
-    Reads the first of ``params.values`` the probe recorded: an (n, d) sample (more dimensions are
+    Reads the first of ``params.values`` the probe recorded, else the narrowest random draw the code
+    passed to a module (latent samples drawn inside a function): an (n, d) sample (more dimensions are
     flattened after the first) with n >= ``min_samples`` (default 16). Each dimension's variance must lie
     in the chi-square interval of probability 1 - ``significance`` (default 1e-4) around 1, its mean within
     the normal interval around 0, and correlations between dimensions within 4 / sqrt(n). The message
@@ -177,17 +195,27 @@ def check_standard_normal_samples(ctx: CheckContext, spec: CheckSpecLike) -> Non
         raise AssertionError(ctx.model_note or "your code could not be inspected after it ran")
     recorded = ctx.probe.get("task_values") or {}
     name = next((n for n in names if n in recorded), None)
-    assert name is not None, (
-        f"no latent samples were found after your code ran (looked for {', '.join(names)}): draw them with "
-        f"{names[0] if names else 'z'} = torch.randn(n, latent_dim) and decode them"
-    )
-    z = _load_value(ctx, recorded[name])
-    assert z is not None and z.numel() > 0, f"`{name}` is not an array of numbers"
+    if name is not None:
+        z, label = _load_value(ctx, recorded[name]), f"`{name}`"
+        ctx.details.update(source=name)
+    else:
+        draw = _decoded_draw(ctx)
+        assert draw is not None, (
+            f"no latent samples were found after your code ran (looked for {', '.join(names)}, and for a "
+            "torch.randn draw passed to your decoder): draw them with "
+            f"{names[0] if names else 'z'} = torch.randn(n, latent_dim) and decode them"
+        )
+        z = ctx.load_tensor(draw["tensor"])
+        z = z.double() if isinstance(z, torch.Tensor) else None
+        where = "at top level" if draw["function"] == "<module>" else f"in {draw['function']}()"
+        label = f"the {draw['drawn_with']} draw {where} passed to your {draw['module']}"
+        ctx.details.update(source=f"{draw['drawn_with']} in {draw['function']} -> {draw['module']}")
+    assert z is not None and z.numel() > 0, f"{label} is not an array of numbers"
     z = z.reshape(len(z), -1) if z.ndim > 1 else z.reshape(-1, 1)  # (n, d)
     n, d = z.shape
     ctx.details.update(samples=n, dims=d)
-    assert n >= min_samples, f"`{name}` holds {n} samples; draw at least {min_samples} latent vectors"
-    assert torch.isfinite(z).all(), f"`{name}` contains NaN or infinite values"
+    assert n >= min_samples, f"{label} holds {n} samples; draw at least {min_samples} latent vectors"
+    assert torch.isfinite(z).all(), f"{label} contains NaN or infinite values"
     mean, var = z.mean(0), z.var(0)
     ctx.details.update(mean=[round(float(v), 4) for v in mean[:8]], variance=[round(float(v), 4) for v in var[:8]])
     low, high = (stats.chi2.ppf(q, n - 1) / (n - 1) for q in (significance / 2, 1 - significance / 2))
@@ -199,13 +227,13 @@ def check_standard_normal_samples(ctx: CheckContext, spec: CheckSpecLike) -> Non
              f"{', '.join(f'{float(v):.2f}' for v in var[:4])}{' ...' if d > 4 else ''}")
     if bool(((z >= 0) & (z < 1)).all()):
         raise AssertionError(
-            f"`{name}` lies in [0, 1) ({shown}): uniform draws (torch.rand); sample the prior N(0, I) with torch.randn"
+            f"{label} lies in [0, 1) ({shown}): uniform draws (torch.rand); sample the prior N(0, I) with torch.randn"
         )
     fine = bool(((var >= low) & (var <= high)).all()) and bool((mean.abs() <= mean_bound).all()) and off <= 4 / math.sqrt(n)
     if fine:
         return
     raise AssertionError(
-        f"`{name}` ({n} samples of {d} dimensions: {shown}) is not a sample of N(0, I) (variances within "
+        f"{label} ({n} samples of {d} dimensions: {shown}) is not a sample of N(0, I) (variances within "
         f"{low:.2f}..{high:.2f} and means within +-{mean_bound:.2f} expected for {n} samples): are these the encoder's "
         "latent vectors of some images (posterior samples)? To generate, draw z = torch.randn(n, latent_dim) and decode it"
     )

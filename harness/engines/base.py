@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
+from harness.environment import MODULE_NAME
 from harness.errors import HarnessError
 from harness.models import CellError, ExecutionResult, Limits, SandboxResult, Submission
 
@@ -267,6 +268,7 @@ def read_execution(source: str, sandbox: SandboxResult, artifacts: Path) -> Exec
         cells_total=run["cells_total"],
         errors=errors,
         artifacts_dir=artifacts,
+        missing_packages=tuple(run.get("missing_packages", ())),
     )
 
 
@@ -301,6 +303,10 @@ def read_run_json(artifacts: Path) -> dict[str, Any] | None:
         ):
             problems.append(f"an error entry is malformed: {str(entry)[:200]}")
             break
+    missing = run.get("missing_packages", [])
+    if not (isinstance(missing, list) and len(missing) <= 50
+            and all(isinstance(m, str) and MODULE_NAME.fullmatch(m) and len(m) <= 100 for m in missing)):
+        problems.append("missing_packages is not a list of module names")
     if problems:
         raise HarnessError(f"{path}: " + "; ".join(problems))
     run["errors"] = [

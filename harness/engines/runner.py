@@ -97,6 +97,8 @@ def new_record(source: str, kind: str) -> dict[str, Any]:
         "probe_error": None,
         "probe_skipped": None,
         "timings": {},
+        "figure_cells": {},
+        "missing_packages": [],
     }
 
 
@@ -184,6 +186,79 @@ def limit_output_in_kernel(limit: int) -> None:
     get_ipython().events.register("pre_run_cell", lambda info: cap())
 
 
+def show_figures_at_cell_end() -> None:
+    """Make the kernel show figures as Jupyter does (called by the hidden setup cell).
+
+    With Jupyter's inline backend every figure still open when a cell ends is displayed and
+    closed; without that, a loss curve drawn in one cell and a scatter drawn in the next without
+    ``plt.show()`` end up on one figure. Here every open figure is saved (with its description)
+    and closed when a cell ends, whatever the cell did. The hook runs on ``post_execute``,
+    registered before anything the student's code adds. ``%matplotlib inline`` (or ``%pylab``)
+    keeps the saving backend, so ``plt.show()`` figures get their descriptions too.
+    """
+    from IPython import get_ipython
+
+    from harness.probes.figures import BACKEND, save_open_figures
+
+    def show_open_figures() -> None:
+        try:
+            save_open_figures()
+        except Exception:  # the student's code broke pyplot: the figures are lost, the run goes on quietly
+            pass
+
+    shell = get_ipython()
+    shell.events.register("post_execute", show_open_figures)
+
+    def enable_matplotlib(gui: str | None = None) -> tuple[str | None, str]:
+        import matplotlib
+
+        matplotlib.use(BACKEND, force=True)
+        return gui, BACKEND
+
+    shell.enable_matplotlib = enable_matplotlib
+
+
+def new_figures(folder: Path, seen: set[str]) -> list[str]:
+    """The ``figures/<n>.png`` names in ``folder`` that are not in ``seen`` (added to it), in number order."""
+    try:
+        names = {p.name for p in folder.glob("*.png") if p.stem.isdigit()}
+    except OSError:
+        return []
+    fresh = sorted(names - seen, key=lambda name: int(name.split(".")[0]))
+    seen.update(fresh)
+    return [f"figures/{name}" for name in fresh]
+
+
+MAX_SCANNED_FILES = 5_000
+"""Files looked at when deciding whether a module that failed to import is part of the submission."""
+
+
+def missing_packages(errors: list[dict[str, Any]], folders: Sequence[Path]) -> list[str]:
+    """Modules the code failed to import (ModuleNotFoundError) that are no file or folder of the submission.
+
+    ``folders`` are searched (with their sub-folders) for ``<name>.py`` or a folder ``<name>``: a
+    student's own module that exists but does not import is the student's error; anything else
+    is a package the grading environment lacks.
+    """
+    from harness.environment import missing_module
+
+    wanted = {name for e in errors if (name := missing_module(e.get("ename", ""), e.get("evalue", "")))}
+    if not wanted:
+        return []
+    present: set[str] = set()
+    scanned = 0
+    for folder in folders:
+        try:
+            for path in Path(folder).rglob("*"):
+                scanned += 1
+                if scanned > MAX_SCANNED_FILES:
+                    break
+                present.add(path.stem if path.suffix == ".py" else path.name)
+        except OSError:
+            continue
+    return sorted(wanted - present)
+
+
 def invalid_text(source: str) -> str | None:
     """Why a cell's source cannot be sent to the kernel (a lone surrogate: not valid Unicode), or None."""
     try:
@@ -224,10 +299,23 @@ def setup_source(config: dict[str, Any]) -> str:
             "import json as __gb_json, harness.probes.bootstrap as __gb_bootstrap, harness.engines.runner as __gb_runner",
             "__gb_runner.escape_surrogates_in_kernel()",
             f"__gb_runner.limit_output_in_kernel({int(config.get('output_bytes') or DEFAULT_OUTPUT_BYTES)})",
+            "__gb_runner.show_figures_at_cell_end()",
             f"__gb_bootstrap.install(__gb_json.loads({json.dumps(json.dumps(config))}))",
+            *_draws_lines(config),
             "del __gb_json, __gb_bootstrap, __gb_runner",
         ]
     )
+
+
+def _draws_lines(config: dict[str, Any]) -> list[str]:
+    """Setup lines that record the random draws fed to a network (harness.probes.draws), after the bootstrap."""
+    if not config.get("artifacts"):
+        return []
+    return [
+        "import harness.probes.draws as __gb_draws",
+        f"__gb_draws.install({json.dumps(str(config['artifacts']))})",
+        "del __gb_draws",
+    ]
 
 
 def probe_source(config: dict[str, Any]) -> str:
@@ -401,6 +489,7 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[
 
             mark = time.monotonic()
             stop_reason = "the kernel died during the setup" if outcome == "dead" else None
+            seen_figures = {p.name for p in figures.glob("*.png")}
             for index, cell in enumerate(cells[1:-1]):
                 if stop_reason:
                     break
@@ -443,6 +532,8 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[
                 if index + 1 in client.cut_cells:
                     record["outputs_cut"].append(index)
                 _collect_outputs(cell, index, record, figures, budget, interrupted=outcome == "timeout" or flooded)
+                for name in new_figures(figures, seen_figures):  # shown by plt.show(), a display or the cell's end
+                    record["figure_cells"][name] = index
                 write_record(artifacts, record)
             timings["cells_s"] = round(time.monotonic() - mark, 3)
 
@@ -473,6 +564,7 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[
             record["probe_skipped"] = f"the notebook could not be run: {type(error).__name__}: {error}"[:2_000]
 
     _write_executed(artifacts, cells[1:-1])
+    record["missing_packages"] = missing_packages(record["errors"], [Path.cwd(), source.parent])
     timings["total_s"] = round(time.monotonic() - started, 3)
     write_record(artifacts, record)
     return record
@@ -600,6 +692,10 @@ def run_script(source: Path, config: dict[str, Any], artifacts: Path) -> dict[st
     mark = time.monotonic()
     try:
         bootstrap.install(config)
+        if config.get("artifacts"):
+            import harness.probes.draws as draws
+
+            draws.install(config["artifacts"])
     except Exception:
         record["setup_error"] = _tail(traceback.format_exc(), 8_000)
     record["timings"]["setup_s"] = round(time.monotonic() - mark, 3)
@@ -641,6 +737,14 @@ def run_script(source: Path, config: dict[str, Any], artifacts: Path) -> dict[st
         record["errors"].append(
             error_entry(-1, type(error).__name__, str(error), _failing_line(error, text), _student_traceback(error))
         )
+    from harness.probes.figures import save_open_figures
+
+    try:  # the script's end shows what is still open, as its last plt.show() would
+        save_open_figures()
+    except Exception:
+        pass
+    for name in new_figures(artifacts / "figures", set()):
+        record["figure_cells"][name] = -1
     record["running_cell"] = None
     record["cell_seconds"] = [round(time.monotonic() - mark, 3)]
     record["timings"]["cells_s"] = record["cell_seconds"][0]
@@ -658,6 +762,7 @@ def run_script(source: Path, config: dict[str, Any], artifacts: Path) -> dict[st
             sys.modules["__main__"] = saved_main
     record["timings"]["probe_s"] = round(time.monotonic() - mark, 3)
     record["timings"]["total_s"] = round(time.monotonic() - started, 3)
+    record["missing_packages"] = missing_packages(record["errors"], [folder])
     write_record(artifacts, record)
     return record
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -104,9 +106,46 @@ def test_uniform_and_posterior_samples_are_told_apart(tmp_path) -> None:
     assert few.message == "`z` holds 4 samples; draw at least 16 latent vectors"
     absent = run_check(context(tmp_path / "d", probe_record()), SAMPLES)
     assert absent.message == (
-        "no latent samples were found after your code ran (looked for z, z_samples): draw them with "
-        "z = torch.randn(n, latent_dim) and decode them"
+        "no latent samples were found after your code ran (looked for z, z_samples, and for a torch.randn draw "
+        "passed to your decoder): draw them with z = torch.randn(n, latent_dim) and decode them"
     )
+
+
+def draws_context(root, *draws: tuple[torch.Tensor, str, str]):
+    """A run whose draws/ folder holds ``(tensor, function, module)`` draws, as harness.probes.draws writes them."""
+    folder = root / "draws"
+    folder.mkdir(parents=True)
+    entries = []
+    for index, (tensor, function, module) in enumerate(draws):
+        torch.save(tensor.float().clone(), folder / f"{index}.pt")
+        entries.append({"tensor": f"draws/{index}.pt", "shape": list(tensor.shape), "function": function,
+                        "drawn_with": "torch.randn", "module": module})
+    (folder / "draws.json").write_text(json.dumps({"format": 1, "draws": entries}))
+    return context(root, probe_record())
+
+
+def test_latent_samples_drawn_inside_a_function_are_judged_from_the_decoded_draw(tmp_path) -> None:
+    generator = torch.Generator().manual_seed(0)
+    dummy = torch.randn(8, 1, 28, 28, generator=generator)  # a shape test through the network: not latent samples
+    good = draws_context(tmp_path / "a", (dummy, "<module>", "VAE"),
+                         (torch.randn(64, 2, generator=generator), "plot_generated_samples", "Decoder"))
+    result = run_check(good, SAMPLES)
+    assert result.status == "passed", result.message
+    assert result.details["source"] == "torch.randn in plot_generated_samples -> Decoder"
+    uniform = draws_context(tmp_path / "b", (torch.rand(64, 2, generator=generator), "plot_generated_samples", "Linear"))
+    result = run_check(uniform, SAMPLES)
+    assert result.status == "failed"
+    assert result.message.startswith(
+        "the torch.randn draw in plot_generated_samples() passed to your Linear lies in [0, 1) (means 0."
+    )
+
+
+def test_a_malformed_draws_file_counts_as_no_draw(tmp_path) -> None:
+    folder = tmp_path / "draws"
+    folder.mkdir(parents=True)
+    (folder / "draws.json").write_text(json.dumps({"format": 1, "draws": [{"tensor": 3, "shape": "64x2"}]}))
+    result = run_check(context(tmp_path, probe_record()), SAMPLES)
+    assert result.status == "failed" and result.message.startswith("no latent samples were found after your code ran")
 
 
 def test_defines(tmp_path) -> None:
