@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.architecture import compare_computation, layers_of
+from harness.architecture import WEIGHTED, compare_computation, compare_layers, layers_of
 from harness.artifacts import Artifacts
 from harness.checks.verify import Verdict, verify
 from harness.models import ExecutionResult
@@ -130,11 +130,19 @@ class CheckContext:
         return outputs.float()
 
     def _computes_otherwise(self, model: dict[str, Any]) -> bool:
-        """Whether the model's traced forward pass differs from the reference's (``compare_computation``)."""
+        """Whether the model runs the reference's weighted layers, all its own modules, with other activations
+        between them (an F.relu on the code): then running its weights in the reference computes something else.
+
+        A weighted layer that is no module of the model (a hidden network's F.linear) or other weighted layers
+        leave the rerun to decide, as without a trace.
+        """
         trace = model.get("computation") or {}
         if not self.reference_layers or trace.get("error") or trace.get("truncated") or not trace.get("layers"):
             return False
-        return bool(compare_computation(layers_of(model), self.reference_layers))
+        layers = layers_of(model)
+        if any(layer["type"] in WEIGHTED and not layer.get("path") for layer in layers):
+            return False
+        return not compare_layers(layers, self.reference_layers) and bool(compare_computation(layers, self.reference_layers))
 
     def verified_predictions(self) -> Verdict:
         """The host's verdict on the chosen model's predictions on the hidden images (``harness.checks.verify``).
