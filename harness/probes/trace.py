@@ -246,6 +246,8 @@ class _Tracer:
         """Leaf-module calls in progress: torch calls inside one are that module's own, not layers."""
         self.truncated = False
         self.problems: list[str] = []
+        self.open: dict[str, Any] | None = None
+        """The entry of the leaf module being called, completed with its output shape when it returns."""
 
     def full(self) -> bool:
         if self.ops >= MAX_TRACE_OPS or len(self.layers) >= MAX_TRACE_LAYERS:
@@ -285,14 +287,14 @@ class _Tracer:
             first = args[0] if isinstance(args, tuple) and args else None
             hyper["dim"] = normal_dim(hyper["dim"], first.dim() if isinstance(first, _TENSOR) else None)
         self.layers.append({"path": path, "type": kind, "hyper": hyper, "function": None, "output_shape": None})
-        self._open = self.layers[-1]
+        self.open = self.layers[-1]
 
     def leave(self, output: Any) -> None:
         """The leaf module returns: its output shape completes its entry."""
         self.depth = max(self.depth - 1, 0)
-        if self.depth == 0 and getattr(self, "_open", None) is not None:
-            self._open["output_shape"] = _shape(output)
-            self._open = None
+        if self.depth == 0 and self.open is not None:
+            self.open["output_shape"] = _shape(output)
+            self.open = None
 
 
 def _hashable(value: Any) -> bool:
