@@ -312,6 +312,7 @@ def _validate_probe(probe: dict[str, Any]) -> None:
             shape = call.get("output_shape")
             if shape is not None and not _is_shape(shape):
                 raise ArtifactError(f"{at}: an output_shape is not a list of whole numbers")
+        _check_computation(model.get("computation"), at)
         for name in ("input_shape", "output_shape"):
             if model.get(name) is not None and not _is_shape(model[name]):
                 raise ArtifactError(f"{at}: {name} is not a list of whole numbers")
@@ -456,6 +457,27 @@ def _is_count(value: Any) -> bool:
 
 def _optional_count(record: dict[str, Any], name: str) -> bool:
     return name not in record or _is_count(record[name])
+
+
+def _check_computation(trace: Any, at: str) -> None:
+    """A candidate's traced forward pass (``harness.probes.trace``): absent/null, or an object whose layers each
+    name a type, carry a hyper object, a path and function that are strings or null, and a shape or null."""
+    if trace is None:
+        return
+    where = f"{at} computation"
+    if not isinstance(trace, dict):
+        raise ArtifactError(f"{where}: is {type(trace).__name__}, expected an object")
+    _require(trace, "error", str, where, optional=True)
+    _require(trace, "truncated", bool, where)
+    if not all(isinstance(problem, str) for problem in _require(trace, "problems", list, where)):
+        raise ArtifactError(f"{where}: problems must be strings")
+    for layer in _require(trace, "layers", list, where):
+        if not (_named_entry(layer, "type") and isinstance(layer.get("hyper"), dict)):
+            raise ArtifactError(f"{where}: a layer entry is malformed")
+        if not all(isinstance(layer.get(name), (str, type(None))) for name in ("path", "function")):
+            raise ArtifactError(f"{where}: a layer's path and function must be strings or null")
+        if layer.get("output_shape") is not None and not _is_shape(layer["output_shape"]):
+            raise ArtifactError(f"{where}: an output_shape is not a list of whole numbers")
 
 
 def _named_entry(entry: Any, *fields: str) -> bool:

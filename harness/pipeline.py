@@ -40,7 +40,7 @@ import nbformat
 import numpy as np
 import torch
 
-from harness.architecture import describe_layers
+from harness.architecture import describe_reference
 from harness.backends import GpuSlots, make_backend, needs_gpu, visible_gpus
 from harness.artifacts import ArtifactError, load_artifacts
 from harness.checks import known_checks, run_check
@@ -53,6 +53,7 @@ from harness.errors import HarnessError, StoreError
 from harness.events import Calibrating, Done, Fault, Loaded, LoadWarning, OnEvent
 from harness.loading import load_batch, load_submission
 from harness.outdir import STORE_NAME
+from harness.probes.probe import DEFAULT_INPUT_SHAPES
 from harness.manual import read_manual_scores, write_manual_template
 from harness.matching import CODE_SUFFIXES, Pins, SourcePlan, check_pins, plan_sources, read_pins, statement_works
 from harness.models import CheckResult, ExecutionResult, GradeReport, Limits, LoadFailure, Submission
@@ -406,7 +407,10 @@ def _reference_for(task: Task) -> tuple[torch.nn.Module | None, list[dict[str, A
         return None, None, None
     model = task.model.build_reference()
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return model, describe_layers(model), parameters
+    # the computation, as the probe traces the student's network, with the sizes the assignment leaves open marked
+    shapes = DEFAULT_INPUT_SHAPES.get(task.model.dataset or "", DEFAULT_INPUT_SHAPES["mnist"])
+    layers = describe_reference(task.model.reference_class(), task.model.args, task.model.free_sizes(), shapes)
+    return model, layers, parameters
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -440,6 +440,9 @@ class ModelRef(_Strict):
     ``free``: students design their own network; ``spec`` (optional) only ranks the candidates."""
     args: dict[str, int | float | str | bool] = Field(default_factory=dict)
     """Keyword arguments the reference class is built with (``{latent_dim: 3}``: the sheet's latent-3 model)."""
+    free: tuple[str, ...] = ()
+    """Sizes the assignment leaves open, named as the reference class's arguments (``[dim2]``: the autoencoder's
+    hidden width): the architecture check accepts any value for the layer sizes they set."""
 
     @field_validator("spec")
     @classmethod
@@ -460,6 +463,36 @@ class ModelRef(_Strict):
             except TypeError as error:
                 raise _problem("args", f"{self.spec} cannot be built with {self.args}: {error}") from None
         return self
+
+    @model_validator(mode="after")
+    def _free_sizes_exist(self) -> ModelRef:
+        """Check that every free size is a whole-number argument of the reference class that only sizes layers."""
+        if not self.free:
+            return self
+        if self.spec is None:
+            raise _problem("free", "free sizes need a spec (the reference class whose arguments they name)")
+        from harness.architecture import describe_layers, mark_free
+
+        sizes = self.free_sizes()
+        for name, value in sizes.items():
+            try:
+                mark_free(describe_layers(self.build_reference()),
+                          describe_layers(self.reference_class()(**{**self.args, name: value * 2 + 1})), name)
+            except ValueError as error:
+                raise _problem("free", str(error)) from None
+        return self
+
+    def free_sizes(self) -> dict[str, int]:
+        """Each free size with its value in the reference (from ``args``, else the class's default)."""
+        parameters = inspect.signature(self.reference_class()).parameters
+        sizes = {}
+        for name in self.free:
+            value = self.args.get(name, parameters[name].default if name in parameters else None)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise _problem("free", f"{name} is not a whole-number argument of {self.spec} "
+                                       f"(arguments: {', '.join(parameters)})")
+            sizes[name] = value
+        return sizes
 
     def build_reference(self) -> Any:
         """A fresh instance of the reference class, built with ``args``."""

@@ -138,6 +138,7 @@ END_TO_END = frozenset({
     "test_samples_idl_ex2.py",
     "test_samples_match.py",
     "test_samples_mle_sheet06.py",
+    "test_samples_trace.py",
     "test_surrogate_names.py",
     "test_synthetic_data_behaves.py",
 })

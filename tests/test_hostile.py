@@ -351,7 +351,13 @@ def test_layers_that_the_exported_weights_contradict_fail(tmp_path) -> None:
     from reference.classifiers import CNN
     from tests.checks.conftest import Spec, record
 
-    candidate = {**record(_wrong_flatten(), tmp_path), "modules": describe_layers(CNN())}  # layers claimed, weights not
+    import torch
+
+    from harness.probes.trace import trace_forward
+
+    # layers claimed (the module list and the traced computation both forged), weights not
+    forged = trace_forward(CNN().eval(), torch.zeros(2, 1, 28, 28))
+    candidate = {**record(_wrong_flatten(), tmp_path), "modules": describe_layers(CNN()), "computation": forged}
     ctx = CheckContext(task_id="cnn", model=candidate, artifacts_dir=tmp_path, dataset="mnist", reference_model=CNN(),
                        reference_layers=describe_layers(CNN()))
     result = run_check(ctx, Spec("architecture_matches"))

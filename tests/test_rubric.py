@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 
 from harness.checks import known_checks
@@ -337,6 +338,38 @@ def test_constructor_arguments_the_reference_does_not_take_are_refused(tmp_path)
     with pytest.raises(RubricError) as caught:
         load_rubric(path)
     assert "tasks[0] (ae) > model > args: reference.autoencoders:FashionConvAE cannot be built with {'latnet_dim': 3}" in str(caught.value)
+
+
+class Stack(torch.nn.Sequential):
+    """``depth`` Linear layers: a number that is not a size, but the network's structure."""
+
+    def __init__(self, depth: int = 2) -> None:
+        super().__init__(*(torch.nn.Linear(4, 4) for _ in range(depth)))
+
+
+def _free(model: str) -> str:
+    return ("assignment: x\ntitle: X\ntasks:\n  - id: ae\n    title: AE\n    source: a.ipynb\n"
+            f"    model: {model}\n    checks: [{{check: architecture_matches, points: 1}}]\n")
+
+
+def test_a_model_spec_names_the_sizes_the_assignment_leaves_free() -> None:
+    model = parse_rubric(_free("{spec: 'reference.autoencoders:Autoencoder', free: [dim2]}"), "r.yaml").tasks[0].model
+    assert model.free == ("dim2",) and model.free_sizes() == {"dim2": 128}
+    assert parse_rubric(_free("{spec: 'reference.autoencoders:Autoencoder', free: [dim2], args: {dim2: 512}}"),
+                        "r.yaml").tasks[0].model.free_sizes() == {"dim2": 512}
+
+
+@pytest.mark.parametrize(("model", "reason"), [
+    ("{spec: 'reference.autoencoders:Autoencoder', free: [dim9]}",
+     "free: dim9 is not a whole-number argument of reference.autoencoders:Autoencoder (arguments: dim1, dim2, dim3)"),
+    ("{prefer: [model], free: [dim2]}", "free: free sizes need a spec (the reference class whose arguments they name)"),
+    ("{spec: 'tests.test_rubric:Stack', free: [depth]}",
+     "free: changing depth changes the network's layers, not only their sizes"),
+])
+def test_a_free_size_that_is_not_a_size_is_refused(model: str, reason: str) -> None:
+    with pytest.raises(RubricError) as caught:
+        parse_rubric(_free(model), "r.yaml")
+    assert f"tasks[0] (ae) > model > {reason}" in str(caught.value)
 
 
 def test_a_restricted_rubric_keeps_the_tasks_asked_for_under_a_hash_of_its_own() -> None:

@@ -25,9 +25,9 @@ EXPECTED = {
     "different": FULL,
     # architecture_matches (2, the "no bias" convolutions) and parameter_count (1) fail.
     "no_bias_count": {**FULL, "cnn": 5.0},
-    # Conv_AE: reconstruction_error (2) fails, its latent-3 code collapses to the mean image.
-    # PCA_AE: principal_angles (2) and reconstruction_error (1) fail.
-    "relu_latent": {**FULL, "conv-ae": 6.0, "pca-ae": 2.0},
+    # Conv_AE: architecture_matches (2: the ReLU on the code) and reconstruction_error (2) fail, its latent-3 code
+    # collapses to the mean image. PCA_AE: architecture_matches (1), principal_angles (2), reconstruction_error (1).
+    "relu_latent": {**FULL, "conv-ae": 4.0, "pca-ae": 1.0},
     # runs_without_error: 15 of 23 cells ran cleanly. The CNN graded is the untrained one of the shape
     # check (its architecture is right): test_accuracy (2) fails, and there is no accuracy curve (plotted_accuracy, 1).
     # Exercise 3 runs on its own and gets everything.
@@ -111,15 +111,20 @@ def test_convolutions_without_bias_are_named(reports) -> None:
 def test_a_relu_on_the_code_is_caught(reports) -> None:
     failures = _failures(reports["relu_latent"])
     assert set(failures) == {
+        ("conv-ae", "architecture_matches"),
         ("conv-ae", "reconstruction_error"),
+        ("pca-ae", "architecture_matches"),
         ("pca-ae", "principal_angles"),
         ("pca-ae", "reconstruction_error"),
     }
     angles = failures[("pca-ae", "principal_angles")]
     assert "is not PCA's" in angles and "without non-linear activations" in angles
     assert "1.5x the reference's" in failures[("conv-ae", "reconstruction_error")]
-    # the ReLU is an activation: the layers themselves are still the sheet's
-    assert check_result(reports["relu_latent"], "conv-ae", "architecture_matches").status == "passed"
+    # the architecture is judged on what the network computes: the ReLU on the code is a difference, named
+    for task_id, code in (("conv-ae", "Linear(40000->3)"), ("pca-ae", "Linear(784->10)")):
+        assert check_result(reports["relu_latent"], task_id, "architecture_matches").message == (
+            f"your network differs from the assignment's:\n  a ReLU is applied to the latent code (the output of {code}); "
+            "the assignment's encoder ends without an activation")
 
 
 def test_a_typo_in_the_first_data_cell_costs_exercise_2_only(reports) -> None:

@@ -11,7 +11,15 @@ from typing import Literal
 import torch
 from pydantic import field_validator
 
-from harness.architecture import count_activations, compare_layers, describe_layers, layer_token, structural
+from harness.architecture import (
+    compare_computation,
+    compare_layers,
+    count_activations,
+    describe_reference,
+    layer_token,
+    layers_of,
+    structural,
+)
 from harness.checks import CheckSpecLike, check, options
 from harness.checks.context import CheckContext
 from harness.rubric import CheckParams, Count, NoParams
@@ -60,32 +68,57 @@ def _accepted(spec: CheckSpecLike) -> list[tuple[str, torch.nn.Module]]:
 
 @check("architecture_matches", params=ArchitectureParams)
 def check_architecture_matches(ctx: CheckContext, spec: CheckSpecLike) -> None:
-    """Check that the model's layers match the assignment's network (or one it also accepts), layer by layer."""
+    """Check that what the model computes matches the assignment's network (or one it also accepts), layer by
+    layer, activations included."""
     model = ctx.require_model()
     reference = _reference_layers(ctx)
+    layers = layers_of(model)
+    traced = _traced(model)
     ctx.details["model"] = ctx.model_note
-    ctx.details["student_layers"] = [layer_token(layer) for layer in structural(model.get("modules", []))]
-    ctx.details["reference_layers"] = [layer_token(layer) for layer in structural(reference)]
-    diff = compare_layers(model.get("modules", []), reference)
+    ctx.details["student_layers"] = [layer_token(layer) for layer in (layers if traced else structural(layers))]
+    ctx.details["reference_layers"] = [layer_token(layer) for layer in (reference if traced else structural(reference))]
+    if traced and count_activations(reference) and not count_activations(layers):
+        raise AssertionError(
+            "your network has no non-linearity (no ReLU, neither a layer nor an F.relu call): stacked linear layers "
+            "collapse into a single linear map"
+        )
+    # the traced computation sees F.relu and F.softmax; the module list only the layers' structure
+    compare = compare_computation if traced else compare_layers
+    diff = compare(layers, reference)
     network = ctx.reference_model
     for name, accepted in _accepted(spec) if diff else ():
-        if not compare_layers(model.get("modules", []), describe_layers(accepted)):
+        if not compare(layers, _layers_of_network(ctx, accepted)):
             ctx.details["matched"] = name  # e.g. the logits variant the task accepts as well
             diff, network = [], accepted
             break
     ctx.details["diff"] = diff
     assert not diff, "your network differs from the assignment's:\n  " + "\n  ".join(diff)
     _believe_record(ctx, model)
-    if model.get("origin") == "instance" and network is not None:
+    free = any(layer.get("free") for layer in reference)  # the reference has one size of many: its weights may not fit
+    if model.get("origin") == "instance" and network is not None and not free:
         assert _weights_fit_reference(ctx, model, network), (
             "the layers recorded while your code ran do not match the weights your model exported: "
             "the record was not made by your network (was the grader's probe replaced or torch patched?)"
         )
-    if count_activations(reference) and not count_activations(model.get("modules", [])):
+    if not traced and count_activations(reference) and not count_activations(model.get("modules", [])):
         assert _FUNCTIONAL_ACTIVATION.search(ctx.source_text), (
             "your network has no non-linearity (no ReLU layer and no F.relu call): stacked linear layers "
             "collapse into a single linear map"
         )
+
+
+def _layers_of_network(ctx: CheckContext, network: torch.nn.Module) -> list[dict]:
+    """Another accepted network's layers, described as the reference's are (traced on the task's dummy batch)."""
+    from harness.probes.probe import DEFAULT_INPUT_SHAPES
+
+    shapes = DEFAULT_INPUT_SHAPES.get(ctx.dataset or "", DEFAULT_INPUT_SHAPES["mnist"])
+    return describe_reference(lambda: network, {}, {}, shapes)
+
+
+def _traced(model: dict) -> bool:
+    """Whether the candidate's whole forward pass was traced (``harness.architecture.layers_of`` reads it)."""
+    trace = model.get("computation")
+    return isinstance(trace, dict) and not trace.get("error") and not trace.get("truncated") and bool(trace.get("layers"))
 
 
 class ParameterCountParams(CheckParams):
@@ -180,7 +213,8 @@ def record_contradictions(model: dict, state: dict[str, torch.Tensor]) -> list[s
     The record is made inside the student's process; the weights' shapes are read here, on the host.
     """
     found = []
-    for layer in model.get("modules", []):
+    traced = [layer for layer in (model.get("computation") or {}).get("layers") or [] if layer.get("path")]
+    for layer in [*model.get("modules", []), *traced]:  # a traced module call names its module: the same weights
         expected = _weight_shape(layer)
         if expected is None:
             continue
@@ -254,10 +288,16 @@ def check_feature_width(ctx: CheckContext, spec: CheckSpecLike) -> None:
     model = ctx.require_model()
     _believe_record(ctx, model)
     layer_type, expected = spec.layer or "Flatten", spec.equals
-    produced = next((entry for entry in model.get("layer_shapes", []) if entry["type"] == layer_type), None)
+    shapes = model.get("layer_shapes", [])
+    produced = next((entry for entry in shapes if entry["type"] == layer_type), None)
+    if produced is None and _traced(model):  # a functional flatten (torch.flatten, x.view) is in the trace only
+        shapes = [layer for layer in model["computation"]["layers"] if layer.get("output_shape")]
+        produced = next((entry for entry in shapes if entry["type"] == layer_type), None)
     hint = ""
     if ctx.reference_layers is not None:
-        missing_pools = _pool_count(ctx.reference_layers) - _pool_count(model.get("modules", []))
+        # what ran before a failure counts too: F.max_pool2d calls are in the trace only
+        ran = (model.get("computation") or {}).get("layers") or model.get("modules", [])
+        missing_pools = _pool_count(ctx.reference_layers) - _pool_count(ran)
         if missing_pools > 0:
             hint = f": did you drop {'a' if missing_pools == 1 else missing_pools} MaxPool2d layer{'s' if missing_pools > 1 else ''}?"
     if produced is None:
@@ -272,10 +312,9 @@ def check_feature_width(ctx: CheckContext, spec: CheckSpecLike) -> None:
         return
     width = _width(produced["output_shape"])
     ctx.details.update(measured=width, expected=expected, layer=layer_type)
-    shapes = model.get("layer_shapes", [])
     position = shapes.index(produced)
     after = shapes[position + 1] if position + 1 < len(shapes) else None
-    consumer = next((m for m in model.get("modules", []) if after and m.get("path") == after.get("path")), None)
+    consumer = next((m for m in model.get("modules", []) if after and after.get("path") and m.get("path") == after.get("path")), None)
     if consumer is not None and consumer["type"] == "Linear" and _exported_state(ctx, model) is not None:
         # the hyperparameters were just held against the weights: the next Linear's input is the true width
         taken = consumer["hyper"].get("in_features")
@@ -306,7 +345,7 @@ def output_kind_of(outputs: torch.Tensor, atol: float = 1e-3) -> str:
 
 
 def _declared_output(model: dict) -> str:
-    layers = model.get("modules", [])
+    layers = layers_of(model)
     last = layers[-1]["type"] if layers else ""
     return {"LogSoftmax": "log_probabilities", "Softmax": "probabilities"}.get(last, "logits")
 

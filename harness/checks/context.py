@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.architecture import WEIGHTED, compare_computation, compare_layers, layers_of
 from harness.artifacts import Artifacts
 from harness.checks.verify import Verdict, verify
 from harness.models import ExecutionResult
@@ -136,6 +137,21 @@ class CheckContext:
         assert isinstance(outputs, torch.Tensor), "the exported predictions are not a tensor"
         return outputs.float()
 
+    def _computes_otherwise(self, model: dict[str, Any]) -> bool:
+        """Whether the model runs the reference's weighted layers, all its own modules, with other activations
+        between them (an F.relu on the code): then running its weights in the reference computes something else.
+
+        A weighted layer that is no module of the model (a hidden network's F.linear) or other weighted layers
+        leave the rerun to decide, as without a trace.
+        """
+        trace = model.get("computation") or {}
+        if not self.reference_layers or trace.get("error") or trace.get("truncated") or not trace.get("layers"):
+            return False
+        layers = layers_of(model)
+        if any(layer["type"] in WEIGHTED and not layer.get("path") for layer in layers):
+            return False
+        return not compare_layers(layers, self.reference_layers) and bool(compare_computation(layers, self.reference_layers))
+
     def verified_predictions(self) -> Verdict:
         """The host's verdict on the chosen model's predictions on the hidden images (``harness.checks.verify``).
 
@@ -151,5 +167,7 @@ class CheckContext:
             inputs = self.load_tensor(inputs_file) if inputs_file else None
             state = self.load_tensor(model["state_dict"]) if model.get("state_dict") else None
             reference = self.reference_model if self.fixed_architecture else None
+            if reference is not None and self._computes_otherwise(model):
+                reference = None  # same modules, another computation (an F.relu on the code): not the reference's run
             self.verdict = verify(outputs, inputs, state, self.hidden_images, reference, model.get("modules"))
         return self.verdict

@@ -47,6 +47,7 @@ from torch import nn
 
 from harness.architecture import layer_hyper
 from harness.probes import fixed_inputs
+from harness.probes.trace import trace_forward
 
 FORMAT = 1
 """Version of the probe.json layout."""
@@ -628,6 +629,7 @@ def _inspect(
         "modules": [],
         "forward_order": [],
         "layer_shapes": [],
+        "computation": None,
         "input_shape": None,
         "output_shape": None,
         "forward_error": None,
@@ -675,6 +677,7 @@ def _inspect(
         if shown is not None:
             entry["forward_order"] = shown["order"]
             entry["layer_shapes"] = shown["shapes"]
+            entry["computation"] = shown["computation"]
         if good is not None:
             entry["input_shape"] = good["input_shape"]
             entry["output_shape"] = good["output_shape"]
@@ -760,12 +763,22 @@ def _dummy_forward(
 
         handles.append(_T.register_forward_hook(module, hook))
     generator = _T.generator().manual_seed(0)
-    result: dict[str, Any] = {"input_shape": shape, "error": None, "output_shape": None}
+    result: dict[str, Any] = {"input_shape": shape, "error": None, "output_shape": None, "computation": None}
+    outputs: list[Any] = []
+
+    def forward(module: nn.Module, batch: torch.Tensor) -> None:
+        outputs.append(_T.module_call(module, batch))
+
     try:
         batch = _T.randn(*shape, generator=generator).to(device=device, dtype=dtype)
         with _time_limit(step_s), _T.inference_mode():
-            output = _T.module_call(model, batch)
-        result["output_shape"] = _shape_of(output)
+            # the same pass is traced: functional calls (F.relu, F.max_pool2d, x.view) become layers too
+            traced = trace_forward(model, batch, call=forward)
+        result["computation"] = traced
+        if traced["error"] is not None:
+            result["error"] = traced["error"]
+        elif outputs:
+            result["output_shape"] = _shape_of(outputs[0])
     except Exception as error:
         result["error"] = _one_line(error)
     finally:

@@ -14,6 +14,7 @@ from torch import nn
 from harness.architecture import describe_layers
 from harness.checks.context import CheckContext
 from harness.checks.verify import EXPORTED_INPUTS
+from harness.probes.trace import trace_forward, trace_layers
 
 
 @dataclass
@@ -41,13 +42,10 @@ def record(model: nn.Module, artifacts: Path, images: torch.Tensor | None = None
         for path, module in model.named_modules()
         if path and next(module.children(), None) is None
     ]
-    forward_error = None
     model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(2, 1, 28, 28))
-    except Exception as error:  # the student's network may not run
-        forward_error = f"{type(error).__name__}: {error}"
+    with torch.no_grad():  # the probe traces the same pass (functional calls become layers)
+        computation = trace_forward(model, torch.zeros(2, 1, 28, 28))
+    forward_error = computation["error"]  # the student's network may not run
     for hook in hooks:
         hook.remove()
     folder = artifacts / "models" / name
@@ -60,6 +58,7 @@ def record(model: nn.Module, artifacts: Path, images: torch.Tensor | None = None
         "class_name": type(model).__name__,
         "modules": describe_layers(model),
         "layer_shapes": shapes,
+        "computation": computation,
         "forward_error": forward_error,
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "state_dict": f"models/{name}/state_dict.pt",
@@ -90,12 +89,17 @@ def make_context(tmp_path: Path):
             model_note="graded `model`" if candidate else "no PyTorch model (nn.Module) was found after running your code",
             artifacts_dir=tmp_path,
             dataset="mnist",
-            reference_layers=describe_layers(reference) if reference is not None else None,
+            reference_layers=reference_layers(reference) if reference is not None else None,
             reference_model=reference,
             **kwargs,
         )
 
     return build
+
+
+def reference_layers(reference: nn.Module) -> list[dict[str, Any]]:
+    """The reference described as the pipeline describes it: its traced computation on an MNIST-shaped batch."""
+    return trace_layers(reference, [[1, 28, 28], [784]]) or describe_layers(reference)
 
 
 def pixels(images: torch.Tensor) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from harness.checks import run_check
@@ -225,8 +226,8 @@ def test_the_assignments_layers_beside_another_models_predictions_lose_the_archi
     class Ghost(CNN):
         """The assignment's layers, never used: the exported predictions come from elsewhere."""
 
-        def forward(self, x):
-            return torch.log_softmax(torch.flip(super().forward(x), dims=[1]) * 3, dim=1)
+        def forward(self, x):  # a flip is no layer: the traced computation is the assignment's
+            return torch.flip(super().forward(x), dims=[1])
 
     ctx = make_context(Ghost(), reference=CNN(), images=images)
     for check in ("architecture_matches", "parameter_count", "feature_width"):
@@ -238,3 +239,70 @@ def test_the_assignments_layers_beside_another_models_predictions_lose_the_archi
             "in the assignment's network on all 200 test images")
     honest = make_context(CNN(), reference=CNN(), images=images)
     assert run_check(honest, Spec("architecture_matches")).status == "passed"
+
+
+class FunctionalCNN(nn.Module):
+    """The assignment's CNN with only conv/linear modules: ReLU, pooling, flatten and LogSoftmax are calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.conv2, self.fc = nn.Conv2d(1, 16, 3), nn.Conv2d(16, 32, 3), nn.Linear(800, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return F.log_softmax(self.fc(torch.flatten(x, 1)), dim=1)
+
+
+def test_a_functional_cnn_passes_architecture_parameters_and_the_800_features(make_context, digits) -> None:
+    images, _ = digits
+    ctx = make_context(FunctionalCNN(), reference=CNN(), images=images)
+    result = run_check(ctx, Spec("architecture_matches", points=2))
+    assert (result.status, result.message) == ("passed", "")
+    assert result.details["student_layers"] == result.details["reference_layers"]
+    assert run_check(ctx, Spec("parameter_count", equals=12_810)).status == "passed"
+    width = run_check(ctx, Spec("feature_width", layer="Flatten", equals=800))
+    assert (width.status, width.details["measured"]) == ("passed", 800)
+
+
+def test_a_functional_cnn_without_its_second_pool_is_told_so(make_context) -> None:
+    class OnePool(FunctionalCNN):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3872, 10)
+
+        def forward(self, x):
+            x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+            return F.log_softmax(self.fc(F.relu(self.conv2(x)).view(x.size(0), -1)), dim=1)
+
+    ctx = make_context(OnePool(), reference=CNN())
+    result = run_check(ctx, Spec("architecture_matches"))
+    assert "missing: MaxPool2d(kernel 2, stride 2) (after Conv2d(16->32, kernel 3, stride 1, padding 0))" in result.message
+    width = run_check(ctx, Spec("feature_width", layer="Flatten", equals=800))
+    assert width.message == "your Flatten produces 3,872 features (from 32 x 11 x 11); the assignment's network has 800 here: did you drop a MaxPool2d layer?"
+
+
+def test_a_softmax_head_loses_the_architecture_point_with_the_reason(make_context) -> None:
+    class Softmax(FunctionalCNN):
+        def forward(self, x):
+            x = F.max_pool2d(F.relu(self.conv2(F.max_pool2d(F.relu(self.conv1(x)), 2))), 2)
+            return F.softmax(self.fc(x.flatten(1)), dim=1)
+
+    result = run_check(make_context(Softmax(), reference=CNN()), Spec("architecture_matches", points=2))
+    assert (result.status, result.score) == ("failed", 0)
+    assert result.message == (
+        "your network differs from the assignment's:\n  your network applies Softmax where the assignment has LogSoftmax")
+
+
+def test_a_functional_network_without_relu_has_no_nonlinearity_even_if_the_source_mentions_one(make_context) -> None:
+    class Linear3(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2, self.fc3 = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
+
+        def forward(self, x):
+            return F.log_softmax(self.fc3(self.fc2(self.fc1(x.flatten(1)))), dim=1)
+
+    ctx = make_context(Linear3(), reference=FeedForward(), source_text="# TODO: x = F.relu(self.fc1(x))")
+    result = run_check(ctx, Spec("architecture_matches"))
+    assert result.message.startswith("your network has no non-linearity (no ReLU, neither a layer nor an F.relu call)")

@@ -192,3 +192,28 @@ def test_a_network_with_a_layer_more_than_the_assignments_is_not_recomputed_in_i
     result = grade(tmp_path, hidden, "test_accuracy", reference=CNN(), state=extra.state_dict(), inputs=inputs,
                    outputs=run_in(extra, inputs), layers=describe_layers(extra))
     assert (result.details["verified"], result.details["note"]) == (False, UNVERIFIED_NOTE)  # weights fit, layers do not
+
+
+def test_a_network_with_the_references_modules_but_another_computation_is_not_rerun_as_the_reference(
+        make_context, digits) -> None:
+    images, _ = digits
+
+    class ReLUOnScores(CNN):  # the assignment's modules, one F.relu more: run as the reference, it would disagree
+        def forward(self, x):
+            return torch.log_softmax(torch.relu(self.main[:-1](x)), dim=1)
+
+    verdict = make_context(ReLUOnScores(), reference=CNN(), images=images).verified_predictions()
+    assert (verdict.believed, verdict.verified) == (True, False)
+
+
+def test_a_hidden_network_called_from_forward_is_still_rerun_as_the_reference(make_context, digits) -> None:
+    images, _ = digits
+    helper = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10), torch.nn.LogSoftmax(dim=1))
+
+    class Hidden(CNN):  # the assignment's modules, never used: a network outside the model computes the outputs
+        def forward(self, x):
+            return helper(x)
+
+    verdict = make_context(Hidden(), reference=CNN(), images=images).verified_predictions()
+    assert (verdict.believed, verdict.verified) == (False, True)
+    assert verdict.problem.startswith("the predictions your notebook exported are not what your network computes")

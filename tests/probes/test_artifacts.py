@@ -30,6 +30,11 @@ class Payload:
         return (print, ("this must never run on the host",))
 
 
+TRACE = {"layers": [{"path": None, "type": "ReLU", "hyper": {}, "function": "torch.relu", "output_shape": [2, 4]}],
+         "error": None, "truncated": False, "problems": []}
+"""A traced forward pass as the probe records it (ARTIFACTS.md ``computation``)."""
+
+
 def write_folder(root: Path, run: dict = RUN, probe: dict = PROBE) -> Path:
     (root / "models" / "m0").mkdir(parents=True)
     (root / "run.json").write_text(json.dumps(run))
@@ -72,6 +77,11 @@ def test_paths_outside_the_folder_are_refused(tmp_path):
             artifacts.load_tensor(relative)
 
 
+def test_a_traced_computation_loads(tmp_path):
+    folder = write_folder(tmp_path, RUN, {**PROBE, "models": [{**MODEL, "computation": TRACE}]})
+    assert load_artifacts(folder).probe["models"][0]["computation"] == TRACE
+
+
 @pytest.mark.parametrize(
     ("run", "probe", "message"),
     [
@@ -80,6 +90,13 @@ def test_paths_outside_the_folder_are_refused(tmp_path):
         (RUN, {**PROBE, "models": [{**MODEL, "origin": "pickle"}]}, "origin is 'pickle'"),
         (RUN, {**PROBE, "models": [{**MODEL, "input_shape": ["2"]}]}, "input_shape is not a list of whole numbers"),
         (RUN, {**PROBE, "models": [MODEL] * 13}, "13 model candidates, over the cap of 12"),
+        (RUN, {**PROBE, "models": [{**MODEL, "computation": [{"type": "ReLU"}]}]},
+         "computation: is list, expected an object"),
+        (RUN, {**PROBE, "models": [{**MODEL, "computation": {**TRACE, "layers": [{"type": "ReLU", "hyper": {},
+                                                                                  "path": 3}]}}]},
+         "computation: a layer's path and function must be strings or null"),
+        (RUN, {**PROBE, "models": [{**MODEL, "computation": {**TRACE, "truncated": "no"}}]},
+         "field 'truncated' is str, expected bool"),
     ],
 )
 def test_malformed_json_is_refused_with_the_field_named(tmp_path, run, probe, message):

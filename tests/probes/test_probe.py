@@ -79,6 +79,11 @@ def test_cnn_named_cnnnet_with_functional_relus_is_found_by_what_it_is(tmp_path,
     # the shared pool runs twice; F.relu is invisible to hooks
     called = [s["type"] for s in model["layer_shapes"]]
     assert called == ["Conv2d", "MaxPool2d", "Conv2d", "MaxPool2d", "Flatten", "Linear"]
+    # the traced computation sees the F.relu calls, and the shared pool each time it runs
+    computed = [layer["type"] for layer in model["computation"]["layers"]]
+    assert computed == ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear",
+                        "LogSoftmax"]
+    assert model["computation"]["error"] is None and model["computation"]["truncated"] is False
     assert model["outputs"]["mnist"]
 
 
@@ -89,6 +94,7 @@ def test_wrong_flatten_reports_the_shape_mismatch_and_the_3872_features(tmp_path
     assert model["input_shape"] is None and model["outputs"] == {}
     assert next(s for s in model["layer_shapes"] if s["type"] == "Flatten")["output_shape"] == [2, 3872]
     assert model["state_dict"] is not None  # the weights are still exported
+    assert model["computation"]["error"] == model["forward_error"]
 
 
 def test_the_usual_fix_of_the_wrong_flatten_has_43530_parameters(tmp_path, eval_images):
