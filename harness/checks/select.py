@@ -42,8 +42,10 @@ def _describe(candidate: dict[str, Any]) -> str:
     where = ""
     if candidate.get("bound") is False and built:
         function, source = built.get("function"), built.get("file")
-        owner = "code at top level" if function in (None, "<module>") else f"{function}()"
-        where = f", a local of {owner} in {source}" if source != "a notebook cell" else f", a local of {owner} in a notebook cell"
+        if function in (None, "<module>"):
+            where = f", built at top level in {source} (line {built.get('line')}) and no longer bound to a name"
+        else:
+            where = f", a local of {function}() in {source}"
     text = f"`{name}`{where}"
     return f"{text} ({details})" if details else text
 

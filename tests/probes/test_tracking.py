@@ -272,3 +272,20 @@ def test_the_bootstrap_installs_the_tracker_before_the_students_code(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     line = line_of(script, "ae = AE()")
     assert json.loads(done.stdout.splitlines()[-1]) == [["ae", True, f"AE() built in main, main.py line {line}"]]
+
+
+def test_a_model_rebound_at_top_level_is_described_by_where_it_was_built(tracked, tmp_path):
+    namespace = run_student(tmp_path, """
+        for seed in (1, 2):
+            torch.manual_seed(seed)
+            model = AE()
+            fit(model)
+        del model
+    """, name="runs.py")
+    record = probe_locals(tmp_path, namespace)
+    first = record["models"][0]
+    assert (first["name"], first["bound"], first["trained"]) == ("model", False, True)
+    line = line_of(tmp_path / "runs.py", "model = AE()")
+    _, note = select_model(record["models"], ("model",))
+    assert note == (f"graded `model`, built at top level in runs.py (line {line}) and no longer bound to a name "
+                    "(an instance of AE, trained: an optimizer stepped it)")
