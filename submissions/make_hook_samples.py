@@ -152,7 +152,8 @@ class Net(nn.Module):
         return self.main(x.reshape(-1, 28 * 28))"""
 
 FF_TRAIN = """\
-def train_and_eval(epochs=EPOCHS + 1):
+def train_and_eval(epochs=EPOCHS):
+    torch.manual_seed(0)
     net = Net()
     print(net)
     loss_fn = nn.NLLLoss()
@@ -285,8 +286,8 @@ class Encoder(nn.Module):
     def __init__(self, d=D):
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # 16 x 14 x 14
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 32 x 7 x 7
+            nn.Conv2d(1, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),   # 16 x 14 x 14
+            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),  # 32 x 7 x 7
             nn.Flatten(),
         )
         self.fc = nn.Linear(32 * 7 * 7, d)
@@ -298,9 +299,10 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, d=D):
         super().__init__()
-        self.fc = nn.Sequential(nn.Linear(d, 32 * 7 * 7), nn.ReLU())
+        self.fc = nn.Linear(d, 32 * 7 * 7)
         self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1), nn.ReLU(),  # 16 x 14 x 14
+            nn.BatchNorm2d(32), nn.ReLU(),
+            nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),  # 16 x 14 x 14
             nn.ConvTranspose2d(16, 1, 4, stride=2, padding=1), nn.Sigmoid(),  # 1 x 28 x 28
         )
 
@@ -338,27 +340,33 @@ def l1_on(model, loader):
     return total / n
 
 
-def train_classifier(model, train_dl, test_dl, epochs, params=None):
-    loss_fn = nn.CrossEntropyLoss()
-    opt = torch.optim.Adam(params if params is not None else model.parameters(), lr=1e-3)
+def train_classifier(model, train_dl, test_dl, loss_fn, epochs, lr=1e-3):
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     hist = {"train_loss": [], "test_loss": [], "train_acc": [], "test_acc": []}
     for epoch in range(epochs):
         model.train()
+        loss_sum, correct, n = 0.0, 0, 0
         for x, y in train_dl:
             opt.zero_grad()
-            loss_fn(model(x), y).backward()
+            out = model(x)
+            loss = loss_fn(out, y)
+            loss.backward()
             opt.step()
-        for split, dl in (("train", train_dl), ("test", test_dl)):
-            model.eval()
-            loss, correct, n = 0.0, 0, 0
-            with torch.no_grad():
-                for x, y in dl:
-                    out = model(x)
-                    loss += loss_fn(out, y).item() * len(y)
-                    correct += (out.argmax(1) == y).sum().item()
-                    n += len(y)
-            hist[split + "_loss"].append(loss / n)
-            hist[split + "_acc"].append(correct / n)
+            loss_sum += loss.item() * len(y)
+            correct += (out.argmax(1) == y).sum().item()
+            n += len(y)
+        hist["train_loss"].append(loss_sum / n)
+        hist["train_acc"].append(correct / n)
+        model.eval()
+        loss_sum, correct, n = 0.0, 0, 0
+        with torch.no_grad():
+            for x, y in test_dl:
+                out = model(x)
+                loss_sum += loss_fn(out, y).item() * len(y)
+                correct += (out.argmax(1) == y).sum().item()
+                n += len(y)
+        hist["test_loss"].append(loss_sum / n)
+        hist["test_acc"].append(correct / n)
         print(f"epoch {epoch + 1}: test accuracy {hist['test_acc'][-1]:.3f}")
     return hist
 
@@ -429,6 +437,7 @@ Q2 = '''\
 import os
 
 import torch
+from torch import nn
 
 from Classes import *
 
@@ -437,7 +446,8 @@ def main():
     torch.manual_seed(0)
     train_dl, test_dl = get_data()
     clf = Classifier()
-    hist = train_classifier(clf, train_dl, test_dl, epochs=2)
+    loss_fn = nn.CrossEntropyLoss()
+    hist = train_classifier(clf, train_dl, test_dl, loss_fn, epochs=3, lr=2e-3)
     os.makedirs(SAVE, exist_ok=True)
     torch.save(clf.state_dict(), os.path.join(SAVE, "q2_clf.pt"))
     plot_hist(hist, "Q2 classifier")
@@ -492,6 +502,7 @@ if __name__ == "__main__":
 Q4 = '''\
 """Q4: the q2 classifier trained from scratch on the first 100 training images."""
 import torch
+from torch import nn
 
 from Classes import *
 
@@ -500,7 +511,7 @@ def main():
     torch.manual_seed(0)
     train_dl, test_dl = get_data(n_train=100, batch_size=10)
     clf = Classifier()
-    hist = train_classifier(clf, train_dl, test_dl, epochs=20)
+    hist = train_classifier(clf, train_dl, test_dl, nn.CrossEntropyLoss(), epochs=15)
     plot_hist(hist, "Q4 (100 labels)")
 
 
@@ -513,6 +524,7 @@ Q5 = '''\
 import os
 
 import torch
+from torch import nn
 
 from Classes import *
 
@@ -524,7 +536,7 @@ def main():
     ae.load_state_dict(torch.load(os.path.join(SAVE, "q1_ae.pt")))
     clf = Classifier()
     clf.encoder.load_state_dict(ae.encoder.state_dict())
-    hist = train_classifier(clf, train_dl, test_dl, epochs=20)
+    hist = train_classifier(clf, train_dl, test_dl, nn.CrossEntropyLoss(), epochs=15)
     plot_hist(hist, "Q5 (pretrained encoder, 100 labels)")
 
 

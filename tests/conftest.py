@@ -85,6 +85,7 @@ END_TO_END = frozenset({
     "test_probe_extras.py",
     "test_samples_adl2024_a2.py",
     "test_samples_dl2025_a2.py",
+    "test_samples_hook.py",
     "test_samples_idl_ex2.py",
     "test_samples_mle_sheet06.py",
     "test_surrogate_names.py",

@@ -92,7 +92,7 @@ def test_the_other_hand_is_graded_on_its_own_names(reports, task_id, graded) -> 
 def test_the_reference_models_are_the_ones_the_sheet_asks_for(reports) -> None:
     report = reports["reference"]
     cnn = check_result(report, "cnn", "architecture_matches").details["model"]
-    assert cnn == "graded `cnn_model` (an instance of CNN_Classifier)"
+    assert cnn == "graded `cnn_model` (an instance of CNN_Classifier, trained: an optimizer stepped it)"
     assert "an instance of Conv_AE" in check_result(report, "conv-ae", "architecture_matches").details["model"]
     assert check_result(report, "conv-ae", "bottleneck_width").details["measured"] == 3
     angles = check_result(report, "pca-ae", "principal_angles").details

@@ -2,6 +2,7 @@
 import os
 
 import torch
+from torch import nn
 
 from Classes import *
 
@@ -10,7 +11,8 @@ def main():
     torch.manual_seed(0)
     train_dl, test_dl = get_data()
     clf = Classifier()
-    hist = train_classifier(clf, train_dl, test_dl, epochs=2)
+    loss_fn = nn.CrossEntropyLoss()
+    hist = train_classifier(clf, train_dl, test_dl, loss_fn, epochs=3, lr=2e-3)
     os.makedirs(SAVE, exist_ok=True)
     torch.save(clf.state_dict(), os.path.join(SAVE, "q2_clf.pt"))
     plot_hist(hist, "Q2 classifier")

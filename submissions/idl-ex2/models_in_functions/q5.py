@@ -2,6 +2,7 @@
 import os
 
 import torch
+from torch import nn
 
 from Classes import *
 
@@ -13,7 +14,7 @@ def main():
     ae.load_state_dict(torch.load(os.path.join(SAVE, "q1_ae.pt")))
     clf = Classifier()
     clf.encoder.load_state_dict(ae.encoder.state_dict())
-    hist = train_classifier(clf, train_dl, test_dl, epochs=20)
+    hist = train_classifier(clf, train_dl, test_dl, nn.CrossEntropyLoss(), epochs=15)
     plot_hist(hist, "Q5 (pretrained encoder, 100 labels)")
 
 
