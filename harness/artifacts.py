@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from harness.errors import HarnessError
+from harness.probes.tracking import TRAINED_HOW
 
 MAX_JSON_BYTES = 16 * 1024**2
 """run.json or probe.json bigger than this is refused."""
@@ -302,6 +303,15 @@ def _validate_probe(probe: dict[str, Any]) -> None:
         _require(model, "construct_error", str, at, optional=True)
         _require(model, "forward_error", str, at, optional=True)
         _require(model, "trainable_parameters", int, at, optional=True)
+        _require(model, "bound", bool, at, optional=True)
+        _require(model, "trained", bool, at, optional=True)
+        if model.get("trained_how") is not None and model["trained_how"] not in TRAINED_HOW:
+            raise ArtifactError(f"{at}: trained_how is {str(model['trained_how'])[:100]!r}, expected one of "
+                                f"{', '.join(TRAINED_HOW)}")
+        built = _require(model, "built_at", dict, at, optional=True)
+        if built is not None:
+            for name, kind in (("file", str), ("line", int), ("function", str), ("label", str)):
+                _require(built, name, kind, f"{at} built_at")
         _require(model, "total_parameters", int, at, optional=True)
         for layer in _require(model, "modules", list, at):
             if not (_named_entry(layer, "path", "type") and isinstance(layer.get("hyper"), dict)):

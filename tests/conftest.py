@@ -135,6 +135,7 @@ END_TO_END = frozenset({
     "test_samples_bars.py",
     "test_samples_dl2025_a2.py",
     "test_samples_figs.py",
+    "test_samples_hook.py",
     "test_samples_idl_ex2.py",
     "test_samples_match.py",
     "test_samples_mle_sheet06.py",

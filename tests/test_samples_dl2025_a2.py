@@ -89,7 +89,7 @@ def test_correct_part2_notebooks_get_full_automatic_marks(reports, student) -> N
 
 def test_the_other_hand_is_found_by_what_it_is(reports) -> None:
     report = reports["cnnnet"]
-    assert check_result(report, "ae", "architecture_matches").details["model"] == "graded `autoencoder` (an instance of AE)"
+    assert check_result(report, "ae", "architecture_matches").details["model"] == "graded `autoencoder` (an instance of AE, trained: an optimizer stepped it)"
     assert check_result(report, "vae", "vae_loss_closed_form").status == "passed"  # vae_loss(...) returns (total, bce, kl)
     assert check_result(report, "pca", "pca_encoding").status == "passed"  # PCA by np.linalg.eigh
     assert check_result(report, "pca", "figure_kind").status == "passed"  # a 6 x 6 grid of subplots under a suptitle

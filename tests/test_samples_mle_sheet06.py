@@ -80,8 +80,8 @@ def test_correct_notebooks_get_full_automatic_marks(reports, student) -> None:
     [
         ("cnn", "an instance of SignNet"),  # Sequential blocks, padding=1, F.log_softmax, F.nll_loss
         # the latent-3 one, by the reference's shape; its decoder reshapes with .view(), not nn.Unflatten
-        ("conv-ae", "`autoencoders[3]` (an instance of ConvAutoencoder)"),
-        ("pca-ae", "`linear_ae` (an instance of LinearAE)"),
+        ("conv-ae", "`autoencoders[3]` (an instance of ConvAutoencoder, trained: an optimizer stepped it)"),
+        ("pca-ae", "`linear_ae` (an instance of LinearAE, trained: an optimizer stepped it)"),
     ],
 )
 def test_the_other_hand_is_graded_on_its_own_names(reports, task_id, graded) -> None:
@@ -92,7 +92,10 @@ def test_the_other_hand_is_graded_on_its_own_names(reports, task_id, graded) -> 
 def test_the_reference_models_are_the_ones_the_sheet_asks_for(reports) -> None:
     report = reports["reference"]
     cnn = check_result(report, "cnn", "architecture_matches").details["model"]
-    assert cnn == "graded `cnn_model` (an instance of CNN_Classifier)"
+    assert cnn == (
+        "graded `cnn_model` (an instance of CNN_Classifier, trained: an optimizer stepped it); "
+        "`cnn_model at top level, a notebook cell, line 1` (an untrained copy) passed over"
+    )
     assert "an instance of Conv_AE" in check_result(report, "conv-ae", "architecture_matches").details["model"]
     assert check_result(report, "conv-ae", "bottleneck_width").details["measured"] == 3
     angles = check_result(report, "pca-ae", "principal_angles").details

@@ -52,7 +52,7 @@ def test_a_model_under_a_surrogate_name_does_not_crash_the_store(tmp_path: Path,
     statuses = {check["check"]: check["status"] for check in cnn["checks"]}
     assert statuses == {"runs_without_error": "passed", "architecture_matches": "failed", "parameter_count": "failed"}
     architecture = next(check for check in cnn["checks"] if check["check"] == "architecture_matches")
-    assert architecture["details"]["model"] == "graded `m\\udcff` (an instance of Sequential)"  # named readably
+    assert architecture["details"]["model"] == "graded `m\\udcff` (an instance of Sequential, not trained: it was never called and no optimizer stepped it)"  # named readably
     second = CliRunner().invoke(app, command)
     assert second.exit_code == 0, second.output
     assert "graded 0, unchanged 1, could not load 0" in second.output

@@ -4,7 +4,9 @@
 FashionMNIST at the prepared public files, whatever root the student passes, so that
 ``datasets.MNIST("weird/root", download=True)`` reads the mounted data and never downloads
 or writes. It also imports :mod:`harness.probes.probe`, which captures the torch functions
-the probe uses now, before the student's code can monkeypatch them.
+the probe uses now, before the student's code can monkeypatch them, and starts
+:mod:`harness.probes.tracking`, which records every model the student's code builds (function
+locals included) with where it was built and whether it was trained.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ def install(config: dict[str, Any]) -> None:
     import torch
 
     import harness.probes.probe  # noqa: F401  (captures torch references before student code runs)
+    from harness.probes import tracking
+
+    tracking.install(config.get("workspace"))
 
     threads = int(config.get("threads", 1))
     if threads > 0:

@@ -12,8 +12,10 @@ the functions and classes the student defined (``callables``).
 
 Models are found by what they are: the configured preferred names first, then every
 ``nn.Module`` instance (one level into dicts, lists and tuples too; submodules of another
-candidate are part of it), then every ``nn.Module`` class the student defined that has no
-instance, constructed without arguments (architecture only).
+candidate are part of it), then every model the student's code built that is bound to no name
+any more (a function's local, kept alive by :mod:`harness.probes.tracking`; trained ones first),
+then every ``nn.Module`` class the student defined that has no instance, constructed without
+arguments (architecture only). Each instance records whether it was trained and where it was built.
 
 Only plain tensors are saved (``torch.save`` of tensors and dicts of tensors); nothing is
 pickled. The student's code runs in this same process and could monkeypatch torch, so the
@@ -46,7 +48,7 @@ import torch
 from torch import nn
 
 from harness.architecture import layer_hyper
-from harness.probes import fixed_inputs
+from harness.probes import fixed_inputs, tracking
 from harness.probes.trace import trace_forward
 
 FORMAT = 1
@@ -147,17 +149,23 @@ class _Found:
     module: nn.Module | None = None
     top_level: bool = True
     """Bound to a name of the namespace itself (not found inside a dict, list or tuple)."""
+    built: tracking.Built | None = None
+    """Its construction record (site, trained), when it was built while the tracker watched."""
+    bound: bool = True
+    """Found in the namespace; False for a model only the construction tracker kept (a function's local)."""
 
 
 def run(config: dict[str, Any], namespace: dict[str, Any] | None = None) -> dict[str, Any]:
     """Inspect ``namespace`` (default: ``__main__``'s globals); write probe.json and tensors; return the record."""
+    # First: the probe builds and runs models itself, which the tracker must neither record nor slow down.
+    tracker = tracking.stop()
     if namespace is None:
         namespace = vars(sys.modules["__main__"])
     artifacts = Path(config["artifacts"])
     artifacts.mkdir(parents=True, exist_ok=True)
     step_s = float(config.get("step_timeout_s", 30.0))
     deadline = time.monotonic() + float(config.get("probe_budget_s", 90.0))
-    errors: list[str] = []
+    errors: list[str] = list(tracker.dropped) if tracker else []
     items = _namespace_items(namespace, errors)
     module_name = str(config.get("module_name") or namespace.get("__name__") or "__main__")
 
@@ -174,7 +182,7 @@ def run(config: dict[str, Any], namespace: dict[str, Any] | None = None) -> dict
         # Before the models: a call is quick, and a slow model inspection must not crowd it out.
         "calls": _calls(namespace, config.get("calls", ()), step_s, deadline, errors),
     }
-    found = _find_candidates(items, namespace, config, errors)
+    found = _find_candidates(items, namespace, config, errors, tracker)
     context = _EvalContext.build(items, config, errors)
     for index, candidate in enumerate(found):
         started = time.monotonic()
@@ -520,9 +528,14 @@ def _single_number(value: Any) -> float | None:
 
 
 def _find_candidates(
-    items: list[tuple[str, Any]], namespace: dict[str, Any], config: dict[str, Any], errors: list[str]
+    items: list[tuple[str, Any]],
+    namespace: dict[str, Any],
+    config: dict[str, Any],
+    errors: list[str],
+    tracker: tracking.Tracker | None = None,
 ) -> list[_Found]:
-    """Instances (preferred names first), then student-defined classes without an instance; at most the cap."""
+    """Instances (preferred names first), models only the tracker kept (trained first), then student-defined
+    classes without an instance; at most the cap."""
     prefer = [str(p) for p in config.get("prefer", ())]
 
     def rank(name: str, class_name: str) -> float:
@@ -556,6 +569,7 @@ def _find_candidates(
         except Exception as error:
             errors.append(f"{found.name}: could not list its modules: {_one_line(error)}")
     instances = [f for f in instances if f.top_level or id(f.obj) not in inside]
+    instances += _unbound_models(instances, set(inside), tracker, config.get("workspace"), rank, errors)
 
     instance_types = {type(f.obj) for f in instances}
     for found in instances:
@@ -585,6 +599,59 @@ def _find_candidates(
         skipped = ", ".join(f.name for f in ordered[cap:])
         errors.append(f"more than {cap} models were found; not inspected: {skipped}"[:2000])
     return ordered[:cap]
+
+
+def _unbound_models(
+    instances: list[_Found],
+    inside: set[int],
+    tracker: tracking.Tracker | None,
+    workspace: str | None,
+    rank: Callable[[str, str], float],
+    errors: list[str],
+) -> list[_Found]:
+    """Models the student's code built that no name of the namespace holds (a function's locals), trained first.
+
+    Also attaches its construction record to each namespace instance the tracker saw being built.
+    """
+    if tracker is None:
+        return []
+    records: dict[int, tracking.Built] = {}
+    for built in tracker.built:
+        model = built.module
+        if model is not None:
+            records.setdefault(id(model), built)
+    for found in instances:
+        found.built = records.get(id(found.obj))
+    known = {id(f.obj) for f in instances} | inside
+    unbound = []
+    for built in tracker.built:
+        model = built.module
+        if model is None or id(model) in known or _safe_isinstance(model, _T.loss_type) or not _has_parameters(model):
+            continue
+        known.add(id(model))
+        unbound.append(built)
+    parts: set[int] = set()
+    for built in unbound:
+        try:
+            parts.update(id(sub) for path, sub in _T.named_modules(built.module) if path)
+        except Exception as error:
+            errors.append(f"{built.label(workspace)}: could not list its modules: {_one_line(error)}")
+    trained = {id(b): b.trained() for b in unbound}
+    unbound = [b for b in unbound if id(b.module) not in parts]
+    unbound.sort(key=lambda b: (trained[id(b)][0] is not True, b.order))
+    names = {f.name for f in instances}
+    found = []
+    for position, built in enumerate(unbound):
+        variable = built.variable()
+        name = variable or f"{built.class_name}()"
+        if name in names:
+            where = "at top level" if built.function == "<module>" else f"in {built.function}()"
+            name = f"{name} {where}, {built.site(workspace)}"
+        names.add(name)
+        module = built.module
+        found.append(_Found(name, "instance", module, rank(name, built.class_name), 10_000 + position, module=module,
+                            built=built, bound=False))
+    return found
 
 
 def _has_parameters(module: nn.Module) -> bool:
@@ -640,7 +707,13 @@ def _inspect(
         "outputs": {},
         "inputs": {},
         "preprocessing": {},
+        "bound": found.bound,
+        "trained": None,
+        "trained_how": None,
+        "built_at": None,
     }
+    if found.origin == "instance":
+        _construction(found, entry, config.get("workspace"))
     model = found.module
     if found.origin == "class":
         try:
@@ -696,6 +769,21 @@ def _inspect(
                     _export_outputs(model, dataset, good["input_shape"], device, dtype, folder, artifacts, context,
                                     entry, step_s)
     return entry
+
+
+def _construction(found: _Found, entry: dict[str, Any], workspace: str | None) -> None:
+    """Fill ``trained``, ``trained_how`` and ``built_at`` from the candidate's construction record."""
+    built = found.built
+    if built is None:
+        entry["trained"], entry["trained_how"] = None, "unknown"
+        return
+    entry["trained"], entry["trained_how"] = built.trained()
+    entry["built_at"] = {
+        "file": _cap(built.source(workspace), 500),
+        "line": int(built.line),
+        "function": _cap(built.function, 200),
+        "label": _cap(built.label(workspace), 700),
+    }
 
 
 def _leaf_modules(model: nn.Module) -> list[dict[str, Any]]:

@@ -1,0 +1,373 @@
+"""Record every model the student's code builds, where, and whether it was trained (runs in the sandbox).
+
+``install()`` (called by ``bootstrap.install`` before the student's first line) wraps
+``nn.Module.__init__`` so that each module constructed outside another module's ``__init__`` is
+recorded with its construction site (file, line, enclosing function), and holds it by a strong
+reference, so a model that only ever lived as a function's local (``def run_q1(): model = AE();
+train(model)``) is still there when the probe runs. Whether it was trained is known three ways,
+none of them costing Python work per training step beyond one global optimizer hook:
+
+- an optimizer stepped its parameters (``register_optimizer_step_post_hook``; each optimizer is
+  looked at on its first step only, later steps return after a set lookup);
+- its weights were loaded (``load_state_dict``);
+- its weights changed after they were first seen: a small fingerprint is taken on the first
+  forward pass after its construction (a global forward pre-hook installed only while some model
+  waits for its fingerprint, removed on the first call) and compared when the probe asks.
+
+Memory is bounded: at most ``MAX_KEPT`` models and ``MAX_KEPT_BYTES`` of parameters are held;
+beyond that the untrained ones go first, oldest first, and ``dropped`` says which (the probe
+reports it). A released model is still found if the student's code keeps it alive itself.
+
+The student's code runs in this process and may monkeypatch torch: every torch function used
+here is captured when this module is imported (before the student's code runs). ``stop()``
+(called by the probe) restores ``nn.Module`` and removes the hooks before the probe constructs
+or runs anything itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import linecache
+import os
+import re
+import sys
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+MAX_KEPT = 24
+"""Models held alive at most (the probe inspects at most a dozen anyway)."""
+
+MAX_KEPT_BYTES = 512 * 1024**2
+"""Parameter bytes of the models held alive at most."""
+
+MAX_RECORDS = 5_000
+"""Construction records kept at most (released ones included); later constructions are not recorded."""
+
+MAX_FRAMES = 60
+"""Frames walked up from a construction to find whether another module's ``__init__`` is building it."""
+
+FINGERPRINT_SAMPLES = 64
+"""Parameter values kept per parameter to tell whether it changed (with the parameter's sum)."""
+
+TRAINED_HOW = {
+    "optimizer": "an optimizer stepped it",
+    "loaded": "its weights were loaded with load_state_dict",
+    "weights_changed": "its weights changed after it was built",
+    "unchanged": "no optimizer stepped it and its weights never changed after its first forward pass",
+    "never_used": "it was never called and no optimizer stepped it",
+    "unknown": "it was not built while the grader watched (loaded whole, or copied)",
+}
+"""How ``trained`` is known (probe.json's ``trained_how``), and what a person reads for each."""
+
+_MODULE_INIT = nn.Module.__init__
+_LOAD_STATE_DICT = nn.Module.load_state_dict
+_NAMED_PARAMETERS = nn.Module.named_parameters
+_NAMED_MODULES = nn.Module.named_modules
+_CHILDREN = nn.Module.children
+_REGISTER_STEP_POST_HOOK = register_optimizer_step_post_hook
+_REGISTER_FORWARD_PRE_HOOK = nn.modules.module.register_module_forward_pre_hook
+_NO_GRAD = torch.no_grad
+_NUMEL = torch.Tensor.numel
+_MODULE = nn.Module
+_LOSS = nn.modules.loss._Loss
+_GETFRAME = sys._getframe
+_ASSIGNED = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(?::[^=]*)?=(?!=)")
+_NOTEBOOK_CELL = re.compile(r"ipykernel_\d+|<ipython-input-|^<cell")
+
+
+@dataclass
+class Built:
+    """One module the student's code constructed (not as a part of another module being built)."""
+
+    ref: weakref.ReferenceType[nn.Module]
+    """The module, while it is alive."""
+    kept: nn.Module | None
+    """The strong reference that keeps it alive; None once released (over the caps, or a part of another model)."""
+    class_name: str
+    """Its class's name."""
+    file: str
+    """The file of the line that constructed it (a notebook cell's compiled name for a notebook)."""
+    line: int
+    """That line's number."""
+    function: str
+    """The function the line is in (``<module>`` at top level)."""
+    order: int
+    """Construction order, from 0."""
+    stepped: bool = False
+    """An optimizer stepped at least one of its parameters."""
+    loaded: bool = False
+    """``load_state_dict`` was called on it."""
+    fingerprint: dict[str, tuple[float, torch.Tensor]] | None = None
+    """Per parameter name, its sum and a few values on its first forward pass; None before that."""
+    parameter_bytes: int = 0
+    """Bytes of its parameters when its fingerprint was taken."""
+
+    @property
+    def module(self) -> nn.Module | None:
+        """The module if it is still alive."""
+        return self.kept if self.kept is not None else self.ref()
+
+    def source(self, workspace: str | None = None) -> str:
+        """The file it was built in, for people: ``q1.py`` (relative to ``workspace``) or ``a notebook cell``."""
+        if _NOTEBOOK_CELL.search(self.file):
+            return "a notebook cell"
+        name = self.file
+        if workspace:
+            try:
+                name = os.path.relpath(self.file, workspace)
+            except ValueError:
+                pass
+        return os.path.basename(self.file) if name.startswith("..") else name
+
+    def site(self, workspace: str | None = None) -> str:
+        """Where it was built, for people: ``q1.py line 14`` or ``a notebook cell, line 3``."""
+        source = self.source(workspace)
+        return f"{source}, line {self.line}" if source == "a notebook cell" else f"{source} line {self.line}"
+
+    def label(self, workspace: str | None = None) -> str:
+        """``AE() built in run_q1, q1.py line 14`` (``at top level`` outside any function)."""
+        where = "at top level" if self.function == "<module>" else f"in {self.function}"
+        return f"{self.class_name}() built {where}, {self.site(workspace)}"
+
+    def variable(self) -> str | None:
+        """The name the construction line assigns to (``model = AE()`` gives ``model``), if it reads as one."""
+        try:
+            text = linecache.getline(self.file, self.line)
+        except Exception:
+            return None
+        match = _ASSIGNED.match(text or "")
+        return match.group(1) if match else None
+
+    def trained(self) -> tuple[bool | None, str]:
+        """Whether it was trained and how that is known (a ``TRAINED_HOW`` key)."""
+        if self.stepped:
+            return True, "optimizer"
+        if self.loaded:
+            return True, "loaded"
+        module = self.module
+        if self.fingerprint is None or module is None:
+            return False, "never_used"
+        return (True, "weights_changed") if _changed(module, self.fingerprint) else (False, "unchanged")
+
+
+@dataclass
+class Tracker:
+    """What the hooks record while the student's code runs."""
+
+    built: list[Built] = field(default_factory=list)
+    """Every top-level module constructed, in order (dead released ones pruned when the list fills)."""
+    dropped: list[str] = field(default_factory=list)
+    """Models released to stay under the caps, for the probe's errors."""
+    pending: list[Built] = field(default_factory=list)
+    """Models waiting for their fingerprint (their first forward pass)."""
+    stepped: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
+    """Optimizers already looked at."""
+    handles: list[Any] = field(default_factory=list)
+    """The optimizer hook's removable handle."""
+    forward_handle: Any = None
+    """The forward pre-hook's handle while models wait for a fingerprint."""
+    full: bool = False
+    """``MAX_RECORDS`` was reached: later constructions are not recorded."""
+    count: int = 0
+    """Modules recorded so far (the next one's ``order``)."""
+    workspace: str | None = None
+    """The submission's folder: files in messages are named relative to it."""
+
+
+_ACTIVE: Tracker | None = None
+
+
+def install(workspace: str | None = None) -> Tracker:
+    """Start recording (idempotent): wrap ``nn.Module.__init__`` and ``load_state_dict``, add the optimizer hook."""
+    global _ACTIVE
+    if _ACTIVE is not None:
+        return _ACTIVE
+    tracker = Tracker(workspace=workspace)
+    tracker.handles.append(_REGISTER_STEP_POST_HOOK(_on_step))
+    nn.Module.__init__ = _tracked_init  # type: ignore[method-assign]
+    nn.Module.load_state_dict = _tracked_load_state_dict  # type: ignore[method-assign]
+    _ACTIVE = tracker
+    return tracker
+
+
+def stop() -> Tracker | None:
+    """Stop recording and restore ``nn.Module``; returns what was recorded (None if nothing was installed)."""
+    global _ACTIVE
+    tracker, _ACTIVE = _ACTIVE, None
+    if tracker is None:
+        return None
+    nn.Module.__init__ = _MODULE_INIT  # type: ignore[method-assign]
+    nn.Module.load_state_dict = _LOAD_STATE_DICT  # type: ignore[method-assign]
+    for handle in [*tracker.handles, tracker.forward_handle]:
+        if handle is not None:
+            handle.remove()
+    tracker.forward_handle = None
+    return tracker
+
+
+@functools.wraps(_MODULE_INIT)
+def _tracked_init(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+    _MODULE_INIT(self, *args, **kwargs)
+    tracker = _ACTIVE
+    if tracker is not None and not tracker.full:
+        try:
+            _record(tracker, self)
+        except Exception:  # recording must never break the student's code
+            pass
+
+
+@functools.wraps(_LOAD_STATE_DICT)
+def _tracked_load_state_dict(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+    result = _LOAD_STATE_DICT(self, *args, **kwargs)
+    tracker = _ACTIVE
+    if tracker is not None:
+        for built in tracker.built:
+            if built.ref() is self:
+                built.loaded = True
+    return result
+
+
+def _record(tracker: Tracker, module: nn.Module) -> None:
+    """Record ``module`` unless another module's ``__init__`` is building it (then it is a part of that one)."""
+    if isinstance(module, _LOSS):
+        return
+    frame = _GETFRAME(2)  # 0 _record, 1 _tracked_init, 2 the class's own __init__ (super().__init__()) or the site
+    while frame is not None and _init_self(frame) is module:  # the class's (and its bases') own __init__
+        frame = frame.f_back
+    if frame is None:
+        return
+    site, outer = frame, frame
+    for _ in range(MAX_FRAMES):
+        owner = _init_self(outer)
+        if owner is not None and owner is not module and isinstance(owner, _MODULE):
+            return  # built inside another module's __init__
+        outer = outer.f_back
+        if outer is None:
+            break
+    if len(tracker.built) >= MAX_RECORDS:
+        tracker.built = [b for b in tracker.built if b.module is not None]
+        if len(tracker.built) >= MAX_RECORDS:
+            tracker.full = True
+            tracker.dropped.append(f"more than {MAX_RECORDS:,} models were built; later ones were not recorded")
+            return
+    built = Built(weakref.ref(module), module, type(module).__name__, site.f_code.co_filename, site.f_lineno,
+                  site.f_code.co_name, tracker.count)
+    tracker.count += 1
+    tracker.built.append(built)
+    tracker.pending.append(built)
+    if tracker.forward_handle is None:
+        tracker.forward_handle = _REGISTER_FORWARD_PRE_HOOK(_on_forward)
+    if sum(1 for b in tracker.built if b.kept is not None) > MAX_KEPT:
+        _make_room(tracker, building=built)
+
+
+def _init_self(frame: Any) -> Any:
+    """The ``self`` of an ``__init__`` frame; None for any other frame."""
+    code = frame.f_code
+    if code.co_name != "__init__" or not code.co_argcount:
+        return None
+    return frame.f_locals.get(code.co_varnames[0])
+
+
+def _on_forward(module: nn.Module, args: Any) -> None:
+    """The first forward pass after a construction: fingerprint the waiting models, then remove this hook."""
+    tracker = _ACTIVE
+    if tracker is None:
+        return None
+    if tracker.forward_handle is not None:
+        tracker.forward_handle.remove()
+        tracker.forward_handle = None
+    waiting, tracker.pending = tracker.pending, []
+    for built in waiting:
+        model = built.module
+        if model is None:
+            continue
+        try:
+            built.fingerprint, built.parameter_bytes = _fingerprint(model)
+        except Exception:
+            continue
+    if sum(b.parameter_bytes for b in tracker.built if b.kept is not None) > MAX_KEPT_BYTES:
+        _make_room(tracker)
+    return None
+
+
+def _on_step(optimizer: Any, args: Any, kwargs: Any) -> None:
+    """After an optimizer's step: on its first step only, mark the models whose parameters it updates."""
+    tracker = _ACTIVE
+    if tracker is None or optimizer in tracker.stepped:
+        return
+    try:
+        tracker.stepped.add(optimizer)
+        updated = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        for built in tracker.built:
+            model = built.module
+            if model is not None and not built.stepped:
+                built.stepped = any(id(p) in updated for _, p in _NAMED_PARAMETERS(model))
+    except Exception:  # recording must never break the student's training
+        pass
+
+
+def _fingerprint(model: nn.Module) -> tuple[dict[str, tuple[float, torch.Tensor]], int]:
+    """Per parameter: its sum and up to ``FINGERPRINT_SAMPLES`` evenly spread values; and the parameters' bytes."""
+    prints, size = {}, 0
+    with _NO_GRAD():
+        for name, parameter in _NAMED_PARAMETERS(model):
+            flat = parameter.detach().reshape(-1)
+            count = _NUMEL(flat)
+            size += count * flat.element_size()
+            step = max(1, count // FINGERPRINT_SAMPLES)
+            prints[name] = (float(flat.double().sum()), flat[::step][:FINGERPRINT_SAMPLES].clone())
+    return prints, size
+
+
+def _changed(model: nn.Module, prints: dict[str, tuple[float, torch.Tensor]]) -> bool:
+    """True when a fingerprinted parameter's sum or sampled values differ now."""
+    with _NO_GRAD():
+        for name, parameter in _NAMED_PARAMETERS(model):
+            if name not in prints:
+                continue
+            total, sample = prints[name]
+            flat = parameter.detach().reshape(-1)
+            step = max(1, _NUMEL(flat) // FINGERPRINT_SAMPLES)
+            now = flat[::step][:FINGERPRINT_SAMPLES]
+            if now.shape != sample.shape or float(flat.double().sum()) != total or not bool((now == sample).all()):
+                return True
+    return False
+
+
+def _make_room(tracker: Tracker, building: Built | None = None) -> None:
+    """Release held models until the caps hold: parts of other held models and parameterless ones silently,
+    then untrained ones oldest first, then trained ones oldest first (each noted in ``dropped``).
+
+    ``building``: the model whose ``__init__`` is running (it has no layers yet): never released here.
+    """
+    held = [b for b in tracker.built if b.kept is not None and b is not building]
+    inside: set[int] = set()
+    for built in held:
+        for path, sub in _NAMED_MODULES(built.kept):
+            if path:
+                inside.add(id(sub))
+    for built in held:
+        model = built.kept
+        empty = next(iter(_NAMED_PARAMETERS(model)), None) is None and next(iter(_CHILDREN(model)), None) is None
+        if id(model) in inside or empty:
+            built.kept = None
+    held = [b for b in held if b.kept is not None]
+    held.sort(key=lambda b: (b.stepped or b.loaded, b.order))
+    count = len(held) + (building is not None)
+    size = sum(b.parameter_bytes for b in held)
+    for built in held:
+        if count <= MAX_KEPT and size <= MAX_KEPT_BYTES:
+            break
+        built.kept = None
+        count, size = count - 1, size - built.parameter_bytes
+        trained = "trained" if built.stepped or built.loaded else "untrained"
+        tracker.dropped.append(
+            f"{built.label(tracker.workspace)} ({trained}) was not kept for grading: more than {MAX_KEPT} models or "
+            f"{MAX_KEPT_BYTES // 1024**2} MiB of weights were built"
+        )
