@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -18,6 +17,7 @@ from harness.architecture import (
 from harness.probes.trace import trace_layers
 from reference.autoencoders import Autoencoder
 from reference.classifiers import CNN, FeedForward
+from tests.checks.test_architecture_checks import FunctionalCNN as Functional
 
 
 def test_padding_same_is_the_explicit_padding_it_amounts_to() -> None:
@@ -113,16 +113,6 @@ def test_a_free_size_takes_any_value_and_a_fixed_one_does_not() -> None:
 
 
 def test_similarity_reads_a_candidates_traced_computation() -> None:
-    class Functional(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv1, self.conv2, self.fc = nn.Conv2d(1, 16, 3), nn.Conv2d(16, 32, 3), nn.Linear(800, 10)
-
-        def forward(self, x):
-            x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-            x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-            return F.log_softmax(self.fc(torch.flatten(x, 1)), dim=1)
-
     reference = trace_layers(CNN(), MNIST)
     candidate = {"modules": describe_layers(Functional()),
                  "computation": {"layers": trace_layers(Functional(), MNIST), "error": None, "truncated": False}}
