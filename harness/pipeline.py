@@ -63,7 +63,7 @@ from harness.rubric import Rubric, Task, load_rubric
 from harness.sandbox import Sandbox, make_sandbox
 from harness.sandbox.quota import limited_folder, release_folder
 from harness.scoring import ManualScore, score_load_failure, score_submission
-from harness.store import ResultStore, readable_report, report_from_dict
+from harness.store import ResultStore, execution_from_dict, execution_to_dict, readable_report, report_from_dict
 
 PROFILES = {
     "full": {"eval_images": None, "default_wall_s": 900.0},
@@ -639,6 +639,14 @@ def _reference_runs(setup: GradingSetup, content_hash: str) -> dict[str, Executi
         return {}
 
 
+def _cached_runs(document: Mapping[str, Any]) -> dict[str, ExecutionResult]:
+    """The reference's runs a calibration file kept, by source (none when it holds none or they do not decode)."""
+    try:
+        return {e.source: e for e in map(execution_from_dict, document.get("runs") or [])}
+    except (ValueError, TypeError, KeyError):
+        return {}
+
+
 def calibrate_rubric(setup: GradingSetup, reference_dir: Path, on_event: OnEvent | None = None) -> dict[str, dict[str, float]]:
     """Grade the reference submission to learn the bars of relative thresholds and budgets; cached.
 
@@ -661,12 +669,16 @@ def calibrate_rubric(setup: GradingSetup, reference_dir: Path, on_event: OnEvent
         if on_event:
             on_event(Calibrating(str(reference_dir)))
         started = time.perf_counter()
-        report = grade_submission(loaded, setup, _reference_runs(setup, loaded.content_hash))
+        runs = _reference_runs(setup, loaded.content_hash)
+        if cached and cached.get("reference") == loaded.content_hash:  # e.g. a rubric edit: its runs may still hold
+            runs = {**_cached_runs(cached), **runs}
+        report = grade_submission(loaded, setup, runs)
         setup.calibration = _reference_metrics(setup, report)
         setup.reusable_runs.update({(loaded.content_hash, e.source): e for e in report.executions})
         path.parent.mkdir(parents=True, exist_ok=True)
         document = {"key": key, "assignment": setup.rubric.assignment, "profile": setup.profile,
-                    "seconds": round(time.perf_counter() - started, 2), "tasks": setup.calibration}
+                    "seconds": round(time.perf_counter() - started, 2), "tasks": setup.calibration,
+                    "reference": loaded.content_hash, "runs": [execution_to_dict(e) for e in report.executions]}
         handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(handle, "w") as stream:
             json.dump(document, stream, indent=2)

@@ -116,6 +116,16 @@ def _build(tp: Any, value: Any, where: str) -> Any:
     return value  # str, int, bool, Literal[...], dict[str, Any]
 
 
+def execution_to_dict(execution: models.ExecutionResult) -> dict[str, Any]:
+    """An ExecutionResult as JSON-ready data (the calibration cache keeps the reference's runs this way)."""
+    return _plain(execution)
+
+
+def execution_from_dict(data: Mapping[str, Any]) -> models.ExecutionResult:
+    """The ExecutionResult that :func:`execution_to_dict` turned into ``data``; ValueError when it is not one."""
+    return _build(models.ExecutionResult, data, "execution")
+
+
 def report_from_dict(data: Mapping[str, Any]) -> GradeReport:
     """The GradeReport that :func:`report_to_dict` turned into ``data``."""
     fields = {k: v for k, v in data.items() if k not in ("score", "points")}

@@ -42,11 +42,15 @@ def world(tmp_path: Path, small_data: Path):
     rubric = tmp_path / "rubric.yaml"
     sandbox = Counting()
 
-    def grade(points: int = 1, extra: str = "", **options):
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    shutil.copy(SCRIPT, reference / SCRIPT.name)
+
+    def grade(points: int = 1, extra: str = "", calibrate: bool = False, **options):
         rubric.write_text(RUBRIC.replace("POINTS", str(points)) + extra, encoding="utf-8")
         setup = prepare_setup(rubric, small_data, tmp_path / "out", sandbox=sandbox, profile="fast")
         began = time.perf_counter()
-        summary = grade_batch(batch.parent, setup, **options)
+        summary = grade_batch(batch.parent, setup, reference_dir=reference if calibrate else None, **options)
         return summary, time.perf_counter() - began
 
     return grade, sandbox, tmp_path / "out"
@@ -75,3 +79,11 @@ def test_only_changes_to_what_runs_run_again(world) -> None:
 
     grade(points=1, extra="limits: {memory: 3GiB}\n", force=True)  # --force runs again
     assert sandbox.runs == 4
+
+
+def test_recalibrating_after_a_points_edit_reuses_the_references_runs(world) -> None:
+    grade, sandbox, _ = world
+    grade(points=1, calibrate=True)  # the reference calibrates; ann hands in the same script, so its run is reused
+    assert sandbox.runs == 1
+    again, _ = grade(points=2, calibrate=True)  # a new rubric: calibrate again, from the runs the calibration kept
+    assert (sandbox.runs, _score(again)) == (1, 3.0)
