@@ -47,7 +47,7 @@ from harness.checks import known_checks, run_check
 from harness.checks.context import CheckContext
 from harness.checks.select import select_model
 from harness.data import load_split
-from harness.engines import Engine, RunSettings, kind_for, make_workspace
+from harness.engines import Engine, RunSettings, kind_for, make_workspace, read_run_json
 from harness.environment import check_packages
 from harness.errors import HarnessError, StoreError
 from harness.events import Calibrating, Done, Fault, Loaded, LoadWarning, OnEvent
@@ -482,6 +482,35 @@ def _harness_errors(task: Task, fault: str) -> list[CheckResult]:
     ]
 
 
+def setup_problem(execution: ExecutionResult) -> str | None:
+    """Why the grader could not prepare the run of ``execution`` (its fault, never the student's), or None.
+
+    Either the runner recorded a setup error (the hidden first cell, or the bootstrap of a script, failed: an
+    environment that cannot import torch), or the runner left no record at all and exited with an error before
+    any of the student's code could run (the interpreter or the harness would not start in the sandbox).
+    """
+    where = f"the grader could not prepare the run of {execution.source} (not a problem with your code: a TA will look)"
+    try:
+        run = read_run_json(execution.artifacts_dir) if execution.artifacts_dir else None
+    except HarnessError:
+        return None  # a malformed record is reported where the records are read
+    if run is not None:
+        error = run.get("setup_error")
+        if isinstance(error, str) and error.strip():
+            return f"{where}: {_last_line(error)}"
+        return None
+    if execution.sandbox.verdict == "error":
+        said = _last_line(execution.sandbox.stderr) or execution.sandbox.message
+        return f"{where}: the runner stopped before your code started ({execution.sandbox.message}): {said}"
+    return None
+
+
+def _last_line(text: str) -> str:
+    """The last non-empty line of a traceback or of stderr (the exception itself), cut to 300 characters."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
 def _why_no_probe(execution: ExecutionResult | None, run: dict[str, Any] | None) -> str:
     if execution is None:
         return "your code was not run"
@@ -551,6 +580,9 @@ def _grade_in(
             continue
         executions.append(execution)
         ran[relative] = execution
+        problem = setup_problem(execution)
+        if problem:  # the grader's own preparation failed: not the student's error, and no check can judge the run
+            faults[relative] = problem
     graded: dict[str, CheckContext] = {}  # contexts of the tasks graded so far, for cross-task checks
     for task in rubric.grading_order():
         entry = plan.source(task.id)
