@@ -108,6 +108,8 @@ def error_entry(cell: int, ename: str, evalue: str, source: str, traceback_text:
     Text that is not valid Unicode (a lone surrogate such as ``\\ud800``) is shown escaped.
     """
     lines = escape_invalid_text(source).strip("\n").splitlines()[:3]
+    if ename in ("SyntaxError", "IndentationError", "TabError") and cell >= 0:
+        evalue = _cell_syntax_error(str(evalue), source)
     return {
         "cell": cell,
         "ename": _cap(escape_invalid_text(str(ename)), 200),
@@ -115,6 +117,24 @@ def error_entry(cell: int, ename: str, evalue: str, source: str, traceback_text:
         "source_excerpt": _cap("\n".join(lines), 500),
         "traceback": _tail(_ANSI.sub("", escape_invalid_text(traceback_text)), MAX_TRACEBACK_CHARS),
     }
+
+
+_KERNEL_FILE = re.compile(r"\((?:\d+\.py|<[^>]*>), line (\d+)\)")
+"""Where IPython says a cell's syntax error is: its own temporary file name (``3809694872.py``) and a line."""
+
+
+def _cell_syntax_error(evalue: str, source: str) -> str:
+    """A syntax error's message as a student can find it: the line of the cell and its text, not IPython's
+    temporary file name (``invalid syntax (3809694872.py, line 2)`` -> ``invalid syntax (line 2 of the cell:
+    `print "hi"`)``)."""
+    match = _KERNEL_FILE.search(evalue)
+    if match is None:
+        return evalue
+    number = int(match.group(1))
+    lines = source.splitlines()
+    text = lines[number - 1].strip() if 0 < number <= len(lines) else ""
+    where = f"line {number} of the cell" + (f": `{text[:200]}`" if text else "")
+    return evalue[: match.start()] + f"({where})" + evalue[match.end():]
 
 
 def escape_invalid_text(text: str) -> str:

@@ -119,6 +119,8 @@ def test_a_syntax_error_fails_only_its_own_cell(tmp_path):
     run = run_source(tmp_path, FIXTURES / "notebooks" / "syntax_error.ipynb", "notebook", base_config())
     assert [(e["cell"], e["ename"]) for e in run.record["errors"]] == [(1, "SyntaxError")]
     assert run.record["errors"][0]["source_excerpt"] == "def broken(:\n    return 1"
+    # the line as the student wrote it, not IPython's temporary file name (``3809694872.py, line 1``)
+    assert run.record["errors"][0]["evalue"].endswith("(line 1 of the cell: `def broken(:`)")
     assert run.model("model")["trainable_parameters"] == 7_850
 
 
