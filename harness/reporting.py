@@ -216,16 +216,34 @@ def pass_rates(reports: Sequence[GradeReport]) -> list[dict]:
     return rows
 
 
+EVERY_CHECK = "every check"
+"""The check column of a failure row standing for all the checks of its tasks (one cause, such as a missing file)."""
+
+
 def failures_by_reason(reports: Sequence[GradeReport]) -> list[dict]:
-    """Failed and errored checks grouped by task, check and reason, most common first."""
+    """Failed and errored checks grouped by task, check and reason, most common first.
+
+    A reason that failed every check of the tasks it touches in a submission (a missing notebook fails each of
+    its tasks' checks with the same words) is one row for those tasks, check ``every check``, not one per check.
+    """
     counter: Counter = Counter()
     for report in reports:
         if report.load_failure:
             counter[("(loading)", "", _reason(report.load_failure))] += 1
+        by_reason: dict[str, list[tuple[str, str]]] = {}
         for task in report.tasks:
             for result in task.checks:
                 if result.status in ("failed", "error"):
-                    counter[(task.task, result.check, _reason(result.message))] += 1
+                    by_reason.setdefault(_reason(result.message), []).append((task.task, result.check))
+        checks_of = {task.task: len(task.checks) for task in report.tasks}
+        for reason, failed in by_reason.items():
+            tasks = list(dict.fromkeys(task for task, _ in failed))
+            whole = len(failed) > 1 and all(sum(1 for t, _ in failed if t == task) == checks_of[task] for task in tasks)
+            if whole:
+                counter[(", ".join(tasks), EVERY_CHECK, reason)] += 1
+            else:
+                for task, check in failed:
+                    counter[(task, check, reason)] += 1
     return [
         {"task": task, "check": name, "reason": reason, "count": count}
         for (task, name, reason), count in counter.most_common()

@@ -149,3 +149,23 @@ def test_the_student_page_shows_a_passed_checks_figures(tmp_path) -> None:
                          tasks=(TaskScore(task="t1", title="Task 1", score=3.0, points=3.0, checks=(check,)),))
     page = render_student(report, tmp_path, "A").read_text()
     assert '<span class="muted">measured 79.7% against a bar of at least 77.3%</span>' in page
+
+
+def test_one_missing_file_is_one_row_of_failures_by_reason_not_one_per_check() -> None:
+    from harness.reporting import failures_by_reason
+
+    missing = "autoencoders.ipynb was not found in your submission (found: CNNMNIST.ipynb)"
+
+    def failed(task: str, check: str, message: str) -> CheckResult:
+        return CheckResult(task, check, "failed", message, 1.0, 0.0)
+
+    ae = TaskScore("ae", "AE", 0.0, 3.0, checks=tuple(failed("ae", c, missing) for c in ("a", "b", "c")))
+    pca = TaskScore("pca", "PCA", 0.0, 2.0, checks=tuple(failed("pca", c, missing) for c in ("d", "e")))
+    cnn = TaskScore("cnn", "CNN", 1.0, 2.0, checks=(failed("cnn", "test_accuracy", "accuracy is 50%"),
+                                                      CheckResult("cnn", "parameter_count", "passed", "", 1.0, 1.0)))
+    reports = [GradeReport(student=s, assignment="a", content_hash=s, rubric_hash="r", profile="fast",
+                           tasks=(ae, pca, cnn)) for s in ("ann", "bob")]
+    assert failures_by_reason(reports) == [
+        {"task": "ae, pca", "check": "every check", "reason": missing, "count": 2},
+        {"task": "cnn", "check": "test_accuracy", "reason": "accuracy is N", "count": 2},
+    ]
