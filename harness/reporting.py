@@ -85,6 +85,18 @@ def problem_text(report: GradeReport) -> str:
     return "; ".join(part for part in (report.load_failure, *report.environment_problems) if part)
 
 
+def run_outcome(execution: ExecutionResult) -> str:
+    """How a run ended, in words: the sandbox's verdict for a stopped run; for one that reached its end, whether
+    its code raised errors (never a bare "exit code 0" beside them)."""
+    if execution.sandbox.verdict != "ok":
+        return execution.sandbox.message
+    count = len(execution.errors)
+    if not count:
+        return "ran to the end"
+    where = "cell" if any(e.cell >= 0 for e in execution.errors) else "part"
+    return f"ran to the end; {count} {where}{'s' if count != 1 else ''} raised {'errors' if count != 1 else 'an error'}"
+
+
 def shown_errors(execution: ExecutionResult) -> list[str]:
     """The run's errors as the student page lists them, with the NameError cascade of a missing package summed up.
 
@@ -169,6 +181,7 @@ def render_student(report: GradeReport, out_dir: Path, rubric_title: str) -> Pat
         isolated=all(e.sandbox.isolated for e in report.executions),
         figures=figures,
         shown_errors=shown_errors,
+        run_outcome=run_outcome,
         **_common(report.profile),
     )
     _write_atomic(folder / "index.html", html)

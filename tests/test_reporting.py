@@ -169,3 +169,19 @@ def test_one_missing_file_is_one_row_of_failures_by_reason_not_one_per_check() -
         {"task": "ae, pca", "check": "every check", "reason": missing, "count": 2},
         {"task": "cnn", "check": "test_accuracy", "reason": "accuracy is N", "count": 2},
     ]
+
+
+def test_a_run_with_errors_never_shows_exit_code_0(tmp_path) -> None:
+    from harness.models import CellError, ExecutionResult, SandboxResult
+    from harness.reporting import run_outcome
+
+    ok = SandboxResult("ok", "exit code 0", 0, 2.0, 1.5, 0, "", "", True)
+    clean = ExecutionResult("CNNMNIST.ipynb", ok, cells_run=4, cells_total=4)
+    broken = replace(clean, errors=(CellError(2, "NameError", "name 'x' is not defined"),))
+    killed = replace(clean, sandbox=replace(ok, verdict="timeout", message="timed out after 40 s"))
+    assert [run_outcome(e) for e in (clean, broken, killed)] == [
+        "ran to the end", "ran to the end; 1 cell raised an error", "timed out after 40 s"]
+    report = GradeReport(student="ada", assignment="a", content_hash="h", rubric_hash="r", profile="fast",
+                         tasks=(TaskScore(task="t1", title="Task 1", score=0.0, points=1.0),), executions=(broken,))
+    page = render_student(report, tmp_path, "A").read_text()
+    assert "exit code 0" not in page and '<td class="failed">ran to the end; 1 cell raised an error</td>' in page
