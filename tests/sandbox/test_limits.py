@@ -121,6 +121,7 @@ def test_processes(sandbox, tmp_path):
             if os.fork() == 0:
                 time.sleep(2)
                 os._exit(0)
+        time.sleep(2)  # stay, as a fork bomb does: on a loaded machine the forks can end between two polls
     """
     result = run_py(sandbox, code, tmp_path, max_processes=20)
     assert (result.verdict, result.message) == ("processes", "started more than 20 processes (threads count too)")
