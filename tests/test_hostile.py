@@ -286,8 +286,11 @@ def test_a_replaced_probe_gains_nothing_over_the_honest_notebook(graded) -> None
     )
     for name in ("test_accuracy", "per_class_accuracy", "forward_consistent"):
         assert (_check(forged, name).status, _check(forged, name).message) == ("failed", refused)
-    for name in ("architecture_matches", "parameter_count", "feature_width"):  # the ghost's record is not believed
-        assert _check(forged, name).message == f"the grader cannot tell that this is the network your notebook used: {refused}"
+    # The ghost (the assignment's layers, never trained) is passed over: the network the notebook really trained was
+    # recorded when it was built, and its true layers are graded (its second MaxPool2d is missing).
+    for name in ("architecture_matches", "parameter_count", "feature_width"):
+        assert _check(forged, name).status == "failed"
+    assert "expected Linear(800->10), found Linear(3872->10)" in _check(forged, "architecture_matches").message
     assert {c.check for c in _cnn(honest).checks if c.status == "passed"} >= {"test_accuracy", "per_class_accuracy"}
 
 

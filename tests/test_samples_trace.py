@@ -36,7 +36,9 @@ EXPECTED = {
     "functional_cnn": {"cnn": 13.0, "ae": 0.0},
     "ae_dim512": {"cnn": 0.0, "ae": 6.0},
     # architecture_matches (1 point) fails: the ReLU on the code
-    "ae_latent_relu": {"cnn": 0.0, "ae": 5.0},
+    # the ReLU on the 2-d code costs the architecture point (1) and, since it leaves the code mostly zeros, the
+    # reconstruction is no better than predicting the mean image, which the reconstruction bar now refuses (2)
+    "ae_latent_relu": {"cnn": 0.0, "ae": 3.0},
 }
 """Per-task scores of every sample whose scores do not hang on training luck (softmax_head's are asserted below)."""
 
@@ -47,7 +49,7 @@ def test_every_sample_is_graded(reports) -> None:
 
 @pytest.mark.parametrize("student", sorted(EXPECTED))
 def test_task_scores(reports, student) -> None:
-    assert automatic_scores(reports[student], TASKS) == pytest.approx(EXPECTED[student], abs=1e-3)
+    assert automatic_scores(reports[student], TASKS) == pytest.approx(EXPECTED[student], abs=1e-3), failed_checks(reports[student], ["ae"])
 
 
 def test_the_softmax_head_loses_architecture_output_and_loss_points_and_trains_worse(reports) -> None:
