@@ -148,7 +148,7 @@ def test_the_student_page_shows_a_passed_checks_figures(tmp_path) -> None:
     report = GradeReport(student="ada", assignment="a", content_hash="h", rubric_hash="r", profile="fast",
                          tasks=(TaskScore(task="t1", title="Task 1", score=3.0, points=3.0, checks=(check,)),))
     page = render_student(report, tmp_path, "A").read_text()
-    assert '<span class="muted">measured 79.7% against a bar of at least 77.3%</span>' in page
+    assert '<div class="muted">measured 79.7% against a bar of at least 77.3%</div>' in page
 
 
 def test_one_missing_file_is_one_row_of_failures_by_reason_not_one_per_check() -> None:
