@@ -15,6 +15,7 @@ import nbformat
 import pytest
 
 from harness import loading
+from harness.loading import archives, common, validation
 from harness.errors import LoadError
 from harness.loading import LoadLimits, content_hash, load_batch, load_submission
 from harness.models import MiB, LoadFailure, Submission
@@ -512,15 +513,15 @@ def test_lying_headers_do_not_get_past_the_real_byte_count(tmp_path: Path) -> No
 
 def test_copy_counts_real_bytes_whatever_the_header_says(tmp_path: Path) -> None:
     stream = io.BytesIO(bytes(8 * MiB))
-    member = loading._Member(parts=("x.bin",), label="x.bin", size=10, compressed_size=1000, open=lambda: stream)
+    member = common._Member(parts=("x.bin",), label="x.bin", size=10, compressed_size=1000, open=lambda: stream)
     out = io.BytesIO()
-    with pytest.raises(loading._Rejected, match=r"x.bin expands from 1000 bytes to more than 2.0 MiB"):
-        loading._copy_bounded(stream, out, member, LoadLimits(), loading._Budget())
+    with pytest.raises(common._Rejected, match=r"x.bin expands from 1000 bytes to more than 2.0 MiB"):
+        archives._copy_bounded(stream, out, member, LoadLimits(), common._Budget())
     assert len(out.getvalue()) <= 1 * MiB
     big = io.BytesIO(bytes(3 * MiB))
-    plain = loading._Member(parts=("y.bin",), label="y.bin", size=10, open=lambda: big)
-    with pytest.raises(loading._Rejected, match=r"y.bin is larger than 2.0 MiB \(announced as 10 bytes\)"):
-        loading._copy_bounded(big, io.BytesIO(), plain, LoadLimits(max_file_bytes=2 * MiB), loading._Budget())
+    plain = common._Member(parts=("y.bin",), label="y.bin", size=10, open=lambda: big)
+    with pytest.raises(common._Rejected, match=r"y.bin is larger than 2.0 MiB \(announced as 10 bytes\)"):
+        archives._copy_bounded(big, io.BytesIO(), plain, LoadLimits(max_file_bytes=2 * MiB), common._Budget())
 
 
 # ------------------------------------------------------------------------------------------ hashing
@@ -667,7 +668,7 @@ def test_an_unforeseen_error_fails_one_student_as_a_grader_fault(tmp_path: Path,
             raise KeyError("a bug in the grader")
         return real(data, name)
 
-    monkeypatch.setattr(loading, "notebook_problem", broken_for_bob)
+    monkeypatch.setattr(validation, "notebook_problem", broken_for_bob)  # _validate looks it up in its own module
     results = by_student(load_batch(batch, tmp_path / "staging"))
     assert ok(results["alice"]).files == ("alice.ipynb",)
     assert failed(results["bob"]).reason == f"{loading.GRADER_FAULT}: KeyError: 'a bug in the grader'"
