@@ -22,6 +22,12 @@ def _problem(path: str, reason: str) -> PydanticCustomError:
     return PydanticCustomError("rubric", "{reason}", {"path": path, "reason": reason})
 
 
+def _did_you_mean(name: str, options: Iterable[str]) -> str:
+    """`` (did you mean 'equals'?)`` when ``name`` looks like a misspelling of one of ``options``; else empty."""
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 # -- errors of a check entry against its check's declaration -----------------------------------------------------
 
 
@@ -60,8 +66,7 @@ def _declared_reason(error: Any, declaration: type[BaseModel], check: str) -> tu
         return loc, f"required: {about}" if about else "required"
     if kind == "extra_forbidden":
         allowed = [f for f in (section.model_fields if section is not None else {}) if f != "params"]
-        close = difflib.get_close_matches(name, allowed, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = _did_you_mean(name, allowed)
         if in_params:
             return loc, f"{check} has no params key {name!r}{hint}; its params: {', '.join(allowed) or 'none'}"
         if name == "params":
@@ -138,9 +143,7 @@ def _reason(error: Any, root: type[BaseModel] | None = None) -> str:
         if parent is None:
             return "is not a known field"
         allowed = [f for f in parent.model_fields]
-        close = difflib.get_close_matches(name, allowed, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"is not a known field{hint}; allowed here: {', '.join(allowed)}"
+        return f"is not a known field{_did_you_mean(name, allowed)}; allowed here: {', '.join(allowed)}"
     bounds = {"greater_than": ("gt", "greater than"), "greater_than_equal": ("ge", "at least"),
               "less_than": ("lt", "less than"), "less_than_equal": ("le", "at most")}
     if kind in bounds:

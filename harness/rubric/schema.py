@@ -7,7 +7,6 @@ names (:func:`_resolve_spec`) to check that it exists and can be built with ``ar
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib
 import inspect
@@ -32,7 +31,7 @@ from pydantic import (
 )
 
 from harness.errors import RubricError
-from harness.rubric.messages import _declared_reason, _problem
+from harness.rubric.messages import _declared_reason, _did_you_mean, _problem
 from harness.rubric.params import _one_or_many, _python_name, references
 
 Dataset = Literal["mnist", "fashionmnist", "signs"]
@@ -91,9 +90,7 @@ class CheckSpec(_Strict):
         """Reject a check name that is not registered, when the caller says which are."""
         known = (info.context or {}).get("known_checks")
         if known is not None and name not in known:
-            close = difflib.get_close_matches(name, list(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown check {name!r}{hint}; known: {', '.join(sorted(known))}")
+            raise ValueError(f"unknown check {name!r}{_did_you_mean(name, known)}; known: {', '.join(sorted(known))}")
         return name
 
     @field_validator("min", "max", "tolerance", "points", "relative_to_reference")
