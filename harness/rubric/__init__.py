@@ -92,6 +92,7 @@ from harness.rubric.schema import (
     RunLimits,
     Task,
     Text,
+    Title,
     _resolve_spec,  # harness.checks.architecture reads module:Class specs the way the rubric does
 )
 
@@ -122,6 +123,7 @@ __all__ = [
     "Task",
     "TaskId",
     "Text",
+    "Title",
     "declared_keys",
     "load_rubric",
     "parse_rubric",

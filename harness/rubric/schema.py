@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ByteSize,
@@ -53,6 +54,8 @@ def _nonempty_text(value: str) -> str:
 
 
 Text = Annotated[str, Field(strict=True)]
+Title = Annotated[str, Field(strict=True), AfterValidator(_nonempty_text)]
+"""A title shown in reports: kept without the spaces around it, never blank."""
 Alternatives = Annotated[tuple[Annotated[str, Field(strict=True, min_length=1)], ...], BeforeValidator(_one_or_many)]
 
 
@@ -339,7 +342,7 @@ class Task(_Strict):
 
     id: Text
     """Unique id: lowercase letters, digits and hyphens (``cnn-why-800``)."""
-    title: Text
+    title: Title
     """What the task is called in reports (``1.3 CNN on MNIST``)."""
     source: Alternatives = ()
     """The notebook or module producing the task, matched case-insensitively; alternatives in order of preference."""
@@ -363,12 +366,6 @@ class Task(_Strict):
                 f"{value!r} is not a valid id: use lowercase letters, digits and single hyphens (e.g. 'cnn-why-800')"
             )
         return value
-
-    @field_validator("title")
-    @classmethod
-    def _title(cls, value: str) -> str:
-        """Refuse a blank title."""
-        return _nonempty_text(value)
 
     @model_validator(mode="after")
     def _automatic_or_manual(self) -> Task:
@@ -422,7 +419,7 @@ class Rubric(_Strict):
 
     assignment: Text
     """Assignment id (``dl2025-a2``)."""
-    title: Text
+    title: Title
     """Human title of the assignment."""
     datasets: tuple[Dataset, ...] = ()
     """Datasets the assignment's sources read; prepared before grading."""
@@ -438,12 +435,6 @@ class Rubric(_Strict):
 
     _path: Path | None = PrivateAttr(default=None)
     _hash: str | None = PrivateAttr(default=None)
-
-    @field_validator("title")
-    @classmethod
-    def _title(cls, value: str) -> str:
-        """Refuse a blank title."""
-        return _nonempty_text(value)
 
     @field_validator("assignment")
     @classmethod
