@@ -243,6 +243,17 @@ def test_plain_folder_batch_names_students_after_entries(tmp_path: Path) -> None
     assert ok(results["dave.py"]).kind == "module"
 
 
+def test_folders_in_a_batch_zip_are_students_and_a_package_keeps_its_name(tmp_path: Path) -> None:
+    bulk = make_zip(tmp_path / "bulk.zip", {
+        "alice/q1.py": "a = 1\n", "alice/q2.py": "b = 2\n",
+        "mnistlib/__init__.py": "", "mnistlib/model.py": "x = 1\n",
+    })
+    results = by_student(load_batch(bulk, tmp_path / "staging"))
+    assert (ok(results["alice"]).files, ok(results["alice"]).kind) == (("q1.py", "q2.py"), "folder")
+    package = ok(results["mnistlib"])
+    assert (package.files, package.kind) == (("mnistlib/__init__.py", "mnistlib/model.py"), "package")
+
+
 # ----------------------------------------------------------------------------------------- failures
 
 

@@ -247,7 +247,8 @@ def _load_zip_batch(path: Path, staging: Path, limits: LoadLimits) -> list[Submi
                 load=lambda student, m=member: _load_zip_single(student, path, m, staging, limits),
             ))
         for top, inner in folders.items():
-            inner_found = _Found(members=_as_folder_members(top, inner))
+            # A student's folder: its name is dropped unless it is a package (one top folder, unwrapped).
+            inner_found = _Found(members=_unwrap(inner))
             entries.append(_moodle_entry(top, _Entry(
                 student=_readable(top), alt_student=_readable(top),
                 load=lambda student, f=inner_found: _stage(student, path, f, staging, limits),
@@ -269,10 +270,3 @@ def _load_zip_single(
     if suffix not in (*CODE_SUFFIXES, ".zip"):
         return LoadFailure(student=student, source=source, reason=_not_a_submission(_readable(name)))
     return _stage(student, source, _Found(members=[replace(member, unpack=suffix == ".zip")]), staging, limits)
-
-
-def _as_folder_members(top: str, inner: list[_Member]) -> list[_Member]:
-    """A student's folder inside a batch zip: keep the folder name only when it is a package."""
-    if any(m.parts == (top, "__init__.py") for m in inner):
-        return inner
-    return [replace(m, parts=m.parts[1:]) for m in inner]
