@@ -131,7 +131,7 @@ def _shown(value: Any) -> str:
 
 
 def _reason(error: Any, root: type[BaseModel] | None = None) -> str:
-    """One pydantic error in plain words; ``root``: the model validated, whose fields an unknown key is shown."""
+    """One pydantic error in plain words; ``root``, the model validated, gives an unknown key the keys allowed."""
     kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
     if kind == "rubric":
         return str(ctx["reason"])
