@@ -724,7 +724,11 @@ def grade_batch(
 
     def graded_by_backend(submission: Submission) -> GradeReport:
         assert runner is not None
-        reuse = {} if force else _stored_runs(store, lock, submission.content_hash, setup.profile)
+        if force:
+            reuse: dict[str, ExecutionResult] = {}
+        else:
+            with lock:  # the store is shared by the grading threads
+                reuse = _stored_runs(store, submission.content_hash, setup.profile)
         gpu = slots.acquire() if slots is not None else None
         try:
             return runner.grade(submission, gpu, reuse)
@@ -785,11 +789,11 @@ def grade_batch(
                         carried=tuple(r.student for r in carried))
 
 
-def _stored_runs(store: ResultStore, lock: threading.Lock, content_hash: str, profile: str) -> dict[str, ExecutionResult]:
-    """The runs of the last stored report of this content (under any rubric file), by source; none if unreadable."""
+def _stored_runs(store: ResultStore, content_hash: str, profile: str) -> dict[str, ExecutionResult]:
+    """The runs of the last stored report of this content (under any rubric file), by source; none if unreadable.
+    A caller sharing ``store`` between threads holds its lock around the call."""
     try:
-        with lock:
-            earlier = store.latest(content_hash, profile)
+        earlier = store.latest(content_hash, profile)
     except StoreError:  # a damaged row: run again
         return {}
     return {e.source: e for e in earlier.executions} if earlier else {}
