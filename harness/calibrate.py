@@ -854,7 +854,7 @@ def calibrate_rubric(
         report = grade_submission(loaded, replace(setup, rubric=setup.rubric.restricted(graded)), {**kept, **runs})
         measured = reference_metrics(setup, report)
         setup.calibration.update(measured)
-        setup.reusable_runs.update({(loaded.content_hash, e.source): e for e in report.executions})
+        setup.reusable_runs.setdefault(loaded.content_hash, {}).update({e.source: e for e in report.executions})
         kept.update({e.source: e for e in report.executions})
         entries.update({t: {"key": keys[t], "metrics": measured.get(t, {})} for t in graded})
         _write(path, {

@@ -158,9 +158,9 @@ class GradingSetup:
     it is removed once the submission is graded, so what a submission wrote never stays on the host."""
     hidden_images: dict[str, np.ndarray] = field(default_factory=dict)
     """Per dataset: the evaluation images as written for the sandbox, kept on the host to check what comes back."""
-    reusable_runs: dict[tuple[str, str], ExecutionResult] = field(default_factory=dict)
-    """Runs made while calibrating, by (content hash, source): the reference in the batch is checked on them
-    again with the calibrated bars instead of running the same code twice."""
+    reusable_runs: dict[str, dict[str, ExecutionResult]] = field(default_factory=dict)
+    """Runs made while calibrating, by content hash, then by source: the reference in the batch is checked on
+    them again with the calibrated bars instead of running the same code twice."""
     pins: Pins = field(default_factory=Pins)
     """A TA's per-student choices of the file serving a task (``--pins``), over what the matcher chose."""
 
@@ -548,8 +548,7 @@ def _grade_in(
                            submission.content_hash, setup.profile)
         for step in plan.steps
     }
-    earlier = {relative: e for (content, relative), e in setup.reusable_runs.items() if content == submission.content_hash}
-    reused = reusable(list(keys.items()), earlier, reuse)
+    reused = reusable(list(keys.items()), setup.reusable_runs.get(submission.content_hash, {}), reuse)
     for index, step in enumerate(plan.steps):
         tasks = [rubric.task(t) for t in step.tasks]
         relative = step.file
