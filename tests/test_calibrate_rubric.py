@@ -89,3 +89,27 @@ def test_a_relative_bar_reads_the_declared_value_and_says_how_to_calibrate_it() 
         "no calibrated reference value 'hidden_min_class_accuracy' for task cnn: grade with the reference submission "
         "(--reference DIR, or submissions/<assignment>/reference) to calibrate relative bars"
     )
+
+
+def test_each_task_is_cached_under_a_key_of_its_own(tmp_path: Path) -> None:
+    import nbformat
+
+    from harness.calibrate import _task_keys
+    from harness.matching import plan_sources
+
+    notebook = nbformat.writes(nbformat.v4.new_notebook())
+
+    def keys(text: str = DECLARING, profile: str = "fast", reference: str = "abc") -> dict[str, str]:
+        rubric = parse_rubric(text, "rubric.yaml", known_checks())
+        setup = GradingSetup(rubric=rubric, data_dir=tmp_path, out_dir=tmp_path, sandbox=None, profile=profile)
+        plan = plan_sources(rubric, {"cnn.ipynb": notebook, "ae.ipynb": notebook})
+        return _task_keys(setup, SimpleNamespace(content_hash=reference), plan, ["cnn", "ae"])
+
+    base = keys()
+    edited = keys(DECLARING.replace("min: 0.5", "min: 0.6"))  # a bar of cnn: ae's calibration still holds
+    assert edited["cnn"] != base["cnn"] and edited["ae"] == base["ae"]
+    assert keys(DECLARING.replace('title: "What calibration keeps"', 'title: "Renamed"')) == base
+    for changed in (keys(profile="full"), keys(reference="def"), keys(DECLARING.replace("[mnist]", "[mnist, fashionmnist]"))):
+        assert changed["cnn"] != base["cnn"] and changed["ae"] != base["ae"]
+    (tmp_path / "manifest.json").write_text("{}", encoding="utf-8")  # other prepared data
+    assert set(keys().values()).isdisjoint(base.values())
