@@ -116,3 +116,25 @@ def test_a_batch_whose_tasks_are_cached_runs_no_reference(course) -> None:
     setup, _ = grade({"cy": "cnn.py"})
     assert sandbox.runs == ["cy"] and len(events) == 1
     assert set(setup.calibration) == {"cnn"}  # only what this batch needs is read
+
+
+def test_grading_one_submission_calibrates_only_its_tasks(tmp_path: Path, small_data: Path) -> None:
+    from harness.pipeline import grade_single
+
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    for name in ("cnn.py", "ff.py"):
+        shutil.copy(SCRIPT, reference / name)
+    rubric = tmp_path / "rubric.yaml"
+    rubric.write_text(TWO_SCRIPTS.replace("CNN_BAR", "0.5"), encoding="utf-8")
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data, ignore=shutil.ignore_patterns("calibration"))
+    sandbox = Counting()
+    setup = prepare_setup(rubric, data, tmp_path / "out", sandbox=sandbox, profile="fast")
+    handed_in = tmp_path / "ff.py"
+    shutil.copy(SCRIPT, handed_in)
+    events: list[Calibrating] = []
+    report = grade_single(handed_in, setup, student="dee", reference_dir=reference, on_event=events.append)
+    assert sorted(sandbox.runs) == ["dee", "reference"]  # the reference's cnn.py does not run
+    assert [e.tasks for e in events if isinstance(e, Calibrating)] == [("ff",)]
+    assert [c.status for t in report.tasks if t.task == "ff" for c in t.checks] == ["passed", "passed"]
