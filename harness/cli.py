@@ -328,7 +328,7 @@ def _grade_with_progress(
 
         def on_event(event: ProgressEvent) -> None:
             if isinstance(event, Calibrating):
-                progress.update(bar, description="calibrating on the reference submission")
+                progress.update(bar, description=f"calibrating {', '.join(event.tasks)} on the reference submission")
             elif isinstance(event, Loaded):
                 progress.update(bar, total=event.total, description="grading")
             elif isinstance(event, LoadWarning):
@@ -414,7 +414,8 @@ def check(
     from harness.loading import load_submission
     from harness.models import LoadFailure
     from harness.outdir import claim_output
-    from harness.pipeline import calibrate_rubric, grade_submission, plan_for, prepare_setup
+    from harness.calibrate import calibrate_rubric
+    from harness.pipeline import grade_submission, plan_for, prepare_setup
 
     if not source.exists():
         _fail(HarnessError(f"{source}: no such file or folder"))
@@ -450,8 +451,9 @@ def check(
             setup.rubric = setup.rubric.restricted(mine)
             reference_dir = _reference_dir(rubric, setup.rubric.assignment, None)
             if reference_dir is not None:
-                console.print("calibrating on the reference submission (first use only)...")
-                calibrate_rubric(setup, reference_dir)
+                calibrate_rubric(setup, reference_dir, lambda event: console.print(
+                    f"calibrating {', '.join(getattr(event, 'tasks', ()))} on the reference submission (first use only)..."
+                ))
             console.print(f"running {source.name} in the sandbox...")
             report = grade_submission(submission, setup)
     except HarnessError as error:
@@ -699,8 +701,9 @@ def autograde(
     import json
     import tempfile
 
+    from harness.calibrate import calibrate_rubric
     from harness.export import ExportOptions, gradescope_results
-    from harness.pipeline import calibrate_rubric, grade_single, prepare_setup
+    from harness.pipeline import grade_single, prepare_setup
 
     def write(document: dict[str, Any]) -> None:
         results.parent.mkdir(parents=True, exist_ok=True)

@@ -14,20 +14,18 @@ and the append) is logged when the batch resumes, marked as such: every grading 
 appears in the log exactly once per time it was graded.
 
 Relative thresholds and budgets come from grading the assignment's reference submission on
-the same data and machine (``calibrate_rubric``), cached per rubric, profile and data.
+the same data and machine (:func:`harness.calibrate.calibrate_rubric`), only for the tasks the
+batch hands in, cached per task.
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
-import hashlib
 import json
-import math
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -50,9 +48,10 @@ from harness.data import load_split
 from harness.engines import Engine, RunSettings, kind_for, make_workspace, read_run_json
 from harness.environment import check_packages
 from harness.errors import HarnessError, StoreError
-from harness.events import Calibrating, Done, Fault, Loaded, LoadWarning, OnEvent
+from harness.events import Done, Fault, Loaded, LoadWarning, OnEvent
 from harness.loading import load_batch, load_submission
 from harness.outdir import STORE_NAME
+from harness.profiles import PROFILES
 from harness.probes.probe import DEFAULT_INPUT_SHAPES
 from harness.manual import read_manual_scores, write_manual_template
 from harness.matching import CODE_SUFFIXES, Pins, SourcePlan, check_pins, plan_sources, read_pins, statement_works
@@ -63,14 +62,7 @@ from harness.rubric import Rubric, Task, load_rubric
 from harness.sandbox import Sandbox, make_sandbox
 from harness.sandbox.quota import limited_folder, release_folder
 from harness.scoring import ManualScore, score_load_failure, score_submission
-from harness.store import ResultStore, execution_from_dict, execution_to_dict, readable_report, report_from_dict
-
-PROFILES = {
-    "full": {"eval_images": None, "default_wall_s": 900.0},
-    "fast": {"eval_images": 1000, "default_wall_s": 300.0},
-}
-"""Per profile: how many hidden images the probes evaluate (None: all) and the default wall-clock limit."""
-
+from harness.store import ResultStore, readable_report, report_from_dict
 
 GRADING_LOG = "grading-log.jsonl"
 """File name of the grading log in the output folder."""
@@ -166,9 +158,9 @@ class GradingSetup:
     it is removed once the submission is graded, so what a submission wrote never stays on the host."""
     hidden_images: dict[str, np.ndarray] = field(default_factory=dict)
     """Per dataset: the evaluation images as written for the sandbox, kept on the host to check what comes back."""
-    reusable_runs: dict[tuple[str, str], ExecutionResult] = field(default_factory=dict)
-    """Runs made while calibrating, by (content hash, source): the reference in the batch is checked on them
-    again with the calibrated bars instead of running the same code twice."""
+    reusable_runs: dict[str, dict[str, ExecutionResult]] = field(default_factory=dict)
+    """Runs made while calibrating, by content hash, then by source: the reference in the batch is checked on
+    them again with the calibrated bars instead of running the same code twice."""
     pins: Pins = field(default_factory=Pins)
     """A TA's per-student choices of the file serving a task (``--pins``), over what the matcher chose."""
 
@@ -224,7 +216,7 @@ def prepare_setup(
         setup.manual = read_manual_scores(manual_csv, rubric)
     if pins is not None:
         setup.pins = read_pins(pins, rubric)  # students and files are checked against the batch once it is loaded
-    limit = PROFILES[profile]["eval_images"]
+    limit = PROFILES[profile].eval_images
     eval_dir = out_dir / "eval"
     eval_dir.mkdir(exist_ok=True)
     for dataset in rubric.datasets:
@@ -240,7 +232,7 @@ def prepare_setup(
 
 def _limits(rubric: Rubric, profile: str, memory_bytes: int | None, cell_timeout_s: float | None) -> Limits:
     """The base limits of every run: the profile's wall clock, the rubric's limits, the command line's overrides."""
-    limits = Limits(wall_s=PROFILES[profile]["default_wall_s"])
+    limits = Limits(wall_s=PROFILES[profile].default_wall_s)
     given = rubric.limits
     memory = memory_bytes or (int(given.memory) if given and given.memory else None)
     cell = cell_timeout_s or (given.cell_timeout_s if given else None)
@@ -413,13 +405,6 @@ def _reference_for(task: Task) -> tuple[torch.nn.Module | None, list[dict[str, A
     return model, layers, parameters
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (OSError, ValueError):
-        return None
-
-
 def _task_context(
     setup: GradingSetup,
     task: Task,
@@ -563,8 +548,7 @@ def _grade_in(
                            submission.content_hash, setup.profile)
         for step in plan.steps
     }
-    earlier = {relative: e for (content, relative), e in setup.reusable_runs.items() if content == submission.content_hash}
-    reused = reusable(list(keys.items()), earlier, reuse)
+    reused = reusable(list(keys.items()), setup.reusable_runs.get(submission.content_hash, {}), reuse)
     for index, step in enumerate(plan.steps):
         tasks = [rubric.task(t) for t in step.tasks]
         relative = step.file
@@ -614,110 +598,6 @@ def _grade_in(
     )
     # names and messages from the student's run may hold lone surrogates
     return readable_report(replace(report, load_warnings=submission.warnings, lms_id=submission.lms_id))
-
-
-# -- calibration against the reference submission ------------------------------------------------------------
-
-
-def _reference_metrics(setup: GradingSetup, report: GradeReport) -> dict[str, dict[str, float]]:
-    """Per task: what the reference submission reached (from its own check details) and how long it ran.
-
-    Besides ``seconds``, ``hidden_accuracy`` and ``hidden_min_class_accuracy``, every check's numeric
-    ``details["measured"]`` is kept under the check's name (the first, when a task has the same check
-    twice): relative bars of any check read the reference's value of the same check in the same task.
-    """
-    seconds = {e.source: e.sandbox.wall_s for e in report.executions}
-    metrics: dict[str, dict[str, float]] = {}
-    for task_score in report.tasks:
-        if task_score.manual:
-            continue
-        task = setup.rubric.task(task_score.task)
-        entry: dict[str, float] = {}
-        source = task_score.source_run or task.find_source(seconds.keys())
-        if source in seconds:
-            entry["seconds"] = seconds[source]
-        for result in task_score.checks:
-            if result.check == "test_accuracy" and "measured" in result.details:
-                entry["hidden_accuracy"] = float(result.details["measured"])
-            if result.check == "per_class_accuracy" and "per_class" in result.details:
-                entry["hidden_min_class_accuracy"] = float(min(result.details["per_class"].values()))
-            measured = result.details.get("measured")
-            if (
-                isinstance(measured, (int, float)) and not isinstance(measured, bool) and math.isfinite(measured)
-                and result.check not in entry
-            ):
-                entry[result.check] = float(measured)
-        metrics[task.id] = entry
-    return metrics
-
-
-def _calibration_key(setup: GradingSetup, reference: Submission) -> str:
-    manifest = setup.data_dir / "manifest.json"
-    digest = hashlib.sha256()
-    for part in (setup.rubric.hash, reference.content_hash, setup.profile, manifest.read_bytes() if manifest.exists() else b""):
-        digest.update(part if isinstance(part, bytes) else part.encode())
-    return digest.hexdigest()
-
-
-def _reference_runs(setup: GradingSetup, content_hash: str) -> dict[str, ExecutionResult]:
-    """The reference's runs stored in this output folder by an earlier grading (a rubric edit that changed only
-    points or bars then recalibrates without running the reference again)."""
-    if not setup.store_path.is_file():
-        return {}
-    try:
-        with ResultStore(setup.store_path) as store:
-            return _stored_runs(store, threading.Lock(), content_hash, setup.profile)
-    except StoreError:
-        return {}
-
-
-def _cached_runs(document: Mapping[str, Any]) -> dict[str, ExecutionResult]:
-    """The reference's runs a calibration file kept, by source (none when it holds none or they do not decode)."""
-    try:
-        return {e.source: e for e in map(execution_from_dict, document.get("runs") or [])}
-    except (ValueError, TypeError, KeyError):
-        return {}
-
-
-def calibrate_rubric(setup: GradingSetup, reference_dir: Path, on_event: OnEvent | None = None) -> dict[str, dict[str, float]]:
-    """Grade the reference submission to learn the bars of relative thresholds and budgets; cached.
-
-    The reference is graded with provisional bars (its own measurements cannot be known
-    before it runs); only its measurements are kept. Saved in
-    ``<data>/calibration/<assignment>-<profile>.json`` with a key over the rubric, the reference
-    submission, the profile and the prepared data, so any change recalibrates.
-    """
-    staging = Path(tempfile.mkdtemp(prefix="reference-", dir=setup.out_dir))
-    try:
-        loaded = load_submission(reference_dir, staging, student="reference")
-        if isinstance(loaded, LoadFailure):
-            raise HarnessError(f"the reference submission {reference_dir} cannot be loaded: {loaded.reason}")
-        key = _calibration_key(setup, loaded)
-        path = setup.data_dir / "calibration" / f"{setup.rubric.assignment}-{setup.profile}.json"
-        cached = _read_json(path)
-        if cached and cached.get("key") == key:
-            setup.calibration = cached["tasks"]
-            return setup.calibration
-        if on_event:
-            on_event(Calibrating(str(reference_dir)))
-        started = time.perf_counter()
-        runs = _reference_runs(setup, loaded.content_hash)
-        if cached and cached.get("reference") == loaded.content_hash:  # e.g. a rubric edit: its runs may still hold
-            runs = {**_cached_runs(cached), **runs}
-        report = grade_submission(loaded, setup, runs)
-        setup.calibration = _reference_metrics(setup, report)
-        setup.reusable_runs.update({(loaded.content_hash, e.source): e for e in report.executions})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        document = {"key": key, "assignment": setup.rubric.assignment, "profile": setup.profile,
-                    "seconds": round(time.perf_counter() - started, 2), "tasks": setup.calibration,
-                    "reference": loaded.content_hash, "runs": [execution_to_dict(e) for e in report.executions]}
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(handle, "w") as stream:
-            json.dump(document, stream, indent=2)
-        os.replace(temporary, path)
-        return setup.calibration
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 # -- a batch -------------------------------------------------------------------------------------------------
@@ -775,7 +655,15 @@ def grade_batch(
         store.close()
         raise
     if reference_dir is not None:
-        calibrate_rubric(setup, reference_dir, emit)
+        from harness.calibrate import calibrate_rubric  # it grades with this module's functions
+
+        # only the tasks some submission hands in a file for: the reference's other notebooks would run for nothing
+        needed = {t for e in entries if isinstance(e, Submission) for t in plan_for(e, setup.rubric, setup.pins).matched}
+        try:
+            calibrate_rubric(setup, reference_dir, emit, tasks=needed)
+        except BaseException:
+            store.close()
+            raise
     emit(Loaded(len(entries)))
     logged = {_log_key(e) for e in read_grading_log(setup.grading_log_path)}
     reports: dict[str, GradeReport] = {}
@@ -835,7 +723,11 @@ def grade_batch(
 
     def graded_by_backend(submission: Submission) -> GradeReport:
         assert runner is not None
-        reuse = {} if force else _stored_runs(store, lock, submission.content_hash, setup.profile)
+        if force:
+            reuse: dict[str, ExecutionResult] = {}
+        else:
+            with lock:  # the store is shared by the grading threads
+                reuse = _stored_runs(store, submission.content_hash, setup.profile)
         gpu = slots.acquire() if slots is not None else None
         try:
             return runner.grade(submission, gpu, reuse)
@@ -896,11 +788,11 @@ def grade_batch(
                         carried=tuple(r.student for r in carried))
 
 
-def _stored_runs(store: ResultStore, lock: threading.Lock, content_hash: str, profile: str) -> dict[str, ExecutionResult]:
-    """The runs of the last stored report of this content (under any rubric file), by source; none if unreadable."""
+def _stored_runs(store: ResultStore, content_hash: str, profile: str) -> dict[str, ExecutionResult]:
+    """The runs of the last stored report of this content (under any rubric file), by source; none if unreadable.
+    A caller sharing ``store`` between threads holds its lock around the call."""
     try:
-        with lock:
-            earlier = store.latest(content_hash, profile)
+        earlier = store.latest(content_hash, profile)
     except StoreError:  # a damaged row: run again
         return {}
     return {e.source: e for e in earlier.executions} if earlier else {}
@@ -989,11 +881,9 @@ def grade_single(
 ) -> GradeReport:
     """Grade the one submission at ``path`` (a folder, notebook, script or zip), as an autograder does.
 
-    Calibrates first when ``reference_dir`` is given; a submission that cannot be loaded scores 0 with the
+    Calibrates the tasks it hands in a file for first when ``reference_dir`` is given; a submission that cannot be loaded scores 0 with the
     reason, like one in a batch. Nothing is stored and no page is written: the caller decides what to write.
     """
-    if reference_dir is not None:
-        calibrate_rubric(setup, reference_dir, on_event)
     staging = setup.out_dir / "staging"
     if staging.exists():
         shutil.rmtree(staging)
@@ -1003,4 +893,8 @@ def grade_single(
             setup.rubric, student, _readable_path(loaded.source), loaded.reason,
             manual=setup.manual.get(student), profile=setup.profile,
         ))
+    if reference_dir is not None:
+        from harness.calibrate import calibrate_rubric  # it grades with this module's functions
+
+        calibrate_rubric(setup, reference_dir, on_event, tasks=plan_for(loaded, setup.rubric, setup.pins).matched)
     return grade_submission(loaded, setup)

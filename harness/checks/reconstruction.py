@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from pydantic import field_validator, model_validator
 
-from harness.checks import CheckSpecLike, check, options
+from harness.checks import CheckSpecLike, check, options, reference_value
 from harness.checks.context import CheckContext
 from harness.rubric import CheckParams, Count, PositiveNumber, TaskId
 
@@ -138,7 +138,7 @@ class ReconstructionErrorParams(CheckParams):
         return self
 
 
-@check("reconstruction_error", params=ReconstructionErrorParams)
+@check("reconstruction_error", params=ReconstructionErrorParams, measures={"reconstruction_error": "measured"})
 def check_reconstruction_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check the model's reconstruction error on the evaluation images against ``max`` and/or ``params.max_ratio``.
 
@@ -155,11 +155,7 @@ def check_reconstruction_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
     if spec.max is not None:
         bars.append((float(spec.max), f"{spec.max:.4g}"))
     if ratio is not None:
-        reference = ctx.reference_metrics.get("reconstruction_error")
-        if reference is None:
-            raise RuntimeError(
-                f"no calibrated reference value 'reconstruction_error' for task {ctx.task_id}: run `gradebench calibrate`"
-            )
+        reference = reference_value(ctx, spec)
         bars.append((float(ratio) * float(reference), f"{float(ratio) * float(reference):.4g} ({float(ratio):g}x the reference's {float(reference):.4g})"))
     if not bars:
         raise RuntimeError(f"check reconstruction_error of task {ctx.task_id} needs max or params.max_ratio")
