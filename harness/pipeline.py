@@ -53,7 +53,7 @@ from harness.errors import HarnessError, StoreError
 from harness.events import Calibrating, Done, Fault, Loaded, LoadWarning, OnEvent
 from harness.loading import load_batch, load_submission
 from harness.outdir import STORE_NAME
-from harness.probes.probe import DEFAULT_INPUT_SHAPES
+from harness.contract import DEFAULT_INPUT_SHAPES, RunRecord
 from harness.manual import read_manual_scores, write_manual_template
 from harness.matching import CODE_SUFFIXES, Pins, SourcePlan, check_pins, plan_sources, read_pins, statement_works
 from harness.models import CheckResult, ExecutionResult, GradeReport, Limits, LoadFailure, Submission
@@ -281,21 +281,20 @@ def _static_text(workspace: Path, files: Sequence[str]) -> str:
 _IMPORT_ERRORS = ("SyntaxError", "IndentationError", "TabError", "ImportError", "ModuleNotFoundError")
 
 
-def died_at_import(execution: ExecutionResult | None, run: dict[str, Any] | None, script: str) -> str:
+def died_at_import(execution: ExecutionResult | None, run: RunRecord | None, script: str) -> str:
     """Why a script did no work at all (it raised before anything ran: a syntax error, or an import at its top
     that failed), as a student reads it; empty when it ran (notebooks run on after a failing cell: never)."""
-    if execution is None or run is None or run.get("kind") != "script":
+    if execution is None or run is None or run.kind != "script":
         return ""
-    errors = [e for e in run.get("errors", []) if isinstance(e, dict)]
-    if not errors or errors[0].get("ename") not in _IMPORT_ERRORS:
+    if not run.errors or run.errors[0].ename not in _IMPORT_ERRORS:
         return ""
-    first = errors[0]
-    if first["ename"] in _IMPORT_ERRORS[3:]:
-        line = re.match(r"line (\d+):", str(first.get("source_excerpt") or first.get("source") or ""))
+    first = run.errors[0]
+    if first.ename in _IMPORT_ERRORS[3:]:
+        line = re.match(r"line (\d+):", first.source_excerpt)
         if line is None or not _before_any_work(script, int(line.group(1))):
             return ""  # an import inside a function, or after the training: the code did work
-    evalue = str(first.get("evalue", ""))[:200]
-    return f"your script stopped at its start ({first['ename']}: {evalue}) before doing any work"
+    evalue = first.evalue[:200]
+    return f"your script stopped at its start ({first.ename}: {evalue}) before doing any work"
 
 
 def _before_any_work(script: str, lineno: int) -> bool:
@@ -445,7 +444,7 @@ def _task_context(
     else:
         prefer = task.model.prefer if task.model else ()
         model, note = select_model(
-            probe.get("models", []), prefer, reference_layers, reference_parameters, require_similarity=fixed
+            [m.to_json() for m in probe.models], prefer, reference_layers, reference_parameters, require_similarity=fixed
         )
     dataset = task.model.dataset if task.model else None
     budget_s, budget_note = _step_budget(setup, task, step or (task,))
@@ -495,9 +494,8 @@ def setup_problem(execution: ExecutionResult) -> str | None:
     except HarnessError:
         return None  # a malformed record is reported where the records are read
     if run is not None:
-        error = run.get("setup_error")
-        if isinstance(error, str) and error.strip():
-            return f"{where}: {_last_line(error)}"
+        if run.setup_error and run.setup_error.strip():
+            return f"{where}: {_last_line(run.setup_error)}"
         return None
     if execution.sandbox.verdict == "error":
         said = _last_line(execution.sandbox.stderr) or execution.sandbox.message
@@ -511,15 +509,14 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def _why_no_probe(execution: ExecutionResult | None, run: dict[str, Any] | None) -> str:
+def _why_no_probe(execution: ExecutionResult | None, run: RunRecord | None) -> str:
     if execution is None:
         return "your code was not run"
-    died = run.get("kernel_died") if run else None
-    if isinstance(died, dict) and isinstance(died.get("cell"), int):
-        how = died.get("message") if isinstance(died.get("message"), str) else ""
-        how = how[:300] or "the kernel died (out of memory, a crash, or exit())"
-        return f"your code did not finish: {how} in cell {died['cell'] + 1}, so no model could be inspected"
-    if run and run.get("probe_error"):
+    died = run.kernel_died if run else None
+    if died is not None:
+        how = died.message[:300] or "the kernel died (out of memory, a crash, or exit())"
+        return f"your code did not finish: {how} in cell {died.cell + 1}, so no model could be inspected"
+    if run and run.probe_error:
         return "the grader could not inspect your models (a harness error: a TA will look)"
     if execution.sandbox.verdict != "ok":
         return f"your code did not finish: it {execution.sandbox.message}, so no model could be inspected"

@@ -48,14 +48,20 @@ import torch
 from torch import nn
 
 from harness.architecture import layer_hyper
+from harness.contract import (
+    DEFAULT_INPUT_SHAPES,
+    MAX_CALL_VALUES,
+    MAX_CALLABLES,
+    MAX_MODELS,
+    PROBE_FILE,
+    PROBE_FORMAT,
+    TORCHVISION_FOLDERS,
+)
 from harness.probes import fixed_inputs, tracking
 from harness.probes.trace import trace_forward
 
-FORMAT = 1
-"""Version of the probe.json layout."""
-
-MAX_CANDIDATES = 12
-"""Model candidates recorded at most."""
+MAX_CANDIDATES = MAX_MODELS
+"""Model candidates recorded at most (as many as the host reads)."""
 
 MAX_REPR_CHARS = 20_000
 """The model's repr is cut here."""
@@ -72,12 +78,6 @@ MAX_JSON_ITEMS = 100
 MAX_VALUE_ELEMENTS = 4_000_000
 """Elements of the largest array task value saved as a tensor file (values/<name>.pt)."""
 
-MAX_CALL_VALUES = 10
-"""Numbers recorded from a call's tuple or list result."""
-
-MAX_CALLABLES = 200
-"""Names of the student's functions and classes recorded at most."""
-
 MAX_STATE_BYTES = 256 * 1024**2
 """A state_dict bigger than this is not exported."""
 
@@ -86,12 +86,6 @@ MAX_OUTPUT_BYTES = 64 * 1024**2
 
 EVAL_BATCH = 1_000
 """Evaluation images per forward pass."""
-
-DEFAULT_INPUT_SHAPES = {"mnist": [[1, 28, 28], [784]], "fashionmnist": [[1, 28, 28], [784]], "signs": [[3, 64, 64]]}
-"""Dummy-batch shapes (one example, no batch dimension) tried in order, per dataset."""
-
-TORCHVISION_CLASSES = {"mnist": "MNIST", "fashionmnist": "FashionMNIST"}
-"""The torchvision dataset class a student reads each dataset with."""
 
 MNIST_MEAN_STD = (0.1307, 0.3081)
 """The usual MNIST normalisation, used when the student's own transform cannot be found."""
@@ -170,7 +164,7 @@ def run(config: dict[str, Any], namespace: dict[str, Any] | None = None) -> dict
     module_name = str(config.get("module_name") or namespace.get("__name__") or "__main__")
 
     record: dict[str, Any] = {
-        "format": FORMAT,
+        "format": PROBE_FORMAT,
         "torch_version": torch.__version__.split("+")[0],
         "models": [],
         "losses": _losses(items, errors),
@@ -204,7 +198,7 @@ def run(config: dict[str, Any], namespace: dict[str, Any] | None = None) -> dict
     with contextlib.suppress(Exception):
         save_open_figures(artifacts / "figures")
     record["figures"] = _figures(artifacts / "figures", int(config.get("max_figures", 50)))
-    _write_json(artifacts / "probe.json", record)
+    _write_json(artifacts / PROBE_FILE, record)
     return record
 
 
@@ -819,8 +813,8 @@ def _input_shapes(config: dict[str, Any]) -> list[list[int]]:
         return [list(map(int, s)) for s in shapes]
     for dataset in config.get("datasets", ()):
         if dataset in DEFAULT_INPUT_SHAPES:
-            return DEFAULT_INPUT_SHAPES[dataset]
-    return DEFAULT_INPUT_SHAPES["mnist"]
+            return [list(shape) for shape in DEFAULT_INPUT_SHAPES[dataset]]
+    return [list(shape) for shape in DEFAULT_INPUT_SHAPES["mnist"]]
 
 
 @contextlib.contextmanager
@@ -1051,7 +1045,7 @@ def _default_preprocess(images: np.ndarray, dataset: str) -> tuple[torch.Tensor,
 
 def _student_transform(items: list[tuple[str, Any]], dataset: str, errors: list[str]) -> tuple[Any, str]:
     """The transform of the student's test dataset (else train dataset), else a Compose named like a transform."""
-    class_name = TORCHVISION_CLASSES.get(dataset)
+    class_name = TORCHVISION_FOLDERS.get(dataset)
     if class_name and "torchvision" in sys.modules:
         test, train = None, None
         for name, value, _ in _expand(items, errors):
