@@ -459,6 +459,8 @@ class ModelRecord(Record):
     """The output shape of the dummy forward pass."""
     state_dict: str | None = None
     """Its exported state_dict (a path in the artifacts folder)."""
+    state_aliases: dict[str, str] = field(default_factory=dict)
+    """State_dict entries that are another entry's tensor (tied weights), to the entry they repeat."""
     outputs: dict[str, str] = field(default_factory=dict)
     """Its exported outputs on each dataset's evaluation images, by dataset (paths)."""
     inputs: dict[str, str] = field(default_factory=dict)
@@ -475,6 +477,8 @@ class ModelRecord(Record):
     """How the evaluation images were preprocessed, by dataset."""
     forward_attempts: tuple[dict[str, Any], ...] = ()
     """The dummy input shapes tried before one worked (or none did), with their errors."""
+    probe_seconds: float | None = None
+    """Seconds the probe spent on it."""
 
     def _problem(self) -> str | None:
         if self.probe_error is None and self.class_name is None:
@@ -483,17 +487,27 @@ class ModelRecord(Record):
 
 
 @dataclass(frozen=True)
-class NamedObject(Record):
-    """A loss or optimizer found in the namespace."""
+class LossRecord(Record):
+    """A loss module found in the namespace."""
 
     name: str
     """The name it is bound to."""
     type: str
-    """Its class name (``CrossEntropyLoss``, ``Adam``)."""
+    """Its class name (``CrossEntropyLoss``)."""
+
+
+@dataclass(frozen=True)
+class OptimizerRecord(Record):
+    """An optimizer found in the namespace."""
+
+    name: str
+    """The name it is bound to."""
+    type: str
+    """Its class name (``Adam``)."""
     lr: float | None = None
-    """An optimizer's learning rate."""
+    """Its first parameter group's learning rate."""
     parameters: int | None = None
-    """Parameters an optimizer steps."""
+    """Parameters it steps."""
 
 
 @dataclass(frozen=True)
@@ -521,9 +535,9 @@ class ProbeRecord(Record):
     """Version of the layout (``PROBE_FORMAT``)."""
     models: tuple[ModelRecord, ...] = field(metadata=_rule(max_items=MAX_MODELS))
     """Model candidates, best first."""
-    losses: tuple[NamedObject, ...]
+    losses: tuple[LossRecord, ...]
     """Loss modules found."""
-    optimizers: tuple[NamedObject, ...]
+    optimizers: tuple[OptimizerRecord, ...]
     """Optimizers found."""
     figures: tuple[str, ...]
     """Figure files (``figures/0.png``) the run left."""

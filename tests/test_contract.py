@@ -144,3 +144,31 @@ def test_the_contract_imports_nothing_but_the_standard_library() -> None:
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert found == "[]"
 
+
+
+def test_a_probe_record_loses_nothing_the_probe_writes(tmp_path: Path) -> None:
+    """Every field the probe writes is declared: reading its record and writing it back gives the same JSON."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from harness.probes import probe
+
+    images = tmp_path / "mnist-images.npy"
+    np.save(images, np.random.default_rng(0).integers(0, 256, size=(8, 28, 28), dtype=np.uint8))
+    tied = nn.Sequential(nn.Flatten(), nn.Linear(784, 784, bias=False), nn.ReLU(), nn.Linear(784, 784, bias=False))
+    tied[3].weight = tied[1].weight  # tied weights: the probe records the alias
+    namespace = {"__name__": "__main__", "model": nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), "tied": tied,
+                 "criterion": nn.CrossEntropyLoss(), "optimizer": torch.optim.SGD(tied.parameters(), lr=0.1),
+                 "accuracy": 0.5}
+    config = {"artifacts": str(tmp_path / "artifacts"), "datasets": ["mnist"], "eval": {"mnist": str(images)},
+              "task_values": ["accuracy"], "calls": [{"id": "acc", "names": ["missing"], "inputs": "vae_loss"}]}
+    written = json.loads(json.dumps(probe.run(config, namespace)))
+    assert len(written["models"]) == 2 and any(m["state_aliases"] for m in written["models"])
+    for model in written["models"]:  # back as written; fields the probe left out come back at their defaults
+        back = ModelRecord.from_json(model).to_json()
+        assert {name: back[name] for name in model} == model
+    record = ProbeRecord.from_json(written).to_json()
+    assert {name: record[name] for name in written if name not in ("models", "calls")} == {
+        name: value for name, value in written.items() if name not in ("models", "calls")}
+    assert record["calls"] == {k: {"result_type": None, **v} for k, v in written["calls"].items()}
