@@ -172,3 +172,14 @@ def test_a_probe_record_loses_nothing_the_probe_writes(tmp_path: Path) -> None:
     assert {name: record[name] for name in written if name not in ("models", "calls")} == {
         name: value for name, value in written.items() if name not in ("models", "calls")}
     assert record["calls"] == {k: {"result_type": None, **v} for k, v in written["calls"].items()}
+
+
+def test_the_rubrics_dataset_names_are_the_contracts() -> None:
+    """A rubric's ``Dataset`` must stay a Literal (it validates rubric files), so it is held to DATASETS here."""
+    from typing import get_args
+
+    from harness.contract import DATASETS, DEFAULT_INPUT_SHAPES, TORCHVISION_FOLDERS
+    from harness.rubric import Dataset
+
+    assert get_args(Dataset) == DATASETS
+    assert set(DEFAULT_INPUT_SHAPES) == set(DATASETS) and set(TORCHVISION_FOLDERS) <= set(DATASETS)
