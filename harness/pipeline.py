@@ -40,19 +40,19 @@ import torch
 
 from harness.architecture import describe_reference
 from harness.backends import GpuSlots, make_backend, needs_gpu, visible_gpus
-from harness.artifacts import ArtifactError, load_artifacts
+from harness.artifacts import ArtifactError, Artifacts, load_artifacts
 from harness.checks import known_checks, run_check
 from harness.checks.context import CheckContext
 from harness.checks.select import select_model
 from harness.data import load_split
-from harness.engines import Engine, RunSettings, kind_for, make_workspace, read_run_json
+from harness.engines import Engine, RunSettings, kind_for, make_workspace
 from harness.environment import check_packages
 from harness.errors import HarnessError, StoreError
 from harness.events import Done, Fault, Loaded, LoadWarning, OnEvent
 from harness.loading import load_batch, load_submission
 from harness.outdir import STORE_NAME
+from harness.contract import DEFAULT_INPUT_SHAPES, RunRecord
 from harness.profiles import PROFILES
-from harness.probes.probe import DEFAULT_INPUT_SHAPES
 from harness.manual import read_manual_scores, write_manual_template
 from harness.matching import CODE_SUFFIXES, Pins, SourcePlan, check_pins, plan_sources, read_pins, statement_works
 from harness.models import CheckResult, ExecutionResult, GradeReport, Limits, LoadFailure, Submission
@@ -273,21 +273,20 @@ def _static_text(workspace: Path, files: Sequence[str]) -> str:
 _IMPORT_ERRORS = ("SyntaxError", "IndentationError", "TabError", "ImportError", "ModuleNotFoundError")
 
 
-def died_at_import(execution: ExecutionResult | None, run: dict[str, Any] | None, script: str) -> str:
+def died_at_import(execution: ExecutionResult | None, run: RunRecord | None, script: str) -> str:
     """Why a script did no work at all (it raised before anything ran: a syntax error, or an import at its top
     that failed), as a student reads it; empty when it ran (notebooks run on after a failing cell: never)."""
-    if execution is None or run is None or run.get("kind") != "script":
+    if execution is None or run is None or run.kind != "script":
         return ""
-    errors = [e for e in run.get("errors", []) if isinstance(e, dict)]
-    if not errors or errors[0].get("ename") not in _IMPORT_ERRORS:
+    if not run.errors or run.errors[0].ename not in _IMPORT_ERRORS:
         return ""
-    first = errors[0]
-    if first["ename"] in _IMPORT_ERRORS[3:]:
-        line = re.match(r"line (\d+):", str(first.get("source_excerpt") or first.get("source") or ""))
+    first = run.errors[0]
+    if first.ename in _IMPORT_ERRORS[3:]:
+        line = re.match(r"line (\d+):", first.source_excerpt)
         if line is None or not _before_any_work(script, int(line.group(1))):
             return ""  # an import inside a function, or after the training: the code did work
-    evalue = str(first.get("evalue", ""))[:200]
-    return f"your script stopped at its start ({first['ename']}: {evalue}) before doing any work"
+    evalue = first.evalue[:200]
+    return f"your script stopped at its start ({first.ename}: {evalue}) before doing any work"
 
 
 def _before_any_work(script: str, lineno: int) -> bool:
@@ -409,18 +408,18 @@ def _task_context(
     setup: GradingSetup,
     task: Task,
     execution: ExecutionResult | None,
+    outcome: RunOutcome,
     source_text: str,
     missing: str,
     related: dict[str, CheckContext] | None = None,
-    script: str = "",
     step: Sequence[Task] = (),
 ) -> CheckContext:
-    """Everything the checks of ``task`` read; ``related``: the contexts of the tasks graded before it."""
+    """Everything the checks of ``task`` read; ``outcome``: what its run's records say (``classify_run``);
+    ``related``: the contexts of the tasks graded before it."""
     artifacts = execution.artifacts_dir if execution else None
-    records = load_artifacts(artifacts) if artifacts else None  # ArtifactError: malformed records, a harness error
+    records = outcome.records
     run = records.run if records else None
     probe = records.probe if records else None
-    stopped = died_at_import(execution, run, script)
     reference, reference_layers, reference_parameters = _reference_for(task)
     fixed = task.model is None or task.model.architecture == "fixed"
     if missing:
@@ -430,7 +429,7 @@ def _task_context(
     else:
         prefer = task.model.prefer if task.model else ()
         model, note = select_model(
-            probe.get("models", []), prefer, reference_layers, reference_parameters, require_similarity=fixed
+            [m.to_json() for m in probe.models], prefer, reference_layers, reference_parameters, require_similarity=fixed
         )
     dataset = task.model.dataset if task.model else None
     budget_s, budget_note = _step_budget(setup, task, step or (task,))
@@ -453,7 +452,7 @@ def _task_context(
         hidden_images=setup.hidden_images.get(dataset or ""),
         fixed_architecture=fixed,
         source_text=source_text,
-        run_died=stopped,
+        run_died=outcome.died,
         data_dir=setup.data_dir,
         related=dict(related or {}),
         records=records,
@@ -467,27 +466,53 @@ def _harness_errors(task: Task, fault: str) -> list[CheckResult]:
     ]
 
 
-def setup_problem(execution: ExecutionResult) -> str | None:
-    """Why the grader could not prepare the run of ``execution`` (its fault, never the student's), or None.
+@dataclass(frozen=True)
+class RunOutcome:
+    """What the records of one run say before any check reads them (``classify_run``)."""
+
+    records: Artifacts | None = None
+    """The run's artifacts folder, read and validated once; None when the run left none or it is unusable."""
+    unusable: str = ""
+    """Why the records could not be read (malformed or forged): every check of the run's tasks is then a grader
+    error; empty when they were read."""
+    setup_problem: str = ""
+    """Why the grader could not prepare the run (its fault, never the student's; see ``_setup_problem``): every
+    check of the run's tasks is then a grader error; empty when it could."""
+    died: str = ""
+    """Why a script did no work at all, as a student reads it (``died_at_import``); empty when it ran."""
+
+
+def classify_run(execution: ExecutionResult, script: str = "") -> RunOutcome:
+    """Read the records ``execution`` left (once) and say what they show: unusable records, a grader fault
+    preparing the run, or a script that died at its imports. ``script``: the code of a script run, else empty."""
+    try:
+        records = load_artifacts(execution.artifacts_dir) if execution.artifacts_dir else None
+    except ArtifactError as error:
+        return RunOutcome(unusable=str(error))
+    run = records.run if records else None
+    return RunOutcome(
+        records=records,
+        setup_problem=_setup_problem(execution, run),
+        died=died_at_import(execution, run, script),
+    )
+
+
+def _setup_problem(execution: ExecutionResult, run: RunRecord | None) -> str:
+    """Why the grader could not prepare the run of ``execution`` (its fault, never the student's); empty if not.
 
     Either the runner recorded a setup error (the hidden first cell, or the bootstrap of a script, failed: an
     environment that cannot import torch), or the runner left no record at all and exited with an error before
     any of the student's code could run (the interpreter or the harness would not start in the sandbox).
     """
     where = f"the grader could not prepare the run of {execution.source} (not a problem with your code: a TA will look)"
-    try:
-        run = read_run_json(execution.artifacts_dir) if execution.artifacts_dir else None
-    except HarnessError:
-        return None  # a malformed record is reported where the records are read
     if run is not None:
-        error = run.get("setup_error")
-        if isinstance(error, str) and error.strip():
-            return f"{where}: {_last_line(error)}"
-        return None
+        if run.setup_error and run.setup_error.strip():
+            return f"{where}: {_last_line(run.setup_error)}"
+        return ""
     if execution.sandbox.verdict == "error":
         said = _last_line(execution.sandbox.stderr) or execution.sandbox.message
         return f"{where}: the runner stopped before your code started ({execution.sandbox.message}): {said}"
-    return None
+    return ""
 
 
 def _last_line(text: str) -> str:
@@ -496,15 +521,14 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def _why_no_probe(execution: ExecutionResult | None, run: dict[str, Any] | None) -> str:
+def _why_no_probe(execution: ExecutionResult | None, run: RunRecord | None) -> str:
     if execution is None:
         return "your code was not run"
-    died = run.get("kernel_died") if run else None
-    if isinstance(died, dict) and isinstance(died.get("cell"), int):
-        how = died.get("message") if isinstance(died.get("message"), str) else ""
-        how = how[:300] or "the kernel died (out of memory, a crash, or exit())"
-        return f"your code did not finish: {how} in cell {died['cell'] + 1}, so no model could be inspected"
-    if run and run.get("probe_error"):
+    died = run.kernel_died if run else None
+    if died is not None:
+        how = died.message[:300] or "the kernel died (out of memory, a crash, or exit())"
+        return f"your code did not finish: {how} in cell {died.cell + 1}, so no model could be inspected"
+    if run and run.probe_error:
         return "the grader could not inspect your models (a harness error: a TA will look)"
     if execution.sandbox.verdict != "ok":
         return f"your code did not finish: it {execution.sandbox.message}, so no model could be inspected"
@@ -542,6 +566,7 @@ def _grade_in(
     results: list[CheckResult] = []
     executions: list[ExecutionResult] = []
     ran: dict[str, ExecutionResult] = {}
+    outcomes: dict[str, RunOutcome] = {}  # what each run's records say, read once
     faults: dict[str, str] = {}
     keys = {  # what decides each run: unchanged keys let an earlier grading's runs be checked again
         step.file: run_key(_run_settings(setup, [rubric.task(t) for t in step.tasks]), step.file,
@@ -564,9 +589,12 @@ def _grade_in(
             continue
         executions.append(execution)
         ran[relative] = execution
-        problem = setup_problem(execution)
-        if problem:  # the grader's own preparation failed: not the student's error, and no check can judge the run
-            faults[relative] = problem
+        script = _source_text(workspace / relative) if relative.lower().endswith(".py") else ""
+        outcome = outcomes[relative] = classify_run(execution, script)
+        if outcome.setup_problem:  # the grader's own preparation failed: not the student's error, no check can judge
+            faults[relative] = outcome.setup_problem
+        elif outcome.unusable:
+            faults[relative] = f"the records of running {relative} are unusable: {outcome.unusable}"
     graded: dict[str, CheckContext] = {}  # contexts of the tasks graded so far, for cross-task checks
     for task in rubric.grading_order():
         entry = plan.source(task.id)
@@ -574,15 +602,11 @@ def _grade_in(
             results.extend(_harness_errors(task, faults[entry.run]))
             continue
         execution = ran.get(entry.run) if entry.run else None
+        outcome = outcomes.get(entry.run, RunOutcome()) if entry.run else RunOutcome()
         text = _static_text(workspace, plan.static_files(task.id)) if entry.found else ""
-        script = _source_text(workspace / entry.run) if entry.run and entry.run.lower().endswith(".py") else ""
-        try:
-            step = plan.step_of(task.id)
-            tasks = [rubric.task(t) for t in step.tasks] if step else [task]
-            ctx = _task_context(setup, task, execution, text, "" if entry.found else entry.reason, graded, script, tasks)
-        except ArtifactError as error:
-            results.extend(_harness_errors(task, f"the records of running {entry.run} are unusable: {error}"))
-            continue
+        step = plan.step_of(task.id)
+        tasks = [rubric.task(t) for t in step.tasks] if step else [task]
+        ctx = _task_context(setup, task, execution, outcome, text, "" if entry.found else entry.reason, graded, tasks)
         results.extend(run_check(ctx, spec) for spec in task.checks)
         graded[task.id] = ctx
     report = score_submission(

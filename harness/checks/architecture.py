@@ -109,7 +109,7 @@ def check_architecture_matches(ctx: CheckContext, spec: CheckSpecLike) -> None:
 
 def _layers_of_network(ctx: CheckContext, network: torch.nn.Module) -> list[dict]:
     """Another accepted network's layers, described as the reference's are (traced on the task's dummy batch)."""
-    from harness.probes.probe import DEFAULT_INPUT_SHAPES
+    from harness.contract import DEFAULT_INPUT_SHAPES
 
     shapes = DEFAULT_INPUT_SHAPES.get(ctx.dataset or "", DEFAULT_INPUT_SHAPES["mnist"])
     return describe_reference(lambda: network, {}, {}, shapes)
@@ -409,7 +409,7 @@ _LOSS_PATTERNS = {
 
 def losses_used(ctx: CheckContext) -> set[str]:
     """Classification losses the student's code uses: loss objects the probe found, and calls in the source."""
-    found = {entry.get("type") for entry in (ctx.probe or {}).get("losses", [])}
+    found = {entry.type for entry in (ctx.probe.losses if ctx.probe else ())}
     found |= {name for name, pattern in _LOSS_PATTERNS.items() if pattern.search(ctx.source_text)}
     return {name for name in found if name in _LOSS_PATTERNS}
 

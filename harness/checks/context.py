@@ -16,6 +16,7 @@ import torch
 from harness.architecture import WEIGHTED, compare_computation, compare_layers, layers_of
 from harness.artifacts import Artifacts
 from harness.checks.verify import Verdict, verify
+from harness.contract import ProbeRecord, RunRecord
 from harness.models import ExecutionResult
 
 
@@ -27,14 +28,15 @@ class CheckContext:
     """Rubric task id."""
     execution: ExecutionResult | None = None
     """How the task's source ran (None when it never ran)."""
-    run: dict[str, Any] | None = None
-    """The runner's run.json (cells, errors)."""
-    probe: dict[str, Any] | None = None
-    """The probe's probe.json; None when the probe never ran."""
+    run: RunRecord | None = None
+    """The runner's run.json (cells, errors), validated (``harness.contract``)."""
+    probe: ProbeRecord | None = None
+    """The probe's probe.json, validated (``harness.contract``); None when the probe never ran."""
     artifacts_dir: Path | None = None
     """Host folder with the exported tensors and figures."""
     model: dict[str, Any] | None = None
-    """The chosen model candidate (see ``select_model``); None if no model was found."""
+    """The chosen model candidate (see ``select_model``), as JSON (``ModelRecord.to_json()``); None if no model
+    was found."""
     model_note: str = ""
     """How the model was chosen, or why none was: quoted in messages."""
     dataset: str | None = None

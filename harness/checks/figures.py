@@ -176,8 +176,8 @@ def _axes(entry: dict[str, Any]) -> Axes:
 def _figure_numbers(ctx: CheckContext) -> list[int]:
     """Numbers of the figures the run left (PNGs the probe listed, or descriptions found), in order."""
     numbers: set[int] = set()
-    for relative in (ctx.probe or {}).get("figures", []) or []:
-        found = re.fullmatch(r"figures/(\d{1,6})\.png", relative) if isinstance(relative, str) else None
+    for relative in ctx.probe.figures if ctx.probe else ():
+        found = re.fullmatch(r"figures/(\d{1,6})\.png", relative)
         if found:
             numbers.add(int(found.group(1)))
     folder = ctx.artifacts_dir / "figures" if ctx.artifacts_dir is not None else None

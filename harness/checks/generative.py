@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from harness.checks import CheckSpecLike, Partial, check, options
 from harness.checks.context import CheckContext
+from harness.contract import CallRecord
 from harness.rubric import CheckParams, PositiveNumber, ProbeCallId, ProbeValueNames, PythonNames
 from reference.vae import vae_loss
 
@@ -46,13 +47,12 @@ def _loss_variants(inputs: tuple[torch.Tensor, ...]) -> list[tuple[str, float]]:
     return variants
 
 
-def _recorded(entry: dict[str, Any]) -> list[float]:
+def _recorded(entry: CallRecord) -> list[float]:
     """The numbers the call returned: its value, else the first of a tuple, then the sum of a (bce, kl) pair."""
-    values = [v for v in entry.get("values") or [] if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    values = [v for v in entry.values if v is not None]
     found = []
-    value = entry.get("value")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        found.append(float(value))
+    if entry.value is not None:
+        found.append(float(entry.value))
     if values:
         found.append(float(values[0]))
         if len(values) >= 2:
@@ -89,21 +89,20 @@ def check_vae_loss_closed_form(ctx: CheckContext, spec: CheckSpecLike) -> None:
 
     given = options(spec, VaeLossOptions)
     call, tolerance = given.call, given.tolerance
-    calls = (ctx.probe or {}).get("calls")
     if ctx.probe is None:
         raise AssertionError(ctx.model_note or "your code could not be inspected after it ran")
-    if not isinstance(calls, dict) or not isinstance(calls.get(call), dict):
+    entry = ctx.probe.calls.get(call)
+    if entry is None:
         raise RuntimeError(f"the probe recorded no call {call!r} (is it in the task's probe.calls?)")
-    entry = calls[call]
-    if not entry.get("function"):
+    if not entry.function:
         raise AssertionError(
-            f"{entry.get('error') or 'the loss function was not found'}: define the VAE loss as a function "
+            f"{entry.error or 'the loss function was not found'}: define the VAE loss as a function "
             "loss_function(recon_x, x, mu, logvar) that returns the loss"
         )
-    name = entry["function"]
-    if entry.get("error"):
+    name = entry.function
+    if entry.error:
         raise AssertionError(
-            f"calling your {name}(recon_x, x, mu, logvar) on a batch of 16 flattened images raised {entry['error']}"
+            f"calling your {name}(recon_x, x, mu, logvar) on a batch of 16 flattened images raised {entry.error}"
         )
     recorded = _recorded(entry)
     assert recorded, f"your {name}(recon_x, x, mu, logvar) returned no finite number"
@@ -193,7 +192,7 @@ def check_standard_normal_samples(ctx: CheckContext, spec: CheckSpecLike) -> Non
     names, min_samples, significance = list(given.values), given.min_samples, given.significance
     if ctx.probe is None:
         raise AssertionError(ctx.model_note or "your code could not be inspected after it ran")
-    recorded = ctx.probe.get("task_values") or {}
+    recorded = ctx.probe.task_values or {}
     name = next((n for n in names if n in recorded), None)
     if name is not None:
         z, label = _load_value(ctx, recorded[name]), f"`{name}`"
@@ -259,10 +258,9 @@ def check_defines(ctx: CheckContext, spec: CheckSpecLike) -> None:
     names = list(options(spec, DefinesOptions).names)
     if ctx.probe is None:
         raise AssertionError(ctx.model_note or "your code could not be inspected after it ran")
-    callables = ctx.probe.get("callables")
-    if not isinstance(callables, list):
+    if ctx.probe.callables is None:
         raise RuntimeError("the probe recorded no callables (probe.json predates them)")
-    defined = {c for c in callables if isinstance(c, str)}
+    defined = set(ctx.probe.callables)
     missing = [name for name in names if name not in defined]
     ctx.details.update(measured=len(names) - len(missing), expected=len(names))
     if not missing:

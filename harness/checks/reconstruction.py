@@ -361,7 +361,7 @@ _LOSSES: dict[str, str] = {
 
 def losses_in_code(ctx: CheckContext) -> set[str]:
     """Losses the student's code uses: loss objects the probe found in the namespace, and forms in the source."""
-    found = {str(entry.get("type")) for entry in (ctx.probe or {}).get("losses", []) if isinstance(entry, dict)}
+    found = {entry.type for entry in (ctx.probe.losses if ctx.probe else ())}
     found |= {name for name, pattern in _LOSSES.items() if re.search(pattern, ctx.source_text)}
     return found
 

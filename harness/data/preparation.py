@@ -48,11 +48,9 @@ import torch
 import torch.nn.functional as F
 
 from harness import __version__
+from harness.contract import DATASETS, TORCHVISION_FOLDERS
 from harness.data import formats
 from harness.errors import DataError, DownloadUnavailable
-
-DATASETS: tuple[str, ...] = ("mnist", "fashionmnist", "signs")
-"""Every dataset the assignments read."""
 
 SPLITS = {"mnist": ("train", "test"), "fashionmnist": ("train", "test"), "signs": ("train", "val", "test")}
 """The public splits of each dataset; every dataset also has a grader-only "hidden" split."""
@@ -77,7 +75,6 @@ SMALL_SIZES = {
 NUM_CLASSES = {"mnist": 10, "fashionmnist": 10, "signs": 6}
 """Classes per dataset: labels lie in 0..NUM_CLASSES-1."""
 
-TORCHVISION_FOLDERS = {"mnist": "MNIST", "fashionmnist": "FashionMNIST"}
 """torchvision's class name, which is also its folder under the root."""
 
 IDX_FILES = {
