@@ -17,6 +17,7 @@ from pydantic import Field
 
 from harness.checks import CheckSpecLike, Partial, check, options
 from harness.checks.context import CheckContext
+from harness.contract import ModelRecord
 from harness.rubric import CheckParams, PositiveNumber, TaskId
 
 _STATS = ("running_mean", "running_var")
