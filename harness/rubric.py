@@ -44,7 +44,9 @@ student's report.
 
 Loading imports the module of every ``model.spec`` (a class of the
 ``reference`` package, normally): a rubric is trusted course-staff input, never
-a student's.
+a student's. A rubric read from a self-check bundle (``harness.bundle``) is loaded with
+``resolve_specs=False``: the reference classes are not installed there, and the bundle
+carries what the checks need of them.
 """
 
 from __future__ import annotations
@@ -414,7 +416,7 @@ class CheckSpec(_Strict):
         if "params" in declaration.model_fields:
             given.setdefault("params", {})  # a missing block reports its required keys one by one
         try:
-            declaration.model_validate(given)
+            declaration.model_validate(given, context=info.context)  # resolve_specs reaches the check's own
         except ValidationError as error:
             problems = []
             for line in error.errors():
@@ -446,18 +448,18 @@ class ModelRef(_Strict):
 
     @field_validator("spec")
     @classmethod
-    def _importable(cls, spec: str | None) -> str | None:
+    def _importable(cls, spec: str | None, info: ValidationInfo) -> str | None:
         """Check that the reference class exists, so a typo fails now rather than mid-batch."""
-        if spec is not None:
+        if spec is not None and resolves_specs(info):
             _resolve_spec(spec)
         return spec
 
     @model_validator(mode="after")
-    def _buildable(self) -> ModelRef:
+    def _buildable(self, info: ValidationInfo) -> ModelRef:
         """Check that the reference class can be built with ``args``, so a wrong argument fails at load time."""
         if self.args and self.spec is None:
             raise _problem("args", "args need a spec (the reference class they are passed to)")
-        if self.spec is not None:
+        if self.spec is not None and resolves_specs(info):
             try:
                 inspect.signature(_resolve_spec(self.spec)).bind(**self.args)
             except TypeError as error:
@@ -465,12 +467,14 @@ class ModelRef(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _free_sizes_exist(self) -> ModelRef:
+    def _free_sizes_exist(self, info: ValidationInfo) -> ModelRef:
         """Check that every free size is a whole-number argument of the reference class that only sizes layers."""
         if not self.free:
             return self
         if self.spec is None:
             raise _problem("free", "free sizes need a spec (the reference class whose arguments they name)")
+        if not resolves_specs(info):
+            return self
         from harness.architecture import describe_layers, mark_free
 
         sizes = self.free_sizes()
@@ -918,6 +922,11 @@ class Rubric(_Strict):
         return tuple(t for t in self.automatic_tasks if tuple(s.casefold() for s in t.source) == key)
 
 
+def resolves_specs(info: ValidationInfo) -> bool:
+    """Whether this validation imports the classes ``module:Class`` specs name (not for a bundle's rubric)."""
+    return bool((info.context or {}).get("resolve_specs", True))
+
+
 def _resolve_spec(spec: str) -> type:
     """Import the class a ``module:Class`` spec names; ValueError saying what is wrong."""
     if not _SPEC.fullmatch(spec):
@@ -1051,12 +1060,16 @@ def _error_lines(exc: ValidationError, data: Any = None) -> list[str]:
     return [f"{path}: {reason}" for path, reason in lines.items()]
 
 
-def parse_rubric(text: bytes | str, name: str, known_checks: Mapping[str, type[BaseModel]] | None = None) -> Rubric:
+def parse_rubric(
+    text: bytes | str, name: str, known_checks: Mapping[str, type[BaseModel]] | None = None, *, resolve_specs: bool = True
+) -> Rubric:
     """Validate rubric YAML text; ``name`` (the file) appears in every error message.
 
     ``known_checks``: the registered checks by name, each with its declaration (:class:`CheckParams`),
     as ``harness.checks.known_checks()`` gives them. With them, an unknown check name and any entry that
     does not fit its check's declaration are errors; without them, names and parameters are not judged.
+    ``resolve_specs=False``: the ``module:Class`` specs are taken as written, not imported (a self-check
+    bundle's rubric, where the reference classes are not installed).
     """
     try:
         data = yaml.safe_load(text)
@@ -1070,7 +1083,7 @@ def parse_rubric(text: bytes | str, name: str, known_checks: Mapping[str, type[B
         raise RubricError(
             f"{name}: a rubric is a mapping with assignment, title, datasets and tasks; got {type(data).__name__}"
         )
-    context = {"known_checks": None if known_checks is None else dict(known_checks)}
+    context = {"known_checks": None if known_checks is None else dict(known_checks), "resolve_specs": resolve_specs}
     try:
         rubric = Rubric.model_validate(data, context=context)
     except ValidationError as e:

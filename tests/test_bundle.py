@@ -1,0 +1,188 @@
+"""Self-check bundles (harness.bundle): what they hold, what they refuse, and a student's check without the
+reference code (the last two tests grade notebooks: end-to-end tier)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from harness import rubric as rubric_module
+from harness.bundle import MEMBERS, make_bundle, read_bundle
+from harness.checks import known_checks
+from harness.cli import app
+from harness.errors import HarnessError, RubricError
+from harness.pipeline import GradingSetup, _reference_for, prepare_setup
+from harness.rubric import load_rubric, parse_rubric
+from harness.sandbox import make_sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+BLOCK_REFERENCE = """
+import importlib.abc, sys
+
+class NoReference(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "reference" or name.startswith("reference."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return None
+
+sys.meta_path.insert(0, NoReference())
+"""
+"""Run first in a child process: `import reference` fails there, as in a student's install of the wheel."""
+
+
+def cnn_rubric(folder: Path) -> Path:
+    """dl2025-a2's rubric with its CNN task only (one notebook to calibrate)."""
+    data = yaml.safe_load((ROOT / "rubrics" / "dl2025-a2.yaml").read_text(encoding="utf-8"))
+    data["tasks"] = [task for task in data["tasks"] if task["id"] == "cnn"]
+    path = folder / "dl2025-a2-cnn.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, small_data: Path) -> Path:
+    """A bundle of the CNN task, with a calibration as calibrate_rubric leaves it (not measured here)."""
+    setup = prepare_setup(cnn_rubric(tmp_path), small_data, tmp_path / "out", profile="fast", sandbox=make_sandbox("plain"))
+    setup.calibration = {"cnn": {"seconds": 20.0, "hidden_accuracy": 0.85, "hidden_min_class_accuracy": 0.7}}
+    return make_bundle(setup, tmp_path / "dl2025-a2.gbundle")
+
+
+def rewritten(path: Path, target: Path, members: dict[str, bytes]) -> Path:
+    """A copy of the bundle at ``path`` with some members replaced."""
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(target, "w") as copy:
+        for name in source.namelist():
+            copy.writestr(name, members.get(name, source.read(name)))
+    return target
+
+
+def test_a_bundle_holds_the_rubric_the_bars_and_the_reference_described_never_its_code(bundle: Path, tmp_path: Path) -> None:
+    with zipfile.ZipFile(bundle) as archive:
+        assert sorted(archive.namelist()) == sorted(MEMBERS)
+        texts = {name: archive.read(name).decode() for name in archive.namelist()}
+    assert texts["rubric.yaml"] == (tmp_path / "dl2025-a2-cnn.yaml").read_text(encoding="utf-8")
+    for name, text in texts.items():  # no code of reference/ (its classes and functions), no weights
+        assert "def " not in text and "import " not in text and "state_dict" not in text, name
+    assert json.loads(texts["calibration.json"]) == {
+        "cnn": {"seconds": 20.0, "hidden_accuracy": 0.85, "hidden_min_class_accuracy": 0.7}
+    }
+    course = load_rubric(tmp_path / "dl2025-a2-cnn.yaml", known_checks())
+    _, layers, parameters = _reference_for(GradingSetup(course, tmp_path, tmp_path, None), course.task("cnn"))
+    assert json.loads(texts["references.json"]) == {"cnn": {"layers": layers, "parameters": parameters, "accepted": {}}}
+    assert parameters == 12810  # the rubric's own parameter_count bar
+    manifest = json.loads(texts["manifest.json"])
+    assert (manifest["kind"], manifest["format"], manifest["assignment"], manifest["tasks"]) == (
+        "gradebench-bundle", 1, "dl2025-a2", ["cnn"])
+
+
+def test_reading_a_bundle_never_imports_the_reference_classes(bundle: Path, monkeypatch) -> None:
+    def refuse(spec: str) -> type:
+        raise AssertionError(f"{spec} was imported")
+
+    monkeypatch.setattr(rubric_module, "_resolve_spec", refuse)
+    read = read_bundle(bundle)
+    assert read.rubric.task("cnn").model.spec == "reference.classifiers:CNN"
+    assert read.references["cnn"].parameters == 12810 and read.calibration["cnn"]["hidden_accuracy"] == 0.85
+
+
+def test_a_rubric_from_a_bundle_keeps_specs_unresolved_and_a_course_rubric_still_checks_them() -> None:
+    text = (ROOT / "rubrics" / "dl2025-a2.yaml").read_text(encoding="utf-8").replace(
+        "reference.classifiers:CNN", "course_solutions.nets:CNN")
+    with pytest.raises(RubricError, match=r"cannot import module 'course_solutions.nets'"):
+        parse_rubric(text, "dl2025-a2.yaml", known_checks())
+    assert parse_rubric(text, "dl2025-a2.yaml", known_checks(), resolve_specs=False).task("cnn").model.spec == (
+        "course_solutions.nets:CNN")
+
+
+def test_a_bundle_of_another_format_says_what_to_do(bundle: Path, tmp_path: Path) -> None:
+    manifest = json.loads(zipfile.ZipFile(bundle).read("manifest.json"))
+    later = rewritten(bundle, tmp_path / "later.gbundle", {"manifest.json": json.dumps({**manifest, "format": 2}).encode()})
+    with pytest.raises(HarnessError) as error:
+        read_bundle(later)
+    assert str(error.value) == (
+        f"{later} is a bundle of format 2 (gradebench 0.1.0); this gradebench reads format 1: install the gradebench "
+        "version your course names, or ask your course staff for the bundle of this assignment again"
+    )
+
+
+def test_an_edited_rubric_in_a_bundle_is_refused(bundle: Path, tmp_path: Path) -> None:
+    text = zipfile.ZipFile(bundle).read("rubric.yaml").replace(b"relative_to_reference: 0.88", b"relative_to_reference: 0.1")
+    edited = rewritten(bundle, tmp_path / "edited.gbundle", {"rubric.yaml": text})
+    with pytest.raises(HarnessError) as error:
+        read_bundle(edited)
+    assert str(error.value) == (
+        f"{edited}: its rubric.yaml is not the rubric the bundle was made with (it was changed): "
+        "ask your course staff for the bundle of this assignment again"
+    )
+
+
+def test_a_file_that_is_no_bundle_is_refused(tmp_path: Path) -> None:
+    notebook = tmp_path / "CNNMNIST.ipynb"
+    notebook.write_text("{}", encoding="utf-8")
+    with pytest.raises(HarnessError, match=r"CNNMNIST.ipynb is not a gradebench self-check bundle \(not a zip file\)$"):
+        read_bundle(notebook)
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
+        archive.writestr("CNNMNIST.ipynb", "{}")
+    with pytest.raises(HarnessError, match=r"other.zip is not a gradebench self-check bundle \(it has no manifest.json\)$"):
+        read_bundle(tmp_path / "other.zip")
+
+
+def test_check_with_a_bundle_and_another_rubric_is_a_clear_error(bundle: Path, tmp_path: Path) -> None:
+    notebook = ROOT / "submissions" / "dl2025-a2" / "reference" / "CNNMNIST.ipynb"
+    other = ROOT / "rubrics" / "adl2024-a2.yaml"
+    result = runner.invoke(app, ["check", str(notebook), "--bundle", str(bundle), "--rubric", str(other)])
+    assert result.exit_code == 2
+    assert (f"{other} is not the rubric of the bundle {bundle.name} (assignment dl2025-a2): leave out --rubric, or "
+            "use the bundle made from this rubric") in " ".join(result.output.split())
+
+
+# -- end to end: course staff make the bundle, a student checks with it where `import reference` fails ----------
+
+
+def gradebench(*arguments: str, env: dict[str, str], block_reference: bool = False) -> subprocess.CompletedProcess:
+    """The `gradebench` command in a child process; with ``block_reference``, where `import reference` fails."""
+    code = (BLOCK_REFERENCE if block_reference else "") + "import sys\nfrom harness.cli import main\nsys.argv[0] = 'gradebench'\nmain()\n"
+    return subprocess.run([sys.executable, "-c", code, *arguments], capture_output=True, text=True, env=env,
+                          timeout=900, cwd=env["HOME"])
+
+
+@pytest.mark.slow
+def test_a_student_checks_notebooks_with_a_bundle_and_no_reference_code(tmp_path: Path, small_data: Path) -> None:
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"), "COLUMNS": "200"}
+    rubric = cnn_rubric(tmp_path)
+    made = gradebench("bundle", "make", "--rubric", str(rubric), "--out", str(tmp_path / "dl2025-a2.gbundle"),
+                      "--data", str(small_data), "--reference", str(ROOT / "submissions" / "dl2025-a2" / "reference"),
+                      env=env)
+    assert made.returncode == 0, made.stderr + made.stdout
+    assert f"wrote {tmp_path / 'dl2025-a2.gbundle'}" in made.stdout
+    with zipfile.ZipFile(tmp_path / "dl2025-a2.gbundle") as archive:
+        assert sorted(archive.namelist()) == sorted(MEMBERS)  # no reference/*.py, no weights, no labels
+        calibration = json.loads(archive.read("calibration.json"))
+    assert all(isinstance(value, float) for value in calibration["cnn"].values())  # figures, never per-image labels
+
+    wrong = gradebench("check", "--bundle", str(tmp_path / "dl2025-a2.gbundle"), "--data", str(small_data),
+                       str(ROOT / "submissions" / "dl2025-a2" / "wrong_flatten" / "CNNMNIST.ipynb"),
+                       env=env, block_reference=True)
+    text = " ".join(wrong.stdout.split())
+    assert wrong.returncode == 1, wrong.stderr + wrong.stdout
+    assert ("CNNMNIST.ipynb: 8.0 / 13.0 points (self-check bundle dl2025-a2.gbundle; 1 of the points are checked "
+            "only when you hand in)") in text
+    assert "did you drop a MaxPool2d layer?" in text
+    assert ("cnn / forward_consistent (checked when you hand in): not available in the self-check: recomputing your "
+            "predictions from your weights needs the assignment's network") in text
+    assert "calibrating" not in text
+
+    good = gradebench("check", "--bundle", str(tmp_path / "dl2025-a2.gbundle"), "--data", str(small_data),
+                      str(ROOT / "submissions" / "dl2025-a2" / "reference" / "CNNMNIST.ipynb"),
+                      env=env, block_reference=True)
+    assert good.returncode == 0, good.stderr + good.stdout  # the one check the bundle cannot run is not held against it
+    assert "CNNMNIST.ipynb: 12.0 / 13.0 points" in " ".join(good.stdout.split())
