@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -145,6 +146,17 @@ def test_check_with_a_bundle_and_another_rubric_is_a_clear_error(bundle: Path, t
             "use the bundle made from this rubric") in " ".join(result.output.split())
 
 
+def test_the_wheel_students_install_holds_no_reference_implementations() -> None:
+    import tomllib
+
+    import setuptools
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = setuptools.find_packages(where=str(ROOT), include=include)
+    assert {"gradebench", "harness", "harness.checks", "harness.probes", "reports"} <= set(packages)
+    assert not [p for p in packages if p.split(".")[0] in ("reference", "tests", "submissions")]
+
+
 # -- end to end: course staff make the bundle, a student checks with it where `import reference` fails ----------
 
 
@@ -155,21 +167,29 @@ def gradebench(*arguments: str, env: dict[str, str], block_reference: bool = Fal
                           timeout=900, cwd=env["HOME"])
 
 
-@pytest.mark.slow
-def test_a_student_checks_notebooks_with_a_bundle_and_no_reference_code(tmp_path: Path, small_data: Path) -> None:
-    env = {**os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"), "COLUMNS": "200"}
-    rubric = cnn_rubric(tmp_path)
-    made = gradebench("bundle", "make", "--rubric", str(rubric), "--out", str(tmp_path / "dl2025-a2.gbundle"),
+@pytest.fixture(scope="module")
+def course_bundle(tmp_path_factory, small_data: Path) -> tuple[Path, dict[str, str]]:
+    """The CNN task's bundle as course staff make it (`gradebench bundle make`, calibrating on the reference), and
+    the environment of the child processes (a home and cache of their own)."""
+    home = tmp_path_factory.mktemp("student")
+    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / "cache"), "COLUMNS": "200"}
+    made = gradebench("bundle", "make", "--rubric", str(cnn_rubric(home)), "--out", str(home / "dl2025-a2.gbundle"),
                       "--data", str(small_data), "--reference", str(ROOT / "submissions" / "dl2025-a2" / "reference"),
                       env=env)
     assert made.returncode == 0, made.stderr + made.stdout
-    assert f"wrote {tmp_path / 'dl2025-a2.gbundle'}" in made.stdout
-    with zipfile.ZipFile(tmp_path / "dl2025-a2.gbundle") as archive:
+    assert f"wrote {home / 'dl2025-a2.gbundle'}" in " ".join(made.stdout.split())
+    return home / "dl2025-a2.gbundle", env
+
+
+@pytest.mark.slow
+def test_a_student_checks_notebooks_with_a_bundle_and_no_reference_code(course_bundle, small_data: Path) -> None:
+    bundle, env = course_bundle
+    with zipfile.ZipFile(bundle) as archive:
         assert sorted(archive.namelist()) == sorted(MEMBERS)  # no reference/*.py, no weights, no labels
         calibration = json.loads(archive.read("calibration.json"))
     assert all(isinstance(value, float) for value in calibration["cnn"].values())  # figures, never per-image labels
 
-    wrong = gradebench("check", "--bundle", str(tmp_path / "dl2025-a2.gbundle"), "--data", str(small_data),
+    wrong = gradebench("check", "--bundle", str(bundle), "--data", str(small_data),
                        str(ROOT / "submissions" / "dl2025-a2" / "wrong_flatten" / "CNNMNIST.ipynb"),
                        env=env, block_reference=True)
     text = " ".join(wrong.stdout.split())
@@ -181,8 +201,101 @@ def test_a_student_checks_notebooks_with_a_bundle_and_no_reference_code(tmp_path
             "predictions from your weights needs the assignment's network") in text
     assert "calibrating" not in text
 
-    good = gradebench("check", "--bundle", str(tmp_path / "dl2025-a2.gbundle"), "--data", str(small_data),
+    good = gradebench("check", "--bundle", str(bundle), "--data", str(small_data),
                       str(ROOT / "submissions" / "dl2025-a2" / "reference" / "CNNMNIST.ipynb"),
                       env=env, block_reference=True)
     assert good.returncode == 0, good.stderr + good.stdout  # the one check the bundle cannot run is not held against it
     assert "CNNMNIST.ipynb: 12.0 / 13.0 points" in " ".join(good.stdout.split())
+
+
+# -- the in-notebook check: gradebench.check("cnn") on the kernel's own objects ------------------------------------
+
+TRAIN = """
+import numpy as np
+import torch
+from torch import nn
+from harness.data import load_split
+
+images, labels = load_split(DATA, "mnist", "train")
+x = (torch.tensor(images[:3000], dtype=torch.float32).unsqueeze(1) / 255.0 - 0.1307) / 0.3081
+y = torch.tensor(labels[:3000], dtype=torch.long)
+
+
+class Net(nn.Module):
+    def __init__(self, second_pool=True):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3)
+        self.conv2 = nn.Conv2d(16, 32, 3)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.second_pool = second_pool
+        self.fc = nn.Linear(800 if second_pool else 3872, 10)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.conv1(x)))
+        x = torch.relu(self.conv2(x))
+        if self.second_pool:
+            x = self.pool(x)
+        return torch.log_softmax(self.fc(torch.flatten(x, 1)), dim=1)
+
+
+torch.manual_seed(0)
+model = Net()
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+criterion = nn.NLLLoss()
+for epoch in range(2):
+    for start in range(0, len(x), 64):
+        optimizer.zero_grad()
+        loss = criterion(model(x[start:start + 64]), y[start:start + 64])
+        loss.backward()
+        optimizer.step()
+"""
+"""A student's notebook, shortened: the assignment's CNN (as a student writes it) trained on a little data."""
+
+
+@pytest.mark.slow
+def test_gradebench_check_in_a_notebook_checks_the_kernels_model(course_bundle, small_data: Path, tmp_path: Path) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    bundle, env = course_bundle
+    call = f"gradebench.check({{task!r}}, bundle={str(bundle)!r}, data={str(small_data)!r}{{more}})"
+    cells = [
+        f"DATA = {str(small_data)!r}\n" + TRAIN,
+        "import gradebench\n" + call.format(task="cnn", more=""),
+        "result = " + call.format(task="cnn", more=", namespace={'model': Net(second_pool=False)}") + "\nprint(result)",
+        call.format(task="cnnn", more=""),
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code) for code in cells])
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute(env=env)  # the kernel's environment: `import reference` is not needed there either
+    trained, wrong, unknown = (cell["outputs"] for cell in notebook.cells[1:])
+
+    shown = trained[0]["data"]
+    text = shown["text/plain"]
+    score, points = re.match(r"cnn \(1.3 CNN on MNIST\): ([\d.]+) / ([\d.]+) points", text).groups()
+    rows = re.findall(r"^  (passed|failed|skipped|error) +(\w+) +([\d.]+)/([\d.]+)$", text, re.M)
+    assert [row[1] for row in rows] == [
+        "runs_without_error", "architecture_matches", "parameter_count", "feature_width", "output_kind", "loss_choice",
+        "test_accuracy", "per_class_accuracy", "forward_consistent", "within_budget",
+    ]
+    assert float(points) == 13 and float(score) == pytest.approx(sum(float(row[2]) for row in rows))
+    assert "self-check bundle dl2025-a2.gbundle" in text.splitlines()[0]
+    for name in ("architecture_matches", "parameter_count", "feature_width", "output_kind"):
+        assert f"passed   {name}" in text
+    assert "skipped  forward_consistent" in text and "not available in the self-check" in text
+    assert "skipped  runs_without_error" in text and "not checked on the live kernel" in text
+    assert text.rstrip().endswith(
+        "This checked the objects in the running kernel as they are now, not a clean run: grading runs your "
+        "notebook from the top, as `gradebench check --bundle dl2025-a2.gbundle YOUR_NOTEBOOK.ipynb` does."
+    )
+    html = shown["text/html"]  # Jupyter shows the table
+    assert "<table>" in html and "<td>architecture_matches</td>" in html and "running kernel" in html
+
+    printed = "".join(output.get("text", "") for output in wrong)
+    assert "failed   feature_width" in printed
+    assert "your Flatten produces 3,872 features (from 32 x 11 x 11); the assignment's network has 800 here: " \
+           "did you drop a MaxPool2d layer?" in printed
+
+    [error] = unknown
+    assert (error["ename"], error["evalue"]) == ("CheckFailed", "rubric 'dl2025-a2' has no task 'cnnn'; tasks: cnn")
