@@ -17,11 +17,13 @@ from typer.testing import CliRunner
 
 from harness import rubric as rubric_module
 from harness.bundle import MEMBERS, make_bundle, read_bundle
-from harness.checks import known_checks
+from harness.architecture import describe_reference
+from harness.checks import known_checks, options
+from harness.checks.architecture import ArchitectureOptions
 from harness.cli import app
 from harness.errors import HarnessError, RubricError
 from harness.pipeline import GradingSetup, _reference_for, prepare_setup
-from harness.rubric import load_rubric, parse_rubric
+from harness.rubric import _resolve_spec, load_rubric, parse_rubric
 from harness.sandbox import make_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +85,27 @@ def test_a_bundle_holds_the_rubric_the_bars_and_the_reference_described_never_it
     manifest = json.loads(texts["manifest.json"])
     assert (manifest["kind"], manifest["format"], manifest["assignment"], manifest["tasks"]) == (
         "gradebench-bundle", 1, "dl2025-a2", ["cnn"])
+
+
+@pytest.mark.parametrize("assignment", ["dl2025-a2", "adl2024-a2", "idl-ex2", "mle-sheet06"])
+def test_every_assignment_s_bundle_gives_grading_the_reference_it_reads_from_the_code(assignment: str, tmp_path: Path) -> None:
+    """What grading reads of each reference network (layers with free sizes marked, parameter count, the other
+    networks a task accepts) is the same read from the bundle as built from reference/."""
+    course = load_rubric(ROOT / "rubrics" / f"{assignment}.yaml", known_checks())
+    setup = GradingSetup(course, tmp_path, tmp_path, None)
+    read = read_bundle(make_bundle(setup, tmp_path / f"{assignment}.gbundle"))
+    from_bundle = GradingSetup(read.rubric, tmp_path, tmp_path, None, references=read.references)
+    modelled = [task for task in course.automatic_tasks if task.model is not None and task.model.spec]
+    assert set(read.references) == {task.id for task in modelled}  # none in idl-ex2: its networks are the students' own
+    for task in modelled:
+        _, layers, parameters = _reference_for(setup, task)
+        assert _reference_for(from_bundle, read.rubric.task(task.id)) == (None, layers, parameters), task.id
+    accepted = {(task.id, also): describe_reference(_resolve_spec(also), {}, {}, [[1, 28, 28], [784]])
+                for task in course.automatic_tasks for spec in task.checks if spec.check == "architecture_matches"
+                for also in options(spec, ArchitectureOptions).also}
+    assert accepted == {key: read.references[key[0]].accepted[key[1]] for key in accepted}
+    if assignment == "dl2025-a2":  # the feed-forward task also accepts the network without its LogSoftmax
+        assert list(accepted) == [("ff", "reference.classifiers:FeedForwardLogits")]
 
 
 def test_reading_a_bundle_never_imports_the_reference_classes(bundle: Path, monkeypatch) -> None:
