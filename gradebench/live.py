@@ -61,12 +61,18 @@ class SelfCheck:
         return all(r.status == "passed" or _not_here(r) for r in self.results)
 
     @property
+    def unchecked(self) -> float:
+        """Points of the checks this in-notebook check cannot run (they are checked when you hand in)."""
+        return sum(r.points for r in self.results if _not_here(r))
+
+    @property
     def note(self) -> str:
         """That the live kernel was checked, and how to run the notebook from the top."""
         return LIVE_NOTE.format(command=self.command)
 
     def __str__(self) -> str:
-        lines = [f"{self.task} ({self.title}): {self.score:g} / {self.points:g} points, {self.checked_with}"]
+        unchecked = f" ({self.unchecked:g} of them not checked here)" if self.unchecked else ""
+        lines = [f"{self.task} ({self.title}): {self.score:g} / {self.points:g} points{unchecked}, {self.checked_with}"]
         if self.model_note:
             lines.append(f"  model: {self.model_note}")
         width = max((len(r.check) for r in self.results), default=0)

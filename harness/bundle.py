@@ -7,7 +7,7 @@ package installed. A bundle is a zip file holding:
 
 ``manifest.json``
     ``{"kind": "gradebench-bundle", "format": 1, "assignment", "title", "profile", "rubric_sha256", "tasks",
-    "made_with", "data_manifest_sha256"}``
+    "made_with", "data"}`` (``data``: the prepared datasets the bars were measured on, ``data_identity``)
 ``rubric.yaml``
     the rubric, byte for byte (its hash is in the manifest).
 ``calibration.json``
@@ -121,7 +121,6 @@ def make_bundle(setup: GradingSetup, out: Path) -> Path:
         if described is not None:
             references[task.id] = {"layers": described.layers, "parameters": described.parameters,
                                    "accepted": described.accepted}
-    data_manifest = setup.data_dir / "manifest.json"
     manifest = {
         "kind": KIND,
         "format": FORMAT,
@@ -132,7 +131,7 @@ def make_bundle(setup: GradingSetup, out: Path) -> Path:
         "tasks": [t.id for t in rubric.automatic_tasks],
         "made_with": f"gradebench {__version__}",
         # the calibration holds for the data it was measured on: the small synthetic data a self-check prepares
-        "data_manifest_sha256": hashlib.sha256(data_manifest.read_bytes()).hexdigest() if data_manifest.is_file() else None,
+        "data": data_identity(setup.data_dir),
     }
     calibration = {task_id: metrics for task_id, metrics in setup.calibration.items() if task_id in manifest["tasks"]}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -144,6 +143,27 @@ def make_bundle(setup: GradingSetup, out: Path) -> Path:
         archive.writestr("references.json", json.dumps(references))
     partial.replace(out)
     return out
+
+
+def data_identity(data_dir: Path) -> dict[str, Any]:
+    """What identifies the prepared datasets in ``data_dir`` (source, size, seed, file hashes; not when they were
+    prepared): a bundle's bars hold for a student's data when these are the same."""
+    try:
+        manifest = json.loads((Path(data_dir) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    datasets = manifest.get("datasets") if isinstance(manifest, dict) else None
+    return {
+        name: {key: entry.get(key) for key in ("source", "small", "seed", "counts", "files")}
+        for name, entry in (datasets or {}).items() if isinstance(entry, dict)
+    }
+
+
+def data_differs(bundle: Bundle, data_dir: Path) -> list[str]:
+    """The rubric's datasets prepared in ``data_dir`` otherwise than those the bundle's bars were measured on."""
+    published = bundle.manifest.get("data") or {}
+    mine = data_identity(data_dir)
+    return [name for name in bundle.rubric.datasets if name in published and published[name] != mine.get(name)]
 
 
 def read_bundle(path: Path) -> Bundle:

@@ -413,7 +413,7 @@ def check(
     cell_timeout: Optional[float] = CellTimeoutOption,
     bundle: Optional[Path] = typer.Option(
         None, "--bundle", "-b", help="Your course's self-check bundle (.gbundle): its rubric and published bars; "
-        "no course repository needed.",
+        "no course repository needed (default: $GRADEBENCH_BUNDLE, else the one .gbundle beside the notebook).",
     ),
 ) -> None:
     """Self-check a notebook, a script or a whole submission folder before you hand it in (fast profile).
@@ -422,7 +422,7 @@ def check(
     workspace (a later script can load the checkpoint an earlier one saved). Exits 0 only when
     every automatic check passes (a check the bundle cannot run is listed, not counted against you).
     """
-    from harness.bundle import read_bundle
+    from harness.bundle import data_differs, find_bundle, read_bundle
     from harness.checks import NOT_AVAILABLE
     from harness.data import prepare
     from harness.loading import load_submission
@@ -434,6 +434,8 @@ def check(
         _fail(HarnessError(f"{source}: no such file or folder"))
     published = None
     try:
+        if bundle is None and rubric is None:  # $GRADEBENCH_BUNDLE, or the course's bundle beside the notebook
+            bundle = find_bundle(source if source.is_dir() else source.parent)
         if bundle is not None:
             published = read_bundle(bundle)
             if rubric is not None and load_rubric_file(rubric).hash != published.rubric.hash:
@@ -461,6 +463,13 @@ def check(
                 rubric, data_dir, out, profile="fast", sandbox=_sandbox(sandbox),
                 memory_bytes=_memory_bytes(memory), cell_timeout_s=cell_timeout, bundle=published,
             )
+            differs = data_differs(published, data_dir) if published else []
+            if differs:
+                err_console.print(
+                    f"[bold yellow]warning:[/] {', '.join(differs)} in {data_dir} is not the data the bundle's bars were "
+                    "measured on (prepared otherwise): bars relative to the reference may not hold; use the small "
+                    "data `gradebench check` prepares by default", highlight=False,
+                )
             staging = out / "staging"
             if staging.exists():
                 import shutil

@@ -16,7 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from harness import rubric as rubric_module
-from harness.bundle import MEMBERS, make_bundle, read_bundle
+from harness.bundle import MEMBERS, data_differs, find_bundle, make_bundle, read_bundle
 from harness.architecture import describe_reference
 from harness.checks import known_checks, options
 from harness.checks.architecture import ArchitectureOptions
@@ -158,6 +158,30 @@ def test_a_file_that_is_no_bundle_is_refused(tmp_path: Path) -> None:
         archive.writestr("CNNMNIST.ipynb", "{}")
     with pytest.raises(HarnessError, match=r"other.zip is not a gradebench self-check bundle \(it has no manifest.json\)$"):
         read_bundle(tmp_path / "other.zip")
+
+
+def test_data_prepared_otherwise_than_the_bundle_s_is_noticed(bundle: Path, small_data: Path, tmp_path: Path) -> None:
+    read = read_bundle(bundle)
+    assert data_differs(read, small_data) == []  # the data the bars were measured on, whenever it was prepared
+    manifest = json.loads((small_data / "manifest.json").read_text(encoding="utf-8"))
+    manifest["datasets"]["mnist"]["seed"] += 1
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert data_differs(read, tmp_path / "other") == ["mnist"]
+
+
+def test_the_bundle_beside_the_notebook_or_named_by_the_environment_is_found(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("GRADEBENCH_BUNDLE", raising=False)
+    assert find_bundle(tmp_path) is None
+    (tmp_path / "dl2025-a2.gbundle").write_bytes(b"")
+    assert find_bundle(tmp_path) == tmp_path / "dl2025-a2.gbundle"
+    (tmp_path / "adl2024-a2.gbundle").write_bytes(b"")
+    with pytest.raises(HarnessError) as error:
+        find_bundle(tmp_path)
+    assert str(error.value) == ("several bundles next to the notebook (adl2024-a2.gbundle, dl2025-a2.gbundle): name "
+                                "one, e.g. bundle='adl2024-a2.gbundle'")
+    monkeypatch.setenv("GRADEBENCH_BUNDLE", str(tmp_path / "course" / "dl2025-a2.gbundle"))
+    assert find_bundle(tmp_path) == tmp_path / "course" / "dl2025-a2.gbundle"
 
 
 def test_check_with_a_bundle_and_another_rubric_is_a_clear_error(bundle: Path, tmp_path: Path) -> None:
