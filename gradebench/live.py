@@ -209,13 +209,12 @@ def _probe(config: dict[str, Any], namespace: dict[str, Any] | None) -> None:
     """Record the kernel's objects as grading records them after the last cell (``harness.probes.probe.run``)."""
     from harness.probes import probe
 
-    record = probe.run(config, namespace)
+    probe.run(config, namespace)
     run = {  # what the runner would have recorded: the cells are the kernel's, not a clean run's
         "format": 1, "kind": "notebook", "source": "the running kernel", "cells_total": 0, "cells_run": 0,
         "errors": [],
     }
     Path(config["artifacts"], "run.json").write_text(json.dumps(run), encoding="utf-8")
-    del record
 
 
 def _kernel_source(namespace: dict[str, Any] | None) -> str:
