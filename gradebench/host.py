@@ -1,10 +1,11 @@
 """The checker's side of ``gradebench.check``, in a Python process of its own (never the student's kernel).
 
-``python -m gradebench.host prepare REQUEST``: read the bundle (or the course rubric), prepare the small data
-and the evaluation images, and answer the probe's configuration for the task. ``python -m gradebench.host check
-REQUEST``: check the records the probe wrote in the kernel, as grading checks a run's records, and answer the
-results. ``REQUEST`` is the ``request.json`` ``gradebench.live`` wrote in its work folder; each phase writes
-``answer-<phase>.json`` there, ``{"error": message}`` when it cannot run (what to do, for the student).
+``python -m gradebench.host REQUEST`` runs two phases. ``prepare``: read the bundle (or the course rubric),
+prepare the small data and the evaluation images, and answer the probe's configuration for the task. Then it
+waits for a line on stdin (the kernel has run the probe) and runs ``check``: check the records the probe wrote,
+as grading checks a run's records, and answer the results. ``REQUEST`` is the ``request.json``
+``gradebench.live`` wrote in its work folder; each phase writes ``answer-<phase>.json`` there (whole, by a
+rename), ``{"error": message}`` when it cannot run (what to do, for the student).
 """
 
 from __future__ import annotations
@@ -122,14 +123,21 @@ PHASES = {"prepare": prepare, "check": check}
 
 
 def main(argv: list[str]) -> int:
-    """Run one phase on a request file; write its answer beside it."""
-    phase, request_path = argv
+    """Prepare, wait for the kernel's probe, check; write each answer beside the request."""
+    [request_path] = argv
     request = json.loads(Path(request_path).read_text(encoding="utf-8"))
-    try:
-        answer = PHASES[phase](request)
-    except HarnessError as error:
-        answer = {"error": str(error)}
-    Path(request["work"], f"answer-{phase}.json").write_text(json.dumps(answer, default=str), encoding="utf-8")
+    for phase in ("prepare", "check"):
+        if phase == "check" and sys.stdin.readline().strip() != "check":
+            return 0  # the kernel gave up (its probe failed): nothing to check
+        try:
+            answer = PHASES[phase](request)
+        except HarnessError as error:
+            answer = {"error": str(error)}
+        partial = Path(request["work"], f"answer-{phase}.json.tmp")
+        partial.write_text(json.dumps(answer, default=str), encoding="utf-8")
+        partial.replace(partial.with_suffix(""))  # the kernel polls for the file: it appears whole
+        if "error" in answer:
+            return 0
     return 0
 
 

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,9 +144,14 @@ def check(
             "source_text": _kernel_source(namespace),
         }
         (work / "request.json").write_text(json.dumps(request), encoding="utf-8")
-        prepared = _host("prepare", work, timeout_s)
-        _probe(prepared["config"], namespace)
-        answer = _host("check", work, timeout_s)
+        host = _Host(work, timeout_s)
+        try:
+            prepared = host.answer("prepare")
+            _probe(prepared["config"], namespace)
+            host.go_on()
+            answer = host.answer("check")
+        finally:
+            host.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     notebook = _notebook_name()
@@ -186,23 +192,53 @@ def _course_rubric(task: str) -> Path | None:
     return having[0] if having else None
 
 
-def _host(phase: str, work: Path, timeout_s: float) -> dict[str, Any]:
-    """Run one phase of :mod:`gradebench.host` in a fresh Python process; its answer, or CheckFailed."""
-    answer = work / f"answer-{phase}.json"
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "gradebench.host", phase, str(work / "request.json")],
-            capture_output=True, text=True, timeout=timeout_s, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+class _Host:
+    """The checker process (:mod:`gradebench.host`): one for both phases, so Python, torch and the harness start
+    once. It prepares, waits for a line on its stdin while the kernel runs the probe, then checks."""
+
+    def __init__(self, work: Path, timeout_s: float) -> None:
+        self.work = work
+        self.deadline = time.monotonic() + timeout_s
+        self.timeout_s = timeout_s
+        self.log = open(work / "host.log", "w", encoding="utf-8")  # noqa: SIM115  (closed by stop)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gradebench.host", str(work / "request.json")], stdin=subprocess.PIPE,
+            stdout=self.log, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    except subprocess.TimeoutExpired:
-        raise CheckFailed(f"the check took more than {timeout_s:g} s and was stopped") from None
-    if not answer.is_file():
-        said = (done.stderr or done.stdout).strip().splitlines()
-        raise CheckFailed(f"the checker stopped (exit code {done.returncode}): {said[-1] if said else 'no output'}")
-    result = json.loads(answer.read_text(encoding="utf-8"))
-    if "error" in result:
-        raise CheckFailed(result["error"])
-    return result
+
+    def answer(self, phase: str) -> dict[str, Any]:
+        """The answer of ``phase`` once the process wrote it; CheckFailed with its reason when it cannot run."""
+        path = self.work / f"answer-{phase}.json"
+        while not path.is_file():
+            if self.process.poll() is not None and not path.is_file():
+                said = (self.work / "host.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()
+                raise CheckFailed(f"the checker stopped (exit code {self.process.returncode}): "
+                                  f"{said[-1] if said else 'no output'}")
+            if time.monotonic() > self.deadline:
+                raise CheckFailed(f"the check took more than {self.timeout_s:g} s and was stopped")
+            time.sleep(0.05)
+        result = json.loads(path.read_text(encoding="utf-8"))
+        if "error" in result:
+            raise CheckFailed(result["error"])
+        return result
+
+    def go_on(self) -> None:
+        """Tell the process the probe's records are written."""
+        assert self.process.stdin is not None
+        self.process.stdin.write("check\n")
+        self.process.stdin.flush()
+
+    def stop(self) -> None:
+        """End the process (it has finished, or the check failed) and close its log."""
+        if self.process.stdin is not None:
+            self.process.stdin.close()  # a process still waiting for the kernel's probe ends at once
+        if self.process.poll() is None:
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
 
 
 def _probe(config: dict[str, Any], namespace: dict[str, Any] | None) -> None:
