@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from harness.architecture import describe_reference
+from harness.bundle import Bundle, TaskReference
 from harness.backends import GpuSlots, make_backend, needs_gpu, visible_gpus
 from harness.artifacts import ArtifactError, Artifacts, load_artifacts
 from harness.checks import known_checks, run_check
@@ -163,6 +164,9 @@ class GradingSetup:
     them again with the calibrated bars instead of running the same code twice."""
     pins: Pins = field(default_factory=Pins)
     """A TA's per-student choices of the file serving a task (``--pins``), over what the matcher chose."""
+    references: dict[str, TaskReference] | None = None
+    """The reference networks as a self-check bundle describes them, by task id (``harness.bundle``); None: built
+    from the rubric's specs (the course repository, with the ``reference`` package)."""
 
     @property
     def store_path(self) -> Path:
@@ -187,15 +191,17 @@ def prepare_setup(
     memory_bytes: int | None = None,
     cell_timeout_s: float | None = None,
     pins: Path | None = None,
+    bundle: Bundle | None = None,
 ) -> GradingSetup:
     """Load the rubric, the manual scores and the hidden evaluation data; write the images the sandbox may see.
 
     Limits: the profile's defaults, then the rubric's ``limits``, then ``memory_bytes`` and ``cell_timeout_s``
-    (the command line's ``--memory`` and ``--cell-timeout``).
+    (the command line's ``--memory`` and ``--cell-timeout``). With a self-check ``bundle`` (``rubric_path`` is
+    then its file), the rubric, the calibration and the reference descriptions are the bundle's.
     """
     if profile not in PROFILES:
         raise HarnessError(f"no profile {profile!r}; known: {', '.join(PROFILES)}")
-    rubric = load_rubric(rubric_path, known_checks=known_checks())
+    rubric = bundle.rubric if bundle is not None else load_rubric(rubric_path, known_checks=known_checks())
     check_packages(rubric.packages, str(rubric_path))  # before anything is graded: a clear error, not 0 points each
     out_dir.mkdir(parents=True, exist_ok=True)
     setup = GradingSetup(
@@ -207,6 +213,9 @@ def prepare_setup(
         threads=threads,
         limits=_limits(rubric, profile, memory_bytes, cell_timeout_s),
     )
+    if bundle is not None:
+        setup.calibration = dict(bundle.calibration)
+        setup.references = dict(bundle.references)
     if manual_csv is not None:
         if not manual_csv.is_file():
             raise HarnessError(
@@ -393,9 +402,14 @@ def _run_settings(setup: GradingSetup, tasks: Sequence[Task]) -> RunSettings:
     )
 
 
-def _reference_for(task: Task) -> tuple[torch.nn.Module | None, list[dict[str, Any]] | None, int | None]:
+def _reference_for(
+    setup: GradingSetup, task: Task
+) -> tuple[torch.nn.Module | None, list[dict[str, Any]] | None, int | None]:
     if task.model is None or task.model.spec is None:
         return None, None, None
+    if setup.references is not None:  # a self-check bundle: the reference's description, not its code
+        published = setup.references.get(task.id)
+        return (None, published.layers, published.parameters) if published else (None, None, None)
     model = task.model.build_reference()
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     # the computation, as the probe traces the student's network, with the sizes the assignment leaves open marked
@@ -420,7 +434,7 @@ def _task_context(
     records = outcome.records
     run = records.run if records else None
     probe = records.probe if records else None
-    reference, reference_layers, reference_parameters = _reference_for(task)
+    reference, reference_layers, reference_parameters = _reference_for(setup, task)
     fixed = task.model is None or task.model.architecture == "fixed"
     if missing:
         model, note = None, missing
@@ -444,6 +458,10 @@ def _task_context(
         dataset=dataset,
         reference_layers=reference_layers,
         reference_model=reference,
+        reference_code=setup.references is None,
+        reference_accepted=None if setup.references is None else (
+            setup.references[task.id].accepted if task.id in setup.references else {}
+        ),
         reference_metrics=setup.calibration.get(task.id, {}),
         reference_seconds=setup.calibration.get(task.id, {}).get("seconds"),
         budget_s=budget_s,

@@ -152,6 +152,11 @@ def _common(profile: str) -> dict[str, str]:
     }
 
 
+def render_live_check(check: Any) -> str:
+    """The HTML fragment of an in-notebook check (``gradebench.SelfCheck``): its table, in Jupyter."""
+    return _environment().get_template("selfcheck.html.j2").render(check=check)
+
+
 def render_student(report: GradeReport, out_dir: Path, rubric_title: str) -> Path:
     """Write ``<out>/students/<student>/index.html`` and ``report.json``; returns the HTML path."""
     from harness.store import report_to_dict

@@ -65,6 +65,15 @@ class Partial(Exception):
         self.message = message
 
 
+class NotAvailable(Exception):
+    """Raised by a check that cannot run in a student's self-check from a bundle, because it needs what the
+    bundle leaves out (the reference code): the check is ``skipped`` with the reason, never passed."""
+
+
+NOT_AVAILABLE = "not available in the self-check"
+"""How a ``NotAvailable`` check's message starts."""
+
+
 @dataclass(frozen=True)
 class Registered:
     """A check as registered: its function and the declaration of the rubric keys it reads."""
@@ -184,6 +193,8 @@ def _run_check(ctx: CheckContext, spec: CheckSpecLike) -> CheckResult:
     try:
         get_check(spec.check)(ctx, spec)
         status, message, score = "passed", "", float(spec.points)
+    except NotAvailable as missing:
+        status, message, score = "skipped", f"{NOT_AVAILABLE}: {missing}", 0.0
     except Partial as partial:
         status, message, score = "failed", partial.message, spec.points * partial.fraction
     except AssertionError as error:

@@ -9,7 +9,7 @@ import typing
 from typing import Literal
 
 import torch
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from harness.architecture import (
     compare_computation,
@@ -24,6 +24,7 @@ from harness.checks import CheckSpecLike, check, options
 from harness.checks.context import CheckContext
 from harness.rubric import CheckParams, Count, NoParams
 from harness.rubric import _resolve_spec as resolve_spec  # the rubric's own reading of module:Class
+from harness.rubric import resolves_specs
 from harness.checks.verify import Forgery
 
 _FUNCTIONAL_ACTIVATION = re.compile(r"\b(?:F|functional|torch|nn\.functional)\.(?:relu|leaky_relu|gelu|elu|silu|tanh|sigmoid)\b|\.(?:relu|tanh|sigmoid)\(\)")
@@ -44,10 +45,10 @@ class ArchitectureOptions(CheckParams):
 
     @field_validator("also", mode="before")
     @classmethod
-    def _importable(cls, value: object) -> object:
+    def _importable(cls, value: object, info: ValidationInfo) -> object:
         """Accept one spec or a list, each a class that imports (the rubric fails at load time otherwise)."""
         specs = [value] if isinstance(value, str) else value
-        if isinstance(specs, (list, tuple)):
+        if isinstance(specs, (list, tuple)) and resolves_specs(info):
             for one in specs:
                 if isinstance(one, str):
                     resolve_spec(one)
@@ -61,9 +62,19 @@ class ArchitectureParams(CheckParams):
     """Options: ``also``."""
 
 
-def _accepted(spec: CheckSpecLike) -> list[tuple[str, torch.nn.Module]]:
-    """Every other network the entry accepts (``params.also``), built, by spec."""
-    return [(one, resolve_spec(one)()) for one in options(spec, ArchitectureOptions).also]
+def _accepted(ctx: CheckContext, spec: CheckSpecLike) -> list[tuple[str, torch.nn.Module | None, list[dict]]]:
+    """Every other network the entry accepts (``params.also``) by spec: built with its layers, or (a self-check
+    from a bundle, without the reference code) only the layers the bundle publishes."""
+    accepted = []
+    for one in options(spec, ArchitectureOptions).also:
+        if ctx.reference_accepted is not None:
+            if one not in ctx.reference_accepted:
+                raise RuntimeError(f"the self-check bundle has no description of {one} (task {ctx.task_id})")
+            accepted.append((one, None, ctx.reference_accepted[one]))
+        else:
+            network = resolve_spec(one)()
+            accepted.append((one, network, _layers_of_network(ctx, network)))
+    return accepted
 
 
 @check("architecture_matches", params=ArchitectureParams)
@@ -86,8 +97,8 @@ def check_architecture_matches(ctx: CheckContext, spec: CheckSpecLike) -> None:
     compare = compare_computation if traced else compare_layers
     diff = compare(layers, reference)
     network = ctx.reference_model
-    for name, accepted in _accepted(spec) if diff else ():
-        if not compare(layers, _layers_of_network(ctx, accepted)):
+    for name, accepted, accepted_layers in _accepted(ctx, spec) if diff else ():
+        if not compare(layers, accepted_layers):
             ctx.details["matched"] = name  # e.g. the logits variant the task accepts as well
             diff, network = [], accepted
             break

@@ -44,7 +44,15 @@ class CheckContext:
     reference_layers: list[dict[str, Any]] | None = None
     """The reference model described with ``harness.architecture.describe_layers``."""
     reference_model: torch.nn.Module | None = None
-    """A fresh instance of the reference class (for loading exported weights)."""
+    """A fresh instance of the reference class (for loading exported weights); None in a self-check from a
+    bundle, which carries the reference's description but not its code (``reference_code``)."""
+    reference_code: bool = True
+    """Whether the reference classes are installed (the course repository). False in a student's self-check
+    from a bundle (``harness.bundle``): checks that need the reference network itself report that they are
+    not available there (``harness.checks.NotAvailable``) instead of failing or passing."""
+    reference_accepted: dict[str, list[dict[str, Any]]] | None = None
+    """The layers of the other networks a task accepts (``architecture_matches``' ``params.also``) by spec, as
+    a bundle publishes them; None: built from the specs (the reference code is installed)."""
     reference_metrics: dict[str, Any] = field(default_factory=dict)
     """Calibrated metrics of the reference on the same data (``test_accuracy``...)."""
     reference_seconds: float | None = None

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from pydantic import model_validator
 
-from harness.checks import CheckSpecLike, Partial, check, reference_value
+from harness.checks import CheckSpecLike, NotAvailable, Partial, check, reference_value
 from harness.checks.context import CheckContext
 from harness.rubric import CheckParams, Fraction, NoParams
 from harness.checks.verify import load_weights_by_order  # noqa: F401  (architecture checks import it from here)
@@ -118,6 +118,9 @@ def check_forward_consistent(ctx: CheckContext, spec: CheckSpecLike) -> None:
     the difference, and the accuracy checks say their predictions were not verified).
     """
     model = ctx.require_model()
+    if not ctx.reference_code:
+        raise NotAvailable("recomputing your predictions from your weights needs the assignment's network, which "
+                           "only the course's grader has: it is checked when your submission is graded")
     assert ctx.reference_model is not None, "this task has no reference network to recompute predictions with"
     assert model.get("state_dict"), "your model exported no weights to recompute predictions from"
     verdict = ctx.verified_predictions()

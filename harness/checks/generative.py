@@ -2,7 +2,7 @@
 
 ``vae_loss_closed_form`` reads what the probe recorded when it called the student's loss
 function on fixed inputs (probe.json ``calls``; ``harness.probes.fixed_inputs`` builds the very
-same tensors here) and compares it with ``reference.vae.vae_loss`` and with the usual mistakes.
+same tensors here) and compares it with ``harness.losses.vae_loss`` and with the usual mistakes.
 ``standard_normal_samples`` reads a recorded value (probe.json ``task_values``: a JSON list, or a
 tensor file for more than 100 numbers), else the random draw the code passed to its decoder
 (``draws/``, recorded by ``harness.probes.draws``: samples drawn inside a function).
@@ -22,7 +22,7 @@ from harness.checks import CheckSpecLike, Partial, check, options
 from harness.checks.context import CheckContext
 from harness.contract import CallRecord
 from harness.rubric import CheckParams, PositiveNumber, ProbeCallId, ProbeValueNames, PythonNames
-from reference.vae import vae_loss
+from harness.losses import vae_loss
 
 
 def _loss_variants(inputs: tuple[torch.Tensor, ...]) -> list[tuple[str, float]]:
@@ -81,7 +81,7 @@ def check_vae_loss_closed_form(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the student's VAE loss is BCE + KL(q || N(0, I)) in closed form, summed or per example.
 
     The probe called the function (``params.call``, a call id of the task's probe block) on a fixed
-    batch of 16; its value must equal ``reference.vae.vae_loss``'s total or total / 16 within
+    batch of 16; its value must equal ``harness.losses.vae_loss``'s total or total / 16 within
     ``params.tolerance`` (relative, default 1e-3). Otherwise the message names the mistake it equals
     (no KL term, KL sign, MSE, mean-reduced BCE), if any.
     """

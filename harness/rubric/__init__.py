@@ -93,10 +93,12 @@ from harness.rubric.schema import (
     Task,
     Text,
     Title,
+    resolves_specs,
     _resolve_spec,  # harness.checks.architecture reads module:Class specs the way the rubric does
 )
 
 __all__ = [
+    "resolves_specs",
     "Alternatives",
     "Budget",
     "CheckParams",
@@ -131,12 +133,16 @@ __all__ = [
 ]
 
 
-def parse_rubric(text: bytes | str, name: str, known_checks: Mapping[str, type[BaseModel]] | None = None) -> Rubric:
+def parse_rubric(
+    text: bytes | str, name: str, known_checks: Mapping[str, type[BaseModel]] | None = None, *, resolve_specs: bool = True
+) -> Rubric:
     """Validate rubric YAML text; ``name`` (the file) appears in every error message.
 
     ``known_checks``: the registered checks by name, each with its declaration (:class:`CheckParams`),
     as ``harness.checks.known_checks()`` gives them. With them, an unknown check name and any entry that
     does not fit its check's declaration are errors; without them, names and parameters are not judged.
+    ``resolve_specs=False``: the ``module:Class`` specs are taken as written, not imported (a self-check
+    bundle's rubric, where the reference classes are not installed).
     """
     try:
         data = yaml.safe_load(text)
@@ -150,7 +156,7 @@ def parse_rubric(text: bytes | str, name: str, known_checks: Mapping[str, type[B
         raise RubricError(
             f"{name}: a rubric is a mapping with assignment, title, datasets and tasks; got {type(data).__name__}"
         )
-    context = {"known_checks": None if known_checks is None else dict(known_checks)}
+    context = {"known_checks": None if known_checks is None else dict(known_checks), "resolve_specs": resolve_specs}
     try:
         rubric = Rubric.model_validate(data, context=context)
     except ValidationError as e:

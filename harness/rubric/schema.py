@@ -3,6 +3,8 @@
 Each section is immutable and refuses unknown keys; its validators raise the errors that
 :mod:`harness.rubric.messages` turns into ``field: reason`` lines. ``ModelRef`` imports the class its ``spec``
 names (:func:`_resolve_spec`) to check that it exists and can be built with ``args``.
+A rubric read from a self-check bundle (``harness.bundle``) is validated with ``resolve_specs=False``: the
+reference classes are not installed there, and the bundle carries what the checks need of them.
 """
 
 from __future__ import annotations
@@ -134,7 +136,7 @@ class CheckSpec(_Strict):
         if "params" in declaration.model_fields:
             given.setdefault("params", {})  # a missing block reports its required keys one by one
         try:
-            declaration.model_validate(given)
+            declaration.model_validate(given, context=info.context)  # resolve_specs reaches the check's own
         except ValidationError as error:
             problems = []
             for line in error.errors():
@@ -166,18 +168,18 @@ class ModelRef(_Strict):
 
     @field_validator("spec")
     @classmethod
-    def _importable(cls, spec: str | None) -> str | None:
+    def _importable(cls, spec: str | None, info: ValidationInfo) -> str | None:
         """Check that the reference class exists, so a typo fails now rather than mid-batch."""
-        if spec is not None:
+        if spec is not None and resolves_specs(info):
             _resolve_spec(spec)
         return spec
 
     @model_validator(mode="after")
-    def _buildable(self) -> ModelRef:
+    def _buildable(self, info: ValidationInfo) -> ModelRef:
         """Check that the reference class can be built with ``args``, so a wrong argument fails at load time."""
         if self.args and self.spec is None:
             raise _problem("args", "args need a spec (the reference class they are passed to)")
-        if self.spec is not None:
+        if self.spec is not None and resolves_specs(info):
             try:
                 inspect.signature(_resolve_spec(self.spec)).bind(**self.args)
             except TypeError as error:
@@ -185,12 +187,14 @@ class ModelRef(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _free_sizes_exist(self) -> ModelRef:
+    def _free_sizes_exist(self, info: ValidationInfo) -> ModelRef:
         """Check that every free size is a whole-number argument of the reference class that only sizes layers."""
         if not self.free:
             return self
         if self.spec is None:
             raise _problem("free", "free sizes need a spec (the reference class whose arguments they name)")
+        if not resolves_specs(info):
+            return self
         from harness.architecture import describe_layers, mark_free
 
         sizes = self.free_sizes()
@@ -617,6 +621,11 @@ class Rubric(_Strict):
         """Automatic tasks whose source is ``source`` (as returned by :meth:`sources_in_order`)."""
         key = tuple(s.casefold() for s in source)
         return tuple(t for t in self.automatic_tasks if tuple(s.casefold() for s in t.source) == key)
+
+
+def resolves_specs(info: ValidationInfo) -> bool:
+    """Whether this validation imports the classes ``module:Class`` specs name (not for a bundle's rubric)."""
+    return bool((info.context or {}).get("resolve_specs", True))
 
 
 def _resolve_spec(spec: str) -> type:
