@@ -54,7 +54,7 @@ def _setup(request: dict[str, Any]) -> tuple[Any, Any]:
 def prepare(request: dict[str, Any]) -> dict[str, Any]:
     """The probe's configuration for the request's task, as the runner gives it after the last cell."""
     from harness.pipeline import _run_settings
-    from harness.probes.probe import DEFAULT_INPUT_SHAPES
+    from harness.contract import DEFAULT_INPUT_SHAPES
 
     setup, task = _setup(request)
     settings = _run_settings(setup, [task])

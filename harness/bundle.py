@@ -108,7 +108,7 @@ def reference_of(task: Task, shapes: list[list[int]]) -> TaskReference | None:
 def make_bundle(setup: GradingSetup, out: Path) -> Path:
     """Write the bundle of ``setup``'s rubric (calibrated already: ``setup.calibration``) to ``out``."""
     from harness import __version__
-    from harness.probes.probe import DEFAULT_INPUT_SHAPES
+    from harness.contract import DEFAULT_INPUT_SHAPES
 
     rubric = setup.rubric
     if rubric.path is None:
