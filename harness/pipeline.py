@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import difflib
 import hashlib
+import importlib
 import json
 import math
 import os
@@ -34,18 +35,14 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import nbformat
 import numpy as np
-import torch
 
 from harness.architecture import describe_reference
 from harness.backends import GpuSlots, make_backend, needs_gpu, visible_gpus
-from harness.artifacts import ArtifactError, load_artifacts
 from harness.checks import known_checks, run_check
-from harness.checks.context import CheckContext
-from harness.checks.select import select_model
 from harness.data import load_split
 from harness.engines import Engine, RunSettings, kind_for, make_workspace, read_run_json
 from harness.environment import check_packages
@@ -53,7 +50,6 @@ from harness.errors import HarnessError, StoreError
 from harness.events import Calibrating, Done, Fault, Loaded, LoadWarning, OnEvent
 from harness.loading import load_batch, load_submission
 from harness.outdir import STORE_NAME
-from harness.probes.probe import DEFAULT_INPUT_SHAPES
 from harness.manual import read_manual_scores, write_manual_template
 from harness.matching import CODE_SUFFIXES, Pins, SourcePlan, check_pins, plan_sources, read_pins, statement_works
 from harness.models import CheckResult, ExecutionResult, GradeReport, Limits, LoadFailure, Submission
@@ -65,12 +61,36 @@ from harness.sandbox.quota import limited_folder, release_folder
 from harness.scoring import ManualScore, score_load_failure, score_submission
 from harness.store import ResultStore, execution_from_dict, execution_to_dict, readable_report, report_from_dict
 
+if TYPE_CHECKING:  # torch and the modules that import it are imported where the host first needs them (its
+    # checks, after the first sandboxed run), so that a grading command starts the first run without waiting
+    import torch
+
+    from harness.checks.context import CheckContext
+
 PROFILES = {
     "full": {"eval_images": None, "default_wall_s": 900.0},
     "fast": {"eval_images": 1000, "default_wall_s": 300.0},
 }
 """Per profile: how many hidden images the probes evaluate (None: all) and the default wall-clock limit."""
 
+
+HOST_MODULES: tuple[str, ...] = (
+    "torch",
+    "harness.artifacts",
+    "harness.checks.context",
+    "harness.checks.select",
+    "harness.probes.probe",
+    "pandas",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+)
+"""What the host needs once a sandboxed run has ended (torch and the modules that read the run's records with
+it: its checks) and at the end of a batch (pandas for the gradebook, matplotlib for the score distribution),
+in the order the host first imports them. ``grade_batch`` imports them in the background while the first runs
+start (``warm_host``): seconds of imports overlap the sandboxed run instead of adding to it."""
+
+REPORT_MODULES: tuple[str, ...] = HOST_MODULES[-3:]
+"""The part of ``HOST_MODULES`` that writes a batch's pages (all a driver needs when other processes grade)."""
 
 GRADING_LOG = "grading-log.jsonl"
 """File name of the grading log in the output folder."""
@@ -405,6 +425,8 @@ def _run_settings(setup: GradingSetup, tasks: Sequence[Task]) -> RunSettings:
 def _reference_for(task: Task) -> tuple[torch.nn.Module | None, list[dict[str, Any]] | None, int | None]:
     if task.model is None or task.model.spec is None:
         return None, None, None
+    from harness.probes.probe import DEFAULT_INPUT_SHAPES
+
     model = task.model.build_reference()
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     # the computation, as the probe traces the student's network, with the sizes the assignment leaves open marked
@@ -431,6 +453,10 @@ def _task_context(
     step: Sequence[Task] = (),
 ) -> CheckContext:
     """Everything the checks of ``task`` read; ``related``: the contexts of the tasks graded before it."""
+    from harness.artifacts import load_artifacts
+    from harness.checks.context import CheckContext
+    from harness.checks.select import select_model
+
     artifacts = execution.artifacts_dir if execution else None
     records = load_artifacts(artifacts) if artifacts else None  # ArtifactError: malformed records, a harness error
     run = records.run if records else None
@@ -583,6 +609,8 @@ def _grade_in(
         problem = setup_problem(execution)
         if problem:  # the grader's own preparation failed: not the student's error, and no check can judge the run
             faults[relative] = problem
+    from harness.artifacts import ArtifactError
+
     graded: dict[str, CheckContext] = {}  # contexts of the tasks graded so far, for cross-task checks
     for task in rubric.grading_order():
         entry = plan.source(task.id)
@@ -723,6 +751,27 @@ def calibrate_rubric(setup: GradingSetup, reference_dir: Path, on_event: OnEvent
 # -- a batch -------------------------------------------------------------------------------------------------
 
 
+def warm_host(modules: Sequence[str] = HOST_MODULES) -> threading.Thread:
+    """Start importing ``modules`` in a background thread, in order; the thread (a daemon: it never holds up exit).
+
+    A module a thread is importing is waited for by any other thread that imports it, so whichever comes first
+    does the work once. A module that fails to import is left alone here: where it is used, importing it again
+    raises the error in the right place.
+    """
+
+    def load() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # reported where the module is used
+                continue
+
+    thread = threading.Thread(target=load, name="warm-host", daemon=True)
+    thread.start()
+    return thread
+
+
+
 @dataclass(frozen=True)
 class BatchSummary:
     """What a batch run did."""
@@ -774,6 +823,9 @@ def grade_batch(
     except HarnessError:
         store.close()
         raise
+    # The batch will be graded: what the host needs after the first runs is imported while they start. Graded in
+    # other processes, the checks run there; this one only writes the pages.
+    warm_host(HOST_MODULES if backend == "threads" else REPORT_MODULES)
     if reference_dir is not None:
         calibrate_rubric(setup, reference_dir, emit)
     emit(Loaded(len(entries)))

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
 from pydantic import ValidationError
 
-from harness.checks.context import CheckContext
 from harness.errors import HarnessError
 from harness.models import CheckResult
 from harness.rubric import CheckParams
+
+if TYPE_CHECKING:  # the context imports torch; registering checks and validating rubrics must not
+    from harness.checks.context import CheckContext
 
 
 class CheckSpecLike(Protocol):
@@ -43,7 +45,7 @@ class CheckSpecLike(Protocol):
     params: dict[str, Any]
 
 
-CheckFunction = Callable[[CheckContext, CheckSpecLike], None]
+CheckFunction = Callable[["CheckContext", CheckSpecLike], None]
 
 
 class Partial(Exception):
