@@ -918,7 +918,7 @@ def grade_batch(
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {pool.submit(work, submission): submission for submission in todo}
+            futures = {pool.submit(work, submission): submission for submission in _longest_first(todo, store, lock, setup)}
             for future in as_completed(futures):
                 submission = futures[future]
                 report = future.result()
@@ -946,6 +946,38 @@ def grade_batch(
     graded = sum(1 for submission in todo if submission.student in reports)
     return BatchSummary(graded, reused, failed, ordered, index, time.perf_counter() - started, tuple(faults),
                         carried=tuple(r.student for r in carried))
+
+
+def _longest_first(
+    todo: Sequence[Submission], store: ResultStore, lock: threading.Lock, setup: GradingSetup
+) -> list[Submission]:
+    """``todo`` in the order the workers take them: the longest expected grading first, so that the batch ends on
+    short ones and no worker is left running a long one alone while the others have nothing to do.
+
+    Expected: how long the sandboxed runs of the same content took when it was last graded (the store keeps
+    them, under any rubric file); a submission never run before may be long and goes first, ordered by the bytes
+    of notebooks and scripts it holds (more or longer sources run longer). Equal ones keep the batch's order.
+    """
+
+    def expected(submission: Submission) -> tuple[float, int]:
+        earlier = _stored_runs(store, lock, submission.content_hash, setup.profile)
+        seconds = sum(e.sandbox.wall_s for e in earlier.values()) if earlier else math.inf
+        return seconds, _code_bytes(submission)
+
+    costs = {s.student: expected(s) for s in todo}
+    return sorted(todo, key=lambda s: costs[s.student], reverse=True)
+
+
+def _code_bytes(submission: Submission) -> int:
+    """Bytes of the notebooks and scripts of a submission (0 for one that cannot be read)."""
+    total = 0
+    for relative in submission.files:
+        if relative.lower().endswith(CODE_SUFFIXES):
+            try:
+                total += (submission.root / relative).stat().st_size
+            except OSError:
+                continue
+    return total
 
 
 def _stored_runs(store: ResultStore, lock: threading.Lock, content_hash: str, profile: str) -> dict[str, ExecutionResult]:
