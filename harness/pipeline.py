@@ -752,11 +752,12 @@ def calibrate_rubric(setup: GradingSetup, reference_dir: Path, on_event: OnEvent
 
 
 def warm_host(modules: Sequence[str] = HOST_MODULES) -> threading.Thread:
-    """Start importing ``modules`` in a background thread, in order; the thread (a daemon: it never holds up exit).
+    """Start importing ``modules`` in a background thread, in order; the thread.
 
     A module a thread is importing is waited for by any other thread that imports it, so whichever comes first
     does the work once. A module that fails to import is left alone here: where it is used, importing it again
-    raises the error in the right place.
+    raises the error in the right place. The thread is not a daemon: the interpreter waits for it before it
+    exits, because a thread stopped in the middle of an extension module's import (torch's) can abort the process.
     """
 
     def load() -> None:
@@ -766,7 +767,7 @@ def warm_host(modules: Sequence[str] = HOST_MODULES) -> threading.Thread:
             except Exception:  # reported where the module is used
                 continue
 
-    thread = threading.Thread(target=load, name="warm-host", daemon=True)
+    thread = threading.Thread(target=load, name="warm-host")
     thread.start()
     return thread
 
