@@ -74,23 +74,21 @@ PROFILES = {
 """Per profile: how many hidden images the probes evaluate (None: all) and the default wall-clock limit."""
 
 
+REPORT_MODULES: tuple[str, ...] = ("pandas", "matplotlib.figure", "matplotlib.backends.backend_agg")
+"""What writing a batch's pages imports: pandas for the gradebook, matplotlib for the score distribution."""
+
 HOST_MODULES: tuple[str, ...] = (
     "torch",
     "harness.artifacts",
     "harness.checks.context",
     "harness.checks.select",
     "harness.probes.probe",
-    "pandas",
-    "matplotlib.figure",
-    "matplotlib.backends.backend_agg",
+    *REPORT_MODULES,
 )
 """What the host needs once a sandboxed run has ended (torch and the modules that read the run's records with
 it: its checks) and at the end of a batch (pandas for the gradebook, matplotlib for the score distribution),
 in the order the host first imports them. ``grade_batch`` imports them in the background while the first runs
 start (``warm_host``): seconds of imports overlap the sandboxed run instead of adding to it."""
-
-REPORT_MODULES: tuple[str, ...] = HOST_MODULES[-3:]
-"""The part of ``HOST_MODULES`` that writes a batch's pages (all a driver needs when other processes grade)."""
 
 GRADING_LOG = "grading-log.jsonl"
 """File name of the grading log in the output folder."""
@@ -770,7 +768,6 @@ def warm_host(modules: Sequence[str] = HOST_MODULES) -> threading.Thread:
     thread = threading.Thread(target=load, name="warm-host")
     thread.start()
     return thread
-
 
 
 @dataclass(frozen=True)
