@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import ast
 import difflib
+import importlib
 import json
+import math
 import os
 import re
 import shutil
@@ -32,19 +34,15 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import nbformat
 import numpy as np
-import torch
 
 from harness.architecture import describe_reference
 from harness.bundle import Bundle, TaskReference
 from harness.backends import GpuSlots, make_backend, needs_gpu, visible_gpus
-from harness.artifacts import ArtifactError, Artifacts, load_artifacts
 from harness.checks import known_checks, run_check
-from harness.checks.context import CheckContext
-from harness.checks.select import select_model
 from harness.data import load_split
 from harness.engines import Engine, RunSettings, kind_for, make_workspace
 from harness.environment import check_packages
@@ -64,6 +62,30 @@ from harness.sandbox import Sandbox, make_sandbox
 from harness.sandbox.quota import limited_folder, release_folder
 from harness.scoring import ManualScore, score_load_failure, score_submission
 from harness.store import ResultStore, readable_report, report_from_dict
+
+if TYPE_CHECKING:  # torch and the modules that import it are imported where the host first needs them (its
+    # checks, after the first sandboxed run), so that a grading command starts the first run without waiting
+    import torch
+
+    from harness.artifacts import Artifacts
+    from harness.checks.context import CheckContext
+
+
+REPORT_MODULES: tuple[str, ...] = ("pandas", "matplotlib.figure", "matplotlib.backends.backend_agg")
+"""What writing a batch's pages imports: pandas for the gradebook, matplotlib for the score distribution."""
+
+HOST_MODULES: tuple[str, ...] = (
+    "torch",
+    "harness.artifacts",
+    "harness.checks.context",
+    "harness.checks.select",
+    "harness.probes.probe",
+    *REPORT_MODULES,
+)
+"""What the host needs once a sandboxed run has ended (torch and the modules that read the run's records with
+it: its checks) and at the end of a batch (pandas for the gradebook, matplotlib for the score distribution),
+in the order the host first imports them. ``grade_batch`` imports them in the background while the first runs
+start (``warm_host``): seconds of imports overlap the sandboxed run instead of adding to it."""
 
 GRADING_LOG = "grading-log.jsonl"
 """File name of the grading log in the output folder."""
@@ -430,6 +452,9 @@ def _task_context(
 ) -> CheckContext:
     """Everything the checks of ``task`` read; ``outcome``: what its run's records say (``classify_run``);
     ``related``: the contexts of the tasks graded before it."""
+    from harness.checks.context import CheckContext
+    from harness.checks.select import select_model
+
     artifacts = execution.artifacts_dir if execution else None
     records = outcome.records
     run = records.run if records else None
@@ -503,6 +528,8 @@ class RunOutcome:
 def classify_run(execution: ExecutionResult, script: str = "") -> RunOutcome:
     """Read the records ``execution`` left (once) and say what they show: unusable records, a grader fault
     preparing the run, or a script that died at its imports. ``script``: the code of a script run, else empty."""
+    from harness.artifacts import ArtifactError, load_artifacts
+
     try:
         records = load_artifacts(execution.artifacts_dir) if execution.artifacts_dir else None
     except ArtifactError as error:
@@ -645,6 +672,27 @@ def _grade_in(
 # -- a batch -------------------------------------------------------------------------------------------------
 
 
+def warm_host(modules: Sequence[str] = HOST_MODULES) -> threading.Thread:
+    """Start importing ``modules`` in a background thread, in order; the thread.
+
+    A module a thread is importing is waited for by any other thread that imports it, so whichever comes first
+    does the work once. A module that fails to import is left alone here: where it is used, importing it again
+    raises the error in the right place. The thread is not a daemon: the interpreter waits for it before it
+    exits, because a thread stopped in the middle of an extension module's import (torch's) can abort the process.
+    """
+
+    def load() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # reported where the module is used
+                continue
+
+    thread = threading.Thread(target=load, name="warm-host")
+    thread.start()
+    return thread
+
+
 @dataclass(frozen=True)
 class BatchSummary:
     """What a batch run did."""
@@ -696,6 +744,9 @@ def grade_batch(
     except HarnessError:
         store.close()
         raise
+    # The batch will be graded: what the host needs after the first runs is imported while they start. Graded in
+    # other processes, the checks run there; this one only writes the pages.
+    warm_host(HOST_MODULES if backend == "threads" else REPORT_MODULES)
     if reference_dir is not None:
         from harness.calibrate import calibrate_rubric  # it grades with this module's functions
 
@@ -800,7 +851,7 @@ def grade_batch(
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {pool.submit(work, submission): submission for submission in todo}
+            futures = {pool.submit(work, submission): submission for submission in _longest_first(todo, store, lock, setup)}
             for future in as_completed(futures):
                 submission = futures[future]
                 report = future.result()
@@ -828,6 +879,39 @@ def grade_batch(
     graded = sum(1 for submission in todo if submission.student in reports)
     return BatchSummary(graded, reused, failed, ordered, index, time.perf_counter() - started, tuple(faults),
                         carried=tuple(r.student for r in carried))
+
+
+def _longest_first(
+    todo: Sequence[Submission], store: ResultStore, lock: threading.Lock, setup: GradingSetup
+) -> list[Submission]:
+    """``todo`` in the order the workers take them: the longest expected grading first, so that the batch ends on
+    short ones and no worker is left running a long one alone while the others have nothing to do.
+
+    Expected: how long the sandboxed runs of the same content took when it was last graded (the store keeps
+    them, under any rubric file); a submission never run before may be long and goes first, ordered by the bytes
+    of notebooks and scripts it holds (more or longer sources run longer). Equal ones keep the batch's order.
+    """
+
+    def expected(submission: Submission) -> tuple[float, int]:
+        with lock:
+            earlier = _stored_runs(store, submission.content_hash, setup.profile)
+        seconds = sum(e.sandbox.wall_s for e in earlier.values()) if earlier else math.inf
+        return seconds, _code_bytes(submission)
+
+    costs = {s.student: expected(s) for s in todo}
+    return sorted(todo, key=lambda s: costs[s.student], reverse=True)
+
+
+def _code_bytes(submission: Submission) -> int:
+    """Bytes of the notebooks and scripts of a submission (0 for one that cannot be read)."""
+    total = 0
+    for relative in submission.files:
+        if relative.lower().endswith(CODE_SUFFIXES):
+            try:
+                total += (submission.root / relative).stat().st_size
+            except OSError:
+                continue
+    return total
 
 
 def _stored_runs(store: ResultStore, content_hash: str, profile: str) -> dict[str, ExecutionResult]:

@@ -27,14 +27,16 @@ from __future__ import annotations
 import threading
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, TypeVar
 
 from pydantic import ValidationError
 
-from harness.checks.context import CheckContext
 from harness.errors import HarnessError
 from harness.models import CheckResult
 from harness.rubric import CheckParams
+
+if TYPE_CHECKING:  # the context imports torch; registering checks and validating rubrics must not
+    from harness.checks.context import CheckContext
 
 
 class CheckSpecLike(Protocol):
@@ -51,7 +53,7 @@ class CheckSpecLike(Protocol):
     params: dict[str, Any]
 
 
-CheckFunction = Callable[[CheckContext, CheckSpecLike], None]
+CheckFunction = Callable[["CheckContext", CheckSpecLike], None]
 
 
 class Partial(Exception):

@@ -6,9 +6,8 @@ import copy
 import math
 import re
 import typing
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import ValidationInfo, field_validator
 
 from harness.architecture import (
@@ -21,11 +20,14 @@ from harness.architecture import (
     structural,
 )
 from harness.checks import CheckSpecLike, check, options
-from harness.checks.context import CheckContext
 from harness.rubric import CheckParams, Count, NoParams
 from harness.rubric import _resolve_spec as resolve_spec  # the rubric's own reading of module:Class
-from harness.rubric import resolves_specs
-from harness.checks.verify import Forgery
+from harness.rubric import resolves_specs, spec_signature
+
+if TYPE_CHECKING:  # imported where used: registering checks and validating a rubric must not import torch
+    import torch
+
+    from harness.checks.context import CheckContext
 
 _FUNCTIONAL_ACTIVATION = re.compile(r"\b(?:F|functional|torch|nn\.functional)\.(?:relu|leaky_relu|gelu|elu|silu|tanh|sigmoid)\b|\.(?:relu|tanh|sigmoid)\(\)")
 
@@ -51,7 +53,7 @@ class ArchitectureOptions(CheckParams):
         if isinstance(specs, (list, tuple)) and resolves_specs(info):
             for one in specs:
                 if isinstance(one, str):
-                    resolve_spec(one)
+                    spec_signature(one)  # read, not imported: the rubric loads before torch is needed
         return specs
 
 
@@ -183,6 +185,8 @@ def _exported_parameters(ctx: CheckContext, model: dict) -> int | None:
 
     The probe's own count is made inside the student's process, where torch may be patched.
     """
+    import torch
+
     state = _exported_state(ctx, model)
     if state is None:
         return None
@@ -193,7 +197,7 @@ def _exported_parameters(ctx: CheckContext, model: dict) -> int | None:
 def _weights_fit_reference(ctx: CheckContext, model: dict, network: torch.nn.Module | None = None) -> bool:
     """Whether the exported weights load into the reference network (or ``network``, another one the task
     accepts), as the recorded layers say they should."""
-    from harness.checks.evaluation import load_weights_by_order
+    from harness.checks.verify import load_weights_by_order
 
     state = _exported_state(ctx, model)
     target = ctx.reference_model if network is None else network
@@ -223,6 +227,8 @@ def record_contradictions(model: dict, state: dict[str, torch.Tensor]) -> list[s
 
     The record is made inside the student's process; the weights' shapes are read here, on the host.
     """
+    import torch
+
     found = []
     traced = [layer for layer in (model.get("computation") or {}).get("layers") or [] if layer.get("path")]
     for layer in [*model.get("modules", []), *traced]:  # a traced module call names its module: the same weights
@@ -249,6 +255,8 @@ def _believe_record(ctx: CheckContext, model: dict) -> None:
     against the host's own run of those weights (``harness.checks.verify``). Predictions that are merely
     bad (NaN) are the accuracy checks' business, not a reason to doubt the record.
     """
+    from harness.checks.verify import Forgery
+
     if model.get("origin") != "instance":
         return
     state = _exported_state(ctx, model)
@@ -345,6 +353,8 @@ def check_feature_width(ctx: CheckContext, spec: CheckSpecLike) -> None:
 
 def output_kind_of(outputs: torch.Tensor, atol: float = 1e-3) -> str:
     """``log_probabilities``, ``probabilities`` or ``logits``, judged from a batch of raw outputs (N, C)."""
+    import torch
+
     rows = outputs[:512].double()
     if rows.numel() == 0:
         return "unknown"

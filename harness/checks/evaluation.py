@@ -6,14 +6,25 @@ model's raw outputs, and the accuracy is computed here.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
-import torch
 from pydantic import model_validator
 
 from harness.checks import CheckSpecLike, NotAvailable, Partial, check, reference_value
-from harness.checks.context import CheckContext
 from harness.rubric import CheckParams, Fraction, NoParams
-from harness.checks.verify import load_weights_by_order  # noqa: F401  (architecture checks import it from here)
+
+if TYPE_CHECKING:  # imported where used: registering checks and validating a rubric must not import torch
+    from harness.checks.context import CheckContext
+
+
+def __getattr__(name: str) -> Any:
+    """``load_weights_by_order``, kept importable from here, imported from ``harness.checks.verify`` (torch) on first use."""
+    if name == "load_weights_by_order":
+        from harness.checks.verify import load_weights_by_order
+
+        return load_weights_by_order
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _threshold(ctx: CheckContext, spec: CheckSpecLike) -> tuple[float, str]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import model_validator
 
 from harness.checks import CheckSpecLike, Partial, check, options
-from harness.checks.context import CheckContext
 from harness.contract import CellErrorRecord
 from harness.rubric import CheckParams, Count, NoParams
+
+if TYPE_CHECKING:  # the context imports torch: registering checks and validating a rubric must not
+    from harness.checks.context import CheckContext
 
 
 def _errors(ctx: CheckContext) -> list[CellErrorRecord]:

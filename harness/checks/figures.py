@@ -15,13 +15,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Iterable, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Iterable, Literal
 
 from pydantic import Field
 
 from harness.checks import CheckSpecLike, Partial, check, options
-from harness.checks.context import CheckContext
 from harness.rubric import CheckParams, Count, Fraction, NoParams, PositiveNumber, Regex
+
+if TYPE_CHECKING:  # the context imports torch: registering checks and validating a rubric must not
+    from harness.checks.context import CheckContext
 
 MAX_FIGURES = 100
 """Sidecars read at most (the artifacts reader lists at most as many PNGs)."""

@@ -11,22 +11,26 @@ tensor file for more than 100 numbers), else the random draw the code passed to 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import torch
 from pydantic import Field
-from scipy import stats
-from torch.nn import functional as F
 
 from harness.checks import CheckSpecLike, Partial, check, options
-from harness.checks.context import CheckContext
 from harness.contract import CallRecord
 from harness.rubric import CheckParams, PositiveNumber, ProbeCallId, ProbeValueNames, PythonNames
-from harness.losses import vae_loss
+
+if TYPE_CHECKING:  # imported where used: registering checks and validating a rubric must not import torch
+    import torch
+
+    from harness.checks.context import CheckContext
 
 
 def _loss_variants(inputs: tuple[torch.Tensor, ...]) -> list[tuple[str, float]]:
     """The correct negative ELBO and the usual mistakes, on the fixed inputs; (description, value), correct first."""
+    from torch.nn import functional as F
+
+    from harness.losses import vae_loss
+
     recon, x, mu, logvar = (t.double() for t in inputs)
     n, pixels = x.shape
     total, bce, kl = (float(v) for v in vae_loss(recon, x, mu, logvar))
@@ -132,6 +136,8 @@ def check_vae_loss_closed_form(ctx: CheckContext, spec: CheckSpecLike) -> None:
 
 def _load_value(ctx: CheckContext, record: Any) -> torch.Tensor | None:
     """A recorded task value as a float64 tensor: a tensor file reference, or a (nested) JSON list of numbers."""
+    import torch
+
     if isinstance(record, dict) and isinstance(record.get("tensor"), str):
         value = ctx.load_tensor(record["tensor"])
         return value.double() if isinstance(value, torch.Tensor) else None
@@ -188,6 +194,9 @@ def check_standard_normal_samples(ctx: CheckContext, spec: CheckSpecLike) -> Non
     the normal interval around 0, and correlations between dimensions within 4 / sqrt(n). The message
     recognises uniform draws (torch.rand) and encoder outputs (posterior samples).
     """
+    import torch
+    from scipy import stats
+
     given = options(spec, NormalSamplesOptions)
     names, min_samples, significance = list(given.values), given.min_samples, given.significance
     if ctx.probe is None:

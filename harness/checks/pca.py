@@ -17,13 +17,14 @@ import numpy as np
 from pydantic import Field
 
 from harness.checks import CheckSpecLike, Partial, check, options
-from harness.checks.context import CheckContext
 from harness.checks.figures import Axes, Figure, Line, Scatter, all_lines, read_figures
 from harness.data import load_split
 from harness.rubric import CheckParams, Fraction, PositiveNumber
 
 if TYPE_CHECKING:
     from sklearn.decomposition import PCA
+
+    from harness.checks.context import CheckContext
 
 MAX_FIT_IMAGES = 10_000
 """Training images PCA is fitted on at most."""

@@ -11,14 +11,17 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import field_validator, model_validator
 
 from harness.checks import CheckSpecLike, check, options, reference_value
-from harness.checks.context import CheckContext
 from harness.rubric import CheckParams, Count, PositiveNumber, TaskId
+
+if TYPE_CHECKING:  # imported where used: registering checks and validating a rubric must not import torch
+    import torch
+
+    from harness.checks.context import CheckContext
 
 METRICS = {"mse": "mean squared error", "l1": "mean absolute (L1) error"}
 
@@ -39,6 +42,8 @@ def _reconstructions(ctx: CheckContext) -> tuple[torch.Tensor, torch.Tensor]:
     when its outputs are not one image per input, or when the host does not believe them
     (``harness.checks.verify``: inputs that are not the host's test images, outputs its own run contradicts).
     """
+    import torch
+
     model = ctx.require_model()
     relative = (model.get("inputs") or {}).get(ctx.dataset or "")
     if not relative:
@@ -84,6 +89,8 @@ def reconstruction_error(ctx: CheckContext, metric: str = "mse") -> tuple[float,
     Fails the check (AssertionError) with the reason when the reconstructions cannot be scored
     (see ``_reconstructions``).
     """
+    import torch
+
     inputs, outputs = _reconstructions(ctx)
     value = _error(outputs - inputs, metric)
     assert torch.isfinite(value), "your model's reconstructions contain NaN or infinite values"
@@ -376,6 +383,8 @@ class LossUsedParams(CheckParams):
     @classmethod
     def _a_torch_loss(cls, name: str) -> str:
         """The name of a torch.nn loss class, so a typo does not fail every student."""
+        import torch
+
         losses = sorted(n for n, v in vars(torch.nn).items() if n.endswith("Loss") and isinstance(v, type))
         if name not in losses:
             close = difflib.get_close_matches(name, losses, n=1)

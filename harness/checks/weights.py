@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import torch
 from pydantic import Field
 
 from harness.checks import CheckSpecLike, Partial, check, options
-from harness.checks.context import CheckContext
 from harness.contract import ModelRecord
 from harness.rubric import CheckParams, PositiveNumber, TaskId
+
+if TYPE_CHECKING:  # imported where used: registering checks and validating a rubric must not import torch
+    import torch
+
+    from harness.checks.context import CheckContext
 
 _STATS = ("running_mean", "running_var")
 """BatchNorm buffers that move in train mode even when the parameters are frozen."""
@@ -28,6 +31,8 @@ _TRAINABLE = re.compile(r"\.trainable\s*=\s*False")
 
 def _tensors(state: Any) -> list[tuple[str, torch.Tensor]]:
     """The floating-point tensors of a state_dict in order (``num_batches_tracked`` counters left out)."""
+    import torch
+
     if not isinstance(state, dict):
         return []
     return [(k, v) for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()]

@@ -44,8 +44,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from harness import __version__
 from harness.contract import DATASETS, TORCHVISION_FOLDERS
@@ -406,6 +404,9 @@ def derive_hidden(images: np.ndarray, labels: np.ndarray, *, seed: int) -> tuple
     pixels, resampled bilinearly with the border extended; labels follow their images.
     Works for ``(N, H, W)`` and ``(N, H, W, C)`` uint8 images.
     """
+    import torch  # here, not at the top: the grader reads prepared data (load_split) without torch
+    import torch.nn.functional as F
+
     n = len(images)
     rng = np.random.default_rng([seed, _HIDDEN_TAG, n])
     order = rng.permutation(n)

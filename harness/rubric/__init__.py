@@ -94,11 +94,13 @@ from harness.rubric.schema import (
     Text,
     Title,
     resolves_specs,
+    spec_signature,
     _resolve_spec,  # harness.checks.architecture reads module:Class specs the way the rubric does
 )
 
 __all__ = [
     "resolves_specs",
+    "spec_signature",
     "Alternatives",
     "Budget",
     "CheckParams",

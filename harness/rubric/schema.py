@@ -9,8 +9,10 @@ reference classes are not installed there, and the bundle carries what the check
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
+import importlib.util
 import inspect
 import math
 import re
@@ -171,7 +173,7 @@ class ModelRef(_Strict):
     def _importable(cls, spec: str | None, info: ValidationInfo) -> str | None:
         """Check that the reference class exists, so a typo fails now rather than mid-batch."""
         if spec is not None and resolves_specs(info):
-            _resolve_spec(spec)
+            spec_signature(spec)
         return spec
 
     @model_validator(mode="after")
@@ -181,7 +183,7 @@ class ModelRef(_Strict):
             raise _problem("args", "args need a spec (the reference class they are passed to)")
         if self.spec is not None and resolves_specs(info):
             try:
-                inspect.signature(_resolve_spec(self.spec)).bind(**self.args)
+                spec_signature(self.spec).bind(**self.args)
             except TypeError as error:
                 raise _problem("args", f"{self.spec} cannot be built with {self.args}: {error}") from None
         return self
@@ -208,7 +210,9 @@ class ModelRef(_Strict):
 
     def free_sizes(self) -> dict[str, int]:
         """Each free size with its value in the reference (from ``args``, else the class's default)."""
-        parameters = inspect.signature(self.reference_class()).parameters
+        if self.spec is None:
+            self.reference_class()  # says that there is none
+        parameters = spec_signature(str(self.spec)).parameters
         sizes = {}
         for name in self.free:
             value = self.args.get(name, parameters[name].default if name in parameters else None)
@@ -645,3 +649,78 @@ def _resolve_spec(spec: str) -> type:
     if not inspect.isclass(obj):
         raise ValueError(f"{spec!r} is not a class")
     return obj
+
+
+def spec_signature(spec: str) -> inspect.Signature:
+    """The signature the class a ``module:Class`` spec names is built with; ValueError saying what is wrong.
+
+    Read from the module's source without running it where the source defines the class plainly, with an
+    ``__init__`` of its own whose defaults are literals: the reference package imports torch, and a rubric is
+    validated before anything else needs torch. Any other class (imported from elsewhere, decorated, inheriting
+    its ``__init__``) is imported, as :func:`_resolve_spec` does.
+    """
+    if not _SPEC.fullmatch(spec):
+        raise ValueError(f"{spec!r} is not of the form 'module:Class' (e.g. 'reference.classifiers:CNN')")
+    module_name, class_name = spec.split(":")
+    try:
+        found = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError) as e:  # a parent package that is not there, or fails to import
+        raise ValueError(f"cannot import module {module_name!r} ({e})") from None
+    if found is None:
+        raise ValueError(f"cannot import module {module_name!r} (No module named {module_name!r})")
+    signature = _source_signature(found.origin, module_name, class_name) if found.origin else None
+    return signature if signature is not None else inspect.signature(_resolve_spec(spec))
+
+
+def _source_signature(origin: str, module_name: str, class_name: str) -> inspect.Signature | None:
+    """The signature of ``class_name``'s ``__init__`` as its module's source declares it (``self`` left out); None
+    where the source cannot say (see :func:`spec_signature`); ValueError when the module defines no such class."""
+    if not origin.endswith(".py"):
+        return None
+    try:
+        tree = ast.parse(Path(origin).read_bytes(), origin)
+    except (OSError, SyntaxError, ValueError):
+        return None  # importing it says what is wrong
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    node = classes.get(class_name)
+    if node is None:
+        if any(class_name in _bound_names(statement) for statement in tree.body):
+            return None  # imported or assigned there: only importing tells what it is
+        defined = ", ".join(sorted(classes)) or "no classes"
+        raise ValueError(f"module {module_name!r} has no class {class_name!r}; it defines: {defined}")
+    init = next((f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+    if node.decorator_list or init is None:
+        return None
+    arguments = init.args
+    positional = [*arguments.posonlyargs, *arguments.args]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(arguments.defaults)) + list(arguments.defaults)
+    try:
+        parameters = [
+            _parameter(a.arg, inspect.Parameter.POSITIONAL_ONLY if i < len(arguments.posonlyargs)
+                       else inspect.Parameter.POSITIONAL_OR_KEYWORD, d)
+            for i, (a, d) in enumerate(zip(positional, defaults))
+        ][1:]  # self
+        if arguments.vararg:
+            parameters.append(inspect.Parameter(arguments.vararg.arg, inspect.Parameter.VAR_POSITIONAL))
+        parameters += [_parameter(a.arg, inspect.Parameter.KEYWORD_ONLY, d)
+                       for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults)]
+        if arguments.kwarg:
+            parameters.append(inspect.Parameter(arguments.kwarg.arg, inspect.Parameter.VAR_KEYWORD))
+        return inspect.Signature(parameters)
+    except ValueError:  # a default that is not a literal (literal_eval), or an unusual signature
+        return None
+
+
+def _parameter(name: str, kind: Any, default: ast.expr | None) -> inspect.Parameter:
+    """One parameter of a signature read from source; ValueError when its default is not a literal."""
+    value = inspect.Parameter.empty if default is None else ast.literal_eval(default)
+    return inspect.Parameter(name, kind, default=value)
+
+
+def _bound_names(statement: ast.stmt) -> set[str]:
+    """The names a top-level statement other than a class definition binds (imports, assignments, functions)."""
+    if isinstance(statement, (ast.Import, ast.ImportFrom)):
+        return {(alias.asname or alias.name).split(".")[0] for alias in statement.names}
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return {statement.name}
+    return {n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
