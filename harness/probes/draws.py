@@ -64,7 +64,10 @@ class _Recorder:
     def drew(self, tensor: Any, how: str, caller: str) -> None:
         if len(self.entries) >= MAX_DRAWS or tensor.numel() > MAX_DRAW_ELEMENTS or tensor.numel() == 0:
             return
-        self.recent.append((weakref.ref(tensor), _storage(tensor), caller, how))
+        address = _storage(tensor)
+        # a fresh draw may reuse the memory of an earlier one that was saved and freed: it is a new draw
+        self.saved.discard(address)
+        self.recent.append((weakref.ref(tensor), address, caller, how))
 
     def fed(self, module: Any, args: Any) -> None:
         """Forward pre-hook of every module: save a watched draw found among the inputs."""
