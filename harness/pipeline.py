@@ -599,6 +599,12 @@ def _grade_in(
         except ArtifactError as error:
             results.extend(_harness_errors(task, f"the records of running {entry.run} are unusable: {error}"))
             continue
+        if execution is not None and entry.run:  # the student's own class: built again in a clean sandbox to check
+            from harness.checks.rebuild import Rebuilder
+
+            ctx.rebuild = Rebuilder(setup.sandbox, submission, entry.run,
+                                    setup.out_dir / "artifacts" / student_dir / f"rebuild-{safe_name(task.id)}",
+                                    setup.limits)
         results.extend(run_check(ctx, spec) for spec in task.checks)
         graded[task.id] = ctx
     report = score_submission(

@@ -784,6 +784,8 @@ def _construction(found: _Found, entry: dict[str, Any], workspace: str | None) -
         "function": _cap(built.function, 200),
         "label": _cap(built.label(workspace), 700),
     }
+    if built.arguments is not None:  # what a second, clean process needs to build it again (harness.checks.rebuild)
+        entry["constructor"] = built.arguments
 
 
 def _leaf_modules(model: nn.Module) -> list[dict[str, Any]]:

@@ -1,0 +1,78 @@
+"""Build a student's model again from their definitions alone and run it (runs in a second, clean sandbox).
+
+    python -P -m harness.probes.rebuild FOLDER
+
+The host (``harness.checks.rebuild``) fills ``FOLDER`` with ``definitions.py`` (the imports, classes,
+functions and constant assignments of the student's source, never the code that trained anything),
+``request.json`` (``{"class_name", "args", "kwargs"}``), ``weights.pt`` (the state_dict the student's run
+exported) and ``inputs.pt`` (the host's evaluation images, preprocessed as the student's run fed them).
+This process runs the definitions, constructs the class with those arguments, loads the weights
+strictly, and writes the model's outputs on every input to ``outputs.pt`` (flattened per row, as the
+probe exports them), or ``result.json`` with ``{"error": ...}`` saying why it could not.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+BATCH = 1_000
+"""Inputs per forward pass."""
+
+
+def rebuild(folder: Path) -> str:
+    """Do the work described above; returns "" on success, else why the model could not be built or run."""
+    import torch
+    from torch import nn
+
+    request = json.loads((folder / "request.json").read_text(encoding="utf-8"))
+    namespace: dict = {"__name__": "__gradebench_definitions__"}
+    source = (folder / "definitions.py").read_text(encoding="utf-8")
+    try:
+        exec(compile(source, "definitions.py", "exec"), namespace)  # the student's definitions, in the sandbox
+    except BaseException as error:
+        return f"its definitions do not run on their own ({type(error).__name__}: {error})"
+    cls = namespace.get(request["class_name"])
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        return f"no class {request['class_name']} is defined in your code outside the cells that ran it"
+    try:
+        model = cls(*request["args"], **request["kwargs"])
+    except BaseException as error:
+        return f"{request['class_name']}(...) fails on its own ({type(error).__name__}: {error})"
+    state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except BaseException as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return f"the exported weights do not fit a new {request['class_name']} ({first})"
+    inputs = torch.load(folder / "inputs.pt", map_location="cpu", weights_only=True)
+    model.eval()
+    chunks = []
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(inputs), BATCH):
+                output = model(inputs[start : start + BATCH])
+                while isinstance(output, (tuple, list)) and output:
+                    output = output[0]
+                chunks.append(output.float().reshape(len(output), -1))
+    except BaseException as error:
+        return f"a new {request['class_name']} with the exported weights fails on the test images ({type(error).__name__}: {error})"
+    torch.save(torch.cat(chunks).contiguous(), folder / "outputs.pt")
+    return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``FOLDER``; exit status 0 when ``outputs.pt`` or ``result.json`` was written."""
+    folder = Path((argv or sys.argv[1:])[0])
+    try:
+        problem = rebuild(folder)
+    except BaseException:
+        problem = "the rebuild failed: " + traceback.format_exc(limit=3)[-1_000:]
+    (folder / "result.json").write_text(json.dumps({"error": problem[:2_000]}), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
