@@ -107,13 +107,18 @@ class Rebuilder:
 
     def __call__(self, class_name: str, constructor: Any, state: Any, inputs: torch.Tensor) -> torch.Tensor | str:
         """The outputs (N, D) of a new ``class_name(*args, **kwargs)`` holding ``state``, on ``inputs``; or why the
-        model could not be built there (a sentence for the report)."""
+        model could not be built there (a sentence for the report).
+
+        ``constructor`` is the probe's record (``{"args", "kwargs"}``); without one (arguments that were no plain
+        values, or a record that leaves it out) the class is built without arguments.
+        """
         from harness.engines.base import make_workspace
         from harness.sandbox import Mount, python_mounts
 
-        if not (isinstance(constructor, dict) and isinstance(constructor.get("args"), list)
-                and isinstance(constructor.get("kwargs"), dict)):
-            return "its constructor's arguments were not plain values the grader could record"
+        unrecorded = not (isinstance(constructor, dict) and isinstance(constructor.get("args"), list)
+                          and isinstance(constructor.get("kwargs"), dict))
+        if unrecorded:
+            constructor = {"args": [], "kwargs": {}}
         if not isinstance(state, dict) or not state:
             return "its weights were not exported"
         if self.folder.exists():
@@ -135,6 +140,7 @@ class Rebuilder:
             env={"CUDA_VISIBLE_DEVICES": "", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"},
         )
         outputs = io / "outputs.pt"
+        why = "its constructor's arguments were not plain values the grader could record, and " if unrecorded else ""
         if outputs.is_file() and not outputs.is_symlink() and outputs.stat().st_size <= MAX_OUTPUT_BYTES:
             try:
                 value = torch.load(outputs, map_location="cpu", weights_only=True)
@@ -142,10 +148,8 @@ class Rebuilder:
                 return f"its outputs could not be read back ({type(error).__name__})"
             if isinstance(value, torch.Tensor):
                 return value.float()
-        said = _result_error(io / "result.json")
-        if said:
-            return said
-        return f"the rebuild did not finish: it {result.message}"
+        said = _result_error(io / "result.json") or f"the rebuild did not finish: it {result.message}"
+        return why + said
 
 
 def _result_error(path: Path) -> str:

@@ -924,9 +924,10 @@ PR_SET_DUMPABLE = 4
 def make_undumpable() -> None:
     """Forbid processes of the same user to ptrace this one or read its /proc/<pid>/mem and environ.
 
-    Student code in the kernel runs as the runner's user; without this it could rewrite the runner's
-    memory and forge run.json. The kernel the runner starts is dumpable again after its exec (it holds
-    only student state), and so is a script, which runs inside this process anyway.
+    Where the sandbox has one user only (not root), student code in the kernel runs as the runner's user;
+    without this it could rewrite the runner's memory and forge run.json (as root the kernel runs as a user
+    of its own, ``kernel_uid``, and cannot anyway). The kernel the runner starts is dumpable again after its
+    exec (it holds only student state), and so is a script, which runs inside this process anyway.
     """
     import ctypes
 

@@ -193,11 +193,17 @@ def test_a_class_that_needs_the_run_stays_unverified_and_says_why(tmp_path, hidd
         f"{UNVERIFIED_NOTE} (Net(...) fails on its own (NameError: name 'width' is not defined))")
 
 
-def test_a_constructor_that_could_not_be_recorded_stays_unverified(tmp_path, hidden) -> None:
+def test_without_a_constructor_record_the_class_is_built_without_arguments(tmp_path, hidden) -> None:
+    """A record that leaves the constructor out gains nothing when the class needs no arguments; when it needs
+    some, the predictions stay unverified and the note says why."""
     images, labels = hidden
-    submission = notebook_submission(tmp_path, IMPORTS, OWN_CLASS, TRAINING)
+    submission = notebook_submission(tmp_path, IMPORTS, OWN_CLASS, TRAINING, GHOST)
+    ghost = defined(IMPORTS, GHOST)["Ghost"]()
+    forged = grade(tmp_path / "ghost", hidden, submission, "Ghost", None, ghost, perfect(labels))
+    assert (forged.status, forged.details["verified"]) == ("failed", True)
     network = defined(IMPORTS, OWN_CLASS)["Net"](32)
-    result = grade(tmp_path, hidden, submission, "Net", None, network, perfect(labels))
+    result = grade(tmp_path / "net", hidden, submission, "Net", None, network, perfect(labels))
     assert result.details["verified"] is False
     assert result.details["note"] == (
-        f"{UNVERIFIED_NOTE} (its constructor's arguments were not plain values the grader could record)")
+        f"{UNVERIFIED_NOTE} (its constructor's arguments were not plain values the grader could record, and "
+        "Net(...) fails on its own (TypeError: Net.__init__() missing 1 required positional argument: 'hidden'))")
