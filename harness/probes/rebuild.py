@@ -13,6 +13,7 @@ probe exports them), or ``result.json`` with ``{"error": ...}`` saying why it co
 
 from __future__ import annotations
 
+import ast
 import json
 import sys
 import traceback
@@ -30,13 +31,17 @@ def rebuild(folder: Path) -> str:
     request = json.loads((folder / "request.json").read_text(encoding="utf-8"))
     namespace: dict = {"__name__": "__gradebench_definitions__"}
     source = (folder / "definitions.py").read_text(encoding="utf-8")
-    try:
-        exec(compile(source, "definitions.py", "exec"), namespace)  # the student's definitions, in the sandbox
-    except BaseException as error:
-        return f"its definitions do not run on their own ({type(error).__name__}: {error})"
+    failed = ""
+    # one statement at a time: an import the class does not need (wandb, google.colab) must not stop the rest
+    for statement in ast.parse(source).body:
+        try:
+            exec(compile(ast.Module([statement], []), "definitions.py", "exec"), namespace)  # the student's, in the sandbox
+        except Exception as error:
+            line = source.splitlines()[statement.lineno - 1].strip()[:120]
+            failed = failed or f" (`{line}` failed: {type(error).__name__}: {error})"
     cls = namespace.get(request["class_name"])
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        return f"no class {request['class_name']} is defined in your code outside the cells that ran it"
+        return f"no class {request['class_name']} is defined in your code outside the cells that ran it{failed}"
     try:
         model = cls(*request["args"], **request["kwargs"])
     except BaseException as error:

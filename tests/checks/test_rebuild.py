@@ -152,7 +152,8 @@ def test_plain_constructor_arguments_are_recorded_and_others_are_not() -> None:
 
 def test_an_honest_students_own_class_is_verified_and_keeps_its_score(tmp_path, hidden) -> None:
     images, labels = hidden
-    submission = notebook_submission(tmp_path, IMPORTS, OWN_CLASS, TRAINING)
+    # an optional package the grader lacks does not stop the class's definition
+    submission = notebook_submission(tmp_path, IMPORTS, "import wandb_not_installed", OWN_CLASS, TRAINING)
     network = defined(IMPORTS, OWN_CLASS)["Net"](32)
     with torch.inference_mode():
         outputs = network.eval()(normalised(images))
@@ -191,6 +192,17 @@ def test_a_class_that_needs_the_run_stays_unverified_and_says_why(tmp_path, hidd
     assert result.status == "passed" and result.details["verified"] is False
     assert result.details["note"] == (
         f"{UNVERIFIED_NOTE} (Net(...) fails on its own (NameError: name 'width' is not defined))")
+
+
+def test_a_class_the_definitions_do_not_define_stays_unverified(tmp_path, hidden) -> None:
+    images, labels = hidden
+    submission = notebook_submission(tmp_path, IMPORTS, "from helpers_not_handed_in import Net", TRAINING)
+    network = defined(IMPORTS, OWN_CLASS)["Net"](32)
+    result = grade(tmp_path, hidden, submission, "Net", {"args": [32], "kwargs": {}}, network, perfect(labels))
+    assert result.details["verified"] is False
+    assert result.details["note"] == (
+        f"{UNVERIFIED_NOTE} (no class Net is defined in your code outside the cells that ran it (`from "
+        "helpers_not_handed_in import Net` failed: ModuleNotFoundError: No module named 'helpers_not_handed_in'))")
 
 
 def test_without_a_constructor_record_the_class_is_built_without_arguments(tmp_path, hidden) -> None:
