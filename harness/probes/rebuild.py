@@ -54,18 +54,30 @@ def rebuild(folder: Path) -> str:
         return f"the exported weights do not fit a new {request['class_name']} ({first})"
     inputs = torch.load(folder / "inputs.pt", map_location="cpu", weights_only=True)
     model.eval()
-    chunks = []
     try:
-        with torch.inference_mode():
-            for start in range(0, len(inputs), BATCH):
-                output = model(inputs[start : start + BATCH])
-                while isinstance(output, (tuple, list)) and output:
-                    output = output[0]
-                chunks.append(output.float().reshape(len(output), -1))
+        first, second = (_outputs(model, inputs, seed) for seed in (0, 1))
     except BaseException as error:
         return f"a new {request['class_name']} with the exported weights fails on the test images ({type(error).__name__}: {error})"
-    torch.save(torch.cat(chunks).contiguous(), folder / "outputs.pt")
+    if first.shape != second.shape or not torch.allclose(first, second, rtol=1e-4, atol=1e-5):
+        # e.g. a VAE that samples its code in evaluation mode too: no second run can reproduce the first's values
+        return "its forward pass is random (two runs on the same test images differ), so no run can reproduce its outputs"
+    torch.save(first.contiguous(), folder / "outputs.pt")
     return ""
+
+
+def _outputs(model, inputs, seed: int):
+    """The model's outputs on ``inputs`` in batches, with the random generator seeded: (N, D), float32."""
+    import torch
+
+    torch.manual_seed(seed)
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(inputs), BATCH):
+            output = model(inputs[start : start + BATCH])
+            while isinstance(output, (tuple, list)) and output:
+                output = output[0]
+            chunks.append(output.float().reshape(len(output), -1))
+    return torch.cat(chunks)
 
 
 def main(argv: list[str] | None = None) -> int:

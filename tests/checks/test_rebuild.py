@@ -205,6 +205,22 @@ def test_a_class_the_definitions_do_not_define_stays_unverified(tmp_path, hidden
         "helpers_not_handed_in import Net` failed: ModuleNotFoundError: No module named 'helpers_not_handed_in'))")
 
 
+def test_a_random_forward_pass_stays_unverified(tmp_path, hidden) -> None:
+    """A VAE that samples its code in evaluation mode too: no second run can reproduce the exported values, so they
+    are neither refused nor verified."""
+    images, labels = hidden
+    sampling = OWN_CLASS.replace("x.flatten(1)", "(x + torch.randn_like(x)).flatten(1)")  # noise in eval mode too
+    submission = notebook_submission(tmp_path, IMPORTS, sampling, TRAINING)
+    network = defined(IMPORTS, sampling)["Net"](32)
+    with torch.inference_mode():
+        outputs = network.eval()(normalised(images))
+    result = grade(tmp_path, hidden, submission, "Net", {"args": [32], "kwargs": {}}, network, outputs)
+    assert (result.status, result.details["verified"]) == ("passed", False)
+    assert result.details["note"] == (
+        f"{UNVERIFIED_NOTE} (its forward pass is random (two runs on the same test images differ), so no run can "
+        "reproduce its outputs)")
+
+
 def test_without_a_constructor_record_the_class_is_built_without_arguments(tmp_path, hidden) -> None:
     """A record that leaves the constructor out gains nothing when the class needs no arguments; when it needs
     some, the predictions stay unverified and the note says why."""
