@@ -16,6 +16,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@# the wheel (what students install) has no reference implementations; the grader's environment finds them,
+	@# and the rest of the course repository, in the repository root
+	$(BIN)/python -c "import pathlib, sysconfig; pathlib.Path(sysconfig.get_path('purelib'), 'gradebench-course.pth').write_text('$(CURDIR)\n')"
 	touch $@
 
 # Main job: prepare the small offline datasets, then grade every sample submission of every assignment with

@@ -11,9 +11,10 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:  # the host's checks read layer descriptions without importing torch for it
+    from torch import nn
 
 # Hyperparameters recorded per layer type (attribute names of the torch module).
 _HYPER: dict[str, tuple[str, ...]] = {
@@ -71,6 +72,8 @@ def _jsonable(value: Any) -> Any:
 
 def layer_hyper(module: nn.Module) -> dict[str, Any]:
     """The recorded hyperparameters of one layer (JSON-serialisable)."""
+    from torch import nn
+
     names = _HYPER.get(type(module).__name__, ())
     hyper = {name: _jsonable(getattr(module, name)) for name in names if hasattr(module, name)}
     if isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)):

@@ -1,34 +1,47 @@
-"""Calibrate the rubrics: train every reference on the prepared data and record what it reaches.
+"""Calibration: what the references reach on the prepared data, on this machine.
 
-``calibrate(data_dir)`` trains each reference task on the prepared training split with
-the fast trainers of :mod:`reference.training`, evaluates it on the public test split
-and on the grader-only hidden split, and writes the figures to
-``<data>/calibration/<profile>.json``. Rubrics read thresholds from there
-(``relative_to_reference: 0.98``) and timing budgets (a multiple of the reference's
-``train_seconds`` on the same machine).
+Two jobs, with one table of profiles (:data:`harness.profiles.PROFILES`):
+
+**Calibrating a rubric for grading** (:func:`calibrate_rubric`): the assignment's reference
+submission is graded like a student's, and what its checks declare they measure
+(``@check(..., measures=...)``: ``hidden_accuracy``, ``reconstruction_error``...) and how long
+each file ran become the bars of relative thresholds (``relative_to_reference: 0.98``) and
+budgets (``reference_multiple: 5``). Only the tasks a batch needs are calibrated, each cached
+under a key of its own in ``<data>/calibration/<assignment>-<profile>.json``.
+
+**Training the references** (:func:`calibrate`, ``gradebench calibrate`` and ``gradebench
+bench``): each reference task is trained on the prepared training split with the fast trainers
+of :mod:`reference.training`, evaluated on the public test split and on the grader-only hidden
+split, and the figures are written to ``<data>/calibration/<profile>.json``: what the
+references reach and how long they train, tracked over time by :mod:`harness.bench`.
 
 The JSON is rewritten (atomically) after every task, so a run that is killed keeps
 what it finished, and a task that fails records ``{"error": ...}`` without stopping
 the others. Accuracies are fractions in [0, 1]; reconstruction errors are means per
 pixel on the scale the task trains on.
 
-Profiles: ``fast`` trains on at most 6,000 images for a few epochs (tests, quick
-student checks: well under a minute); ``full`` uses every prepared image and enough
-epochs for meaningful curves (a few minutes on a laptop CPU).
+Profiles (:data:`harness.profiles.PROFILES`, the table grading reads too): ``fast`` trains on
+at most 6,000 images for a few epochs (tests, quick student checks: well under a minute);
+``full`` uses every prepared image and enough epochs for meaningful curves (a few minutes on a
+laptop CPU).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import os
 import platform
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,7 +50,15 @@ from torch import nn
 from harness import __version__
 from harness.data import load_split, read_manifest
 from harness.data.formats import atomic_write_bytes
-from harness.errors import HarnessError
+from harness.checks import measurements
+from harness.errors import HarnessError, StoreError
+from harness.events import Calibrating, OnEvent
+from harness.loading import load_submission
+from harness.matching import SourcePlan
+from harness.models import ExecutionResult, GradeReport, LoadFailure, Submission
+from harness.pipeline import GradingSetup, grade_submission, plan_for
+from harness.profiles import PROFILES, Profile
+from harness.store import ResultStore, execution_from_dict, execution_to_dict
 from reference import pca as ref_pca
 from reference import training
 from reference.autoencoders import Autoencoder, ConvAutoencoder, FashionConvAE, PCAAutoencoder
@@ -49,79 +70,6 @@ from reference.vae import VAE
 Progress = Callable[[str], None]
 Trained = tuple[nn.Module, training.History]
 
-
-@dataclass(frozen=True)
-class Profile:
-    """How much data and how many epochs each reference task gets."""
-
-    name: str
-    max_train: int | None
-    """Training images per dataset at most (None: every prepared image)."""
-    max_eval: int | None
-    """Test and hidden images per dataset at most (None: all)."""
-    classifier_epochs: int
-    """MNIST feed-forward nets, the CNN and the two mistake baselines, trained with the course template's
-    recipe (``reference.training.DL2025_TEMPLATE``: 4 epochs in both profiles, as the template trains)."""
-    autoencoder_latents: tuple[int, ...]
-    """Latent sizes of the fully connected MNIST autoencoder sweep (dl2025-a2 task 2.4)."""
-    autoencoder_epochs: int
-    autoencoder_train_images: int | None
-    """Training images per model of the sweep (None: every training image the profile allows)."""
-    vae_epochs: int
-    conv_autoencoder_epochs: int
-    """idl-ex2 Q1 and Q3 (the decoder on the classifier's encoder)."""
-    conv_classifier_epochs: int
-    """idl-ex2 Q2."""
-    few_labels_epochs: int
-    """idl-ex2 Q4, Q5 and the frozen-encoder transfer, on the first 100 training images."""
-    curve_eval_images: int
-    """Test images scored after every epoch of the 100-label tasks (the over-fitting curves)."""
-    signs_epochs: int
-    fashion_per_class: int
-    """FashionMNIST training images per class for the MLE sheet's autoencoders (the sheet: 1,000)."""
-    fashion_conv_epochs: int
-    pca_ae_epochs: int
-
-
-PROFILES: dict[str, Profile] = {
-    "fast": Profile(
-        name="fast",
-        max_train=6_000,
-        max_eval=2_000,
-        classifier_epochs=training.DL2025_TEMPLATE.epochs,
-        autoencoder_latents=(2, 5, 10, 20),
-        autoencoder_epochs=3,
-        autoencoder_train_images=None,
-        vae_epochs=2,
-        conv_autoencoder_epochs=3,
-        conv_classifier_epochs=1,
-        few_labels_epochs=15,
-        curve_eval_images=500,
-        signs_epochs=5,
-        fashion_per_class=100,
-        fashion_conv_epochs=1,
-        pca_ae_epochs=10,
-    ),
-    "full": Profile(
-        name="full",
-        max_train=None,
-        max_eval=None,
-        classifier_epochs=training.DL2025_TEMPLATE.epochs,
-        autoencoder_latents=tuple(range(2, 21)),
-        autoencoder_epochs=2,
-        autoencoder_train_images=30_000,
-        vae_epochs=3,
-        conv_autoencoder_epochs=2,
-        conv_classifier_epochs=2,
-        few_labels_epochs=50,
-        curve_eval_images=2_000,
-        signs_epochs=30,
-        fashion_per_class=500,
-        fashion_conv_epochs=2,
-        pca_ae_epochs=60,
-    ),
-}
-"""The calibration profiles by name."""
 
 FASHION_CONV_LATENT = 3
 """Latent size of mle-sheet06's Conv_AE we calibrate: the sheet's first, the one it plots in 3-D."""
@@ -757,3 +705,163 @@ def calibrate(
             _write(path, result)
             report(summary_line(task_id, record))
     return result
+
+
+# --------------------------------------------------------------------------- a rubric, for grading
+
+CACHE_FORMAT = 2
+"""Version of a rubric's calibration file; a file of another version is calibrated again (its runs are reused)."""
+
+
+def calibration_path(setup: GradingSetup) -> Path:
+    """Where the calibration of ``setup``'s rubric is cached: ``<data>/calibration/<assignment>-<profile>.json``."""
+    return setup.data_dir / "calibration" / f"{setup.rubric.assignment}-{setup.profile}.json"
+
+
+def reference_metrics(setup: GradingSetup, report: GradeReport) -> dict[str, dict[str, float]]:
+    """Per task of ``report`` (the reference's grading): what its checks declared they measure
+    (:func:`harness.checks.measurements`; the first, when a task has the same check twice) and ``seconds``, how
+    long the file serving the task ran."""
+    seconds = {e.source: e.sandbox.wall_s for e in report.executions}
+    metrics: dict[str, dict[str, float]] = {}
+    for task_score in report.tasks:
+        if task_score.manual:
+            continue
+        task = setup.rubric.task(task_score.task)
+        entry: dict[str, float] = {}
+        source = task_score.source_run or task.find_source(seconds.keys())
+        if source in seconds:
+            entry["seconds"] = seconds[source]
+        for result in task_score.checks:
+            for name, value in measurements(result).items():
+                entry.setdefault(name, value)
+        metrics[task.id] = entry
+    return metrics
+
+
+def _served_together(plan: SourcePlan, task_id: str) -> tuple[str, ...]:
+    """The tasks the reference file serving ``task_id`` serves (``task_id`` alone when no file does)."""
+    step = plan.step_of(task_id)
+    return step.tasks if step else (task_id,)
+
+
+def _task_keys(setup: GradingSetup, reference: Submission, plan: SourcePlan, tasks: Iterable[str]) -> dict[str, str]:
+    """Per task: a key over everything its calibration depends on: its rubric entry and those of the tasks its
+    reference file also serves (the file runs with what they all ask of it), the rubric's data, limits and
+    packages, the reference submission, the profile and the prepared data."""
+    rubric = setup.rubric
+    manifest = setup.data_dir / "manifest.json"
+    shared = [
+        rubric.model_dump_json(include={"datasets", "limits", "packages"}).encode(),
+        reference.content_hash.encode(),
+        setup.profile.encode(),
+        manifest.read_bytes() if manifest.exists() else b"",
+    ]
+    keys = {}
+    for task_id in tasks:
+        digest = hashlib.sha256()
+        for part in shared:
+            digest.update(hashlib.sha256(part).digest())
+        for together in _served_together(plan, task_id):
+            digest.update(hashlib.sha256(rubric.task(together).model_dump_json().encode()).digest())
+        keys[task_id] = digest.hexdigest()
+    return keys
+
+
+def _reference_runs(setup: GradingSetup, content_hash: str) -> dict[str, ExecutionResult]:
+    """The reference's runs stored in this output folder by an earlier grading (a rubric edit that changed only
+    points or bars then recalibrates without running the reference again)."""
+    if not setup.store_path.is_file():
+        return {}
+    try:
+        with ResultStore(setup.store_path) as store:  # a store of its own: nothing else uses it yet
+            earlier = store.latest(content_hash, setup.profile)
+    except StoreError:
+        return {}
+    return {e.source: e for e in earlier.executions} if earlier else {}
+
+
+def _cached_runs(document: Mapping[str, Any]) -> dict[str, ExecutionResult]:
+    """The reference's runs a calibration file kept, by source (none when it holds none or they do not decode)."""
+    try:
+        return {e.source: e for e in map(execution_from_dict, document.get("runs") or [])}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    """The calibration file at ``path`` (empty when there is none or it cannot be read)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _cached_tasks(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The per-task entries (``key``, ``metrics``) of a calibration file of this version."""
+    tasks = document.get("tasks") if document.get("format") == CACHE_FORMAT else None
+    if not isinstance(tasks, dict):
+        return {}
+    return {t: e for t, e in tasks.items() if isinstance(e, dict) and isinstance(e.get("metrics"), dict)}
+
+
+def calibrate_rubric(
+    setup: GradingSetup,
+    reference_dir: Path,
+    on_event: OnEvent | None = None,
+    *,
+    tasks: Iterable[str] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Learn the bars of relative thresholds and budgets of ``tasks`` (default: every automatic task) by grading
+    the reference submission; cached per task. Fills ``setup.calibration`` and returns it.
+
+    A task whose cached entry is still valid (:func:`_task_keys`: its rubric entry, the reference, the profile
+    and the data are unchanged) is not graded again; the others are, together with the tasks their reference
+    file also serves, on a rubric restricted to them (the reference's other files do not run). They are graded
+    with provisional bars (their own measurements cannot be known before they run); only their measurements are
+    kept. The runs are kept too, in the cache file and in ``setup.reusable_runs``: a rubric edit that changes
+    no run recalibrates without running anything, and the reference in a batch is not run twice.
+    """
+    staging = Path(tempfile.mkdtemp(prefix="reference-", dir=setup.out_dir))
+    try:
+        loaded = load_submission(reference_dir, staging, student="reference")
+        if isinstance(loaded, LoadFailure):
+            raise HarnessError(f"the reference submission {reference_dir} cannot be loaded: {loaded.reason}")
+        automatic = [t.id for t in setup.rubric.automatic_tasks]
+        wanted = automatic if tasks is None else [t for t in automatic if t in set(tasks)]
+        plan = plan_for(loaded, setup.rubric)
+        keys = _task_keys(setup, loaded, plan, wanted)
+        path = calibration_path(setup)
+        document = _read_cache(path)
+        entries = _cached_tasks(document)
+        fresh = {t for t in wanted if entries.get(t, {}).get("key") == keys[t]}
+        setup.calibration.update({t: dict(entries[t]["metrics"]) for t in fresh})
+        todo = [t for t in wanted if t not in fresh]
+        if not todo:
+            return setup.calibration
+        # with every task its reference file serves: the file runs, and is reused, as the whole rubric runs it
+        serving = {t for task in todo for t in _served_together(plan, task)}
+        graded = [t for t in automatic if t in serving]
+        keys.update(_task_keys(setup, loaded, plan, graded))
+        if on_event:
+            on_event(Calibrating(str(reference_dir), tuple(graded)))
+        started = time.perf_counter()
+        for task_id in graded:  # provisional bars while they are graded, as before any calibration
+            setup.calibration.pop(task_id, None)
+        runs = _reference_runs(setup, loaded.content_hash)
+        kept = _cached_runs(document) if document.get("reference") == loaded.content_hash else {}
+        report = grade_submission(loaded, replace(setup, rubric=setup.rubric.restricted(graded)), {**kept, **runs})
+        measured = reference_metrics(setup, report)
+        setup.calibration.update(measured)
+        setup.reusable_runs.setdefault(loaded.content_hash, {}).update({e.source: e for e in report.executions})
+        kept.update({e.source: e for e in report.executions})
+        entries.update({t: {"key": keys[t], "metrics": measured.get(t, {})} for t in graded})
+        _write(path, {
+            "format": CACHE_FORMAT, "assignment": setup.rubric.assignment, "profile": setup.profile,
+            "reference": loaded.content_hash, "seconds": round(time.perf_counter() - started, 2),
+            "tasks": entries, "runs": [execution_to_dict(e) for e in kept.values()],
+        })
+        return setup.calibration
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,5 +1,5 @@
 """The `gradebench` command line: `grade`, `check`, `overview`, `export`, `autograde`, `checks`, `bench`,
-`calibrate`, `data prepare`, `data info`."""
+`calibrate`, `bundle make`, `data prepare`, `data info`."""
 
 from __future__ import annotations
 
@@ -328,7 +328,7 @@ def _grade_with_progress(
 
         def on_event(event: ProgressEvent) -> None:
             if isinstance(event, Calibrating):
-                progress.update(bar, description="calibrating on the reference submission")
+                progress.update(bar, description=f"calibrating {', '.join(event.tasks)} on the reference submission")
             elif isinstance(event, Loaded):
                 progress.update(bar, total=event.total, description="grading")
             elif isinstance(event, LoadWarning):
@@ -367,6 +367,14 @@ def overview(
     console.print(f"overview of {total} reports: {page}")
 
 
+def load_rubric_file(path: Path) -> Any:
+    """The rubric at ``path``, validated against the registered checks."""
+    from harness.checks import known_checks
+    from harness.rubric import load_rubric
+
+    return load_rubric(path, known_checks=known_checks())
+
+
 def _find_rubric_for(path: Path) -> Optional[Path]:
     """The packaged rubric with the most tasks whose sources are this file (or the files of this folder) by name;
     when no rubric names any of them, the one with the most tasks these files serve by content."""
@@ -403,27 +411,48 @@ def check(
     sandbox: str = typer.Option("auto", help="auto, bubblewrap or plain (no isolation)."),
     memory: Optional[str] = MemoryOption,
     cell_timeout: Optional[float] = CellTimeoutOption,
+    bundle: Optional[Path] = typer.Option(
+        None, "--bundle", "-b", help="Your course's self-check bundle (.gbundle): its rubric and published bars; "
+        "no course repository needed (default: $GRADEBENCH_BUNDLE, else the one .gbundle beside the notebook).",
+    ),
 ) -> None:
     """Self-check a notebook, a script or a whole submission folder before you hand it in (fast profile).
 
     A folder runs every task whose notebook or script it holds, in the rubric's order in one
     workspace (a later script can load the checkpoint an earlier one saved). Exits 0 only when
-    every automatic check passes.
+    every automatic check passes (a check the bundle cannot run is listed, not counted against you).
     """
+    from harness.bundle import data_differs, find_bundle, read_bundle
+    from harness.checks import NOT_AVAILABLE
     from harness.data import prepare
     from harness.loading import load_submission
     from harness.models import LoadFailure
     from harness.outdir import claim_output
-    from harness.pipeline import calibrate_rubric, grade_submission, plan_for, prepare_setup
+    from harness.calibrate import calibrate_rubric
+    from harness.pipeline import grade_submission, plan_for, prepare_setup
 
     if not source.exists():
         _fail(HarnessError(f"{source}: no such file or folder"))
+    published = None
     try:
+        if bundle is None and rubric is None:  # $GRADEBENCH_BUNDLE, or the course's bundle beside the notebook
+            bundle = find_bundle(source if source.is_dir() else source.parent)
+        if bundle is not None:
+            published = read_bundle(bundle)
+            if rubric is not None and load_rubric_file(rubric).hash != published.rubric.hash:
+                raise HarnessError(
+                    f"{rubric} is not the rubric of the bundle {bundle.name} (assignment {published.rubric.assignment}): "
+                    "leave out --rubric, or use the bundle made from this rubric"
+                )
+            rubric = bundle
         rubric = rubric or _find_rubric_for(source)
     except HarnessError as error:
         _fail(error)
     if rubric is None:
-        _fail(HarnessError(f"no rubric has a task for {source.name}{' (or any file in it)' if source.is_dir() else ''}; pass --rubric"))
+        _fail(HarnessError(
+            f"no rubric has a task for {source.name}{' (or any file in it)' if source.is_dir() else ''}; pass --bundle "
+            "(your course's self-check bundle) or --rubric"
+        ))
     data_dir = data or default_data_dir().with_name("data-small")
     out = default_data_dir().with_name("check") / source.stem
     try:
@@ -433,8 +462,15 @@ def check(
                 prepare(data_dir, source="synthetic", small=True, on_progress=lambda line: console.print(f"  {line}"))
             setup = prepare_setup(
                 rubric, data_dir, out, profile="fast", sandbox=_sandbox(sandbox),
-                memory_bytes=_memory_bytes(memory), cell_timeout_s=cell_timeout,
+                memory_bytes=_memory_bytes(memory), cell_timeout_s=cell_timeout, bundle=published,
             )
+            differs = data_differs(published, data_dir) if published else []
+            if differs:
+                err_console.print(
+                    f"[bold yellow]warning:[/] {', '.join(differs)} in {data_dir} is not the data the bundle's bars were "
+                    "measured on (prepared otherwise): bars relative to the reference may not hold; use the small "
+                    "data `gradebench check` prepares by default", highlight=False,
+                )
             staging = out / "staging"
             if staging.exists():
                 import shutil
@@ -448,17 +484,24 @@ def check(
                 _fail(HarnessError(f"{source.name}: none of the rubric's notebooks or scripts is here"))
             # only the tasks of what was handed in: calibrating the rest would run notebooks nobody asked about
             setup.rubric = setup.rubric.restricted(mine)
-            reference_dir = _reference_dir(rubric, setup.rubric.assignment, None)
+            # a bundle brings its published calibration; the course repository calibrates on its reference
+            reference_dir = None if published else _reference_dir(rubric, setup.rubric.assignment, None)
             if reference_dir is not None:
-                console.print("calibrating on the reference submission (first use only)...")
-                calibrate_rubric(setup, reference_dir)
+                calibrate_rubric(setup, reference_dir, lambda event: console.print(
+                    f"calibrating {', '.join(getattr(event, 'tasks', ()))} on the reference submission (first use only)..."
+                ))
             console.print(f"running {source.name} in the sandbox...")
             report = grade_submission(submission, setup)
     except HarnessError as error:
         _fail(error)
     except OSError as error:
         _fail(HarnessError(_os_message(error)))
-    table = Table(title=f"{source.name}: {report.score:.1f} / {report.points:.1f} points (fast profile)")
+    how = f"self-check bundle {bundle.name}" if bundle is not None else "fast profile"
+    unchecked = sum(r.points for t in report.tasks for r in t.checks
+                    if r.status == "skipped" and r.message.startswith(NOT_AVAILABLE))
+    if unchecked:
+        how += f"; {unchecked:g} of the points are checked only when you hand in"
+    table = Table(title=f"{source.name}: {report.score:.1f} / {report.points:.1f} points ({how})")
     for column in ("task", "check", "result", "points"):
         table.add_column(column)
     colours = {"passed": "green", "failed": "red", "error": "yellow", "skipped": "dim"}
@@ -473,12 +516,61 @@ def check(
         if not task.manual and task.source_note:
             console.print(f"{task.task} graded {task.source or 'nothing'}: {task.source_note}", markup=False, highlight=False)
     for task_id, result in problems:
-        who = "a grader fault, not yours" if result.status == "error" else "what to fix"
+        if result.message.startswith(NOT_AVAILABLE):
+            who = "checked when you hand in"
+        else:
+            who = "a grader fault, not yours" if result.status == "error" else "what to fix"
         console.print(f"[bold]{task_id} / {result.check}[/] ({who}):", highlight=False)
         console.print(f"  {result.message}", highlight=False, markup=False)
-    if problems:
+    if any(not (r.status == "skipped" and r.message.startswith(NOT_AVAILABLE)) for _, r in problems):
         raise typer.Exit(code=1)
     console.print("every automatic check passes")
+
+
+bundle_app = typer.Typer(help="Self-check bundles for students (the rubric and published bars, no reference code).",
+                         no_args_is_help=True)
+app.add_typer(bundle_app, name="bundle")
+
+
+@bundle_app.command("make")
+def bundle_make(
+    rubric: Path = typer.Option(..., "--rubric", "-r", help="The assignment's rubric (rubrics/dl2025-a2.yaml)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The bundle to write (dl2025-a2.gbundle)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Small data folder (default: the one `gradebench check` "
+                                        "uses; prepared on first use): the bars are measured on it."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="The reference submission to calibrate on "
+                                             "(default: submissions/<assignment>/reference)."),
+    sandbox: str = typer.Option("auto", help="auto, bubblewrap or plain (no isolation)."),
+) -> None:
+    """Make a student self-check bundle: calibrate on the reference (fast profile, as `check` grades) if needed,
+    then write the rubric, the calibration and the reference's architecture descriptions into one file."""
+    import tempfile
+
+    from harness.bundle import make_bundle
+    from harness.data import prepare
+    from harness.calibrate import calibrate_rubric
+    from harness.pipeline import prepare_setup
+
+    data_dir = data or default_data_dir().with_name("data-small")
+    started = time.perf_counter()
+    try:
+        if not (data_dir / "manifest.json").exists():
+            console.print(f"preparing small offline datasets in {data_dir}")
+            prepare(data_dir, source="synthetic", small=True, on_progress=lambda line: console.print(f"  {line}"))
+        with tempfile.TemporaryDirectory(prefix="gradebench-bundle-") as work:
+            setup = prepare_setup(rubric, data_dir, Path(work), profile="fast", sandbox=_sandbox(sandbox))
+            reference_dir = _reference_dir(rubric, setup.rubric.assignment, reference)
+            if reference_dir is None:
+                raise HarnessError(f"no reference submission for {setup.rubric.assignment}: pass --reference")
+            console.print(f"calibrating on {reference_dir} (cached after the first time)...")
+            calibrate_rubric(setup, reference_dir)
+            written = make_bundle(setup, out)
+    except HarnessError as error:
+        _fail(error)
+    except OSError as error:
+        _fail(HarnessError(_os_message(error)))
+    console.print(f"wrote {written} ({written.stat().st_size:,} bytes, {len(setup.rubric.automatic_tasks)} tasks) "
+                  f"in {time.perf_counter() - started:.0f} s")
 
 
 @app.command("checks")
@@ -699,8 +791,9 @@ def autograde(
     import json
     import tempfile
 
+    from harness.calibrate import calibrate_rubric
     from harness.export import ExportOptions, gradescope_results
-    from harness.pipeline import calibrate_rubric, grade_single, prepare_setup
+    from harness.pipeline import grade_single, prepare_setup
 
     def write(document: dict[str, Any]) -> None:
         results.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,8 @@ class Calibrating:
 
     reference: str
     """The reference submission's folder."""
+    tasks: tuple[str, ...] = ()
+    """The tasks calibrated now (the others are cached, or no submission of the batch hands them in)."""
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,6 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-import pandas as pd
-
 from harness.errors import HarnessError
 from harness.rubric import Rubric
 from harness.scoring import ManualScore
@@ -67,6 +65,8 @@ def _where(path: Path, row: int, column: int | None = None, name: str | None = N
 
 def _read_rows(path: Path) -> list[list[str]]:
     """Every row of the CSV as stripped strings, header first; no type guessing."""
+    import pandas as pd  # here: reading a manual-scores file is the only use, and pandas takes a second to import
+
     try:
         with open(path, encoding="utf-8-sig") as handle:
             first_line = handle.readline()

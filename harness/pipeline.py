@@ -14,46 +14,44 @@ and the append) is logged when the batch resumes, marked as such: every grading 
 appears in the log exactly once per time it was graded.
 
 Relative thresholds and budgets come from grading the assignment's reference submission on
-the same data and machine (``calibrate_rubric``), cached per rubric, profile and data.
+the same data and machine (:func:`harness.calibrate.calibrate_rubric`), only for the tasks the
+batch hands in, cached per task.
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
-import hashlib
+import importlib
 import json
 import math
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import nbformat
 import numpy as np
-import torch
 
 from harness.architecture import describe_reference
+from harness.bundle import Bundle, TaskReference
 from harness.backends import GpuSlots, make_backend, needs_gpu, visible_gpus
-from harness.artifacts import ArtifactError, load_artifacts
 from harness.checks import known_checks, run_check
-from harness.checks.context import CheckContext
-from harness.checks.select import select_model
 from harness.data import load_split
-from harness.engines import Engine, RunSettings, kind_for, make_workspace, read_run_json
+from harness.engines import Engine, RunSettings, kind_for, make_workspace
 from harness.environment import check_packages
 from harness.errors import HarnessError, StoreError
-from harness.events import Calibrating, Done, Fault, Loaded, LoadWarning, OnEvent
+from harness.events import Done, Fault, Loaded, LoadWarning, OnEvent
 from harness.loading import load_batch, load_submission
 from harness.outdir import STORE_NAME
-from harness.probes.probe import DEFAULT_INPUT_SHAPES
+from harness.contract import DEFAULT_INPUT_SHAPES, RunRecord
+from harness.profiles import PROFILES
 from harness.manual import read_manual_scores, write_manual_template
 from harness.matching import CODE_SUFFIXES, Pins, SourcePlan, check_pins, plan_sources, read_pins, statement_works
 from harness.models import CheckResult, ExecutionResult, GradeReport, Limits, LoadFailure, Submission
@@ -63,14 +61,31 @@ from harness.rubric import Rubric, Task, load_rubric
 from harness.sandbox import Sandbox, make_sandbox
 from harness.sandbox.quota import limited_folder, release_folder
 from harness.scoring import ManualScore, score_load_failure, score_submission
-from harness.store import ResultStore, execution_from_dict, execution_to_dict, readable_report, report_from_dict
+from harness.store import ResultStore, readable_report, report_from_dict
 
-PROFILES = {
-    "full": {"eval_images": None, "default_wall_s": 900.0},
-    "fast": {"eval_images": 1000, "default_wall_s": 300.0},
-}
-"""Per profile: how many hidden images the probes evaluate (None: all) and the default wall-clock limit."""
+if TYPE_CHECKING:  # torch and the modules that import it are imported where the host first needs them (its
+    # checks, after the first sandboxed run), so that a grading command starts the first run without waiting
+    import torch
 
+    from harness.artifacts import Artifacts
+    from harness.checks.context import CheckContext
+
+
+REPORT_MODULES: tuple[str, ...] = ("pandas", "matplotlib.figure", "matplotlib.backends.backend_agg")
+"""What writing a batch's pages imports: pandas for the gradebook, matplotlib for the score distribution."""
+
+HOST_MODULES: tuple[str, ...] = (
+    "torch",
+    "harness.artifacts",
+    "harness.checks.context",
+    "harness.checks.select",
+    "harness.probes.probe",
+    *REPORT_MODULES,
+)
+"""What the host needs once a sandboxed run has ended (torch and the modules that read the run's records with
+it: its checks) and at the end of a batch (pandas for the gradebook, matplotlib for the score distribution),
+in the order the host first imports them. ``grade_batch`` imports them in the background while the first runs
+start (``warm_host``): seconds of imports overlap the sandboxed run instead of adding to it."""
 
 GRADING_LOG = "grading-log.jsonl"
 """File name of the grading log in the output folder."""
@@ -166,11 +181,14 @@ class GradingSetup:
     it is removed once the submission is graded, so what a submission wrote never stays on the host."""
     hidden_images: dict[str, np.ndarray] = field(default_factory=dict)
     """Per dataset: the evaluation images as written for the sandbox, kept on the host to check what comes back."""
-    reusable_runs: dict[tuple[str, str], ExecutionResult] = field(default_factory=dict)
-    """Runs made while calibrating, by (content hash, source): the reference in the batch is checked on them
-    again with the calibrated bars instead of running the same code twice."""
+    reusable_runs: dict[str, dict[str, ExecutionResult]] = field(default_factory=dict)
+    """Runs made while calibrating, by content hash, then by source: the reference in the batch is checked on
+    them again with the calibrated bars instead of running the same code twice."""
     pins: Pins = field(default_factory=Pins)
     """A TA's per-student choices of the file serving a task (``--pins``), over what the matcher chose."""
+    references: dict[str, TaskReference] | None = None
+    """The reference networks as a self-check bundle describes them, by task id (``harness.bundle``); None: built
+    from the rubric's specs (the course repository, with the ``reference`` package)."""
 
     @property
     def store_path(self) -> Path:
@@ -195,15 +213,17 @@ def prepare_setup(
     memory_bytes: int | None = None,
     cell_timeout_s: float | None = None,
     pins: Path | None = None,
+    bundle: Bundle | None = None,
 ) -> GradingSetup:
     """Load the rubric, the manual scores and the hidden evaluation data; write the images the sandbox may see.
 
     Limits: the profile's defaults, then the rubric's ``limits``, then ``memory_bytes`` and ``cell_timeout_s``
-    (the command line's ``--memory`` and ``--cell-timeout``).
+    (the command line's ``--memory`` and ``--cell-timeout``). With a self-check ``bundle`` (``rubric_path`` is
+    then its file), the rubric, the calibration and the reference descriptions are the bundle's.
     """
     if profile not in PROFILES:
         raise HarnessError(f"no profile {profile!r}; known: {', '.join(PROFILES)}")
-    rubric = load_rubric(rubric_path, known_checks=known_checks())
+    rubric = bundle.rubric if bundle is not None else load_rubric(rubric_path, known_checks=known_checks())
     check_packages(rubric.packages, str(rubric_path))  # before anything is graded: a clear error, not 0 points each
     out_dir.mkdir(parents=True, exist_ok=True)
     setup = GradingSetup(
@@ -215,6 +235,9 @@ def prepare_setup(
         threads=threads,
         limits=_limits(rubric, profile, memory_bytes, cell_timeout_s),
     )
+    if bundle is not None:
+        setup.calibration = dict(bundle.calibration)
+        setup.references = dict(bundle.references)
     if manual_csv is not None:
         if not manual_csv.is_file():
             raise HarnessError(
@@ -224,7 +247,7 @@ def prepare_setup(
         setup.manual = read_manual_scores(manual_csv, rubric)
     if pins is not None:
         setup.pins = read_pins(pins, rubric)  # students and files are checked against the batch once it is loaded
-    limit = PROFILES[profile]["eval_images"]
+    limit = PROFILES[profile].eval_images
     eval_dir = out_dir / "eval"
     eval_dir.mkdir(exist_ok=True)
     for dataset in rubric.datasets:
@@ -240,7 +263,7 @@ def prepare_setup(
 
 def _limits(rubric: Rubric, profile: str, memory_bytes: int | None, cell_timeout_s: float | None) -> Limits:
     """The base limits of every run: the profile's wall clock, the rubric's limits, the command line's overrides."""
-    limits = Limits(wall_s=PROFILES[profile]["default_wall_s"])
+    limits = Limits(wall_s=PROFILES[profile].default_wall_s)
     given = rubric.limits
     memory = memory_bytes or (int(given.memory) if given and given.memory else None)
     cell = cell_timeout_s or (given.cell_timeout_s if given else None)
@@ -281,21 +304,20 @@ def _static_text(workspace: Path, files: Sequence[str]) -> str:
 _IMPORT_ERRORS = ("SyntaxError", "IndentationError", "TabError", "ImportError", "ModuleNotFoundError")
 
 
-def died_at_import(execution: ExecutionResult | None, run: dict[str, Any] | None, script: str) -> str:
+def died_at_import(execution: ExecutionResult | None, run: RunRecord | None, script: str) -> str:
     """Why a script did no work at all (it raised before anything ran: a syntax error, or an import at its top
     that failed), as a student reads it; empty when it ran (notebooks run on after a failing cell: never)."""
-    if execution is None or run is None or run.get("kind") != "script":
+    if execution is None or run is None or run.kind != "script":
         return ""
-    errors = [e for e in run.get("errors", []) if isinstance(e, dict)]
-    if not errors or errors[0].get("ename") not in _IMPORT_ERRORS:
+    if not run.errors or run.errors[0].ename not in _IMPORT_ERRORS:
         return ""
-    first = errors[0]
-    if first["ename"] in _IMPORT_ERRORS[3:]:
-        line = re.match(r"line (\d+):", str(first.get("source_excerpt") or first.get("source") or ""))
+    first = run.errors[0]
+    if first.ename in _IMPORT_ERRORS[3:]:
+        line = re.match(r"line (\d+):", first.source_excerpt)
         if line is None or not _before_any_work(script, int(line.group(1))):
             return ""  # an import inside a function, or after the training: the code did work
-    evalue = str(first.get("evalue", ""))[:200]
-    return f"your script stopped at its start ({first['ename']}: {evalue}) before doing any work"
+    evalue = first.evalue[:200]
+    return f"your script stopped at its start ({first.ename}: {evalue}) before doing any work"
 
 
 def _before_any_work(script: str, lineno: int) -> bool:
@@ -402,9 +424,14 @@ def _run_settings(setup: GradingSetup, tasks: Sequence[Task]) -> RunSettings:
     )
 
 
-def _reference_for(task: Task) -> tuple[torch.nn.Module | None, list[dict[str, Any]] | None, int | None]:
+def _reference_for(
+    setup: GradingSetup, task: Task
+) -> tuple[torch.nn.Module | None, list[dict[str, Any]] | None, int | None]:
     if task.model is None or task.model.spec is None:
         return None, None, None
+    if setup.references is not None:  # a self-check bundle: the reference's description, not its code
+        published = setup.references.get(task.id)
+        return (None, published.layers, published.parameters) if published else (None, None, None)
     model = task.model.build_reference()
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     # the computation, as the probe traces the student's network, with the sizes the assignment leaves open marked
@@ -413,30 +440,26 @@ def _reference_for(task: Task) -> tuple[torch.nn.Module | None, list[dict[str, A
     return model, layers, parameters
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (OSError, ValueError):
-        return None
-
-
 def _task_context(
     setup: GradingSetup,
     task: Task,
     execution: ExecutionResult | None,
+    outcome: RunOutcome,
     source_text: str,
     missing: str,
     related: dict[str, CheckContext] | None = None,
-    script: str = "",
     step: Sequence[Task] = (),
 ) -> CheckContext:
-    """Everything the checks of ``task`` read; ``related``: the contexts of the tasks graded before it."""
+    """Everything the checks of ``task`` read; ``outcome``: what its run's records say (``classify_run``);
+    ``related``: the contexts of the tasks graded before it."""
+    from harness.checks.context import CheckContext
+    from harness.checks.select import select_model
+
     artifacts = execution.artifacts_dir if execution else None
-    records = load_artifacts(artifacts) if artifacts else None  # ArtifactError: malformed records, a harness error
+    records = outcome.records
     run = records.run if records else None
     probe = records.probe if records else None
-    stopped = died_at_import(execution, run, script)
-    reference, reference_layers, reference_parameters = _reference_for(task)
+    reference, reference_layers, reference_parameters = _reference_for(setup, task)
     fixed = task.model is None or task.model.architecture == "fixed"
     if missing:
         model, note = None, missing
@@ -445,7 +468,7 @@ def _task_context(
     else:
         prefer = task.model.prefer if task.model else ()
         model, note = select_model(
-            probe.get("models", []), prefer, reference_layers, reference_parameters, require_similarity=fixed
+            [m.to_json() for m in probe.models], prefer, reference_layers, reference_parameters, require_similarity=fixed
         )
     dataset = task.model.dataset if task.model else None
     budget_s, budget_note = _step_budget(setup, task, step or (task,))
@@ -460,6 +483,10 @@ def _task_context(
         dataset=dataset,
         reference_layers=reference_layers,
         reference_model=reference,
+        reference_code=setup.references is None,
+        reference_accepted=None if setup.references is None else (
+            setup.references[task.id].accepted if task.id in setup.references else {}
+        ),
         reference_metrics=setup.calibration.get(task.id, {}),
         reference_seconds=setup.calibration.get(task.id, {}).get("seconds"),
         budget_s=budget_s,
@@ -468,7 +495,7 @@ def _task_context(
         hidden_images=setup.hidden_images.get(dataset or ""),
         fixed_architecture=fixed,
         source_text=source_text,
-        run_died=stopped,
+        run_died=outcome.died,
         data_dir=setup.data_dir,
         related=dict(related or {}),
         records=records,
@@ -482,27 +509,55 @@ def _harness_errors(task: Task, fault: str) -> list[CheckResult]:
     ]
 
 
-def setup_problem(execution: ExecutionResult) -> str | None:
-    """Why the grader could not prepare the run of ``execution`` (its fault, never the student's), or None.
+@dataclass(frozen=True)
+class RunOutcome:
+    """What the records of one run say before any check reads them (``classify_run``)."""
+
+    records: Artifacts | None = None
+    """The run's artifacts folder, read and validated once; None when the run left none or it is unusable."""
+    unusable: str = ""
+    """Why the records could not be read (malformed or forged): every check of the run's tasks is then a grader
+    error; empty when they were read."""
+    setup_problem: str = ""
+    """Why the grader could not prepare the run (its fault, never the student's; see ``_setup_problem``): every
+    check of the run's tasks is then a grader error; empty when it could."""
+    died: str = ""
+    """Why a script did no work at all, as a student reads it (``died_at_import``); empty when it ran."""
+
+
+def classify_run(execution: ExecutionResult, script: str = "") -> RunOutcome:
+    """Read the records ``execution`` left (once) and say what they show: unusable records, a grader fault
+    preparing the run, or a script that died at its imports. ``script``: the code of a script run, else empty."""
+    from harness.artifacts import ArtifactError, load_artifacts
+
+    try:
+        records = load_artifacts(execution.artifacts_dir) if execution.artifacts_dir else None
+    except ArtifactError as error:
+        return RunOutcome(unusable=str(error))
+    run = records.run if records else None
+    return RunOutcome(
+        records=records,
+        setup_problem=_setup_problem(execution, run),
+        died=died_at_import(execution, run, script),
+    )
+
+
+def _setup_problem(execution: ExecutionResult, run: RunRecord | None) -> str:
+    """Why the grader could not prepare the run of ``execution`` (its fault, never the student's); empty if not.
 
     Either the runner recorded a setup error (the hidden first cell, or the bootstrap of a script, failed: an
     environment that cannot import torch), or the runner left no record at all and exited with an error before
     any of the student's code could run (the interpreter or the harness would not start in the sandbox).
     """
     where = f"the grader could not prepare the run of {execution.source} (not a problem with your code: a TA will look)"
-    try:
-        run = read_run_json(execution.artifacts_dir) if execution.artifacts_dir else None
-    except HarnessError:
-        return None  # a malformed record is reported where the records are read
     if run is not None:
-        error = run.get("setup_error")
-        if isinstance(error, str) and error.strip():
-            return f"{where}: {_last_line(error)}"
-        return None
+        if run.setup_error and run.setup_error.strip():
+            return f"{where}: {_last_line(run.setup_error)}"
+        return ""
     if execution.sandbox.verdict == "error":
         said = _last_line(execution.sandbox.stderr) or execution.sandbox.message
         return f"{where}: the runner stopped before your code started ({execution.sandbox.message}): {said}"
-    return None
+    return ""
 
 
 def _last_line(text: str) -> str:
@@ -511,15 +566,14 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def _why_no_probe(execution: ExecutionResult | None, run: dict[str, Any] | None) -> str:
+def _why_no_probe(execution: ExecutionResult | None, run: RunRecord | None) -> str:
     if execution is None:
         return "your code was not run"
-    died = run.get("kernel_died") if run else None
-    if isinstance(died, dict) and isinstance(died.get("cell"), int):
-        how = died.get("message") if isinstance(died.get("message"), str) else ""
-        how = how[:300] or "the kernel died (out of memory, a crash, or exit())"
-        return f"your code did not finish: {how} in cell {died['cell'] + 1}, so no model could be inspected"
-    if run and run.get("probe_error"):
+    died = run.kernel_died if run else None
+    if died is not None:
+        how = died.message[:300] or "the kernel died (out of memory, a crash, or exit())"
+        return f"your code did not finish: {how} in cell {died.cell + 1}, so no model could be inspected"
+    if run and run.probe_error:
         return "the grader could not inspect your models (a harness error: a TA will look)"
     if execution.sandbox.verdict != "ok":
         return f"your code did not finish: it {execution.sandbox.message}, so no model could be inspected"
@@ -557,14 +611,14 @@ def _grade_in(
     results: list[CheckResult] = []
     executions: list[ExecutionResult] = []
     ran: dict[str, ExecutionResult] = {}
+    outcomes: dict[str, RunOutcome] = {}  # what each run's records say, read once
     faults: dict[str, str] = {}
     keys = {  # what decides each run: unchanged keys let an earlier grading's runs be checked again
         step.file: run_key(_run_settings(setup, [rubric.task(t) for t in step.tasks]), step.file,
                            submission.content_hash, setup.profile)
         for step in plan.steps
     }
-    earlier = {relative: e for (content, relative), e in setup.reusable_runs.items() if content == submission.content_hash}
-    reused = reusable(list(keys.items()), earlier, reuse)
+    reused = reusable(list(keys.items()), setup.reusable_runs.get(submission.content_hash, {}), reuse)
     for index, step in enumerate(plan.steps):
         tasks = [rubric.task(t) for t in step.tasks]
         relative = step.file
@@ -580,9 +634,12 @@ def _grade_in(
             continue
         executions.append(execution)
         ran[relative] = execution
-        problem = setup_problem(execution)
-        if problem:  # the grader's own preparation failed: not the student's error, and no check can judge the run
-            faults[relative] = problem
+        script = _source_text(workspace / relative) if relative.lower().endswith(".py") else ""
+        outcome = outcomes[relative] = classify_run(execution, script)
+        if outcome.setup_problem:  # the grader's own preparation failed: not the student's error, no check can judge
+            faults[relative] = outcome.setup_problem
+        elif outcome.unusable:
+            faults[relative] = f"the records of running {relative} are unusable: {outcome.unusable}"
     graded: dict[str, CheckContext] = {}  # contexts of the tasks graded so far, for cross-task checks
     for task in rubric.grading_order():
         entry = plan.source(task.id)
@@ -590,15 +647,11 @@ def _grade_in(
             results.extend(_harness_errors(task, faults[entry.run]))
             continue
         execution = ran.get(entry.run) if entry.run else None
+        outcome = outcomes.get(entry.run, RunOutcome()) if entry.run else RunOutcome()
         text = _static_text(workspace, plan.static_files(task.id)) if entry.found else ""
-        script = _source_text(workspace / entry.run) if entry.run and entry.run.lower().endswith(".py") else ""
-        try:
-            step = plan.step_of(task.id)
-            tasks = [rubric.task(t) for t in step.tasks] if step else [task]
-            ctx = _task_context(setup, task, execution, text, "" if entry.found else entry.reason, graded, script, tasks)
-        except ArtifactError as error:
-            results.extend(_harness_errors(task, f"the records of running {entry.run} are unusable: {error}"))
-            continue
+        step = plan.step_of(task.id)
+        tasks = [rubric.task(t) for t in step.tasks] if step else [task]
+        ctx = _task_context(setup, task, execution, outcome, text, "" if entry.found else entry.reason, graded, tasks)
         if execution is not None and entry.run:  # the student's own class: built again in a clean sandbox to check
             from harness.checks.rebuild import Rebuilder
 
@@ -622,111 +675,28 @@ def _grade_in(
     return readable_report(replace(report, load_warnings=submission.warnings, lms_id=submission.lms_id))
 
 
-# -- calibration against the reference submission ------------------------------------------------------------
-
-
-def _reference_metrics(setup: GradingSetup, report: GradeReport) -> dict[str, dict[str, float]]:
-    """Per task: what the reference submission reached (from its own check details) and how long it ran.
-
-    Besides ``seconds``, ``hidden_accuracy`` and ``hidden_min_class_accuracy``, every check's numeric
-    ``details["measured"]`` is kept under the check's name (the first, when a task has the same check
-    twice): relative bars of any check read the reference's value of the same check in the same task.
-    """
-    seconds = {e.source: e.sandbox.wall_s for e in report.executions}
-    metrics: dict[str, dict[str, float]] = {}
-    for task_score in report.tasks:
-        if task_score.manual:
-            continue
-        task = setup.rubric.task(task_score.task)
-        entry: dict[str, float] = {}
-        source = task_score.source_run or task.find_source(seconds.keys())
-        if source in seconds:
-            entry["seconds"] = seconds[source]
-        for result in task_score.checks:
-            if result.check == "test_accuracy" and "measured" in result.details:
-                entry["hidden_accuracy"] = float(result.details["measured"])
-            if result.check == "per_class_accuracy" and "per_class" in result.details:
-                entry["hidden_min_class_accuracy"] = float(min(result.details["per_class"].values()))
-            measured = result.details.get("measured")
-            if (
-                isinstance(measured, (int, float)) and not isinstance(measured, bool) and math.isfinite(measured)
-                and result.check not in entry
-            ):
-                entry[result.check] = float(measured)
-        metrics[task.id] = entry
-    return metrics
-
-
-def _calibration_key(setup: GradingSetup, reference: Submission) -> str:
-    manifest = setup.data_dir / "manifest.json"
-    digest = hashlib.sha256()
-    for part in (setup.rubric.hash, reference.content_hash, setup.profile, manifest.read_bytes() if manifest.exists() else b""):
-        digest.update(part if isinstance(part, bytes) else part.encode())
-    return digest.hexdigest()
-
-
-def _reference_runs(setup: GradingSetup, content_hash: str) -> dict[str, ExecutionResult]:
-    """The reference's runs stored in this output folder by an earlier grading (a rubric edit that changed only
-    points or bars then recalibrates without running the reference again)."""
-    if not setup.store_path.is_file():
-        return {}
-    try:
-        with ResultStore(setup.store_path) as store:
-            return _stored_runs(store, threading.Lock(), content_hash, setup.profile)
-    except StoreError:
-        return {}
-
-
-def _cached_runs(document: Mapping[str, Any]) -> dict[str, ExecutionResult]:
-    """The reference's runs a calibration file kept, by source (none when it holds none or they do not decode)."""
-    try:
-        return {e.source: e for e in map(execution_from_dict, document.get("runs") or [])}
-    except (ValueError, TypeError, KeyError):
-        return {}
-
-
-def calibrate_rubric(setup: GradingSetup, reference_dir: Path, on_event: OnEvent | None = None) -> dict[str, dict[str, float]]:
-    """Grade the reference submission to learn the bars of relative thresholds and budgets; cached.
-
-    The reference is graded with provisional bars (its own measurements cannot be known
-    before it runs); only its measurements are kept. Saved in
-    ``<data>/calibration/<assignment>-<profile>.json`` with a key over the rubric, the reference
-    submission, the profile and the prepared data, so any change recalibrates.
-    """
-    staging = Path(tempfile.mkdtemp(prefix="reference-", dir=setup.out_dir))
-    try:
-        loaded = load_submission(reference_dir, staging, student="reference")
-        if isinstance(loaded, LoadFailure):
-            raise HarnessError(f"the reference submission {reference_dir} cannot be loaded: {loaded.reason}")
-        key = _calibration_key(setup, loaded)
-        path = setup.data_dir / "calibration" / f"{setup.rubric.assignment}-{setup.profile}.json"
-        cached = _read_json(path)
-        if cached and cached.get("key") == key:
-            setup.calibration = cached["tasks"]
-            return setup.calibration
-        if on_event:
-            on_event(Calibrating(str(reference_dir)))
-        started = time.perf_counter()
-        runs = _reference_runs(setup, loaded.content_hash)
-        if cached and cached.get("reference") == loaded.content_hash:  # e.g. a rubric edit: its runs may still hold
-            runs = {**_cached_runs(cached), **runs}
-        report = grade_submission(loaded, setup, runs)
-        setup.calibration = _reference_metrics(setup, report)
-        setup.reusable_runs.update({(loaded.content_hash, e.source): e for e in report.executions})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        document = {"key": key, "assignment": setup.rubric.assignment, "profile": setup.profile,
-                    "seconds": round(time.perf_counter() - started, 2), "tasks": setup.calibration,
-                    "reference": loaded.content_hash, "runs": [execution_to_dict(e) for e in report.executions]}
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(handle, "w") as stream:
-            json.dump(document, stream, indent=2)
-        os.replace(temporary, path)
-        return setup.calibration
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 # -- a batch -------------------------------------------------------------------------------------------------
+
+
+def warm_host(modules: Sequence[str] = HOST_MODULES) -> threading.Thread:
+    """Start importing ``modules`` in a background thread, in order; the thread.
+
+    A module a thread is importing is waited for by any other thread that imports it, so whichever comes first
+    does the work once. A module that fails to import is left alone here: where it is used, importing it again
+    raises the error in the right place. The thread is not a daemon: the interpreter waits for it before it
+    exits, because a thread stopped in the middle of an extension module's import (torch's) can abort the process.
+    """
+
+    def load() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # reported where the module is used
+                continue
+
+    thread = threading.Thread(target=load, name="warm-host")
+    thread.start()
+    return thread
 
 
 @dataclass(frozen=True)
@@ -780,8 +750,19 @@ def grade_batch(
     except HarnessError:
         store.close()
         raise
+    # The batch will be graded: what the host needs after the first runs is imported while they start. Graded in
+    # other processes, the checks run there; this one only writes the pages.
+    warm_host(HOST_MODULES if backend == "threads" else REPORT_MODULES)
     if reference_dir is not None:
-        calibrate_rubric(setup, reference_dir, emit)
+        from harness.calibrate import calibrate_rubric  # it grades with this module's functions
+
+        # only the tasks some submission hands in a file for: the reference's other notebooks would run for nothing
+        needed = {t for e in entries if isinstance(e, Submission) for t in plan_for(e, setup.rubric, setup.pins).matched}
+        try:
+            calibrate_rubric(setup, reference_dir, emit, tasks=needed)
+        except BaseException:
+            store.close()
+            raise
     emit(Loaded(len(entries)))
     logged = {_log_key(e) for e in read_grading_log(setup.grading_log_path)}
     reports: dict[str, GradeReport] = {}
@@ -841,7 +822,11 @@ def grade_batch(
 
     def graded_by_backend(submission: Submission) -> GradeReport:
         assert runner is not None
-        reuse = {} if force else _stored_runs(store, lock, submission.content_hash, setup.profile)
+        if force:
+            reuse: dict[str, ExecutionResult] = {}
+        else:
+            with lock:  # the store is shared by the grading threads
+                reuse = _stored_runs(store, submission.content_hash, setup.profile)
         gpu = slots.acquire() if slots is not None else None
         try:
             return runner.grade(submission, gpu, reuse)
@@ -872,7 +857,7 @@ def grade_batch(
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {pool.submit(work, submission): submission for submission in todo}
+            futures = {pool.submit(work, submission): submission for submission in _longest_first(todo, store, lock, setup)}
             for future in as_completed(futures):
                 submission = futures[future]
                 report = future.result()
@@ -902,11 +887,44 @@ def grade_batch(
                         carried=tuple(r.student for r in carried))
 
 
-def _stored_runs(store: ResultStore, lock: threading.Lock, content_hash: str, profile: str) -> dict[str, ExecutionResult]:
-    """The runs of the last stored report of this content (under any rubric file), by source; none if unreadable."""
-    try:
+def _longest_first(
+    todo: Sequence[Submission], store: ResultStore, lock: threading.Lock, setup: GradingSetup
+) -> list[Submission]:
+    """``todo`` in the order the workers take them: the longest expected grading first, so that the batch ends on
+    short ones and no worker is left running a long one alone while the others have nothing to do.
+
+    Expected: how long the sandboxed runs of the same content took when it was last graded (the store keeps
+    them, under any rubric file); a submission never run before may be long and goes first, ordered by the bytes
+    of notebooks and scripts it holds (more or longer sources run longer). Equal ones keep the batch's order.
+    """
+
+    def expected(submission: Submission) -> tuple[float, int]:
         with lock:
-            earlier = store.latest(content_hash, profile)
+            earlier = _stored_runs(store, submission.content_hash, setup.profile)
+        seconds = sum(e.sandbox.wall_s for e in earlier.values()) if earlier else math.inf
+        return seconds, _code_bytes(submission)
+
+    costs = {s.student: expected(s) for s in todo}
+    return sorted(todo, key=lambda s: costs[s.student], reverse=True)
+
+
+def _code_bytes(submission: Submission) -> int:
+    """Bytes of the notebooks and scripts of a submission (0 for one that cannot be read)."""
+    total = 0
+    for relative in submission.files:
+        if relative.lower().endswith(CODE_SUFFIXES):
+            try:
+                total += (submission.root / relative).stat().st_size
+            except OSError:
+                continue
+    return total
+
+
+def _stored_runs(store: ResultStore, content_hash: str, profile: str) -> dict[str, ExecutionResult]:
+    """The runs of the last stored report of this content (under any rubric file), by source; none if unreadable.
+    A caller sharing ``store`` between threads holds its lock around the call."""
+    try:
+        earlier = store.latest(content_hash, profile)
     except StoreError:  # a damaged row: run again
         return {}
     return {e.source: e for e in earlier.executions} if earlier else {}
@@ -995,11 +1013,9 @@ def grade_single(
 ) -> GradeReport:
     """Grade the one submission at ``path`` (a folder, notebook, script or zip), as an autograder does.
 
-    Calibrates first when ``reference_dir`` is given; a submission that cannot be loaded scores 0 with the
+    Calibrates the tasks it hands in a file for first when ``reference_dir`` is given; a submission that cannot be loaded scores 0 with the
     reason, like one in a batch. Nothing is stored and no page is written: the caller decides what to write.
     """
-    if reference_dir is not None:
-        calibrate_rubric(setup, reference_dir, on_event)
     staging = setup.out_dir / "staging"
     if staging.exists():
         shutil.rmtree(staging)
@@ -1009,4 +1025,8 @@ def grade_single(
             setup.rubric, student, _readable_path(loaded.source), loaded.reason,
             manual=setup.manual.get(student), profile=setup.profile,
         ))
+    if reference_dir is not None:
+        from harness.calibrate import calibrate_rubric  # it grades with this module's functions
+
+        calibrate_rubric(setup, reference_dir, on_event, tasks=plan_for(loaded, setup.rubric, setup.pins).matched)
     return grade_submission(loaded, setup)

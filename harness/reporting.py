@@ -16,13 +16,15 @@ import tempfile
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import jinja2
-import pandas as pd
 
 from harness import __version__
 from harness.models import CheckResult, ExecutionResult, GradeReport
+
+if TYPE_CHECKING:  # pandas is imported when a gradebook is made: a second of start-up otherwise
+    import pandas as pd
 
 MAX_FIGURES = 24
 """Figures copied into one student's report; more are listed as left out."""
@@ -150,6 +152,11 @@ def _common(profile: str) -> dict[str, str]:
         "profile": profile,
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def render_live_check(check: Any) -> str:
+    """The HTML fragment of an in-notebook check (``gradebench.SelfCheck``): its table, in Jupyter."""
+    return _environment().get_template("selfcheck.html.j2").render(check=check)
 
 
 def render_student(report: GradeReport, out_dir: Path, rubric_title: str) -> Path:
@@ -284,6 +291,8 @@ def gradebook(reports: Iterable[GradeReport]) -> pd.DataFrame:
     """One row per student: every task's score (``pending`` for a written answer no TA has graded yet), the
     total (after any late penalty), the points available, the points still pending, lateness and its penalty,
     any load failure and the loading warnings (joined by ``WARNING_SEPARATOR``)."""
+    import pandas as pd
+
     rows = []
     for report in reports:
         row: dict[str, object] = {"student": report.student}

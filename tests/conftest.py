@@ -124,6 +124,7 @@ def sample_batch(graded_samples):
 END_TO_END = frozenset({
     "test_broken.py",
     "test_calibrate.py",
+    "test_calibrate_batch.py",
     "test_cli.py",
     "test_crash_safety.py",
     "test_hostile.py",

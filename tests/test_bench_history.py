@@ -231,13 +231,19 @@ def test_short_tasks_have_a_little_slack_and_new_tasks_start_a_baseline(tmp_path
     store.close()
 
 
-def test_the_page_shows_the_comparison_the_environment_and_a_plot_per_metric(tmp_path: Path) -> None:
+def page_with_a_regression(tmp_path: Path, page: Path, calibration: str = "last-run.json") -> Path:
+    """The history page after a baseline and a run whose CNN fell 10 points and ran 3x slower."""
     store, _ = history_with_baseline(tmp_path)
     current = run(ff(), cnn(accuracy=0.87, wall=30.0), created="2026-12-02T10:00:00+00:00")
     rows = compare(current, store.runs("fast"))
     current = store.add(current)
-    page = render_history(store.runs("fast"), current, rows, tmp_path / "out" / "index.html", calibration="last-run.json")
+    written = render_history(store.runs("fast"), current, rows, page, calibration=calibration)
     store.close()
+    return written
+
+
+def test_the_page_shows_the_comparison_the_environment_and_a_plot_per_metric(tmp_path: Path) -> None:
+    page = page_with_a_regression(tmp_path, tmp_path / "out" / "index.html")
     html = page.read_text(encoding="utf-8")
     assert "2 regressions against the baseline" in html
     assert "mnist-cnn test_accuracy fell 10.0 points (97.0% -&gt; 87.0%); at most 2 points allowed" in html

@@ -134,6 +134,7 @@ def test_runs_without_error_blames_the_environment_for_a_missing_package_and_sum
     from harness.checks import run_check
     from harness.checks.context import CheckContext
     from tests.checks.conftest import Spec
+    from tests.checks.fabricate import run_record
 
     sandbox = SandboxResult("ok", "exit code 0", 0, 5.0, 5.0, 0, "", "", True)
     execution = ExecutionResult(source="CNNMNIST.ipynb", sandbox=sandbox)
@@ -142,7 +143,7 @@ def test_runs_without_error_blames_the_environment_for_a_missing_package_and_sum
         {"cell": 3, "ename": "NameError", "evalue": "name 'L' is not defined"},
         {"cell": 4, "ename": "NameError", "evalue": "name 'trainer' is not defined"},
     ]
-    run = {"cells_total": 6, "errors": errors, "missing_packages": ["lightning"]}
+    run = run_record(cells_total=6, errors=errors, missing_packages=["lightning"])
     only_environment = run_check(CheckContext("cnn", execution=execution, run=run), Spec("runs_without_error"))
     assert only_environment.status == "error"  # a grader fault: the report tells the student it is not theirs
     assert only_environment.message == (
@@ -150,7 +151,7 @@ def test_runs_without_error_blames_the_environment_for_a_missing_package_and_sum
         "will install it and grade again); 2 later NameErrors (cells 4, 5) follow from it"
     )
     own = {"cell": 5, "ename": "ZeroDivisionError", "evalue": "division by zero"}
-    mixed = run_check(CheckContext("cnn", execution=execution, run={**run, "errors": [*errors, own]}),
+    mixed = run_check(CheckContext("cnn", execution=execution, run=run_record(cells_total=6, errors=[*errors, own], missing_packages=["lightning"])),
                       Spec("runs_without_error"))
     assert mixed.status == "failed"
     assert mixed.message.startswith("cell 6 raised ZeroDivisionError: division by zero; cell 2 could not import `lightning`")

@@ -15,6 +15,7 @@ import nbformat
 import pytest
 
 from harness import loading
+from harness.loading import archives, common, validation
 from harness.errors import LoadError
 from harness.loading import LoadLimits, content_hash, load_batch, load_submission
 from harness.models import MiB, LoadFailure, Submission
@@ -240,6 +241,17 @@ def test_plain_folder_batch_names_students_after_entries(tmp_path: Path) -> None
     assert ok(results["bob"]).files == ("CNNMNIST.ipynb",)
     assert (ok(results["carol"]).files, ok(results["carol"]).kind) == (("q1.py", "q2.py"), "folder")
     assert ok(results["dave.py"]).kind == "module"
+
+
+def test_folders_in_a_batch_zip_are_students_and_a_package_keeps_its_name(tmp_path: Path) -> None:
+    bulk = make_zip(tmp_path / "bulk.zip", {
+        "alice/q1.py": "a = 1\n", "alice/q2.py": "b = 2\n",
+        "mnistlib/__init__.py": "", "mnistlib/model.py": "x = 1\n",
+    })
+    results = by_student(load_batch(bulk, tmp_path / "staging"))
+    assert (ok(results["alice"]).files, ok(results["alice"]).kind) == (("q1.py", "q2.py"), "folder")
+    package = ok(results["mnistlib"])
+    assert (package.files, package.kind) == (("mnistlib/__init__.py", "mnistlib/model.py"), "package")
 
 
 # ----------------------------------------------------------------------------------------- failures
@@ -512,15 +524,15 @@ def test_lying_headers_do_not_get_past_the_real_byte_count(tmp_path: Path) -> No
 
 def test_copy_counts_real_bytes_whatever_the_header_says(tmp_path: Path) -> None:
     stream = io.BytesIO(bytes(8 * MiB))
-    member = loading._Member(parts=("x.bin",), label="x.bin", size=10, compressed_size=1000, open=lambda: stream)
+    member = common._Member(parts=("x.bin",), label="x.bin", size=10, compressed_size=1000, open=lambda: stream)
     out = io.BytesIO()
-    with pytest.raises(loading._Rejected, match=r"x.bin expands from 1000 bytes to more than 2.0 MiB"):
-        loading._copy_bounded(stream, out, member, LoadLimits(), loading._Budget())
+    with pytest.raises(common._Rejected, match=r"x.bin expands from 1000 bytes to more than 2.0 MiB"):
+        archives._copy_bounded(stream, out, member, LoadLimits(), common._Budget())
     assert len(out.getvalue()) <= 1 * MiB
     big = io.BytesIO(bytes(3 * MiB))
-    plain = loading._Member(parts=("y.bin",), label="y.bin", size=10, open=lambda: big)
-    with pytest.raises(loading._Rejected, match=r"y.bin is larger than 2.0 MiB \(announced as 10 bytes\)"):
-        loading._copy_bounded(big, io.BytesIO(), plain, LoadLimits(max_file_bytes=2 * MiB), loading._Budget())
+    plain = common._Member(parts=("y.bin",), label="y.bin", size=10, open=lambda: big)
+    with pytest.raises(common._Rejected, match=r"y.bin is larger than 2.0 MiB \(announced as 10 bytes\)"):
+        archives._copy_bounded(big, io.BytesIO(), plain, LoadLimits(max_file_bytes=2 * MiB), common._Budget())
 
 
 # ------------------------------------------------------------------------------------------ hashing
@@ -667,7 +679,7 @@ def test_an_unforeseen_error_fails_one_student_as_a_grader_fault(tmp_path: Path,
             raise KeyError("a bug in the grader")
         return real(data, name)
 
-    monkeypatch.setattr(loading, "notebook_problem", broken_for_bob)
+    monkeypatch.setattr(validation, "notebook_problem", broken_for_bob)  # _validate looks it up in its own module
     results = by_student(load_batch(batch, tmp_path / "staging"))
     assert ok(results["alice"]).files == ("alice.ipynb",)
     assert failed(results["bob"]).reason == f"{loading.GRADER_FAULT}: KeyError: 'a bug in the grader'"

@@ -12,11 +12,13 @@ import pytest
 
 from harness.checks import run_check
 from harness.checks.context import CheckContext
+from harness.contract import RunRecord
 from harness.engines.runner import error_entry
 from harness.errors import HarnessError
 from harness.models import ExecutionResult, SandboxResult
 from harness.pipeline import died_at_import, grade_batch, prepare_setup
 from harness.rubric import CheckSpec
+from tests.checks.fabricate import run_record
 from tests.test_benchmark_verification import RunsNothing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,8 +98,8 @@ def _execution(wall_s: float = 0.5) -> ExecutionResult:
     return ExecutionResult("q1.py", SandboxResult("ok", "exit code 0", 0, wall_s, wall_s, 0, "", "", True))
 
 
-def _run(ename: str, evalue: str, excerpt: str) -> dict:
-    return {"kind": "script", "errors": [error_entry(-1, ename, evalue, excerpt)]}
+def _run(ename: str, evalue: str, excerpt: str) -> RunRecord:
+    return run_record(source="q1.py", kind="script", cells_total=1, errors=[error_entry(-1, ename, evalue, excerpt)])
 
 
 def test_which_script_runs_died_at_import() -> None:
@@ -109,8 +111,8 @@ def test_which_script_runs_died_at_import() -> None:
     # an import after the training did work; any other error, and notebooks, are never "died at import"
     assert died_at_import(_execution(), _run("ModuleNotFoundError", "No module named 'late_module'", "line 8: import late_module"), SCRIPT) == ""
     assert died_at_import(_execution(), _run("RuntimeError", "shape mismatch", "line 7: model = train()"), SCRIPT) == ""
-    assert died_at_import(_execution(), {"kind": "notebook", "errors": [error_entry(0, "ImportError", "x", "import x")]}, "") == ""
-    assert died_at_import(_execution(), {"kind": "script", "errors": []}, SCRIPT) == ""
+    assert died_at_import(_execution(), run_record(errors=[error_entry(0, "ImportError", "x", "import x")]), "") == ""
+    assert died_at_import(_execution(), run_record(source="q1.py", kind="script", cells_total=1), SCRIPT) == ""
 
 
 @pytest.mark.parametrize(("check", "fields"), [
@@ -121,11 +123,12 @@ def test_which_script_runs_died_at_import() -> None:
 def test_a_script_that_died_at_import_earns_no_points_that_need_its_run(check: str, fields: dict) -> None:
     spec = CheckSpec.model_validate({"check": check, "points": 1, **({"equals": "L1Loss"} if check == "loss_used" else {})})
     died = "your script stopped at its start (ModuleNotFoundError: No module named 'tqdm') before doing any work"
-    result = run_check(CheckContext(task_id="autoencoder", execution=_execution(), run={}, run_died=died, **fields), spec)
+    result = run_check(CheckContext(task_id="autoencoder", execution=_execution(), run=run_record(), run_died=died,
+                                    **fields), spec)
     assert result.status == "failed" and result.score == 0
     assert result.message.startswith(f"{died}, so ")
     if check != "loss_choice":  # loss_choice also needs the model's output, which a check context without one lacks
-        alive = run_check(CheckContext(task_id="autoencoder", execution=_execution(), run={}, **fields), spec)
+        alive = run_check(CheckContext(task_id="autoencoder", execution=_execution(), run=run_record(), **fields), spec)
         assert alive.status == "passed", alive.message
 
 

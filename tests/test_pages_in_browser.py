@@ -85,16 +85,9 @@ def _class(tmp_path: Path) -> Path:
 
 
 def _bench_page(tmp_path: Path) -> Path:
-    from harness.bench import compare, render_history
-    from tests.test_bench_history import cnn, ff, history_with_baseline, run
+    from tests.test_bench_history import page_with_a_regression
 
-    store, _ = history_with_baseline(tmp_path)
-    current = run(ff(), cnn(accuracy=0.87, wall=30.0), created="2026-12-02T10:00:00+00:00")
-    rows = compare(current, store.runs("fast"))
-    current = store.add(current)
-    page = render_history(store.runs("fast"), current, rows, tmp_path / "bench" / "index.html", calibration="x.json")
-    store.close()
-    return page
+    return page_with_a_regression(tmp_path, tmp_path / "bench" / "index.html", calibration="x.json")
 
 
 def test_every_page_renders_cleanly_at_1280_px(tmp_path: Path) -> None:

@@ -249,7 +249,7 @@ def test_the_reference_runs_once_for_calibration_and_batch(graded) -> None:
     reference = reports["reference"]
     assert reference.executions
     for execution in reference.executions:
-        calibrating = setup.reusable_runs[(reference.content_hash, execution.source)]
+        calibrating = setup.reusable_runs[reference.content_hash][execution.source]
         # the same run (a second run would not take the same time to the microsecond)
         assert (execution.sandbox.wall_s, execution.artifacts_dir) == (calibrating.sandbox.wall_s, calibrating.artifacts_dir)
 

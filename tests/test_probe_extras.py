@@ -366,7 +366,10 @@ def test_calls_record_the_value_the_error_or_the_missing_function(tmp_path):
                                                                                            "is -inf")
     assert results["unknown_inputs"]["error"].startswith("ValueError: no fixed inputs 'gan_loss'")
     # the recorded JSON is what the host reads back
-    assert load_artifacts(tmp_path / "artifacts").probe["calls"] == json.loads(json.dumps(results))
+    calls = load_artifacts(tmp_path / "artifacts").probe.calls
+    assert {k: v.to_json() for k, v in calls.items()} == {
+        k: {"result_type": None, **v} for k, v in json.loads(json.dumps(results)).items()
+    }
 
 
 def test_a_call_that_never_returns_is_cut_by_the_step_timeout(tmp_path):
@@ -413,18 +416,19 @@ result = plot_generated_samples(None)
 """
     record = probe.run(config(tmp_path), student_namespace(source))
     assert record["callables"] == ["VAE", "plot_generated_samples", "square"]
-    assert load_artifacts(tmp_path / "artifacts").probe["callables"] == record["callables"]
+    assert list(load_artifacts(tmp_path / "artifacts").probe.callables) == record["callables"]
 
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("calls", [], "field 'calls' is list, expected dict"),
-        ("calls", {"x": {"function": 3}}, "field 'function' is int"),
-        ("calls", {"x": {"function": "f", "value": "1.5"}}, "value is str"),
-        ("calls", {"x": {"function": "f", "values": [1.0] * 11}}, "at most 10 numbers"),
-        ("callables", "plot_generated_samples", "field 'callables' is str"),
-        ("callables", [1, 2], "callables must be at most 200 names"),
+        ("calls", [], "probe.json: calls is a list, expected an object"),
+        ("calls", {"x": {"function": 3}}, r"calls\['x'\]\.function is int, expected str or null"),
+        ("calls", {"x": {"function": "f", "value": "1.5"}}, r"calls\['x'\]\.value is str, expected a number or null"),
+        ("calls", {"x": {"function": "f", "values": [1.0] * 11}}, r"calls\['x'\]\.values has 11 entries, over the cap of 10"),
+        ("callables", "plot_generated_samples", "callables is str, expected a list or null"),
+        ("callables", [1, 2], r"callables\[0\] is int, expected str"),
+        ("callables", ["f"] * 201, "callables has 201 entries, over the cap of 200"),
     ],
 )
 def test_malformed_calls_or_callables_are_refused(tmp_path, field, value, message):

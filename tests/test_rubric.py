@@ -210,6 +210,8 @@ INVALID: list[tuple[str, Mutation, str, str]] = [
     ("unknown top-level key", _set("dataset", ["mnist"]), "dataset", "is not a known field (did you mean 'datasets'?)"),
     ("missing field", _drop("tasks.0.title"), "tasks[0] (cnn) > title", "is required"),
     ("missing assignment", _drop("assignment"), "assignment", "is required"),
+    ("blank task title", _set("tasks.0.title", "  "), "tasks[0] (cnn) > title", "must not be empty"),
+    ("blank rubric title", _set("title", ""), "title", "must not be empty"),
     ("zero points", _set("tasks.0.checks.2.points", 0), "tasks[0] (cnn) > checks[2] (feature_width) > points", "must be greater than 0, got 0"),
     ("negative points", _set("tasks.1.manual.points", -1), "tasks[1] (cnn-why-800) > manual > points", "must be greater than 0, got -1"),
     ("points not a number", _set("tasks.0.checks.0.points", "two"), "tasks[0] (cnn) > checks[0] (architecture_matches) > points",
@@ -380,3 +382,8 @@ def test_a_restricted_rubric_keeps_the_tasks_asked_for_under_a_hash_of_its_own()
     assert [t.id for t in rubric.tasks][:2] == ["ff", "ff-description"]  # the original is unchanged
     with pytest.raises(RubricError, match="no task nope in rubric dl2025-a2-part1"):
         rubric.restricted(["nope"])
+
+
+def test_titles_are_kept_without_the_spaces_around_them() -> None:
+    rubric = parse_rubric("assignment: a\ntitle: '  A2  '\ntasks: [{id: e, title: ' Essay ', manual: {points: 1}}]\n", "inline.yaml")
+    assert (rubric.title, rubric.tasks[0].title) == ("A2", "Essay")

@@ -10,6 +10,13 @@ understands; for partial credit it raises ``Partial(fraction, message)``. Figure
 showing in a report (the measured value, the threshold, an architecture diff) go into
 ``ctx.details``, which ``run_check`` empties before each check and copies afterwards.
 
+A check whose figure can set a bar relative to the reference declares it:
+``@check("test_accuracy", params=AccuracyParams, measures={"hidden_accuracy": "measured"})`` names
+the calibrated value (``hidden_accuracy``) and the key of ``ctx.details`` the check writes it to
+(``measured``) before judging anything. Calibration (:mod:`harness.calibrate`) keeps exactly the
+declared values of the reference's checks (:func:`measurements`), and the check's relative bar reads
+the same name from ``ctx.reference_metrics``.
+
 ``run_check`` turns any check into a ``CheckResult``: an ``AssertionError`` is the student's
 failure (``failed``), any other exception is a harness fault (``error``), and neither stops
 the batch.
@@ -18,15 +25,18 @@ the batch.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from typing import Any, Callable, Protocol, TypeVar
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, TypeVar
 
 from pydantic import ValidationError
 
-from harness.checks.context import CheckContext
 from harness.errors import HarnessError
 from harness.models import CheckResult
 from harness.rubric import CheckParams
+
+if TYPE_CHECKING:  # the context imports torch; registering checks and validating rubrics must not
+    from harness.checks.context import CheckContext
 
 
 class CheckSpecLike(Protocol):
@@ -43,7 +53,7 @@ class CheckSpecLike(Protocol):
     params: dict[str, Any]
 
 
-CheckFunction = Callable[[CheckContext, CheckSpecLike], None]
+CheckFunction = Callable[["CheckContext", CheckSpecLike], None]
 
 
 class Partial(Exception):
@@ -57,6 +67,15 @@ class Partial(Exception):
         self.message = message
 
 
+class NotAvailable(Exception):
+    """Raised by a check that cannot run in a student's self-check from a bundle, because it needs what the
+    bundle leaves out (the reference code): the check is ``skipped`` with the reason, never passed."""
+
+
+NOT_AVAILABLE = "not available in the self-check"
+"""How a ``NotAvailable`` check's message starts."""
+
+
 @dataclass(frozen=True)
 class Registered:
     """A check as registered: its function and the declaration of the rubric keys it reads."""
@@ -65,22 +84,67 @@ class Registered:
     """The check itself."""
     params: type[CheckParams]
     """The keys of its rubric entry it reads (common keys and ``params``), validated when a rubric loads."""
+    measures: dict[str, str] = field(default_factory=dict)
+    """What calibration keeps of its figures: the name of each calibrated value and the key of the check's
+    details holding it (``{"hidden_accuracy": "measured"}``); none for a check no relative bar reads."""
 
 
 _CHECKS: dict[str, Registered] = {}
 
 
-def check(name: str, *, params: type[CheckParams]) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a check function under ``name`` (the name rubrics use) with the declaration of what it reads."""
+def check(
+    name: str, *, params: type[CheckParams], measures: Mapping[str, str] | None = None
+) -> Callable[[CheckFunction], CheckFunction]:
+    """Register a check function under ``name`` (the name rubrics use) with the declaration of what it reads and,
+    in ``measures``, of what calibration keeps of its figures (calibrated name: key of its details)."""
 
     def register(fn: CheckFunction) -> CheckFunction:
         if name in _CHECKS:
             earlier = _CHECKS[name].function
             raise HarnessError(f"check {name!r} is registered twice ({earlier.__module__} and {fn.__module__})")
-        _CHECKS[name] = Registered(fn, params)
+        _CHECKS[name] = Registered(fn, params, dict(measures or {}))
         return fn
 
     return register
+
+
+def declared_measures(name: str) -> dict[str, str]:
+    """What the check ``name`` declared it measures: calibrated name -> key of its details (none when nothing)."""
+    _load_builtin_checks()
+    registered = _CHECKS.get(name)
+    return dict(registered.measures) if registered else {}
+
+
+def calibrated_name(name: str) -> str:
+    """The one calibrated value the check ``name`` measures: the name its relative bar reads from the reference."""
+    declared = list(declared_measures(name))
+    if len(declared) != 1:
+        raise RuntimeError(f"check {name} declares {len(declared)} calibrated values, not one: it cannot have a relative bar")
+    return declared[0]
+
+
+def reference_value(ctx: CheckContext, spec: CheckSpecLike) -> float:
+    """The calibrated reference's value of what the check of ``spec`` measures, in ``ctx``'s task: the base of its
+    relative bar. RuntimeError (a harness error for the TA, never the student's failure) when it was not calibrated."""
+    name = calibrated_name(spec.check)
+    value = ctx.reference_metrics.get(name)
+    if value is None:
+        raise RuntimeError(
+            f"no calibrated reference value {name!r} for task {ctx.task_id}: grade with the reference submission "
+            "(--reference DIR, or submissions/<assignment>/reference) to calibrate relative bars"
+        )
+    return float(value)
+
+
+def measurements(result: CheckResult) -> dict[str, float]:
+    """The values ``result``'s check declared it measures, read from its details: finite numbers only (a figure the
+    check did not reach, or that is not a number, is left out)."""
+    found: dict[str, float] = {}
+    for measure, key in declared_measures(result.check).items():
+        value = result.details.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            found[measure] = float(value)
+    return found
 
 
 def get_check(name: str) -> CheckFunction:
@@ -131,6 +195,8 @@ def _run_check(ctx: CheckContext, spec: CheckSpecLike) -> CheckResult:
     try:
         get_check(spec.check)(ctx, spec)
         status, message, score = "passed", "", float(spec.points)
+    except NotAvailable as missing:
+        status, message, score = "skipped", f"{NOT_AVAILABLE}: {missing}", 0.0
     except Partial as partial:
         status, message, score = "failed", partial.message, spec.points * partial.fraction
     except AssertionError as error:

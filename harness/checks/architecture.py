@@ -6,10 +6,9 @@ import copy
 import math
 import re
 import typing
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from harness.architecture import (
     compare_computation,
@@ -21,10 +20,14 @@ from harness.architecture import (
     structural,
 )
 from harness.checks import CheckSpecLike, check, options
-from harness.checks.context import CheckContext
 from harness.rubric import CheckParams, Count, NoParams
 from harness.rubric import _resolve_spec as resolve_spec  # the rubric's own reading of module:Class
-from harness.checks.verify import Forgery
+from harness.rubric import resolves_specs, spec_signature
+
+if TYPE_CHECKING:  # imported where used: registering checks and validating a rubric must not import torch
+    import torch
+
+    from harness.checks.context import CheckContext
 
 _FUNCTIONAL_ACTIVATION = re.compile(r"\b(?:F|functional|torch|nn\.functional)\.(?:relu|leaky_relu|gelu|elu|silu|tanh|sigmoid)\b|\.(?:relu|tanh|sigmoid)\(\)")
 
@@ -44,13 +47,13 @@ class ArchitectureOptions(CheckParams):
 
     @field_validator("also", mode="before")
     @classmethod
-    def _importable(cls, value: object) -> object:
+    def _importable(cls, value: object, info: ValidationInfo) -> object:
         """Accept one spec or a list, each a class that imports (the rubric fails at load time otherwise)."""
         specs = [value] if isinstance(value, str) else value
-        if isinstance(specs, (list, tuple)):
+        if isinstance(specs, (list, tuple)) and resolves_specs(info):
             for one in specs:
                 if isinstance(one, str):
-                    resolve_spec(one)
+                    spec_signature(one)  # read, not imported: the rubric loads before torch is needed
         return specs
 
 
@@ -61,9 +64,19 @@ class ArchitectureParams(CheckParams):
     """Options: ``also``."""
 
 
-def _accepted(spec: CheckSpecLike) -> list[tuple[str, torch.nn.Module]]:
-    """Every other network the entry accepts (``params.also``), built, by spec."""
-    return [(one, resolve_spec(one)()) for one in options(spec, ArchitectureOptions).also]
+def _accepted(ctx: CheckContext, spec: CheckSpecLike) -> list[tuple[str, torch.nn.Module | None, list[dict]]]:
+    """Every other network the entry accepts (``params.also``) by spec: built with its layers, or (a self-check
+    from a bundle, without the reference code) only the layers the bundle publishes."""
+    accepted = []
+    for one in options(spec, ArchitectureOptions).also:
+        if ctx.reference_accepted is not None:
+            if one not in ctx.reference_accepted:
+                raise RuntimeError(f"the self-check bundle has no description of {one} (task {ctx.task_id})")
+            accepted.append((one, None, ctx.reference_accepted[one]))
+        else:
+            network = resolve_spec(one)()
+            accepted.append((one, network, _layers_of_network(ctx, network)))
+    return accepted
 
 
 @check("architecture_matches", params=ArchitectureParams)
@@ -86,8 +99,8 @@ def check_architecture_matches(ctx: CheckContext, spec: CheckSpecLike) -> None:
     compare = compare_computation if traced else compare_layers
     diff = compare(layers, reference)
     network = ctx.reference_model
-    for name, accepted in _accepted(spec) if diff else ():
-        if not compare(layers, _layers_of_network(ctx, accepted)):
+    for name, accepted, accepted_layers in _accepted(ctx, spec) if diff else ():
+        if not compare(layers, accepted_layers):
             ctx.details["matched"] = name  # e.g. the logits variant the task accepts as well
             diff, network = [], accepted
             break
@@ -109,7 +122,7 @@ def check_architecture_matches(ctx: CheckContext, spec: CheckSpecLike) -> None:
 
 def _layers_of_network(ctx: CheckContext, network: torch.nn.Module) -> list[dict]:
     """Another accepted network's layers, described as the reference's are (traced on the task's dummy batch)."""
-    from harness.probes.probe import DEFAULT_INPUT_SHAPES
+    from harness.contract import DEFAULT_INPUT_SHAPES
 
     shapes = DEFAULT_INPUT_SHAPES.get(ctx.dataset or "", DEFAULT_INPUT_SHAPES["mnist"])
     return describe_reference(lambda: network, {}, {}, shapes)
@@ -172,6 +185,8 @@ def _exported_parameters(ctx: CheckContext, model: dict) -> int | None:
 
     The probe's own count is made inside the student's process, where torch may be patched.
     """
+    import torch
+
     state = _exported_state(ctx, model)
     if state is None:
         return None
@@ -182,7 +197,7 @@ def _exported_parameters(ctx: CheckContext, model: dict) -> int | None:
 def _weights_fit_reference(ctx: CheckContext, model: dict, network: torch.nn.Module | None = None) -> bool:
     """Whether the exported weights load into the reference network (or ``network``, another one the task
     accepts), as the recorded layers say they should."""
-    from harness.checks.evaluation import load_weights_by_order
+    from harness.checks.verify import load_weights_by_order
 
     state = _exported_state(ctx, model)
     target = ctx.reference_model if network is None else network
@@ -212,6 +227,8 @@ def record_contradictions(model: dict, state: dict[str, torch.Tensor]) -> list[s
 
     The record is made inside the student's process; the weights' shapes are read here, on the host.
     """
+    import torch
+
     found = []
     traced = [layer for layer in (model.get("computation") or {}).get("layers") or [] if layer.get("path")]
     for layer in [*model.get("modules", []), *traced]:  # a traced module call names its module: the same weights
@@ -238,6 +255,8 @@ def _believe_record(ctx: CheckContext, model: dict) -> None:
     against the host's own run of those weights (``harness.checks.verify``). Predictions that are merely
     bad (NaN) are the accuracy checks' business, not a reason to doubt the record.
     """
+    from harness.checks.verify import Forgery
+
     if model.get("origin") != "instance":
         return
     state = _exported_state(ctx, model)
@@ -334,6 +353,8 @@ def check_feature_width(ctx: CheckContext, spec: CheckSpecLike) -> None:
 
 def output_kind_of(outputs: torch.Tensor, atol: float = 1e-3) -> str:
     """``log_probabilities``, ``probabilities`` or ``logits``, judged from a batch of raw outputs (N, C)."""
+    import torch
+
     rows = outputs[:512].double()
     if rows.numel() == 0:
         return "unknown"
@@ -409,7 +430,7 @@ _LOSS_PATTERNS = {
 
 def losses_used(ctx: CheckContext) -> set[str]:
     """Classification losses the student's code uses: loss objects the probe found, and calls in the source."""
-    found = {entry.get("type") for entry in (ctx.probe or {}).get("losses", [])}
+    found = {entry.type for entry in (ctx.probe.losses if ctx.probe else ())}
     found |= {name for name, pattern in _LOSS_PATTERNS.items() if pattern.search(ctx.source_text)}
     return {name for name in found if name in _LOSS_PATTERNS}
 

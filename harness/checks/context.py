@@ -18,6 +18,7 @@ import torch
 from harness.architecture import WEIGHTED, compare_computation, compare_layers, layers_of
 from harness.artifacts import Artifacts
 from harness.checks.verify import Verdict, verify
+from harness.contract import ProbeRecord, RunRecord
 from harness.models import ExecutionResult
 
 
@@ -29,14 +30,15 @@ class CheckContext:
     """Rubric task id."""
     execution: ExecutionResult | None = None
     """How the task's source ran (None when it never ran)."""
-    run: dict[str, Any] | None = None
-    """The runner's run.json (cells, errors)."""
-    probe: dict[str, Any] | None = None
-    """The probe's probe.json; None when the probe never ran."""
+    run: RunRecord | None = None
+    """The runner's run.json (cells, errors), validated (``harness.contract``)."""
+    probe: ProbeRecord | None = None
+    """The probe's probe.json, validated (``harness.contract``); None when the probe never ran."""
     artifacts_dir: Path | None = None
     """Host folder with the exported tensors and figures."""
     model: dict[str, Any] | None = None
-    """The chosen model candidate (see ``select_model``); None if no model was found."""
+    """The chosen model candidate (see ``select_model``), as JSON (``ModelRecord.to_json()``); None if no model
+    was found."""
     model_note: str = ""
     """How the model was chosen, or why none was: quoted in messages."""
     dataset: str | None = None
@@ -44,7 +46,15 @@ class CheckContext:
     reference_layers: list[dict[str, Any]] | None = None
     """The reference model described with ``harness.architecture.describe_layers``."""
     reference_model: torch.nn.Module | None = None
-    """A fresh instance of the reference class (for loading exported weights)."""
+    """A fresh instance of the reference class (for loading exported weights); None in a self-check from a
+    bundle, which carries the reference's description but not its code (``reference_code``)."""
+    reference_code: bool = True
+    """Whether the reference classes are installed (the course repository). False in a student's self-check
+    from a bundle (``harness.bundle``): checks that need the reference network itself report that they are
+    not available there (``harness.checks.NotAvailable``) instead of failing or passing."""
+    reference_accepted: dict[str, list[dict[str, Any]]] | None = None
+    """The layers of the other networks a task accepts (``architecture_matches``' ``params.also``) by spec, as
+    a bundle publishes them; None: built from the specs (the reference code is installed)."""
     reference_metrics: dict[str, Any] = field(default_factory=dict)
     """Calibrated metrics of the reference on the same data (``test_accuracy``...)."""
     reference_seconds: float | None = None

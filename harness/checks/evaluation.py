@@ -6,24 +6,34 @@ model's raw outputs, and the accuracy is computed here.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
-import torch
 from pydantic import model_validator
 
-from harness.checks import CheckSpecLike, Partial, check
-from harness.checks.context import CheckContext
+from harness.checks import CheckSpecLike, NotAvailable, Partial, check, reference_value
 from harness.rubric import CheckParams, Fraction, NoParams
-from harness.checks.verify import load_weights_by_order  # noqa: F401  (architecture checks import it from here)
+
+if TYPE_CHECKING:  # imported where used: registering checks and validating a rubric must not import torch
+    from harness.checks.context import CheckContext
 
 
-def _threshold(ctx: CheckContext, spec: CheckSpecLike, metric: str) -> tuple[float, str]:
-    """The bar a measured value must reach, and how it was set (for the message)."""
+def __getattr__(name: str) -> Any:
+    """``load_weights_by_order``, kept importable from here, imported from ``harness.checks.verify`` (torch) on first use."""
+    if name == "load_weights_by_order":
+        from harness.checks.verify import load_weights_by_order
+
+        return load_weights_by_order
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _threshold(ctx: CheckContext, spec: CheckSpecLike) -> tuple[float, str]:
+    """The bar a measured value must reach, and how it was set (for the message): a relative bar reads the
+    reference's value of what the check declared it measures."""
     if spec.min is not None:
         return float(spec.min), f"{spec.min:.1%}"
     if spec.relative_to_reference is not None:
-        reference = ctx.reference_metrics.get(metric)
-        if reference is None:
-            raise RuntimeError(f"no calibrated reference value {metric!r} for task {ctx.task_id}: run `gradebench calibrate`")
+        reference = reference_value(ctx, spec)
         bar = float(spec.relative_to_reference) * float(reference)
         return bar, f"{bar:.1%} ({spec.relative_to_reference:.0%} of the reference's {reference:.1%})"
     raise RuntimeError(f"check {spec.check} of task {ctx.task_id} needs min or relative_to_reference")
@@ -79,26 +89,27 @@ def _believed(ctx: CheckContext, measured: str) -> None:
         raise AssertionError(verdict.problem + grader)
 
 
-@check("test_accuracy", params=AccuracyParams)
+@check("test_accuracy", params=AccuracyParams, measures={"hidden_accuracy": "measured"})
 def check_test_accuracy(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check the model's accuracy on the hidden evaluation images against the rubric's bar."""
     predicted, labels = _predictions(ctx)
     accuracy = float((predicted == labels).mean())
     ctx.details.update(measured=accuracy, images=len(labels))
-    bar, how = _threshold(ctx, spec, "hidden_accuracy")
+    bar, how = _threshold(ctx, spec)
     ctx.details["threshold"] = bar
     _believed(ctx, f"{accuracy:.1%} accuracy")
     assert accuracy >= bar, f"accuracy on unseen test images is {accuracy:.1%}; it must reach {how}"
 
 
-@check("per_class_accuracy", params=AccuracyParams)
+@check("per_class_accuracy", params=AccuracyParams, measures={"hidden_min_class_accuracy": "weakest_class"})
 def check_per_class_accuracy(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that every class reaches the bar on the hidden images (partial credit per class)."""
     predicted, labels = _predictions(ctx)
     classes = np.unique(labels)
     per_class = {int(c): float((predicted[labels == c] == c).mean()) for c in classes}
     ctx.details["per_class"] = {str(c): round(a, 4) for c, a in per_class.items()}
-    bar, how = _threshold(ctx, spec, "hidden_min_class_accuracy")
+    ctx.details["weakest_class"] = min(ctx.details["per_class"].values())
+    bar, how = _threshold(ctx, spec)
     ctx.details["threshold"] = bar
     _believed(ctx, f"{min(per_class.values()):.1%} in its weakest class")
     weak = {c: a for c, a in per_class.items() if a < bar}
@@ -118,6 +129,9 @@ def check_forward_consistent(ctx: CheckContext, spec: CheckSpecLike) -> None:
     the difference, and the accuracy checks say their predictions were not verified).
     """
     model = ctx.require_model()
+    if not ctx.reference_code:
+        raise NotAvailable("recomputing your predictions from your weights needs the assignment's network, which "
+                           "only the course's grader has: it is checked when your submission is graded")
     assert ctx.reference_model is not None, "this task has no reference network to recompute predictions with"
     assert model.get("state_dict"), "your model exported no weights to recompute predictions from"
     verdict = ctx.verified_predictions()

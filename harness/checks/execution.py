@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import model_validator
 
 from harness.checks import CheckSpecLike, Partial, check, options
-from harness.checks.context import CheckContext
+from harness.contract import CellErrorRecord
 from harness.rubric import CheckParams, Count, NoParams
 
+if TYPE_CHECKING:  # the context imports torch: registering checks and validating a rubric must not
+    from harness.checks.context import CheckContext
 
-def _errors(ctx: CheckContext) -> list[dict]:
-    return list((ctx.run or {}).get("errors", []))
+
+def _errors(ctx: CheckContext) -> list[CellErrorRecord]:
+    return list(ctx.run.errors if ctx.run else ())
 
 
 @check("runs_without_error", params=NoParams)
@@ -27,14 +32,14 @@ def check_runs_without_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
     if ctx.run is None:
         raise AssertionError("your code could not be run at all" + (f": {ctx.model_note}" if ctx.model_note else ""))
     errors = _errors(ctx)
-    total = max(int(ctx.run.get("cells_total") or 1), 1)
-    ran = min(max(int(ctx.run.get("cells_run", total) or 0), 0), total)  # records before cells_run: all ran
-    failed = {e.get("cell", -1) for e in errors}
+    total = max(ctx.run.cells_total, 1)
+    ran = min(max(ctx.run.cells_run, 0), total)
+    failed = {e.cell for e in errors}
     clean = max(0, ran - len(failed))
     ctx.details.update(errors=len(errors), cells=total, cells_run=ran)
     if clean == total:
         return
-    own, environment = _split_environment(errors, ctx.run.get("missing_packages"))
+    own, environment = _split_environment(errors, ctx.run.missing_packages)
     problems = [_describe(e) for e in own[:5]]
     if len(own) > 5:
         problems[-1] += f" (and {len(own) - 5} more)"
@@ -47,18 +52,20 @@ def check_runs_without_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
     raise Partial(clean / total, "; ".join(problems))
 
 
-def _split_environment(errors: list[dict], missing: object) -> tuple[list[dict], str]:
+def _split_environment(
+    errors: list[CellErrorRecord], missing: tuple[str, ...]
+) -> tuple[list[CellErrorRecord], str]:
     """The student's own errors, and one sentence for the imports of packages the grading environment lacks
     (run.json ``missing_packages``) with the NameErrors that follow them ("" when there are none)."""
     from harness.environment import missing_module
 
-    lacking = set(missing) if isinstance(missing, list) else set()
+    lacking = set(missing)
     own, imports, cascade = [], [], []
     for error in errors:
-        name = missing_module(str(error.get("ename", "")), str(error.get("evalue", "")))
+        name = missing_module(error.ename, error.evalue)
         if name in lacking:
             imports.append((error, name))
-        elif imports and error.get("ename") == "NameError":
+        elif imports and error.ename == "NameError":
             cascade.append(error)
         else:
             own.append(error)
@@ -74,25 +81,25 @@ def _split_environment(errors: list[dict], missing: object) -> tuple[list[dict],
     return own, text
 
 
-def _where(error: dict) -> str:
-    return f"cell {error['cell'] + 1}" if error.get("cell", -1) >= 0 else "the script"
+def _where(error: CellErrorRecord) -> str:
+    return f"cell {error.cell + 1}" if error.cell >= 0 else "the script"
 
 
-def _describe(error: dict) -> str:
+def _describe(error: CellErrorRecord) -> str:
     """One error as a student reads it: ``cell 5 raised NameError: ...``, ``the kernel was killed by ... in cell 3``,
     ``cell 2 printed more than 1 MiB of output (an output flood) and was stopped``."""
-    where = f"cell {error['cell'] + 1}" if error.get("cell", -1) >= 0 else "the script"
-    if error.get("ename") == "DeadKernelError":
-        return f"{error['evalue']} in {where}"
-    if error.get("ename") == "OutputFlood":
-        return f"{where} {error['evalue']}"
-    return f"{where} raised {error['ename']}: {error['evalue']}"
+    where = _where(error)
+    if error.ename == "DeadKernelError":
+        return f"{error.evalue} in {where}"
+    if error.ename == "OutputFlood":
+        return f"{where} {error.evalue}"
+    return f"{where} raised {error.ename}: {error.evalue}"
 
 
 def _in_cell(ctx: CheckContext) -> str:
     """`` in cell N`` for the cell that was running when the run was stopped, if run.json says which."""
-    running = (ctx.run or {}).get("running_cell")
-    if isinstance(running, int) and not isinstance(running, bool) and running >= 0:
+    running = ctx.run.running_cell if ctx.run else None
+    if running is not None and running >= 0:
         return f" in cell {running + 1}"
     return ""
 
@@ -124,7 +131,7 @@ class FiguresPresentParams(CheckParams):
 def check_figures_present(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the code produced at least the expected number of figures."""
     expected = int(spec.min if spec.min is not None else options(spec, FiguresPresentOptions).count)
-    figures = len((ctx.probe or {}).get("figures", []))
+    figures = len(ctx.probe.figures) if ctx.probe else 0
     ctx.details.update(measured=figures, expected=expected)
     assert figures >= expected, f"your code produced {figures} figure{'s' if figures != 1 else ''}; the task asks for at least {expected}"
 

@@ -15,13 +15,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Iterable, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Iterable, Literal
 
 from pydantic import Field
 
 from harness.checks import CheckSpecLike, Partial, check, options
-from harness.checks.context import CheckContext
 from harness.rubric import CheckParams, Count, Fraction, NoParams, PositiveNumber, Regex
+
+if TYPE_CHECKING:  # the context imports torch: registering checks and validating a rubric must not
+    from harness.checks.context import CheckContext
 
 MAX_FIGURES = 100
 """Sidecars read at most (the artifacts reader lists at most as many PNGs)."""
@@ -176,8 +178,8 @@ def _axes(entry: dict[str, Any]) -> Axes:
 def _figure_numbers(ctx: CheckContext) -> list[int]:
     """Numbers of the figures the run left (PNGs the probe listed, or descriptions found), in order."""
     numbers: set[int] = set()
-    for relative in (ctx.probe or {}).get("figures", []) or []:
-        found = re.fullmatch(r"figures/(\d{1,6})\.png", relative) if isinstance(relative, str) else None
+    for relative in ctx.probe.figures if ctx.probe else ():
+        found = re.fullmatch(r"figures/(\d{1,6})\.png", relative)
         if found:
             numbers.add(int(found.group(1)))
     folder = ctx.artifacts_dir / "figures" if ctx.artifacts_dir is not None else None

@@ -2,7 +2,7 @@
 
 ``vae_loss_closed_form`` reads what the probe recorded when it called the student's loss
 function on fixed inputs (probe.json ``calls``; ``harness.probes.fixed_inputs`` builds the very
-same tensors here) and compares it with ``reference.vae.vae_loss`` and with the usual mistakes.
+same tensors here) and compares it with ``harness.losses.vae_loss`` and with the usual mistakes.
 ``standard_normal_samples`` reads a recorded value (probe.json ``task_values``: a JSON list, or a
 tensor file for more than 100 numbers), else the random draw the code passed to its decoder
 (``draws/``, recorded by ``harness.probes.draws``: samples drawn inside a function).
@@ -11,21 +11,26 @@ tensor file for more than 100 numbers), else the random draw the code passed to 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import torch
 from pydantic import Field
-from scipy import stats
-from torch.nn import functional as F
 
 from harness.checks import CheckSpecLike, Partial, check, options
-from harness.checks.context import CheckContext
+from harness.contract import CallRecord
 from harness.rubric import CheckParams, PositiveNumber, ProbeCallId, ProbeValueNames, PythonNames
-from reference.vae import vae_loss
+
+if TYPE_CHECKING:  # imported where used: registering checks and validating a rubric must not import torch
+    import torch
+
+    from harness.checks.context import CheckContext
 
 
 def _loss_variants(inputs: tuple[torch.Tensor, ...]) -> list[tuple[str, float]]:
     """The correct negative ELBO and the usual mistakes, on the fixed inputs; (description, value), correct first."""
+    from torch.nn import functional as F
+
+    from harness.losses import vae_loss
+
     recon, x, mu, logvar = (t.double() for t in inputs)
     n, pixels = x.shape
     total, bce, kl = (float(v) for v in vae_loss(recon, x, mu, logvar))
@@ -46,13 +51,12 @@ def _loss_variants(inputs: tuple[torch.Tensor, ...]) -> list[tuple[str, float]]:
     return variants
 
 
-def _recorded(entry: dict[str, Any]) -> list[float]:
+def _recorded(entry: CallRecord) -> list[float]:
     """The numbers the call returned: its value, else the first of a tuple, then the sum of a (bce, kl) pair."""
-    values = [v for v in entry.get("values") or [] if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    values = [v for v in entry.values if v is not None]
     found = []
-    value = entry.get("value")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        found.append(float(value))
+    if entry.value is not None:
+        found.append(float(entry.value))
     if values:
         found.append(float(values[0]))
         if len(values) >= 2:
@@ -81,7 +85,7 @@ def check_vae_loss_closed_form(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check that the student's VAE loss is BCE + KL(q || N(0, I)) in closed form, summed or per example.
 
     The probe called the function (``params.call``, a call id of the task's probe block) on a fixed
-    batch of 16; its value must equal ``reference.vae.vae_loss``'s total or total / 16 within
+    batch of 16; its value must equal ``harness.losses.vae_loss``'s total or total / 16 within
     ``params.tolerance`` (relative, default 1e-3). Otherwise the message names the mistake it equals
     (no KL term, KL sign, MSE, mean-reduced BCE), if any.
     """
@@ -89,21 +93,20 @@ def check_vae_loss_closed_form(ctx: CheckContext, spec: CheckSpecLike) -> None:
 
     given = options(spec, VaeLossOptions)
     call, tolerance = given.call, given.tolerance
-    calls = (ctx.probe or {}).get("calls")
     if ctx.probe is None:
         raise AssertionError(ctx.model_note or "your code could not be inspected after it ran")
-    if not isinstance(calls, dict) or not isinstance(calls.get(call), dict):
+    entry = ctx.probe.calls.get(call)
+    if entry is None:
         raise RuntimeError(f"the probe recorded no call {call!r} (is it in the task's probe.calls?)")
-    entry = calls[call]
-    if not entry.get("function"):
+    if not entry.function:
         raise AssertionError(
-            f"{entry.get('error') or 'the loss function was not found'}: define the VAE loss as a function "
+            f"{entry.error or 'the loss function was not found'}: define the VAE loss as a function "
             "loss_function(recon_x, x, mu, logvar) that returns the loss"
         )
-    name = entry["function"]
-    if entry.get("error"):
+    name = entry.function
+    if entry.error:
         raise AssertionError(
-            f"calling your {name}(recon_x, x, mu, logvar) on a batch of 16 flattened images raised {entry['error']}"
+            f"calling your {name}(recon_x, x, mu, logvar) on a batch of 16 flattened images raised {entry.error}"
         )
     recorded = _recorded(entry)
     assert recorded, f"your {name}(recon_x, x, mu, logvar) returned no finite number"
@@ -133,6 +136,8 @@ def check_vae_loss_closed_form(ctx: CheckContext, spec: CheckSpecLike) -> None:
 
 def _load_value(ctx: CheckContext, record: Any) -> torch.Tensor | None:
     """A recorded task value as a float64 tensor: a tensor file reference, or a (nested) JSON list of numbers."""
+    import torch
+
     if isinstance(record, dict) and isinstance(record.get("tensor"), str):
         value = ctx.load_tensor(record["tensor"])
         return value.double() if isinstance(value, torch.Tensor) else None
@@ -189,11 +194,14 @@ def check_standard_normal_samples(ctx: CheckContext, spec: CheckSpecLike) -> Non
     the normal interval around 0, and correlations between dimensions within 4 / sqrt(n). The message
     recognises uniform draws (torch.rand) and encoder outputs (posterior samples).
     """
+    import torch
+    from scipy import stats
+
     given = options(spec, NormalSamplesOptions)
     names, min_samples, significance = list(given.values), given.min_samples, given.significance
     if ctx.probe is None:
         raise AssertionError(ctx.model_note or "your code could not be inspected after it ran")
-    recorded = ctx.probe.get("task_values") or {}
+    recorded = ctx.probe.task_values or {}
     name = next((n for n in names if n in recorded), None)
     if name is not None:
         z, label = _load_value(ctx, recorded[name]), f"`{name}`"
@@ -259,10 +267,9 @@ def check_defines(ctx: CheckContext, spec: CheckSpecLike) -> None:
     names = list(options(spec, DefinesOptions).names)
     if ctx.probe is None:
         raise AssertionError(ctx.model_note or "your code could not be inspected after it ran")
-    callables = ctx.probe.get("callables")
-    if not isinstance(callables, list):
+    if ctx.probe.callables is None:
         raise RuntimeError("the probe recorded no callables (probe.json predates them)")
-    defined = {c for c in callables if isinstance(c, str)}
+    defined = set(ctx.probe.callables)
     missing = [name for name in names if name not in defined]
     ctx.details.update(measured=len(names) - len(missing), expected=len(names))
     if not missing:

@@ -1,6 +1,6 @@
 """Checks against PCA computed on the host: the reconstruction-error curve, the 2-D encoding, the linear autoencoder.
 
-The host fits scikit-learn's PCA (``reference.pca``) on the prepared public train split (at most
+The host fits scikit-learn's PCA (``harness.pca``) on the prepared public train split (at most
 ``MAX_FIT_IMAGES`` images, pixels scaled to [0, 1]) and evaluates on the public test split: the same
 data the student's notebook reads. Every student needs the same fit, so it is cached in-process per
 data folder, dataset, number of training images and number of components.
@@ -17,13 +17,14 @@ import numpy as np
 from pydantic import Field
 
 from harness.checks import CheckSpecLike, Partial, check, options
-from harness.checks.context import CheckContext
 from harness.checks.figures import Axes, Figure, Line, Scatter, all_lines, read_figures
 from harness.data import load_split
 from harness.rubric import CheckParams, Fraction, PositiveNumber
 
 if TYPE_CHECKING:
     from sklearn.decomposition import PCA
+
+    from harness.checks.context import CheckContext
 
 MAX_FIT_IMAGES = 10_000
 """Training images PCA is fitted on at most."""
@@ -51,7 +52,7 @@ def _dataset(given: str | None, ctx: CheckContext) -> str:
 @lru_cache(maxsize=8)
 def public_images(data_dir: Path, dataset: str, split: str, limit: int) -> np.ndarray:
     """The first ``limit`` images of a public split, scaled to [0, 1], flattened: float64 (N, 784)."""
-    from reference.pca import scale_pixels  # scikit-learn is imported only when a PCA check runs
+    from harness.pca import scale_pixels  # scikit-learn is imported only when a PCA check runs
 
     images, _ = load_split(data_dir, dataset, split)
     return scale_pixels(images[:limit])
@@ -59,7 +60,7 @@ def public_images(data_dir: Path, dataset: str, split: str, limit: int) -> np.nd
 
 @lru_cache(maxsize=8)
 def _fit(data_dir: Path, dataset: str, n_train: int, n_components: int) -> PCA:
-    from reference.pca import fit_pca
+    from harness.pca import fit_pca
 
     return fit_pca(public_images(data_dir, dataset, "train", n_train), n_components)
 
@@ -101,7 +102,7 @@ def _curve_ks(line: Line) -> list[tuple[list[int], str]]:
 
 
 def _host_curve(pca: PCA, images: np.ndarray, ks: list[int]) -> np.ndarray:
-    from reference.pca import reconstruct
+    from harness.pca import reconstruct
 
     return np.array([float(np.mean((reconstruct(pca, images, k) - images) ** 2)) for k in ks])
 
@@ -225,7 +226,7 @@ def _pooled(scatters: tuple[Scatter, ...]) -> tuple[int, np.ndarray] | None:
 
 def _encodings(pca: PCA, images: np.ndarray) -> dict[str, np.ndarray]:
     """Per-axis std of the 2-D encodings a student may have plotted, by description (the first is dl2025's)."""
-    from reference.pca import encode
+    from harness.pca import encode
 
     unscaled = encode(pca, images, "adl2024")[:, :2].std(0)  # (2,) = about sqrt(lambda_1), sqrt(lambda_2)
     lam = np.sqrt(pca.explained_variance_[:2])
@@ -355,7 +356,7 @@ def check_principal_angles(ctx: CheckContext, spec: CheckSpecLike) -> None:
         f"{ctx.model_note}, but it has no linear layer from or to the 784 pixels (a weight of shape (d, 784) or "
         "(784, d)): the linear autoencoder maps the flattened image to d features and back with nn.Linear"
     )
-    from reference.pca import principal_angles
+    from harness.pca import principal_angles
 
     results = []
     for name, weight in weights.items():

@@ -11,14 +11,17 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import field_validator, model_validator
 
-from harness.checks import CheckSpecLike, check, options
-from harness.checks.context import CheckContext
+from harness.checks import CheckSpecLike, check, options, reference_value
 from harness.rubric import CheckParams, Count, PositiveNumber, TaskId
+
+if TYPE_CHECKING:  # imported where used: registering checks and validating a rubric must not import torch
+    import torch
+
+    from harness.checks.context import CheckContext
 
 METRICS = {"mse": "mean squared error", "l1": "mean absolute (L1) error"}
 
@@ -39,6 +42,8 @@ def _reconstructions(ctx: CheckContext) -> tuple[torch.Tensor, torch.Tensor]:
     when its outputs are not one image per input, or when the host does not believe them
     (``harness.checks.verify``: inputs that are not the host's test images, outputs its own run contradicts).
     """
+    import torch
+
     model = ctx.require_model()
     relative = (model.get("inputs") or {}).get(ctx.dataset or "")
     if not relative:
@@ -84,6 +89,8 @@ def reconstruction_error(ctx: CheckContext, metric: str = "mse") -> tuple[float,
     Fails the check (AssertionError) with the reason when the reconstructions cannot be scored
     (see ``_reconstructions``).
     """
+    import torch
+
     inputs, outputs = _reconstructions(ctx)
     value = _error(outputs - inputs, metric)
     assert torch.isfinite(value), "your model's reconstructions contain NaN or infinite values"
@@ -138,7 +145,7 @@ class ReconstructionErrorParams(CheckParams):
         return self
 
 
-@check("reconstruction_error", params=ReconstructionErrorParams)
+@check("reconstruction_error", params=ReconstructionErrorParams, measures={"reconstruction_error": "measured"})
 def check_reconstruction_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
     """Check the model's reconstruction error on the evaluation images against ``max`` and/or ``params.max_ratio``.
 
@@ -155,11 +162,7 @@ def check_reconstruction_error(ctx: CheckContext, spec: CheckSpecLike) -> None:
     if spec.max is not None:
         bars.append((float(spec.max), f"{spec.max:.4g}"))
     if ratio is not None:
-        reference = ctx.reference_metrics.get("reconstruction_error")
-        if reference is None:
-            raise RuntimeError(
-                f"no calibrated reference value 'reconstruction_error' for task {ctx.task_id}: run `gradebench calibrate`"
-            )
+        reference = reference_value(ctx, spec)
         bars.append((float(ratio) * float(reference), f"{float(ratio) * float(reference):.4g} ({float(ratio):g}x the reference's {float(reference):.4g})"))
     if not bars:
         raise RuntimeError(f"check reconstruction_error of task {ctx.task_id} needs max or params.max_ratio")
@@ -365,7 +368,7 @@ _LOSSES: dict[str, str] = {
 
 def losses_in_code(ctx: CheckContext) -> set[str]:
     """Losses the student's code uses: loss objects the probe found in the namespace, and forms in the source."""
-    found = {str(entry.get("type")) for entry in (ctx.probe or {}).get("losses", []) if isinstance(entry, dict)}
+    found = {entry.type for entry in (ctx.probe.losses if ctx.probe else ())}
     found |= {name for name, pattern in _LOSSES.items() if re.search(pattern, ctx.source_text)}
     return found
 
@@ -380,6 +383,8 @@ class LossUsedParams(CheckParams):
     @classmethod
     def _a_torch_loss(cls, name: str) -> str:
         """The name of a torch.nn loss class, so a typo does not fail every student."""
+        import torch
+
         losses = sorted(n for n, v in vars(torch.nn).items() if n.endswith("Loss") and isinstance(v, type))
         if name not in losses:
             close = difflib.get_close_matches(name, losses, n=1)

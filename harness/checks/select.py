@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from harness.architecture import similarity
-from harness.probes.tracking import TRAINED_HOW
+from harness.contract import TRAINED_HOW
 
 MIN_SIMILARITY = 0.5
 """Below this structural similarity a candidate is not taken as the student's version of the model."""

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import torch
 from pydantic import Field
 
 from harness.checks import CheckSpecLike, Partial, check, options
-from harness.checks.context import CheckContext
+from harness.contract import ModelRecord
 from harness.rubric import CheckParams, PositiveNumber, TaskId
+
+if TYPE_CHECKING:  # imported where used: registering checks and validating a rubric must not import torch
+    import torch
+
+    from harness.checks.context import CheckContext
 
 _STATS = ("running_mean", "running_var")
 """BatchNorm buffers that move in train mode even when the parameters are frozen."""
@@ -27,6 +31,8 @@ _TRAINABLE = re.compile(r"\.trainable\s*=\s*False")
 
 def _tensors(state: Any) -> list[tuple[str, torch.Tensor]]:
     """The floating-point tensors of a state_dict in order (``num_batches_tracked`` counters left out)."""
+    import torch
+
     if not isinstance(state, dict):
         return []
     return [(k, v) for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()]
@@ -36,7 +42,8 @@ def _tensors(state: Any) -> list[tuple[str, torch.Tensor]]:
 class Match:
     """A run of consecutive tensors shared by an earlier model and a candidate of this run."""
 
-    candidate: dict[str, Any]
+    candidate: ModelRecord
+    """The candidate of this run that holds them."""
     names: tuple[str, ...]
     """Names of the shared tensors in the earlier model."""
     before: tuple[torch.Tensor, ...]
@@ -89,13 +96,13 @@ def find_shared(ctx: CheckContext, other: CheckContext) -> tuple[Match | None, i
     )
     ranked = []
     tried = 0
-    for candidate in (ctx.probe or {}).get("models", []):
-        if candidate.get("origin") != "instance" or not candidate.get("state_dict"):
+    for candidate in ctx.probe.models if ctx.probe else ():
+        if candidate.origin != "instance" or not candidate.state_dict:
             continue
-        if same_run and candidate.get("id") == other.model.get("id"):
+        if same_run and candidate.id == other.model.get("id"):
             continue  # the earlier model itself
         tried += 1
-        after = _tensors(ctx.load_tensor(candidate["state_dict"]))
+        after = _tensors(ctx.load_tensor(candidate.state_dict))
         i, j, length = _longest_run(before, after)
         if not length:
             continue
@@ -106,7 +113,7 @@ def find_shared(ctx: CheckContext, other: CheckContext) -> tuple[Match | None, i
             tuple(t for _, t in after[j:j + length]),
         )
         whole_copy = len(after) == len(before) and length == len(before)
-        chosen = ctx.model is not None and candidate.get("id") == ctx.model.get("id")
+        chosen = ctx.model is not None and candidate.id == ctx.model.get("id")
         ranked.append(((chosen, not whole_copy, length, -match.relative_change()), match))
     if not ranked:
         return None, tried
@@ -170,8 +177,8 @@ def check_shared_weights(ctx: CheckContext, spec: CheckSpecLike) -> None:
         )
     change, stats_change, relative = match.max_change(), match.max_change(stats=True), match.relative_change()
     ctx.details.update(measured=round(relative, 6), max_change=change, stats_change=stats_change,
-                       model=match.candidate.get("name"), tensors=len(match.names))
-    holder = f"`{match.candidate.get('name')}`"
+                       model=match.candidate.name, tensors=len(match.names))
+    holder = f"`{match.candidate.name}`"
     if mode == "initialised":
         max_change, min_change = given.max_change, given.min_change
         assert relative <= max_change, (

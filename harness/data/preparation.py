@@ -44,15 +44,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from harness import __version__
+from harness.contract import DATASETS, TORCHVISION_FOLDERS
 from harness.data import formats
 from harness.errors import DataError, DownloadUnavailable
-
-DATASETS: tuple[str, ...] = ("mnist", "fashionmnist", "signs")
-"""Every dataset the assignments read."""
 
 SPLITS = {"mnist": ("train", "test"), "fashionmnist": ("train", "test"), "signs": ("train", "val", "test")}
 """The public splits of each dataset; every dataset also has a grader-only "hidden" split."""
@@ -77,7 +73,6 @@ SMALL_SIZES = {
 NUM_CLASSES = {"mnist": 10, "fashionmnist": 10, "signs": 6}
 """Classes per dataset: labels lie in 0..NUM_CLASSES-1."""
 
-TORCHVISION_FOLDERS = {"mnist": "MNIST", "fashionmnist": "FashionMNIST"}
 """torchvision's class name, which is also its folder under the root."""
 
 IDX_FILES = {
@@ -409,6 +404,9 @@ def derive_hidden(images: np.ndarray, labels: np.ndarray, *, seed: int) -> tuple
     pixels, resampled bilinearly with the border extended; labels follow their images.
     Works for ``(N, H, W)`` and ``(N, H, W, C)`` uint8 images.
     """
+    import torch  # here, not at the top: the grader reads prepared data (load_split) without torch
+    import torch.nn.functional as F
+
     n = len(images)
     rng = np.random.default_rng([seed, _HIDDEN_TAG, n])
     order = rng.permutation(n)

@@ -24,23 +24,26 @@ import os
 import shutil
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
-from harness.environment import MODULE_NAME
+from harness.contract import (
+    CONFIG_FILE,
+    CONFIG_FORMAT,
+    DEFAULT_INPUT_SHAPES,
+    OFFLINE_ENV,
+    RUN_FILE,
+    CallSpec,
+    ContractError,
+    RunnerConfig,
+    RunRecord,
+)
 from harness.errors import HarnessError
 from harness.models import CellError, ExecutionResult, Limits, SandboxResult, Submission
 
 MAX_RUN_JSON_BYTES = 4 * 1024**2
 """A run.json bigger than this is not read (the runner caps what it writes far below)."""
-
-DEFAULT_INPUT_SHAPES: dict[str, tuple[tuple[int, ...], ...]] = {
-    "mnist": ((1, 28, 28), (784,)),
-    "fashionmnist": ((1, 28, 28), (784,)),
-    "signs": ((3, 64, 64),),
-}
-"""Dummy-batch shapes the probe tries (one example, no batch dimension), per dataset, in order."""
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 """Thread-count variables set to the run's thread budget."""
@@ -139,50 +142,51 @@ class Engine:
             Mount(source=records, target=records, writable=True, private=True),
         ]
         datasets = tuple(dict.fromkeys((*settings.datasets, *settings.eval_images)))
-        config: dict[str, Any] = {
-            "format": 1,
-            "kind": self.kind,
-            "source": source,
-            "workspace": str(workspace),
-            "datasets": list(datasets),
-            "prefer": list(settings.prefer),
-            "task_values": list(settings.task_values),
-            "calls": [dict(call) for call in settings.calls],
-            "cell_timeout_s": settings.cell_timeout_s,
-            "probe_timeout_s": settings.probe_timeout_s,
-            "step_timeout_s": max(5.0, settings.probe_timeout_s / 4),
-            "probe_budget_s": settings.probe_timeout_s * 0.75,
-            "threads": settings.threads,
-            "max_candidates": settings.max_candidates,
-            "export_inputs": settings.export_inputs,
-            "output_bytes": settings.limits.output_bytes,
-            "eval": {},
-        }
         # every dataset's shapes, in the datasets' order: a notebook with a SIGNS CNN and a FashionMNIST
         # autoencoder needs (3, 64, 64) for the one and (1, 28, 28) for the other
         shapes = settings.input_shapes or tuple(
             dict.fromkeys(s for d in datasets for s in DEFAULT_INPUT_SHAPES.get(d, ()))
         )
-        if shapes:
-            config["input_shapes"] = [list(s) for s in shapes]
+        data_root = None
         if settings.data_dir is not None:
             public = (Path(settings.data_dir) / "public").resolve()
             if not public.is_dir():
                 raise HarnessError(f"{settings.data_dir}: no public/ folder; run `gradebench data prepare` first")
-            config["data_root"] = inside(public, self.data_mount)
-            mounts.append(Mount(source=public, target=Path(config["data_root"])))
+            data_root = inside(public, self.data_mount)
+            mounts.append(Mount(source=public, target=Path(data_root)))
             if "signs" in datasets and (public / "sign_data").is_dir():
                 mounts += _provide_sign_data(public / "sign_data", workspace, remap, Mount)
+        evaluation = {}
         for dataset, images in settings.eval_images.items():
             images = Path(images).resolve()
             if not images.is_file():
                 raise HarnessError(f"evaluation images for {dataset} not found: {images}")
-            target = inside(images, self.eval_mount / f"{dataset}-images.npy")
-            config["eval"][dataset] = target
-            mounts.append(Mount(source=images, target=Path(target)))
+            evaluation[dataset] = inside(images, self.eval_mount / f"{dataset}-images.npy")
+            mounts.append(Mount(source=images, target=Path(evaluation[dataset])))
+        config = RunnerConfig(
+            format=CONFIG_FORMAT,
+            kind=self.kind,  # type: ignore[arg-type]  (checked in __init__)
+            source=source,
+            workspace=str(workspace),
+            datasets=datasets,
+            prefer=tuple(settings.prefer),
+            task_values=tuple(settings.task_values),
+            calls=tuple(CallSpec.from_json(dict(call)) for call in settings.calls),
+            cell_timeout_s=settings.cell_timeout_s,
+            probe_timeout_s=settings.probe_timeout_s,
+            step_timeout_s=max(5.0, settings.probe_timeout_s / 4),
+            probe_budget_s=settings.probe_timeout_s * 0.75,
+            threads=settings.threads,
+            max_candidates=settings.max_candidates,
+            export_inputs=settings.export_inputs,
+            output_bytes=settings.limits.output_bytes,
+            eval=evaluation,
+            input_shapes=tuple(tuple(s) for s in shapes) or None,
+            data_root=data_root,
+        )
 
-        config_host = out_dir / "runner-config.json"
-        config_host.write_text(json.dumps(config, indent=1), encoding="utf-8")
+        config_host = out_dir / CONFIG_FILE
+        config_host.write_text(json.dumps(config.to_json(), indent=1), encoding="utf-8")
         config_path = inside(config_host, self.config_mount)
         mounts.append(Mount(source=config_host.resolve(), target=Path(config_path)))
 
@@ -191,9 +195,7 @@ class Engine:
             "PYTHONNOUSERSITE": "1",
             "PIP_NO_INDEX": "1",
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-            "WANDB_MODE": "disabled",
-            "WANDB_SILENT": "true",
-            "HF_HUB_OFFLINE": "1",
+            **OFFLINE_ENV,
             "MPLBACKEND": "module://harness.probes.mpl_backend",
             **{name: str(settings.threads) for name in THREAD_VARIABLES},
             **_gpu_environment(settings.limits),
@@ -294,60 +296,41 @@ def read_execution(source: str, sandbox: SandboxResult, artifacts: Path) -> Exec
         left = artifacts if any(artifacts.iterdir()) else None
         return ExecutionResult(source=source, sandbox=sandbox, artifacts_dir=left)
     errors = tuple(
-        CellError(cell=e["cell"], ename=e["ename"], evalue=e["evalue"], source_excerpt=e.get("source_excerpt", ""))
-        for e in run["errors"]
+        CellError(cell=e.cell, ename=e.ename, evalue=e.evalue, source_excerpt=e.source_excerpt) for e in run.errors
     )
     return ExecutionResult(
         source=source,
         sandbox=sandbox,
-        cells_run=run["cells_run"],
-        cells_total=run["cells_total"],
+        cells_run=run.cells_run,
+        cells_total=run.cells_total,
         errors=errors,
         artifacts_dir=artifacts,
-        missing_packages=tuple(run.get("missing_packages", ())),
+        missing_packages=run.missing_packages,
     )
 
 
-def read_run_json(artifacts: Path) -> dict[str, Any] | None:
-    """The runner's run.json, checked field by field; None when it is missing (the run died before the runner).
+def read_run_json(artifacts: Path) -> RunRecord | None:
+    """The runner's run.json, checked against ``harness.contract``; None when it is missing (the run died before
+    the runner).
 
     Raises HarnessError when it exists but is malformed: the file is written by the harness,
     so a broken one means the run was tampered with or the runner is faulty.
     """
-    path = Path(artifacts) / "run.json"
+    path = Path(artifacts) / RUN_FILE
     if not path.is_file() or path.is_symlink():
         return None
     if path.stat().st_size > MAX_RUN_JSON_BYTES:
         raise HarnessError(f"{path}: {path.stat().st_size:,} bytes, over the {MAX_RUN_JSON_BYTES:,} cap")
     try:
-        run = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
         raise HarnessError(f"{path}: not valid JSON ({error})") from None
-    problems = []
-    if not isinstance(run, dict):
-        raise HarnessError(f"{path}: not a JSON object")
-    for name, kind in (("cells_total", int), ("cells_run", int), ("errors", list), ("source", str), ("kind", str)):
-        if not isinstance(run.get(name), kind) or isinstance(run.get(name), bool):
-            problems.append(f"{name} is not a {kind.__name__}")
-    for entry in run.get("errors", []) if isinstance(run.get("errors"), list) else []:
-        if not (
-            isinstance(entry, dict)
-            and isinstance(entry.get("cell"), int)
-            and isinstance(entry.get("ename"), str)
-            and isinstance(entry.get("evalue"), str)
-            and isinstance(entry.get("source_excerpt", ""), str)
-        ):
-            problems.append(f"an error entry is malformed: {str(entry)[:200]}")
-            break
-    missing = run.get("missing_packages", [])
-    if not (isinstance(missing, list) and len(missing) <= 50
-            and all(isinstance(m, str) and MODULE_NAME.fullmatch(m) and len(m) <= 100 for m in missing)):
-        problems.append("missing_packages is not a list of module names")
-    if problems:
-        raise HarnessError(f"{path}: " + "; ".join(problems))
-    run["errors"] = [
-        {**e, "ename": e["ename"][:200], "evalue": e["evalue"][:2_000],
-         "source_excerpt": e.get("source_excerpt", "")[:500]}
-        for e in run["errors"][:200]
-    ]
-    return run
+    try:
+        run = RunRecord.from_json(value)
+    except ContractError as error:
+        raise HarnessError(f"{path}: {error}") from None
+    errors = tuple(
+        replace(e, ename=e.ename[:200], evalue=e.evalue[:2_000], source_excerpt=e.source_excerpt[:500])
+        for e in run.errors[:200]
+    )
+    return replace(run, errors=errors)

@@ -34,8 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1
-"""Version of the run.json layout."""
+from harness.contract import OFFLINE_ENV, RUN_FILE, RUN_FORMAT, RunnerConfig
 
 MAX_TRACEBACK_CHARS = 4_000
 """Traceback text kept per error (the end of it)."""
@@ -84,7 +83,7 @@ class OutputFlood(BaseException):
 def new_record(source: str, kind: str) -> dict[str, Any]:
     """An empty run.json record."""
     return {
-        "format": FORMAT,
+        "format": RUN_FORMAT,
         "source": source,
         "kind": kind,
         "cells_total": 0,
@@ -299,9 +298,9 @@ def invalid_text(source: str) -> str | None:
 def write_record(artifacts: Path, record: dict[str, Any]) -> None:
     """Write run.json atomically."""
     artifacts.mkdir(parents=True, exist_ok=True)
-    temporary = artifacts / "run.json.partial"
+    temporary = artifacts / f"{RUN_FILE}.partial"
     temporary.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
-    os.replace(temporary, artifacts / "run.json")
+    os.replace(temporary, artifacts / RUN_FILE)
 
 
 def _cap(text: str, limit: int) -> str:
@@ -899,7 +898,6 @@ def run(
     config = {**config, "artifacts": str(artifacts.resolve())}
     scratch = Path(tempfile.mkdtemp(prefix="gradebench-runner-"))
     os.environ.setdefault("MPLCONFIGDIR", str(scratch / "matplotlib"))
-    from harness.probes.bootstrap import OFFLINE_ENV
     from harness.probes.figures import BACKEND, FIGURES_ENV
 
     os.environ.update(OFFLINE_ENV)
@@ -946,7 +944,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--artifacts", required=True, help="folder for probe.json, tensors and figures")
     parser.add_argument("--records", help="folder to write run.json and executed.ipynb (default: --artifacts)")
     options = parser.parse_args(argv)
-    config = json.loads(Path(options.config).read_text(encoding="utf-8"))
+    # checked against the contract once, here; the runner and the probe read it as plain JSON below
+    config = RunnerConfig.from_json(json.loads(Path(options.config).read_text(encoding="utf-8"))).to_json()
     records = Path(options.records) if options.records else None
     run(options.kind, Path(options.source), config, Path(options.artifacts), records)
     return 0

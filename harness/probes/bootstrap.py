@@ -15,19 +15,8 @@ import os
 import sys
 from typing import Any
 
+from harness.contract import OFFLINE_ENV, TORCHVISION_FOLDERS
 from harness.probes.figures import BACKEND, FIGURES_ENV, MAX_FIGURES_ENV
-
-OFFLINE_ENV = {
-    "WANDB_MODE": "disabled",
-    "WANDB_SILENT": "true",
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-}
-"""Environment that keeps common logging and model-hub libraries from reaching the network."""
-
-TORCHVISION_FOLDERS = {"mnist": "MNIST", "fashionmnist": "FashionMNIST"}
-"""Datasets torchvision reads from a root folder, by the class (and folder) name it uses."""
 
 _PATCHED = "__gradebench_patched__"
 

@@ -39,6 +39,8 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from harness.contract import TRAINED_HOW  # noqa: F401  (how ``trained`` is known: the keys this module records)
+
 MAX_KEPT = 24
 """Models held alive at most (the probe inspects at most a dozen anyway)."""
 
@@ -54,15 +56,6 @@ MAX_FRAMES = 60
 FINGERPRINT_SAMPLES = 64
 """Parameter values kept per parameter to tell whether it changed (with the parameter's sum)."""
 
-TRAINED_HOW = {
-    "optimizer": "an optimizer stepped it",
-    "loaded": "its weights were loaded with load_state_dict",
-    "weights_changed": "its weights changed after it was built",
-    "unchanged": "no optimizer stepped it and its weights never changed after its first forward pass",
-    "never_used": "it was never called and no optimizer stepped it",
-    "unknown": "it was not built while the grader watched (loaded whole, or copied)",
-}
-"""How ``trained`` is known (probe.json's ``trained_how``), and what a person reads for each."""
 
 _MODULE_INIT = nn.Module.__init__
 _LOAD_STATE_DICT = nn.Module.load_state_dict

@@ -15,8 +15,18 @@ import torch
 
 from harness.artifacts import PNG_SIGNATURE, load_artifacts
 from harness.checks.context import CheckContext
+from harness.contract import RunRecord
 
 RUN = {"format": 1, "source": "task.ipynb", "kind": "notebook", "cells_total": 3, "cells_run": 3, "errors": []}
+
+
+def run_record(**fields: Any) -> RunRecord:
+    """A run.json record (through the contract, as the host reads it): ``RUN`` updated with ``fields``, every
+    cell run unless ``cells_run`` says otherwise."""
+    record = {**RUN, **fields}
+    if "cells_run" not in fields:
+        record["cells_run"] = record["cells_total"]
+    return RunRecord.from_json(record)
 
 
 def probe_record(**fields: Any) -> dict[str, Any]:
@@ -109,7 +119,7 @@ def context(root: Path, probe: dict[str, Any] | None, task_id: str = "task", **f
     records = load_artifacts(root)
     model = fields.pop("model", None)
     if isinstance(model, str):
-        model = next(c for c in (records.probe or {})["models"] if c["id"] == model)
+        model = records.probe.model(model).to_json()  # the pipeline hands checks the chosen candidate as JSON
     return CheckContext(
         task_id=task_id, run=records.run, probe=records.probe, artifacts_dir=root, records=records,
         model=model, model_note=f"graded `{model['name']}`" if model else "no PyTorch model (nn.Module) was found",

@@ -43,7 +43,11 @@ def test_relative_threshold_without_calibration_is_a_harness_error(make_context,
     ctx = make_context(Oracle(labels), images=images, hidden_labels=labels)
     result = run_check(ctx, Spec("test_accuracy", relative_to_reference=0.98))
     assert result.status == "error"
-    assert "run `gradebench calibrate`" in result.message
+    assert result.message.startswith("RuntimeError: no calibrated reference value 'hidden_accuracy' for task ")
+    assert result.message.endswith(  # the TA learns what to do: `gradebench calibrate` trains references, it sets no bar
+        ": grade with the reference submission (--reference DIR, or submissions/<assignment>/reference) to calibrate "
+        "relative bars"
+    )
 
 
 def test_per_class_accuracy_gives_partial_credit(make_context, digits) -> None:

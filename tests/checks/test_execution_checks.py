@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from harness.checks import known_checks, run_check
 from harness.checks.context import CheckContext
 from harness.models import ExecutionResult, SandboxResult
 from harness.rubric import NoParams
+from harness.contract import ProbeRecord
 from tests.checks.conftest import Spec
+from tests.checks.fabricate import probe_record, run_record
 
 
 def _execution(verdict: str = "ok", message: str = "exit code 0", wall_s: float = 10.0) -> ExecutionResult:
@@ -15,10 +19,10 @@ def _execution(verdict: str = "ok", message: str = "exit code 0", wall_s: float 
 
 
 def test_runs_without_error() -> None:
-    clean = CheckContext("cnn", execution=_execution(), run={"cells_total": 10, "errors": []})
+    clean = CheckContext("cnn", execution=_execution(), run=run_record(cells_total=10))
     assert run_check(clean, Spec("runs_without_error", points=2)).status == "passed"
     errors = [{"cell": 4, "ename": "NameError", "evalue": "name 'model' is not defined"}]
-    failing = CheckContext("cnn", execution=_execution("error", "exit code 1"), run={"cells_total": 10, "errors": errors})
+    failing = CheckContext("cnn", execution=_execution("error", "exit code 1"), run=run_record(cells_total=10, errors=errors))
     result = run_check(failing, Spec("runs_without_error", points=2))
     assert (result.status, result.score) == ("failed", 1.8)
     assert result.message == "cell 5 raised NameError: name 'model' is not defined"
@@ -30,7 +34,7 @@ def test_runs_without_error_after_a_timeout() -> None:
 
 
 def test_a_stopped_run_names_the_cell_that_was_running() -> None:
-    run = {"cells_total": 8, "cells_run": 3, "running_cell": 3, "errors": []}
+    run = run_record(cells_total=8, cells_run=3, running_cell=3)
     killed = CheckContext("cnn", execution=_execution("killed", "was killed by SIGKILL"), run=run)
     result = run_check(killed, Spec("runs_without_error"))
     assert (result.status, result.score) == ("failed", 0.0)
@@ -44,8 +48,8 @@ def test_a_stopped_run_names_the_cell_that_was_running() -> None:
 
 def test_a_crash_earns_only_the_cells_that_ran_cleanly_before_it() -> None:
     died = {"cell": 2, "ename": "DeadKernelError", "evalue": "the kernel was killed by SIGSEGV (a segmentation fault)"}
-    run = {"cells_total": 8, "cells_run": 3, "errors": [died],
-           "kernel_died": {"cell": 2, "message": died["evalue"], "signal": "SIGSEGV"}}
+    run = run_record(cells_total=8, cells_run=3, errors=[died],
+                     kernel_died={"cell": 2, "message": died["evalue"], "signal": "SIGSEGV"})
     result = run_check(CheckContext("cnn", execution=_execution(), run=run), Spec("runs_without_error", points=1))
     assert (result.status, result.score) == ("failed", 2 / 8)
     assert result.message == "the kernel was killed by SIGSEGV (a segmentation fault) in cell 3; 5 of 8 cells did not run"
@@ -53,23 +57,23 @@ def test_a_crash_earns_only_the_cells_that_ran_cleanly_before_it() -> None:
 
 def test_an_output_flood_is_named_as_such() -> None:
     flood = {"cell": 1, "ename": "OutputFlood", "evalue": "printed more than 1 MiB of output (an output flood) and was stopped"}
-    run = {"cells_total": 4, "cells_run": 4, "errors": [flood], "outputs_flooded": [1]}
+    run = run_record(cells_total=4, cells_run=4, errors=[flood], outputs_flooded=[1])
     result = run_check(CheckContext("cnn", execution=_execution(), run=run), Spec("runs_without_error", points=4))
     assert (result.score, result.message) == (3.0, "cell 2 printed more than 1 MiB of output (an output flood) and was stopped")
     stopped = CheckContext("cnn", execution=_execution("output", "printed more than 1 MiB on stdout (an output flood) and "
-                                                                 "was stopped"), run={**run, "running_cell": 1})
+                                                                 "was stopped"), run=replace(run, running_cell=1))
     assert run_check(stopped, Spec("runs_without_error")).message == (
         "your code did not finish: it printed more than 1 MiB on stdout (an output flood) and was stopped in cell 2")
 
 
 def test_cells_that_never_ran_do_not_pass() -> None:
-    run = {"cells_total": 3, "cells_run": 1, "errors": []}
+    run = run_record(cells_total=3, cells_run=1)
     result = run_check(CheckContext("cnn", execution=_execution(), run=run), Spec("runs_without_error", points=3))
     assert (result.status, result.score, result.message) == ("failed", 1.0, "2 of 3 cells did not run")
 
 
 def test_figures_present() -> None:
-    ctx = CheckContext("cnn", probe={"figures": ["figures/0.png"]})
+    ctx = CheckContext("cnn", probe=ProbeRecord.from_json(probe_record(figures=["figures/0.png"])))
     assert run_check(ctx, Spec("figures_present", min=1)).status == "passed"
     assert run_check(ctx, Spec("figures_present", min=2)).message == "your code produced 1 figure; the task asks for at least 2"
 

@@ -49,7 +49,10 @@ def test_reconstruction_error_without_a_bar_or_calibration_is_a_harness_error(tm
     ctx = autoencoder_context(tmp_path, 0.1)
     assert "needs max or params.max_ratio" in run_check(ctx, Spec("reconstruction_error")).message
     uncalibrated = run_check(ctx, Spec("reconstruction_error", params={"max_ratio": 2}))
-    assert uncalibrated.status == "error" and "run `gradebench calibrate`" in uncalibrated.message
+    assert uncalibrated.status == "error"
+    assert "no calibrated reference value 'reconstruction_error'" in uncalibrated.message
+    assert uncalibrated.message.endswith("grade with the reference submission (--reference DIR, or "
+                                         "submissions/<assignment>/reference) to calibrate relative bars")
 
 
 def test_reconstruction_compare_worse_than_the_autoencoder(tmp_path) -> None:

@@ -67,19 +67,19 @@ def test_a_notebook_runs_in_the_sandbox_and_its_artifacts_load_on_the_host(tmp_p
     assert result.artifacts_dir == (tmp_path / "out" / "artifacts").resolve()
     artifacts = load_artifacts(result.artifacts_dir)
     [model] = artifacts.models
-    assert (model["name"], model["class_name"], model["trainable_parameters"]) == ("model", "Net", 12_810)
-    assert next(s for s in model["layer_shapes"] if s["type"] == "Flatten")["output_shape"] == [2, 800]
-    assert artifacts.load_tensor(model["outputs"]["mnist"]).shape == (EVAL_IMAGES, 10)
-    assert set(artifacts.load_tensor(model["state_dict"])) == {"main.0.weight", "main.0.bias", "main.3.weight",
+    assert (model.name, model.class_name, model.trainable_parameters) == ("model", "Net", 12_810)
+    assert next(s for s in model.layer_shapes if s.type == "Flatten").output_shape == (2, 800)
+    assert artifacts.load_tensor(model.outputs["mnist"]).shape == (EVAL_IMAGES, 10)
+    assert set(artifacts.load_tensor(model.state_dict)) == {"main.0.weight", "main.0.bias", "main.3.weight",
                                                                "main.3.bias", "main.7.weight", "main.7.bias"}
     assert [p.name for p in artifacts.figures] == ["0.png"]
-    assert artifacts.probe["losses"] == [{"name": "criterion", "type": "NLLLoss"}]
+    assert [(loss.name, loss.type) for loss in artifacts.probe.losses] == [("criterion", "NLLLoss")]
     # the host can re-evaluate the exported weights in the reference module (as the checks do)
     reference = CNN()
-    reference.load_state_dict(artifacts.load_tensor(model["state_dict"]))
+    reference.load_state_dict(artifacts.load_tensor(model.state_dict))
     with torch.inference_mode():
-        recomputed = reference.eval()(artifacts.load_tensor(model["inputs"]["mnist"]))
-    assert torch.allclose(recomputed, artifacts.load_tensor(model["outputs"]["mnist"]), atol=1e-5)
+        recomputed = reference.eval()(artifacts.load_tensor(model.inputs["mnist"]))
+    assert torch.allclose(recomputed, artifacts.load_tensor(model.outputs["mnist"]), atol=1e-5)
     # the student's copy ran in its own workspace; the staged submission is untouched
     assert sorted(p.name for p in submission.root.iterdir()) == ["reference_cnn.ipynb"]
     if sandbox.isolated:
@@ -98,11 +98,11 @@ def test_a_script_runs_in_the_sandbox_as_main_and_its_model_and_figure_are_probe
     assert (result.cells_run, result.cells_total, result.errors) == (1, 1, ())
     artifacts = load_artifacts(result.artifacts_dir)
     [model] = artifacts.models
-    assert (model["name"], model["class_name"], model["trainable_parameters"]) == ("model", "Net", 12_810)
-    assert artifacts.load_tensor(model["outputs"]["mnist"]).shape == (EVAL_IMAGES, 10)
-    assert artifacts.probe["task_values"]["argv_seen"] == ["cnn_script.py"]
-    assert artifacts.probe["figures"] == ["figures/0.png"] and len(artifacts.figures) == 1
-    assert artifacts.probe["optimizers"][0]["type"] == "Adam"
+    assert (model.name, model.class_name, model.trainable_parameters) == ("model", "Net", 12_810)
+    assert artifacts.load_tensor(model.outputs["mnist"]).shape == (EVAL_IMAGES, 10)
+    assert artifacts.probe.task_values["argv_seen"] == ["cnn_script.py"]
+    assert artifacts.probe.figures == ("figures/0.png",) and len(artifacts.figures) == 1
+    assert artifacts.probe.optimizers[0].type == "Adam"
 
 
 @pytest.mark.slow
@@ -112,7 +112,7 @@ def test_a_run_killed_by_the_wall_limit_keeps_its_progress(tmp_path):
     result = Engine(make_sandbox(), "notebook").run(submission, "slow_cell.ipynb", tmp_path / "out", settings)
     assert result.sandbox.verdict == "timeout"
     run = read_run_json(result.artifacts_dir)
-    assert (run["cells_run"], run["running_cell"], result.cells_total) == (1, 1, 3)
+    assert (run.cells_run, run.running_cell, result.cells_total) == (1, 1, 3)
 
 
 def test_student_code_cannot_read_the_runners_memory_or_environment(tmp_path):
@@ -140,7 +140,7 @@ def test_student_code_cannot_read_the_runners_memory_or_environment(tmp_path):
     settings = RunSettings(limits=Limits(wall_s=120), task_values=("attempts", "runner_cmdline"))
     result = Engine(BubblewrapSandbox(), "notebook").run(submission, "peek.ipynb", tmp_path / "out", settings)
     assert (result.sandbox.verdict, result.errors) == ("ok", ())
-    values = load_artifacts(result.artifacts_dir).probe["task_values"]
+    values = load_artifacts(result.artifacts_dir).probe.task_values
     assert "harness.engines.runner" in str(values["runner_cmdline"])  # the parent really is the runner
     assert values["attempts"] == {"mem": "blocked: PermissionError", "environ": "blocked: PermissionError"}
 
@@ -160,7 +160,7 @@ def test_printing_gigabytes_in_a_cell_is_an_output_flood_not_the_memory_limit(tm
     assert [(e.cell, e.ename, e.evalue) for e in result.errors] == [
         (1, "OutputFlood", "printed more than 1 MiB of output (an output flood) and was stopped")]
     assert result.sandbox.peak_memory_bytes < 1 * GiB and result.sandbox.wall_s < 50
-    assert load_artifacts(result.artifacts_dir).probe["task_values"] == {"after_flood": "still running"}
+    assert load_artifacts(result.artifacts_dir).probe.task_values == {"after_flood": "still running"}
 
 
 def test_a_source_outside_the_submission_is_refused(tmp_path):
@@ -211,11 +211,15 @@ def test_the_command_mounts_and_environment_the_engine_builds(tmp_path, small_da
     ("text", "message"),
     [
         ("not json", "not valid JSON"),
-        (json.dumps({"source": "a.ipynb", "kind": "notebook", "cells_total": "3", "cells_run": 1, "errors": []}),
-         "cells_total is not a int"),
-        (json.dumps({"source": "a.ipynb", "kind": "notebook", "cells_total": 3, "cells_run": 1,
+        (json.dumps({"format": 1, "source": "a.ipynb", "kind": "notebook", "cells_total": "3", "cells_run": 1,
+                     "errors": []}),
+         "cells_total is str, expected int"),
+        (json.dumps({"format": 1, "source": "a.ipynb", "kind": "notebook", "cells_total": 3, "cells_run": 1,
                      "errors": [{"cell": "x"}]}),
-         "an error entry is malformed"),
+         r"errors\[0\]\.cell is str, expected int"),
+        (json.dumps({"format": 1, "source": "a.ipynb", "kind": "notebook", "cells_total": 3, "cells_run": 1,
+                     "errors": [], "missing_packages": ["os; rm -rf /"]}),
+         r"missing_packages\[0\] is not a module name"),
     ],
 )
 def test_a_malformed_run_json_is_a_harness_error(tmp_path, text, message):
@@ -226,11 +230,12 @@ def test_a_malformed_run_json_is_a_harness_error(tmp_path, text, message):
 
 def test_run_json_errors_are_capped(tmp_path):
     entry = {"cell": 0, "ename": "E" * 1_000, "evalue": "v" * 5_000, "source_excerpt": "s"}
-    record = {"source": "a.ipynb", "kind": "notebook", "cells_total": 1, "cells_run": 1, "errors": [entry] * 300}
+    record = {"format": 1, "source": "a.ipynb", "kind": "notebook", "cells_total": 1, "cells_run": 1,
+              "errors": [entry] * 300}
     (tmp_path / "run.json").write_text(json.dumps(record))
     run = read_run_json(tmp_path)
-    assert len(run["errors"]) == 200
-    assert len(run["errors"][0]["ename"]) == 200 and len(run["errors"][0]["evalue"]) == 2_000
+    assert len(run.errors) == 200
+    assert len(run.errors[0].ename) == 200 and len(run.errors[0].evalue) == 2_000
 
 
 FORGED_RUN = {"format": 1, "source": "forge.ipynb", "kind": "notebook", "cells_total": 3, "cells_run": 3, "errors": []}
@@ -292,8 +297,8 @@ def test_a_background_process_of_the_student_cannot_rewrite_run_json(tmp_path):
     # the runner's record, not the forged one: the error stays
     assert (result.cells_run, result.cells_total) == (3, 3)
     assert [(e.cell, e.ename, e.evalue) for e in result.errors] == [(1, "ValueError", "the real error")]
-    assert read_run_json(result.artifacts_dir)["errors"][0]["evalue"] == "the real error"
-    seen = load_artifacts(result.artifacts_dir).probe["task_values"]["seen"]
+    assert read_run_json(result.artifacts_dir).errors[0].evalue == "the real error"
+    seen = load_artifacts(result.artifacts_dir).probe.task_values["seen"]
     assert seen == {"records_writable": False, "new_file": "blocked: PermissionError", "kernel_is_runner": False,
                     "capabilities": "0000000000000000"}
     assert not (tmp_path / "out" / "records").exists()  # moved into the artifacts folder, then removed
@@ -315,7 +320,7 @@ def test_a_script_runs_without_the_runners_capabilities(tmp_path):
     settings = RunSettings(limits=Limits(wall_s=120), task_values=("caps",))
     result = Engine(BubblewrapSandbox(), "script").run(submission, "caps.py", tmp_path / "out", settings)
     assert (result.sandbox.verdict, result.errors) == ("ok", ())
-    assert load_artifacts(result.artifacts_dir).probe["task_values"]["caps"] == ["0000000000000000"] * 3
+    assert load_artifacts(result.artifacts_dir).probe.task_values["caps"] == ["0000000000000000"] * 3
 
 
 def test_only_the_runners_records_are_read_back(tmp_path):

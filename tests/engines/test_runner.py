@@ -58,7 +58,9 @@ def run_source(tmp_path: Path, fixture: Path, kind: str, config: dict[str, Any])
     shutil.copy(fixture, workspace / fixture.name)
     artifacts = tmp_path / "artifacts"
     config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps({"workspace": str(workspace), **config}))
+    # the fields the engine always writes (harness.contract.RunnerConfig), then the test's settings
+    config_path.write_text(json.dumps({"format": 1, "kind": kind, "source": fixture.name, "workspace": str(workspace),
+                                       **config}))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(runner_command(kind, fixture.name, config_path, artifacts), cwd=workspace, env=env,
                           capture_output=True, text=True, timeout=240)

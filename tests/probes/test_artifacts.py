@@ -46,7 +46,7 @@ def write_folder(root: Path, run: dict = RUN, probe: dict = PROBE) -> Path:
 
 def test_a_well_formed_folder_loads_with_its_tensors(tmp_path):
     artifacts = load_artifacts(write_folder(tmp_path))
-    assert artifacts.run["cells_run"] == 2 and artifacts.models[0]["name"] == "model"
+    assert artifacts.run.cells_run == 2 and artifacts.models[0].name == "model"
     assert artifacts.load_tensor(MODEL["state_dict"])["weight"].shape == (10, 784)
     assert artifacts.load_tensor(MODEL["outputs"]["mnist"]).shape == (5, 10)
 
@@ -79,24 +79,27 @@ def test_paths_outside_the_folder_are_refused(tmp_path):
 
 def test_a_traced_computation_loads(tmp_path):
     folder = write_folder(tmp_path, RUN, {**PROBE, "models": [{**MODEL, "computation": TRACE}]})
-    assert load_artifacts(folder).probe["models"][0]["computation"] == TRACE
+    assert load_artifacts(folder).probe.models[0].computation.to_json() == TRACE
 
 
 @pytest.mark.parametrize(
     ("run", "probe", "message"),
     [
-        ({**RUN, "cells_run": "2"}, PROBE, "run.json: field 'cells_run' is str, expected int"),
-        ({**RUN, "kind": "shell"}, PROBE, "kind is 'shell'"),
-        (RUN, {**PROBE, "models": [{**MODEL, "origin": "pickle"}]}, "origin is 'pickle'"),
-        (RUN, {**PROBE, "models": [{**MODEL, "input_shape": ["2"]}]}, "input_shape is not a list of whole numbers"),
-        (RUN, {**PROBE, "models": [MODEL] * 13}, "13 model candidates, over the cap of 12"),
+        ({**RUN, "cells_run": "2"}, PROBE, "run.json: cells_run is str, expected int"),
+        ({**RUN, "kind": "shell"}, PROBE, "run.json: kind is 'shell', expected one of 'notebook', 'script'"),
+        (RUN, {**PROBE, "models": [{**MODEL, "origin": "pickle"}]}, r"models\[0\]\.origin is 'pickle'"),
+        (RUN, {**PROBE, "models": [{**MODEL, "input_shape": ["2"]}]},
+         r"probe.json: models\[0\]\.input_shape\[0\] is str, expected int"),
+        (RUN, {**PROBE, "models": [{**MODEL, "input_shape": [2, -1]}]},
+         r"models\[0\]\.input_shape has a negative size"),
+        (RUN, {**PROBE, "models": [MODEL] * 13}, "probe.json: models has 13 entries, over the cap of 12"),
         (RUN, {**PROBE, "models": [{**MODEL, "computation": [{"type": "ReLU"}]}]},
-         "computation: is list, expected an object"),
+         r"models\[0\]\.computation is a list, expected an object"),
         (RUN, {**PROBE, "models": [{**MODEL, "computation": {**TRACE, "layers": [{"type": "ReLU", "hyper": {},
                                                                                   "path": 3}]}}]},
-         "computation: a layer's path and function must be strings or null"),
+         r"models\[0\]\.computation\.layers\[0\]\.path is int, expected str or null"),
         (RUN, {**PROBE, "models": [{**MODEL, "computation": {**TRACE, "truncated": "no"}}]},
-         "field 'truncated' is str, expected bool"),
+         r"models\[0\]\.computation\.truncated is str, expected bool"),
     ],
 )
 def test_malformed_json_is_refused_with_the_field_named(tmp_path, run, probe, message):

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from harness.probes import probe
+from harness.probes.namespace import MAX_VALUE_ELEMENTS
 
 NOTEBOOKS = Path(__file__).parents[1] / "fixtures" / "notebooks"
 
@@ -204,7 +205,7 @@ def test_task_values_and_hostile_objects(tmp_path):
         def __class__(self):  # noqa: D401  (isinstance consults it)
             raise RuntimeError("no peeking")
 
-    huge = np.broadcast_to(np.zeros(1), (probe.MAX_VALUE_ELEMENTS + 1,))  # no memory behind it
+    huge = np.broadcast_to(np.zeros(1), (MAX_VALUE_ELEMENTS + 1,))  # no memory behind it
     namespace = {"__name__": "__main__", "accuracy": 0.9731, "per_class": torch.tensor([0.5, 1.0]),
                  "huge": huge, "weird": Hostile(), "model": nn.Linear(784, 10)}
     record = probe.run(probe_config(tmp_path, None, task_values=["accuracy", "per_class", "huge", "absent"]),

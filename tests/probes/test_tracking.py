@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.artifacts import ArtifactError, _validate_probe
+from harness.contract import ContractError, ProbeRecord
 from harness.architecture import describe_layers
 from harness.checks.select import select_model
 from harness.probes import probe, tracking
@@ -96,7 +96,7 @@ def test_a_model_that_only_lived_inside_a_function_is_found_with_its_site_and_tr
             run_q1()
     """)
     record = probe_locals(tmp_path, namespace)
-    _validate_probe(record)
+    ProbeRecord.from_json(record)
     models = by_name(record)
     assert set(models) == {"model", "counter", "AE"} - {"AE"}  # the class has instances: it is not constructed again
     model, counter = models["model"], models["counter"]
@@ -244,11 +244,11 @@ def test_probe_json_with_an_unknown_training_record_is_refused():
     entry = {"id": "m0", "name": "model", "origin": "instance", "class_name": "AE", "modules": [],
              "layer_shapes": [], "trained": True, "trained_how": "magic"}
     record = {"format": 1, "models": [entry], "losses": [], "optimizers": [], "figures": [], "namespace_errors": []}
-    with pytest.raises(ArtifactError, match=r"models\[0\]: trained_how is 'magic', expected one of optimizer, "):
-        _validate_probe(record)
+    with pytest.raises(ContractError, match=r"models\[0\]\.trained_how is 'magic', expected one of optimizer, "):
+        ProbeRecord.from_json(record)
     entry.update(trained_how="optimizer", built_at={"file": "q1.py", "line": "14", "function": "f", "label": "x"})
-    with pytest.raises(ArtifactError, match=r"models\[0\] built_at: field 'line' is str, expected int"):
-        _validate_probe(record)
+    with pytest.raises(ContractError, match=r"models\[0\]\.built_at\.line is str, expected int"):
+        ProbeRecord.from_json(record)
 
 
 BOOTSTRAPPED = """

@@ -1,69 +1,25 @@
-"""Load and validate a rubric: one declarative YAML file per assignment.
+"""The rubric's sections as pydantic models: what a rubric may say, and the rules its parts must follow.
 
-A rubric lists the tasks of an assignment. An automatic task names the file of
-the submission that produces it (``source``), how to find its model, its timing
-budget and the checks that score it; a manual task is worth points a TA awards
-(merged from a CSV, see :mod:`harness.manual`)::
-
-    assignment: dl2025-a2
-    title: "Deep Learning 2025, Assignment 2"
-    datasets: [mnist]
-    tasks:
-      - id: cnn
-        title: "1.3 CNN on MNIST"
-        source: CNNMNIST.ipynb
-        model: {prefer: [Net, CNNNet], spec: "reference.classifiers:CNN", dataset: mnist}
-        budget: {reference_multiple: 5, wall_s: 900, device: cpu}
-        checks:
-          - {check: parameter_count, equals: 12810, points: 1}
-          - {check: test_accuracy, relative_to_reference: 0.98, points: 3}
-      - id: vae
-        title: "2.5 VAE loss"
-        source: vae.ipynb
-        probe:                            # what the probe records besides the models (optional)
-          values: [z]                     # namespace values, by name
-          calls:                          # functions called on fixed inputs after the run
-            - {id: vae_loss, names: [loss_function, vae_loss], inputs: vae_loss}
-        checks:
-          - {check: vae_loss_closed_form, params: {call: vae_loss}, points: 1}
-      - id: cnn-why-800
-        title: "Why Flatten, and why 800 features?"
-        manual: {points: 2}
-    limits: {memory: 8GiB, cell_timeout_s: 600}  # optional: sandbox limits other than the defaults
-    late_penalty: {percent: 10}           # optional: a hand-in the LMS marked late loses 10% of its points
-
-Unknown keys are errors, so a typo never silently drops a check. Every problem
-raises :class:`~harness.errors.RubricError` naming the file, the field
-(``tasks[2] (cnn) > checks[1] (parameter_count) > equals``) and the reason.
-
-A check declares the keys of its entry that it reads: a :class:`CheckParams` model registered
-with it (``@check("parameter_count", params=ParameterCountParams)`` in :mod:`harness.checks`).
-Given the registered checks, the loader validates every check entry against its check's
-declaration, so a missing, misspelt or mistyped parameter fails here rather than in every
-student's report.
-
-Loading imports the module of every ``model.spec`` (a class of the
-``reference`` package, normally): a rubric is trusted course-staff input, never
-a student's.
+Each section is immutable and refuses unknown keys; its validators raise the errors that
+:mod:`harness.rubric.messages` turns into ``field: reason`` lines. ``ModelRef`` imports the class its ``spec``
+names (:func:`_resolve_spec`) to check that it exists and can be built with ``args``.
+A rubric read from a self-check bundle (``harness.bundle``) is validated with ``resolve_specs=False``: the
+reference classes are not installed there, and the bundle carries what the checks need of them.
 """
 
 from __future__ import annotations
 
-import difflib
+import ast
 import hashlib
 import importlib
+import importlib.util
 import inspect
 import math
 import re
-import types
-import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-import annotated_types
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -78,10 +34,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.fields import FieldInfo
-from pydantic_core import PydanticCustomError
 
 from harness.errors import RubricError
+from harness.rubric.messages import _declared_reason, _did_you_mean, _problem
+from harness.rubric.params import _one_or_many, _python_name, references
 
 Dataset = Literal["mnist", "fashionmnist", "signs"]
 """Dataset names a rubric may list; the same names as ``harness.data.DATASETS``."""
@@ -91,17 +47,6 @@ Device = Literal["cpu", "gpu"]
 _ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _ASSIGNMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
-_NAME = re.compile(r"[A-Za-z_]\w*")
-
-
-def _problem(path: str, reason: str) -> PydanticCustomError:
-    """An error at ``path`` below the validator's own field, with a reason in plain words."""
-    return PydanticCustomError("rubric", "{reason}", {"path": path, "reason": reason})
-
-
-def _one_or_many(value: Any) -> Any:
-    """Accept a single string where a list of alternatives is allowed."""
-    return [value] if isinstance(value, str) else value
 
 
 def _nonempty_text(value: str) -> str:
@@ -113,6 +58,8 @@ def _nonempty_text(value: str) -> str:
 
 
 Text = Annotated[str, Field(strict=True)]
+Title = Annotated[str, Field(strict=True), AfterValidator(_nonempty_text)]
+"""A title shown in reports: kept without the spaces around it, never blank."""
 Alternatives = Annotated[tuple[Annotated[str, Field(strict=True, min_length=1)], ...], BeforeValidator(_one_or_many)]
 
 
@@ -120,227 +67,6 @@ class _Strict(BaseModel):
     """Base of every rubric section: immutable, unknown keys rejected."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# -- what a check declares about its entry --------------------------------------------------------------------
-
-
-class CheckParams(BaseModel):
-    """Base of a check's declaration: the keys of its rubric entry it reads, with their types and defaults.
-
-    A field named like a common key (``equals``, ``min``, ``max``, ``relative_to_reference``, ``layer``,
-    ``tolerance``) declares that key: required without a default, accepted with one; a common key the model
-    does not name is refused. A field ``params`` (itself a ``CheckParams`` model) declares the check's own
-    options. Each field's docstring says what it means: it is what a course author reads, and what a
-    "required" message quotes.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-
-class NoParams(CheckParams):
-    """The declaration of a check that reads nothing from its entry but its points."""
-
-
-@dataclass(frozen=True)
-class Names:
-    """Marks a ``params`` field naming another part of the rubric, which must exist when the rubric loads.
-
-    ``task``: an automatic task graded before this one (its results are compared with);
-    ``probe_call``: a call of the probe block of this task's source; ``probe_value``: values (one name or a
-    list) recorded by the probe block of this task's source.
-    """
-
-    what: Literal["task", "probe_call", "probe_value"]
-
-
-TaskId = Annotated[str, Field(strict=True, min_length=1), Names("task")]
-"""A params field naming an automatic task graded earlier (``task: autoencoder``)."""
-
-ProbeCallId = Annotated[str, Field(strict=True, min_length=1), Names("probe_call")]
-"""A params field naming a probe call of the task's source (``call: vae_loss``)."""
-
-
-def _python_names(value: Any) -> Any:
-    """One name or a list of names -> a list; each must be a Python name."""
-    value = _one_or_many(value)
-    if isinstance(value, list):
-        for name in value:
-            if isinstance(name, str):
-                _python_name(name)
-    return value
-
-
-PythonNames = Annotated[
-    tuple[Annotated[str, Field(strict=True)], ...], Field(min_length=1), BeforeValidator(_python_names)
-]
-"""One Python name or a non-empty list of them (``names: [plot_generated_samples]``)."""
-
-ProbeValueNames = Annotated[PythonNames, Names("probe_value")]
-"""Namespace values the probe block of the task's source records (``values: [z, z_samples]``)."""
-
-Count = Annotated[int, Field(strict=True, ge=1)]
-"""A whole number of at least 1."""
-
-Fraction = Annotated[float, Field(strict=True, gt=0, le=1, allow_inf_nan=False)]
-"""A number in (0, 1]: an accuracy, a share."""
-
-PositiveNumber = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
-"""A number above 0."""
-
-
-def _regex(value: str) -> str:
-    """Refuse a pattern Python's ``re`` cannot compile."""
-    try:
-        re.compile(value)
-    except re.error as error:
-        raise ValueError(f"{value!r} is not a valid regular expression: {error}") from None
-    return value
-
-
-Regex = Annotated[str, Field(strict=True, min_length=1), AfterValidator(_regex)]
-"""A regular expression (Python syntax), matched case-insensitively."""
-
-
-def references(declaration: type[BaseModel]) -> list[tuple[str, str]]:
-    """``(params key, what it names)`` for every field of the declaration's ``params`` marked with :class:`Names`."""
-    field = declaration.model_fields.get("params")
-    options = _model_in(field.annotation) if field is not None else None
-    if options is None:
-        return []
-    found = []
-    for name, info in options.model_fields.items():
-        marker = next((m for m in info.metadata if isinstance(m, Names)), None) or _marker_in(info.annotation)
-        if marker is not None:
-            found.append((name, marker.what))
-    return found
-
-
-@dataclass(frozen=True)
-class DeclaredKey:
-    """One key of a check entry as its check declares it (``gradebench checks`` lists them)."""
-
-    key: str
-    """``equals``, or ``params.kind`` for a key of the check's own params."""
-    takes: str
-    """What it takes, in words: ``integer >= 1``, ``'mse' | 'l1'``, ``list of text``."""
-    required: bool
-    """Whether the entry must give it."""
-    default: Any
-    """Its value when not given (None when required, or when leaving it out means "not used")."""
-    about: str
-    """The field's docstring."""
-
-
-def declared_keys(declaration: type[BaseModel]) -> list[DeclaredKey]:
-    """Every key a check's declaration names, common keys first, then those of its ``params``."""
-    found = []
-    for name, info in declaration.model_fields.items():
-        options = _model_in(info.annotation) if name == "params" else None
-        if options is None:
-            found.append(_declared_key(name, info))
-        else:
-            found += [_declared_key(f"params.{inner}", sub) for inner, sub in options.model_fields.items()]
-    return found
-
-
-def _declared_key(key: str, info: Any) -> DeclaredKey:
-    default = None if info.is_required() else info.get_default(call_default_factory=True)
-    about = " ".join(line.strip() for line in (info.description or "").splitlines() if line.strip())
-    return DeclaredKey(key, _takes(info.annotation, info.metadata), info.is_required(), default, about)
-
-
-def _takes(annotation: Any, metadata: Iterable[Any] = ()) -> str:
-    """A type annotation in words: ``Annotated[int, Ge(1)]`` -> ``integer >= 1``."""
-    if typing.get_origin(annotation) is Annotated:
-        return _takes(annotation.__origin__, annotation.__metadata__)
-    args = typing.get_args(annotation)
-    origin = typing.get_origin(annotation)
-    if origin is Literal:
-        words = " | ".join(repr(a) for a in args)
-    elif origin in (typing.Union, types.UnionType):
-        words = " | ".join(_takes(a) for a in args if a is not type(None))
-    elif origin in (list, tuple):
-        words = f"list of {_takes(args[0])}" if args else "list"
-    else:
-        words = {int: "integer", float: "number", str: "text", bool: "true/false"}.get(annotation, str(annotation))
-    bounds = ((annotated_types.Gt, "gt", ">"), (annotated_types.Ge, "ge", ">="),
-              (annotated_types.Lt, "lt", "<"), (annotated_types.Le, "le", "<="))
-    flat = [inner for meta in metadata for inner in (meta.metadata if isinstance(meta, FieldInfo) else [meta])]
-    for meta in flat:
-        for cls, attribute, symbol in bounds:
-            if isinstance(meta, cls):
-                words += f" {symbol} {getattr(meta, attribute)}"
-    return words
-
-
-def _marker_in(annotation: Any) -> Names | None:
-    """The :class:`Names` marker inside a type annotation (``TaskId | None`` -> ``Names("task")``), if any."""
-    for meta in getattr(annotation, "__metadata__", ()):
-        if isinstance(meta, Names):
-            return meta
-    for arg in typing.get_args(annotation):
-        found = _marker_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _first_line(text: str | None) -> str:
-    """A field docstring's first sentence, as the tail of a message (``the number of trainable parameters ...``)."""
-    if not text:
-        return ""
-    line = text.strip().split("\n")[0].rstrip(".")
-    # "The number of ..." reads on after "required: " in lower case; "PCA's ..." keeps its capitals
-    return line[:1].lower() + line[1:] if line[1:2].islower() or len(line) == 1 else line
-
-
-def _looks_numeric(text: str) -> bool:
-    """Whether Python reads ``text`` as a finite number."""
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
-
-
-def _declared_reason(error: Any, declaration: type[BaseModel], check: str) -> tuple[tuple[str | int, ...], str]:
-    """Where in a check entry one error of its declaration lies, and the reason in words."""
-    loc, kind, value = tuple(error["loc"]), error["type"], error.get("input")
-    if kind == "rubric":
-        path = [p for p in str(error["ctx"]["path"]).split(".") if p]
-        return loc + tuple(path), str(error["ctx"]["reason"])
-    section = declaration
-    for part in loc[:-1]:
-        if isinstance(part, str) and section is not None and part in section.model_fields:
-            section = _model_in(section.model_fields[part].annotation)
-    name = str(loc[-1]) if loc else ""
-    in_params = len(loc) > 1 and loc[0] == "params"
-    if kind == "missing":
-        info = section.model_fields.get(name) if section is not None else None
-        about = _first_line(info.description if info is not None else None)
-        return loc, f"required: {about}" if about else "required"
-    if kind == "extra_forbidden":
-        allowed = [f for f in (section.model_fields if section is not None else {}) if f != "params"]
-        close = difflib.get_close_matches(name, allowed, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        if in_params:
-            return loc, f"{check} has no params key {name!r}{hint}; its params: {', '.join(allowed) or 'none'}"
-        if name == "params":
-            return loc, f"{check} takes no params"
-        reads = ", ".join(allowed) or "nothing besides points"
-        return loc, f"{check} does not read {name}{hint}; it reads: {reads}"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return loc, f"expected an integer, got {_shown(value)}"
-    if kind in ("float_type", "float_parsing", "finite_number"):
-        if isinstance(value, str) and _looks_numeric(value):
-            # PyYAML reads 1e-3 (no dot) as text
-            return loc, f"expected a number, got the text {_shown(value)}: write it with a dot, e.g. 1.0e-3"
-        return loc, f"expected a number, got {_shown(value)}"
-    if kind == "string_type":
-        return loc, f"expected text, got {_shown(value)}"
-    if kind == "literal_error":
-        return loc, f"expected {error['ctx']['expected']}, got {_shown(value)}"
-    return loc, _reason(error)
 
 
 class CheckSpec(_Strict):
@@ -371,9 +97,7 @@ class CheckSpec(_Strict):
         """Reject a check name that is not registered, when the caller says which are."""
         known = (info.context or {}).get("known_checks")
         if known is not None and name not in known:
-            close = difflib.get_close_matches(name, list(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown check {name!r}{hint}; known: {', '.join(sorted(known))}")
+            raise ValueError(f"unknown check {name!r}{_did_you_mean(name, known)}; known: {', '.join(sorted(known))}")
         return name
 
     @field_validator("min", "max", "tolerance", "points", "relative_to_reference")
@@ -414,7 +138,7 @@ class CheckSpec(_Strict):
         if "params" in declaration.model_fields:
             given.setdefault("params", {})  # a missing block reports its required keys one by one
         try:
-            declaration.model_validate(given)
+            declaration.model_validate(given, context=info.context)  # resolve_specs reaches the check's own
         except ValidationError as error:
             problems = []
             for line in error.errors():
@@ -446,31 +170,33 @@ class ModelRef(_Strict):
 
     @field_validator("spec")
     @classmethod
-    def _importable(cls, spec: str | None) -> str | None:
+    def _importable(cls, spec: str | None, info: ValidationInfo) -> str | None:
         """Check that the reference class exists, so a typo fails now rather than mid-batch."""
-        if spec is not None:
-            _resolve_spec(spec)
+        if spec is not None and resolves_specs(info):
+            spec_signature(spec)
         return spec
 
     @model_validator(mode="after")
-    def _buildable(self) -> ModelRef:
+    def _buildable(self, info: ValidationInfo) -> ModelRef:
         """Check that the reference class can be built with ``args``, so a wrong argument fails at load time."""
         if self.args and self.spec is None:
             raise _problem("args", "args need a spec (the reference class they are passed to)")
-        if self.spec is not None:
+        if self.spec is not None and resolves_specs(info):
             try:
-                inspect.signature(_resolve_spec(self.spec)).bind(**self.args)
+                spec_signature(self.spec).bind(**self.args)
             except TypeError as error:
                 raise _problem("args", f"{self.spec} cannot be built with {self.args}: {error}") from None
         return self
 
     @model_validator(mode="after")
-    def _free_sizes_exist(self) -> ModelRef:
+    def _free_sizes_exist(self, info: ValidationInfo) -> ModelRef:
         """Check that every free size is a whole-number argument of the reference class that only sizes layers."""
         if not self.free:
             return self
         if self.spec is None:
             raise _problem("free", "free sizes need a spec (the reference class whose arguments they name)")
+        if not resolves_specs(info):
+            return self
         from harness.architecture import describe_layers, mark_free
 
         sizes = self.free_sizes()
@@ -484,7 +210,9 @@ class ModelRef(_Strict):
 
     def free_sizes(self) -> dict[str, int]:
         """Each free size with its value in the reference (from ``args``, else the class's default)."""
-        parameters = inspect.signature(self.reference_class()).parameters
+        if self.spec is None:
+            self.reference_class()  # says that there is none
+        parameters = spec_signature(str(self.spec)).parameters
         sizes = {}
         for name in self.free:
             value = self.args.get(name, parameters[name].default if name in parameters else None)
@@ -545,13 +273,6 @@ class LatePenalty(_Strict):
 
     percent: float = Field(gt=0, le=100)
     """Share of the points it earned that a late hand-in loses, in percent (100: a late hand-in scores 0)."""
-
-
-def _python_name(value: str) -> str:
-    """Refuse a string that is not a Python identifier (a namespace name)."""
-    if not _NAME.fullmatch(value):
-        raise ValueError(f"{value!r} is not a Python name (letters, digits and underscores, not starting with a digit)")
-    return value
 
 
 class ProbeCall(_Strict):
@@ -629,7 +350,7 @@ class Task(_Strict):
 
     id: Text
     """Unique id: lowercase letters, digits and hyphens (``cnn-why-800``)."""
-    title: Text
+    title: Title
     """What the task is called in reports (``1.3 CNN on MNIST``)."""
     source: Alternatives = ()
     """The notebook or module producing the task, matched case-insensitively; alternatives in order of preference."""
@@ -653,12 +374,6 @@ class Task(_Strict):
                 f"{value!r} is not a valid id: use lowercase letters, digits and single hyphens (e.g. 'cnn-why-800')"
             )
         return value
-
-    @field_validator("title")
-    @classmethod
-    def _title(cls, value: str) -> str:
-        """Refuse a blank title."""
-        return _nonempty_text(value)
 
     @model_validator(mode="after")
     def _automatic_or_manual(self) -> Task:
@@ -712,7 +427,7 @@ class Rubric(_Strict):
 
     assignment: Text
     """Assignment id (``dl2025-a2``)."""
-    title: Text
+    title: Title
     """Human title of the assignment."""
     datasets: tuple[Dataset, ...] = ()
     """Datasets the assignment's sources read; prepared before grading."""
@@ -728,12 +443,6 @@ class Rubric(_Strict):
 
     _path: Path | None = PrivateAttr(default=None)
     _hash: str | None = PrivateAttr(default=None)
-
-    @field_validator("title")
-    @classmethod
-    def _title(cls, value: str) -> str:
-        """Refuse a blank title."""
-        return _nonempty_text(value)
 
     @field_validator("assignment")
     @classmethod
@@ -918,6 +627,11 @@ class Rubric(_Strict):
         return tuple(t for t in self.automatic_tasks if tuple(s.casefold() for s in t.source) == key)
 
 
+def resolves_specs(info: ValidationInfo) -> bool:
+    """Whether this validation imports the classes ``module:Class`` specs name (not for a bundle's rubric)."""
+    return bool((info.context or {}).get("resolve_specs", True))
+
+
 def _resolve_spec(spec: str) -> type:
     """Import the class a ``module:Class`` spec names; ValueError saying what is wrong."""
     if not _SPEC.fullmatch(spec):
@@ -937,159 +651,76 @@ def _resolve_spec(spec: str) -> type:
     return obj
 
 
-# -- turning pydantic's errors into messages a TA reads ------------------------------------------------------
+def spec_signature(spec: str) -> inspect.Signature:
+    """The signature the class a ``module:Class`` spec names is built with; ValueError saying what is wrong.
 
-
-def _path_text(loc: Iterable[str | int], data: Any = None) -> str:
-    """``("tasks", 2, "checks", 1, "equals")`` -> ``tasks[2] (cnn) > checks[1] (parameter_count) > equals``.
-
-    A task is labelled with its id and a check entry with its check's name, read from the rubric's data.
+    Read from the module's source without running it where the source defines the class plainly, with an
+    ``__init__`` of its own whose defaults are literals: the reference package imports torch, and a rubric is
+    validated before anything else needs torch. Any other class (imported from elsewhere, decorated, inheriting
+    its ``__init__``) is imported, as :func:`_resolve_spec` does.
     """
-    parts: list[str] = []
-    node = data
-    for part in loc:
-        if isinstance(part, int):
-            if not parts:
-                parts.append("")
-            parts[-1] += f"[{part}]"
-            node = node[part] if isinstance(node, list) and -len(node) <= part < len(node) else None
-            label = node.get("id", node.get("check")) if isinstance(node, dict) else None
-            if isinstance(label, str) and label:
-                parts[-1] += f" ({label})"
-        elif part:
-            parts.append(str(part))
-            node = node.get(part) if isinstance(node, dict) else None
-    return " > ".join(parts)
-
-
-def _section_model(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
-    """The rubric section (pydantic model) found at ``loc``, following field annotations from Rubric."""
-    model: type[BaseModel] | None = Rubric
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if model is None or part not in model.model_fields:
-            return None
-        model = _model_in(model.model_fields[part].annotation)
-    return model
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The first pydantic model inside a type annotation (``tuple[Task, ...]`` -> Task)."""
-    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _shown(value: Any) -> str:
-    """A short rendering of an offending value."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _reason(error: Any) -> str:
-    """One pydantic error in plain words."""
-    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
-    if kind == "rubric":
-        return str(ctx["reason"])
-    if kind == "missing":
-        return "is required"
-    if kind == "extra_forbidden":
-        parent = _section_model(tuple(error["loc"][:-1]))
-        name = str(error["loc"][-1])
-        if parent is None:
-            return "is not a known field"
-        allowed = [f for f in parent.model_fields]
-        close = difflib.get_close_matches(name, allowed, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"is not a known field{hint}; allowed here: {', '.join(allowed)}"
-    bounds = {"greater_than": ("gt", "greater than"), "greater_than_equal": ("ge", "at least"),
-              "less_than": ("lt", "less than"), "less_than_equal": ("le", "at most")}
-    if kind in bounds:
-        key, words = bounds[kind]
-        return f"must be {words} {ctx[key]:g}, got {_shown(value)}"
-    if kind in ("float_type", "float_parsing", "int_type", "int_parsing", "finite_number"):
-        return f"must be a number, got {_shown(value)}"
-    if kind == "string_type":
-        return f"must be text, got {_shown(value)}"
-    if kind in ("too_short", "string_too_short") and isinstance(value, (list, tuple, str)):
-        return "must not be empty"
-    if kind in ("list_type", "tuple_type"):
-        return f"must be a list, got {_shown(value)}"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"must be a mapping of fields (key: value), got {_shown(value)}"
-    if kind == "literal_error":
-        return f"must be {ctx.get('expected')}, got {_shown(value)}"
-    if kind == "value_error":
-        return str(ctx.get("error", error["msg"]))
-    return str(error["msg"])
-
-
-def _error_lines(exc: ValidationError, data: Any = None) -> list[str]:
-    """``field: reason`` lines for every distinct problem (union branches folded into their field).
-
-    ``data`` is the rubric as read from YAML: it labels tasks and check entries in the field paths.
-    """
-    lines: dict[str, str] = {}
-    for error in exc.errors():
-        loc = list(error["loc"])
-        if "equals" in loc and loc[-1] != "equals":
-            # A value every branch of equals' union rejects is reported once, at equals itself.
-            loc = loc[: loc.index("equals") + 1]
-            reason = f"must be a number, text, true/false or a list of those; got {_shown(error['input'])}"
-            lines.setdefault(_path_text(loc, data), reason)
-            continue
-        if error["type"] == "rubric" and error["ctx"]["path"]:
-            extra = str(error["ctx"]["path"]).replace("[", ".[").split(".")
-            loc += [int(p[1:-1]) if p.startswith("[") else p for p in extra if p]
-        path = _path_text(loc, data) or "(top level)"
-        lines.setdefault(path, _reason(error))
-    return [f"{path}: {reason}" for path, reason in lines.items()]
-
-
-def parse_rubric(text: bytes | str, name: str, known_checks: Mapping[str, type[BaseModel]] | None = None) -> Rubric:
-    """Validate rubric YAML text; ``name`` (the file) appears in every error message.
-
-    ``known_checks``: the registered checks by name, each with its declaration (:class:`CheckParams`),
-    as ``harness.checks.known_checks()`` gives them. With them, an unknown check name and any entry that
-    does not fit its check's declaration are errors; without them, names and parameters are not judged.
-    """
+    if not _SPEC.fullmatch(spec):
+        raise ValueError(f"{spec!r} is not of the form 'module:Class' (e.g. 'reference.classifiers:CNN')")
+    module_name, class_name = spec.split(":")
     try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise RubricError(f"{name}: invalid YAML{where}: {e.problem or e.context}") from None
-    except yaml.YAMLError as e:
-        raise RubricError(f"{name}: invalid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise RubricError(
-            f"{name}: a rubric is a mapping with assignment, title, datasets and tasks; got {type(data).__name__}"
-        )
-    context = {"known_checks": None if known_checks is None else dict(known_checks)}
-    try:
-        rubric = Rubric.model_validate(data, context=context)
-    except ValidationError as e:
-        lines = _error_lines(e, data)
-        if len(lines) == 1:
-            raise RubricError(f"{name}: {lines[0]}") from None
-        raise RubricError(f"{name}: {len(lines)} problems:\n" + "\n".join(f"  {line}" for line in lines)) from None
-    raw = text.encode() if isinstance(text, str) else text
-    rubric._hash = hashlib.sha256(raw).hexdigest()
-    return rubric
+        found = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError) as e:  # a parent package that is not there, or fails to import
+        raise ValueError(f"cannot import module {module_name!r} ({e})") from None
+    if found is None:
+        raise ValueError(f"cannot import module {module_name!r} (No module named {module_name!r})")
+    signature = _source_signature(found.origin, module_name, class_name) if found.origin else None
+    return signature if signature is not None else inspect.signature(_resolve_spec(spec))
 
 
-def load_rubric(path: str | Path, known_checks: Mapping[str, type[BaseModel]] | None = None) -> Rubric:
-    """Load and validate a rubric file against the registered checks, when given (see :func:`parse_rubric`)."""
-    path = Path(path)
+def _source_signature(origin: str, module_name: str, class_name: str) -> inspect.Signature | None:
+    """The signature of ``class_name``'s ``__init__`` as its module's source declares it (``self`` left out); None
+    where the source cannot say (see :func:`spec_signature`); ValueError when the module defines no such class."""
+    if not origin.endswith(".py"):
+        return None
     try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise RubricError(f"{path}: cannot read the rubric ({e.strerror or e})") from None
-    rubric = parse_rubric(raw, str(path), known_checks)
-    rubric._path = path
-    return rubric
+        tree = ast.parse(Path(origin).read_bytes(), origin)
+    except (OSError, SyntaxError, ValueError):
+        return None  # importing it says what is wrong
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    node = classes.get(class_name)
+    if node is None:
+        if any(class_name in _bound_names(statement) for statement in tree.body):
+            return None  # imported or assigned there: only importing tells what it is
+        defined = ", ".join(sorted(classes)) or "no classes"
+        raise ValueError(f"module {module_name!r} has no class {class_name!r}; it defines: {defined}")
+    init = next((f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+    if node.decorator_list or init is None:
+        return None
+    arguments = init.args
+    positional = [*arguments.posonlyargs, *arguments.args]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(arguments.defaults)) + list(arguments.defaults)
+    try:
+        parameters = [
+            _parameter(a.arg, inspect.Parameter.POSITIONAL_ONLY if i < len(arguments.posonlyargs)
+                       else inspect.Parameter.POSITIONAL_OR_KEYWORD, d)
+            for i, (a, d) in enumerate(zip(positional, defaults))
+        ][1:]  # self
+        if arguments.vararg:
+            parameters.append(inspect.Parameter(arguments.vararg.arg, inspect.Parameter.VAR_POSITIONAL))
+        parameters += [_parameter(a.arg, inspect.Parameter.KEYWORD_ONLY, d)
+                       for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults)]
+        if arguments.kwarg:
+            parameters.append(inspect.Parameter(arguments.kwarg.arg, inspect.Parameter.VAR_KEYWORD))
+        return inspect.Signature(parameters)
+    except ValueError:  # a default that is not a literal (literal_eval), or an unusual signature
+        return None
+
+
+def _parameter(name: str, kind: Any, default: ast.expr | None) -> inspect.Parameter:
+    """One parameter of a signature read from source; ValueError when its default is not a literal."""
+    value = inspect.Parameter.empty if default is None else ast.literal_eval(default)
+    return inspect.Parameter(name, kind, default=value)
+
+
+def _bound_names(statement: ast.stmt) -> set[str]:
+    """The names a top-level statement other than a class definition binds (imports, assignments, functions)."""
+    if isinstance(statement, (ast.Import, ast.ImportFrom)):
+        return {(alias.asname or alias.name).split(".")[0] for alias in statement.names}
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return {statement.name}
+    return {n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}

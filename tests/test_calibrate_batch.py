@@ -1,0 +1,140 @@
+"""Calibration of only the tasks a batch hands in, cached per task (``harness.calibrate.calibrate_rubric`` from
+``grade_batch``): counted in the reference's sandboxed runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.calibrate import calibration_path
+from harness.events import Calibrating
+from harness.pipeline import grade_batch, prepare_setup
+from harness.sandbox import make_sandbox
+from tests.script_rubric import SCRIPT
+
+TWO_SCRIPTS = """\
+assignment: calibrate-per-task
+title: "Two scripts"
+datasets: [mnist]
+tasks:
+  - id: cnn
+    title: "CNN"
+    source: cnn.py
+    model: {prefer: [model], dataset: mnist}
+    budget: {wall_s: 120}
+    checks:
+      - {check: runs_without_error, points: 1}
+      - {check: test_accuracy, relative_to_reference: CNN_BAR, points: 1}
+  - id: ff
+    title: "Feed-forward"
+    source: ff.py
+    model: {prefer: [model], dataset: mnist}
+    budget: {wall_s: 120}
+    checks:
+      - {check: runs_without_error, points: 1}
+      - {check: test_accuracy, relative_to_reference: 0.5, points: 1}
+"""
+
+
+class Counting:
+    """The real sandbox, recording whose workspace each run was in (``reference``, a student)."""
+
+    def __init__(self) -> None:
+        self.inner = make_sandbox("auto")
+        self.isolated, self.warning = self.inner.isolated, self.inner.warning
+        self.runs: list[str] = []
+
+    def run(self, command, **options):
+        self.runs.append(Path(options["workspace"]).name)
+        return self.inner.run(command, **options)
+
+
+@pytest.fixture
+def course(tmp_path: Path, small_data: Path):
+    """``grade(students, cnn_bar)``: grade a batch of those students (name: file handed in) with the reference;
+    the sandbox's runs and the calibration events of every batch are recorded."""
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    for name in ("cnn.py", "ff.py"):
+        shutil.copy(SCRIPT, reference / name)
+    rubric = tmp_path / "rubric.yaml"
+    sandbox = Counting()
+    events: list[Calibrating] = []
+    data = tmp_path / "data"  # the session's small data, with a calibration folder of this test's own
+    shutil.copytree(small_data, data, ignore=shutil.ignore_patterns("calibration"))
+
+    def calibrating(event) -> None:
+        if isinstance(event, Calibrating):
+            events.append(event)
+
+    def grade(students: dict[str, str], cnn_bar: float = 0.5):
+        batch = tmp_path / "batch"
+        shutil.rmtree(batch, ignore_errors=True)
+        for student, name in students.items():
+            (batch / student).mkdir(parents=True)
+            (batch / student / name).write_text(SCRIPT.read_text() + f"# {student}\n", encoding="utf-8")
+        rubric.write_text(TWO_SCRIPTS.replace("CNN_BAR", str(cnn_bar)), encoding="utf-8")
+        setup = prepare_setup(rubric, data, tmp_path / "out", sandbox=sandbox, profile="fast")
+        return setup, grade_batch(batch, setup, reference_dir=reference, on_event=calibrating)
+
+    return grade, sandbox, events
+
+
+def test_a_batch_calibrates_only_the_tasks_it_hands_in_and_caches_each(course) -> None:
+    grade, sandbox, events = course
+    setup, summary = grade({"ann": "cnn.py"})  # only the CNN script: the reference's ff.py does not run
+    assert sorted(sandbox.runs) == ["ann", "reference"]
+    assert [e.tasks for e in events] == [("cnn",)]
+    assert set(setup.calibration) == {"cnn"} and {"hidden_accuracy", "seconds"} <= set(setup.calibration["cnn"])
+    cached = json.loads(calibration_path(setup).read_text(encoding="utf-8"))
+    assert set(cached["tasks"]) == {"cnn"}
+    [ann] = summary.reports
+    assert [c.status for t in ann.tasks if t.task == "cnn" for c in t.checks] == ["passed", "passed"]
+
+    sandbox.runs.clear()
+    setup, summary = grade({"bob": "ff.py"})  # ff is new: only it calibrates
+    assert sorted(sandbox.runs) == ["bob", "reference"]
+    assert [e.tasks for e in events] == [("cnn",), ("ff",)]
+    assert set(json.loads(calibration_path(setup).read_text(encoding="utf-8"))["tasks"]) == {"cnn", "ff"}
+
+    sandbox.runs.clear()
+    setup, summary = grade({"ann": "cnn.py"}, cnn_bar=0.4)  # a bar of cnn changed: cnn recalibrates, nothing runs
+    assert sandbox.runs == []
+    assert [e.tasks for e in events] == [("cnn",), ("ff",), ("cnn",)]
+    assert summary.graded == 1  # a new rubric: ann is checked again on her stored run
+
+
+def test_a_batch_whose_tasks_are_cached_runs_no_reference(course) -> None:
+    grade, sandbox, events = course
+    grade({"ann": "cnn.py", "bob": "ff.py"})
+    assert sorted(sandbox.runs) == ["ann", "bob", "reference", "reference"]
+    assert [e.tasks for e in events] == [("cnn", "ff")]
+    sandbox.runs.clear()
+    setup, _ = grade({"cy": "cnn.py"})
+    assert sandbox.runs == ["cy"] and len(events) == 1
+    assert set(setup.calibration) == {"cnn"}  # only what this batch needs is read
+
+
+def test_grading_one_submission_calibrates_only_its_tasks(tmp_path: Path, small_data: Path) -> None:
+    from harness.pipeline import grade_single
+
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    for name in ("cnn.py", "ff.py"):
+        shutil.copy(SCRIPT, reference / name)
+    rubric = tmp_path / "rubric.yaml"
+    rubric.write_text(TWO_SCRIPTS.replace("CNN_BAR", "0.5"), encoding="utf-8")
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data, ignore=shutil.ignore_patterns("calibration"))
+    sandbox = Counting()
+    setup = prepare_setup(rubric, data, tmp_path / "out", sandbox=sandbox, profile="fast")
+    handed_in = tmp_path / "ff.py"
+    shutil.copy(SCRIPT, handed_in)
+    events: list[Calibrating] = []
+    report = grade_single(handed_in, setup, student="dee", reference_dir=reference, on_event=events.append)
+    assert sorted(sandbox.runs) == ["dee", "reference"]  # the reference's cnn.py does not run
+    assert [e.tasks for e in events if isinstance(e, Calibrating)] == [("ff",)]
+    assert [c.status for t in report.tasks if t.task == "ff" for c in t.checks] == ["passed", "passed"]

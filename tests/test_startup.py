@@ -1,0 +1,97 @@
+"""What a grading command imports before its first sandboxed run starts.
+
+Importing torch takes seconds (pandas, matplotlib and scipy one or more each); the host needs none of them to
+validate a rubric, read the hidden data and start the first run, so none of them is imported until then
+(:data:`harness.pipeline.HOST_MODULES` are imported in the background while the first runs start). Each case
+runs in a fresh interpreter: this test process has imported torch long ago.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.rubric import spec_signature
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "pandas", "matplotlib", "scipy", "sklearn", "reference.classifiers")
+
+
+def _imported_by(code: str) -> list[str]:
+    """The heavy modules a fresh interpreter has imported after running ``code``."""
+    probe = f"import json, sys\n{code}\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def _cnn_rubric(path: Path) -> Path:
+    """dl2025-a2's CNN task alone (a model spec, parameter count, feature width, accuracy checks...)."""
+    document = yaml.safe_load((ROOT / "rubrics" / "dl2025-a2.yaml").read_text(encoding="utf-8"))
+    document["tasks"] = [task for task in document["tasks"] if task["id"] == "cnn"]
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_the_command_line_and_a_rubric_load_without_torch_or_pandas(tmp_path: Path, small_data: Path) -> None:
+    rubric = _cnn_rubric(tmp_path / "cnn.yaml")
+    imported = _imported_by(
+        "import harness.cli, harness.pipeline\n"
+        "from harness.checks import known_checks\n"
+        "from harness.data import load_split\n"
+        "from harness.rubric import load_rubric\n"
+        f"rubric = load_rubric({str(rubric)!r}, known_checks=known_checks())\n"
+        "assert rubric.task('cnn').model.spec == 'reference.classifiers:CNN'\n"
+        f"load_split(__import__('pathlib').Path({str(small_data)!r}), 'mnist', 'hidden')\n"
+    )
+    assert imported == [], f"imported before the first sandboxed run: {', '.join(imported)}"
+
+
+def test_preparing_a_grading_setup_imports_none_of_them(tmp_path: Path, small_data: Path) -> None:
+    rubric = _cnn_rubric(tmp_path / "cnn.yaml")
+    imported = _imported_by(
+        "from pathlib import Path\n"
+        "from harness.pipeline import prepare_setup\n"
+        f"setup = prepare_setup(Path({str(rubric)!r}), Path({str(small_data)!r}), Path({str(tmp_path / 'out')!r}),"
+        " profile='fast')\n"
+        "assert 'mnist' in setup.hidden\n"
+    )
+    assert imported == [], f"imported while preparing the setup: {', '.join(imported)}"
+
+
+def test_the_host_modules_warm_up_in_the_background() -> None:
+    imported = _imported_by(
+        "from harness.pipeline import HOST_MODULES, warm_host\n"
+        "assert 'torch' not in sys.modules\n"
+        "warm_host(HOST_MODULES).join()\n"
+    )
+    assert imported == ["torch", "pandas", "matplotlib"]
+
+
+@pytest.mark.parametrize("spec", ["reference.classifiers:CNN", "reference.autoencoders:Autoencoder",
+                                  "reference.autoencoders:FashionConvAE", "reference.classifiers:FeedForwardLogits"])
+def test_a_model_spec_is_read_from_source_as_importing_it_reads_it(spec: str) -> None:
+    from harness.rubric import _resolve_spec
+
+    def plain(signature: inspect.Signature) -> list[tuple[str, object, object]]:
+        return [(p.name, p.kind, p.default) for p in signature.parameters.values()]
+
+    assert plain(spec_signature(spec)) == plain(inspect.signature(_resolve_spec(spec)))
+    assert _imported_by(f"from harness.rubric import spec_signature\nspec_signature({spec!r})") == []
+
+
+@pytest.mark.parametrize(("spec", "reason"), [
+    ("reference.classifiers:CNNN", "module 'reference.classifiers' has no class 'CNNN'; it defines: CNN, "),
+    ("reference.clasifiers:CNN", "cannot import module 'reference.clasifiers' (No module named 'reference.clasifiers')"),
+    ("reference.classifiers.CNN", "'reference.classifiers.CNN' is not of the form 'module:Class'"),
+])
+def test_a_wrong_model_spec_is_refused_without_importing_the_reference(spec: str, reason: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        spec_signature(spec)
+    assert reason in str(caught.value)
