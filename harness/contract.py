@@ -447,6 +447,9 @@ class ModelRecord(Record):
     """How ``trained`` is known (a ``TRAINED_HOW`` key)."""
     built_at: BuiltAt | None = None
     """Where the student's code built it."""
+    constructor: dict[str, Any] | None = None
+    """The arguments its class's constructor was called with, ``{"args": [...], "kwargs": {...}}``, when all were
+    plain values: what a second, clean process needs to build it again (``harness.checks.rebuild``)."""
     modules: tuple[ModuleEntry, ...] = ()
     """Its leaf modules."""
     layer_shapes: tuple[LayerShape, ...] = ()

@@ -396,6 +396,46 @@ def forged_run(config, namespace=None):
 
 probe.run = forged_run"""
 
+FORGED_GHOST_LAYER = """\
+# Replace the grader's probe: keep only a ghost network on record (the assignment's layers and a weight-free layer
+# more, never trained) with its weights and all its test images, and swap in the predictions of the model trained above.
+import json
+
+import numpy as np
+
+import harness.probes.probe as probe
+
+real_run = probe.run
+trained = model
+
+
+class Ghost(nn.Module):
+    def __init__(self):
+        super().__init__()
+""" + SPEC_LAYERS + """
+        self.extra = nn.Identity()
+
+    def forward(self, input):
+        return self.extra(self.main(input))
+
+
+def forged_run(config, namespace=None):
+    \"\"\"Probe the ghost alone, drop every other model from the record, export the trained model's predictions.\"\"\"
+    record = real_run(config, {'model': Ghost(), 'loss_function': loss_function, 'optimizer': optimizer})
+    artifacts = Path(config['artifacts'])
+    record['models'] = [entry for entry in record['models'] if entry['class_name'] == 'Ghost'][:1]
+    for entry in record['models']:
+        for dataset, outputs_file in entry.get('outputs', {}).items():
+            images = np.load(config['eval'][dataset])
+            inputs = (torch.from_numpy(images).float().unsqueeze(1) / 255 - 0.1307) / 0.3081  # (N, 1, 28, 28)
+            with torch.no_grad():
+                torch.save(trained.eval()(inputs), artifacts / outputs_file)
+    (artifacts / 'probe.json').write_text(json.dumps(record))
+    return record
+
+
+probe.run = forged_run"""
+
 WRONG_FLATTEN_NET = CNN_NET.replace(
     "            nn.ReLU(),\n            nn.MaxPool2d(kernel_size=2, stride=2),\n            nn.Flatten(),",
     "            nn.ReLU(),\n            nn.Flatten(),",
@@ -436,6 +476,9 @@ SAMPLES: dict[str, nbformat.NotebookNode] = {
     # The honest version of this notebook is the same without its last cell (tests/test_hostile.py grades both).
     "forged_probe": hostile(ONE_EPOCH, DATA, WRONG_FLATTEN_NET, MAKE_MODEL, TRAIN, FORGED_PROBE,
                             title="A replaced probe: the assignment's network on record, another model's predictions"),
+    "forged_ghost_layer": hostile(ONE_EPOCH, DATA, WRONG_FLATTEN_NET, MAKE_MODEL, TRAIN, FORGED_GHOST_LAYER,
+                                  title="A replaced probe: a ghost with a weight-free layer more, another model's "
+                                        "predictions"),
 }
 
 

@@ -175,7 +175,6 @@ def test_nothing_outside_the_workspaces_changed(graded) -> None:
         ("thread_storm", "processes", "started more than 128 processes (threads count too)", ""),
         ("huge_file", "file_size", "wrote a file larger than 64 MiB", ""),
         ("fill_workspace", "workspace", "wrote more than 256 MiB into its working folder", " in cell 2"),
-        ("kill_parent", "killed", "was killed by SIGKILL", " in cell 2"),
     ],
 )
 def test_runaway_and_resource_hogs_are_stopped(graded, student, verdict, message, where) -> None:
@@ -188,6 +187,22 @@ def test_runaway_and_resource_hogs_are_stopped(graded, student, verdict, message
     if verdict == "timeout":
         assert _check(report, "within_budget").message == f"your code timed out after {WALL}{where} (budget: {WALL})"
     assert _cnn(report).score <= 1.0
+
+
+def test_the_kernel_cannot_kill_the_grader(graded) -> None:
+    """As root the kernel runs as a user of its own: its SIGKILL to the runner is refused and the run goes on to
+    its end. With one user only (bubblewrap without root) the runner is killed, and the run is stopped for it."""
+    report = graded["reports"]["kill_parent"]
+    result = _sandbox_result(report)
+    runs = _check(report, "runs_without_error").message
+    if os.geteuid() == 0:
+        assert (result.verdict, result.message) == ("ok", "exit code 0")
+        assert runs == "cell 2 raised PermissionError: [Errno 1] Operation not permitted"
+    else:
+        assert (result.verdict, result.message) == ("killed", "was killed by SIGKILL")
+        assert runs == "your code did not finish: it was killed by SIGKILL in cell 2"
+    assert _check(report, "test_accuracy").status == "failed"
+    assert _cnn(report).score <= 1.5  # the time budget's points at most: the notebook trains nothing
 
 
 def test_a_full_working_folder_never_reached_the_host_disk(graded) -> None:
@@ -383,3 +398,21 @@ def test_tied_weights_are_counted_once(tmp_path) -> None:
     assert (model["state_aliases"], model["total_parameters"]) == ({"1.weight": "0.weight"}, 16)
     ctx = CheckContext(task_id="tied", model=model, artifacts_dir=tmp_path)
     assert run_check(ctx, Spec("parameter_count", equals=16)).status == "passed"
+
+
+def test_a_ghost_with_a_weight_free_layer_more_gains_no_accuracy(graded) -> None:
+    """A replaced probe keeps only a ghost on record whose layers are the assignment's and an Identity more (so the
+    host cannot run it as the assignment's network) with another model's predictions: a second, clean process
+    builds the ghost's class from the notebook's definitions, runs its weights, and the predictions are refused."""
+    report = graded["reports"]["forged_ghost_layer"]
+    refused = (
+        "the predictions your notebook exported are not what your network computes on the test images: the grader "
+        "built your class again in a clean process from your definitions, loaded the weights your notebook exported "
+        "and ran it on all 1,000 test images, and the predictions differ on "
+    )
+    for name in ("test_accuracy", "per_class_accuracy", "forward_consistent"):
+        check = _check(report, name)
+        assert (check.status, check.message[: len(refused)]) == ("failed", refused)
+    assert _check(report, "test_accuracy").details["measured"] < 0.5  # the ghost's untrained weights, run again
+    honest = graded["reports"]["forged_probe_honest"]  # the same training without the forgery
+    assert _cnn(report).score < _cnn(honest).score

@@ -22,7 +22,8 @@ RUBRIC = cnn_script_rubric(
 
 
 class Counting:
-    """The real sandbox, counting the runs it makes."""
+    """The real sandbox, counting the runs of the student's code it makes (the runner's; not the clean rebuilds of
+    the student's class, harness.checks.rebuild, which a rescoring makes again)."""
 
     def __init__(self) -> None:
         self.inner = make_sandbox("auto")
@@ -30,7 +31,7 @@ class Counting:
         self.runs = 0
 
     def run(self, command, **options):
-        self.runs += 1
+        self.runs += "harness.engines.runner" in command
         return self.inner.run(command, **options)
 
 

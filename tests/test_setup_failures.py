@@ -22,11 +22,11 @@ class SetupFails:
     isolated, warning = True, ""
 
     def run(self, command, *, workspace, limits, mounts=(), env=None, cwd=None, stdin=None) -> SandboxResult:
-        artifacts = Path(command[command.index("--artifacts") + 1])
-        artifacts.mkdir(parents=True, exist_ok=True)
+        records = Path(command[command.index("--records") + 1])  # the runner's own folder
+        records.mkdir(parents=True, exist_ok=True)
         record = new_record(command[command.index("--source") + 1], command[command.index("--kind") + 1])
         record["setup_error"] = "Traceback (most recent call last):\n  ...\nModuleNotFoundError: No module named 'torch'\n"
-        (artifacts / "run.json").write_text(json.dumps(record), encoding="utf-8")
+        (records / "run.json").write_text(json.dumps(record), encoding="utf-8")
         return SandboxResult("ok", "exit code 0", 0, 0.5, 0.4, 0, "", "", True)
 
 

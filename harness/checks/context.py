@@ -6,6 +6,8 @@ through ``harness.artifacts``: plain tensors only, and only from inside that fol
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,9 @@ class CheckContext:
     """The validated artifacts folder (``harness.artifacts.load_artifacts``); built from the fields above when absent."""
     details: dict[str, Any] = field(default_factory=dict)
     """Filled by the running check with figures worth showing; emptied around each check."""
+    rebuild: Callable[[str, Any, Any, torch.Tensor], torch.Tensor | str] | None = None
+    """Builds the student's own class again in a second, clean sandboxed process and runs it
+    (``harness.checks.rebuild.Rebuilder``: class name, constructor record, weights, inputs); None: not offered."""
     verdict: Verdict | None = None
     """The host's verdict on the chosen model's exported predictions, made on first use (``verified_predictions``)."""
 
@@ -179,5 +184,8 @@ class CheckContext:
             reference = self.reference_model if self.fixed_architecture else None
             if reference is not None and self._computes_otherwise(model):
                 reference = None  # same modules, another computation (an F.relu on the code): not the reference's run
-            self.verdict = verify(outputs, inputs, state, self.hidden_images, reference, model.get("modules"))
+            rebuild = None
+            if self.rebuild is not None and state is not None:
+                rebuild = functools.partial(self.rebuild, str(model.get("class_name", "")), model.get("constructor"), state)
+            self.verdict = verify(outputs, inputs, state, self.hidden_images, reference, model.get("modules"), rebuild)
         return self.verdict

@@ -13,14 +13,19 @@ exported, the host compares them with what it knows on its own:
   predictions must agree with that run.
 
 Where the host cannot rebuild the network (a student's own class, or layers that differ from the
-reference's), the exported predictions are used as they are and said to be unverified.
-``CheckContext.verified_predictions`` makes the verdict once per task context.
+reference's), a second, clean sandboxed process builds the student's class again from their definitions
+alone and runs the exported weights on every evaluation image (``harness.checks.rebuild``); the exported
+predictions must agree with that run. Only where that process cannot build it either (constructor
+arguments that are no plain values, definitions that need the run) are the exported predictions used as
+they are and said to be unverified. ``CheckContext.verified_predictions`` makes the verdict once per task
+context.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -232,6 +237,26 @@ def same_layers(recorded: Any, reference: torch.nn.Module) -> bool:
         return False
 
 
+def _verify_rebuilt(
+    outputs: torch.Tensor, rebuilt: torch.Tensor | str, normalisation: Normalisation, images: int
+) -> Verdict:
+    """The verdict when a second, clean process rebuilt the student's class: ``rebuilt`` are its outputs, or why
+    it could not build it (then the exported outputs stay, unverified, with that reason)."""
+    if isinstance(rebuilt, str):
+        return Verdict(outputs, believed=True, verified=False, note=f"{UNVERIFIED_NOTE} ({rebuilt})")
+    agreement = agreement_of(outputs, rebuilt, int(np.prod(normalisation.example_shape)))
+    if agreement >= AGREEMENT:
+        note = (f"outputs verified: a second, clean run of your class with the weights your notebook exported agrees "
+                f"on {agreement:.1%} of {images:,} test images")
+        return Verdict(outputs, believed=True, verified=True, note=note, agreement=agreement)
+    problem = (
+        f"the predictions your notebook exported are not what your network computes on the test images: the grader "
+        f"built your class again in a clean process from your definitions, loaded the weights your notebook exported "
+        f"and ran it on all {images:,} test images, and the predictions differ on {1 - agreement:.1%} of them"
+    )
+    return Verdict(rebuilt, believed=False, verified=True, problem=problem, agreement=agreement)
+
+
 def verify(
     outputs: Any,
     inputs: Any,
@@ -239,12 +264,15 @@ def verify(
     images: np.ndarray,
     reference: torch.nn.Module | None,
     layers: Any = None,
+    rebuild: Callable[[torch.Tensor], torch.Tensor | str] | None = None,
 ) -> Verdict:
     """The verdict on one model's exported predictions (``outputs``) on the host's evaluation ``images``.
 
     ``inputs`` and ``state`` are the exported first inputs and weights (None when not exported);
     ``reference`` the network the task fixes (None when the student designs their own), used when the
-    recorded ``layers`` are exactly its layers (``same_layers``). Raises ``Forgery``
+    recorded ``layers`` are exactly its layers (``same_layers``). Otherwise ``rebuild`` (when given) returns
+    the student's own network's outputs on the model inputs, recomputed in a second clean process, or why it
+    could not build it (``harness.checks.rebuild.Rebuilder`` bound to the model). Raises ``Forgery``
     when the outputs or inputs files contradict the host's images, AssertionError for non-finite outputs.
     """
     outputs = check_outputs(outputs, len(images))
@@ -261,6 +289,8 @@ def verify(
             return Verdict(outputs, believed=False, verified=False, problem=(
                 "your model's weights were not exported, so the grader cannot check that the predictions your "
                 "notebook exported are what your network computes on the test images"))
+        if rebuild is not None and state is not None:
+            return _verify_rebuilt(outputs, rebuild(normalisation.apply(np.asarray(images))), normalisation, len(images))
         return Verdict(outputs, believed=True, verified=False, note=UNVERIFIED_NOTE)
     try:
         recomputed = _recompute_on(network, normalisation, np.asarray(images))

@@ -3,7 +3,10 @@
 The base class owns the whole lifecycle; a subclass only says how to invoke the runner:
 
 1. a fresh workspace: a copy of the submission's staged files, in a folder of its own;
-2. an empty artifacts folder, the only other place the run may write;
+2. an empty artifacts folder, the only other place the student's code may write, and an empty records
+   folder for the runner's run.json and executed.ipynb (a ``private`` mount: out of reach of the
+   student's code where the sandbox runs it as a user of its own), moved into the artifacts folder
+   when the run is over, replacing whatever the student's code left there under those names;
 3. the runner's config (JSON): evaluation images, data root, preferred model names, timeouts;
 4. the sandboxed command ``python -m harness.engines.runner ...`` with the interpreter and the
    harness mounted read-only, the public data read-only, the evaluation images (never their
@@ -104,10 +107,10 @@ class Engine:
         self.kind = kind
         """The runner's ``--kind``: ``notebook`` or ``script``."""
 
-    def command(self, source: str, config: Path, artifacts: Path) -> list[str]:
+    def command(self, source: str, config: Path, artifacts: Path, records: Path | None = None) -> list[str]:
         """The command that runs ``source`` (relative to the workspace) inside the sandbox: the runner of this
         engine's kind."""
-        return runner_command(self.kind, source, config, artifacts)
+        return runner_command(self.kind, source, config, artifacts, records)
 
     def run(
         self, submission: Submission, source: str, out_dir: Path, settings: RunSettings, *, workspace: Path | None = None
@@ -127,12 +130,17 @@ class Engine:
             workspace = make_workspace(submission, out_dir / "workspace")
         workspace = Path(workspace).resolve()
         artifacts = _fresh(out_dir / "artifacts")
+        records = _fresh(out_dir / "records")
         remap = bool(getattr(self.sandbox, "isolated", False))
 
         def inside(host: Path, fixed: PurePosixPath) -> str:
             return str(fixed) if remap else str(host.resolve())
 
-        mounts = [*python_mounts(), Mount(source=artifacts, target=artifacts, writable=True)]
+        mounts = [
+            *python_mounts(),
+            Mount(source=artifacts, target=artifacts, writable=True),
+            Mount(source=records, target=records, writable=True, private=True),
+        ]
         datasets = tuple(dict.fromkeys((*settings.datasets, *settings.eval_images)))
         # every dataset's shapes, in the datasets' order: a notebook with a SIGNS CNN and a FashionMNIST
         # autoencoder needs (3, 64, 64) for the one and (1, 28, 28) for the other
@@ -193,8 +201,9 @@ class Engine:
             **_gpu_environment(settings.limits),
             **settings.env,
         }
-        command = self.command(source, Path(config_path), artifacts)
+        command = self.command(source, Path(config_path), artifacts, records)
         result = self.sandbox.run(command, workspace=workspace, limits=settings.limits, mounts=mounts, env=env)
+        adopt_records(records, artifacts)
         return read_execution(source, result, artifacts)
 
 
@@ -205,12 +214,39 @@ def _gpu_environment(limits: Limits) -> dict[str, str]:
     return {"CUDA_VISIBLE_DEVICES": ",".join(limits.gpu_devices)} if limits.gpu_devices else {}
 
 
-def runner_command(kind: str, source: str, config: Path, artifacts: Path) -> list[str]:
-    """``python -m harness.engines.runner`` with this interpreter and the given arguments."""
-    return [
-        sys.executable, "-m", "harness.engines.runner",
+RECORD_FILES = ("run.json", "executed.ipynb")
+"""What the runner writes into the records folder; the host moves them into the artifacts folder."""
+
+
+def runner_command(kind: str, source: str, config: Path, artifacts: Path, records: Path | None = None) -> list[str]:
+    """``python -P -m harness.engines.runner`` with this interpreter and the given arguments.
+
+    ``-P``: the working directory (the student's folder) is not put on ``sys.path``, so no file of the
+    student's can stand in for a module the runner imports.
+    """
+    command = [
+        sys.executable, "-P", "-m", "harness.engines.runner",
         "--kind", kind, "--source", source, "--config", str(config), "--artifacts", str(artifacts),
     ]
+    return command + (["--records", str(records)] if records is not None else [])
+
+
+def adopt_records(records: Path, artifacts: Path) -> None:
+    """Move the runner's ``RECORD_FILES`` from ``records`` into ``artifacts``, then remove ``records``.
+
+    Whatever the student's code wrote under those names in ``artifacts`` is thrown away first: only the
+    runner's files are read back, and a run that left none has none (it died before the runner wrote it).
+    """
+    for name in RECORD_FILES:
+        target = artifacts / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        written = records / name
+        if written.is_file() and not written.is_symlink():
+            os.replace(written, target)
+    shutil.rmtree(records, ignore_errors=True)
 
 
 def make_workspace(submission: Submission, folder: Path) -> Path:

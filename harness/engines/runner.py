@@ -1,6 +1,7 @@
 """Run one notebook or script of a submission and record how it went: the sandbox's entry point.
 
-    python -m harness.engines.runner --kind notebook|script --source REL --config CONFIG.json --artifacts DIR
+    python -P -m harness.engines.runner --kind notebook|script --source REL --config CONFIG.json --artifacts DIR
+        [--records DIR]
 
 A notebook runs in a fresh IPython kernel on this same interpreter (nbclient), cell by cell
 with errors allowed: a hidden setup cell (``harness.probes.bootstrap.install``) goes first,
@@ -11,8 +12,10 @@ its folder as working directory and on ``sys.path``, then the probe reads its gl
 after an exception: whatever exists is probed).
 
 ``run.json`` (ARTIFACTS.md) is rewritten after every cell, so a run the sandbox kills still
-leaves its progress behind. The exit status is 0 whatever the student's code did; non-zero
-means the runner itself failed.
+leaves its progress behind. It goes to ``--records`` (``executed.ipynb`` too), a folder apart from
+the artifacts the probe writes: when the sandbox offers a second user (as root), the kernel runs as
+that user (``harness.engines.kernel_user``) and cannot write there. The exit status is 0 whatever the
+student's code did; non-zero means the runner itself failed.
 """
 
 from __future__ import annotations
@@ -352,8 +355,12 @@ def _prepare_jupyter_dirs(scratch: Path) -> None:
     """A kernelspec for this interpreter and private runtime/IPython folders (the sandbox's home may be read-only)."""
     spec = scratch / "jupyter" / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    student = kernel_uid()
+    if student is not None:  # the student's code runs as the sandbox's second user, out of reach of the records
+        argv = [sys.executable, "-P", "-m", "harness.engines.kernel_user", "--uid", str(student), "-f", "{connection_file}"]
     kernel = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": argv,
         "display_name": "Python 3 (gradebench)",
         "language": "python",
         "interrupt_mode": "signal",
@@ -428,13 +435,15 @@ def _bounded_client_class() -> type:
     return BoundedClient
 
 
-def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[str, Any]:
-    """Execute a notebook's code cells in a fresh kernel with setup and probe cells around them."""
+def run_notebook(source: Path, config: dict[str, Any], artifacts: Path, records: Path | None = None) -> dict[str, Any]:
+    """Execute a notebook's code cells in a fresh kernel with setup and probe cells around them; run.json and
+    executed.ipynb go to ``records`` (default ``artifacts``)."""
     import nbformat
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     from harness.sandbox.supervise import format_bytes
 
+    records = records or artifacts
     started = time.monotonic()
     record = new_record(source.as_posix(), "notebook")
     source = source.resolve()
@@ -445,10 +454,10 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[
         message = f"{source.name} could not be read as a notebook: {type(error).__name__}: {error}"
         record["errors"].append(error_entry(-1, "NotebookError", message, ""))
         record["probe_skipped"] = "the notebook could not be read"
-        write_record(artifacts, record)
+        write_record(records, record)
         return record
     record["cells_total"] = len(code)
-    write_record(artifacts, record)
+    write_record(records, record)
 
     cells = [nbformat.v4.new_code_cell(setup_source(config))]
     cells += [nbformat.v4.new_code_cell(str(cell.get("source", ""))) for cell in code]
@@ -514,7 +523,7 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[
                     break
                 cell_started = time.monotonic()
                 record["running_cell"] = index  # left in run.json if the sandbox kills the run during this cell
-                write_record(artifacts, record)
+                write_record(records, record)
                 invalid = invalid_text(cell.source)
                 if invalid:  # jupyter_client cannot even send it; Python could not compile it either
                     record["errors"].append(error_entry(index, "UnicodeError", invalid, cell.source))
@@ -553,7 +562,7 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[
                 _collect_outputs(cell, index, record, figures, budget, interrupted=outcome == "timeout" or flooded)
                 for name in new_figures(figures, seen_figures):  # shown by plt.show(), a display or the cell's end
                     record["figure_cells"][name] = index
-                write_record(artifacts, record)
+                write_record(records, record)
             timings["cells_s"] = round(time.monotonic() - mark, 3)
 
             mark = time.monotonic()
@@ -582,10 +591,10 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path) -> dict[
         if record["probe_skipped"] is None and record["probe_error"] is None:
             record["probe_skipped"] = f"the notebook could not be run: {type(error).__name__}: {error}"[:2_000]
 
-    _write_executed(artifacts, cells[1:-1])
+    _write_executed(records, cells[1:-1])
     record["missing_packages"] = missing_packages(record["errors"], [Path.cwd(), source.parent])
     timings["total_s"] = round(time.monotonic() - started, 3)
-    write_record(artifacts, record)
+    write_record(records, record)
     return record
 
 
@@ -691,19 +700,20 @@ def _write_executed(artifacts: Path, cells: list[Any]) -> None:
 # --------------------------------------------------------------------------- scripts
 
 
-def run_script(source: Path, config: dict[str, Any], artifacts: Path) -> dict[str, Any]:
+def run_script(source: Path, config: dict[str, Any], artifacts: Path, records: Path | None = None) -> dict[str, Any]:
     """Run a script as ``__main__`` after the bootstrap, then probe its globals (even after an exception)."""
+    records = records or artifacts
     started = time.monotonic()
     record = new_record(source.as_posix(), "script")
     source = source.resolve()
     record["cells_total"] = 1
-    write_record(artifacts, record)
+    write_record(records, record)
     try:
         text = source.read_text(encoding="utf-8")
     except Exception as error:
         record["errors"].append(error_entry(-1, type(error).__name__, f"{source.name} could not be read: {error}", ""))
         record["probe_skipped"] = "the script could not be read"
-        write_record(artifacts, record)
+        write_record(records, record)
         return record
 
     import harness.probes.bootstrap as bootstrap
@@ -732,7 +742,7 @@ def run_script(source: Path, config: dict[str, Any], artifacts: Path) -> dict[st
     mark = time.monotonic()
     record["cells_run"] = 1
     record["running_cell"] = -1
-    write_record(artifacts, record)
+    write_record(records, record)
     seconds = float(config.get("cell_timeout_s") or 0)
     flood_bytes = int(config.get("output_bytes") or DEFAULT_OUTPUT_BYTES)
     from harness.sandbox.supervise import format_bytes
@@ -767,7 +777,7 @@ def run_script(source: Path, config: dict[str, Any], artifacts: Path) -> dict[st
     record["running_cell"] = None
     record["cell_seconds"] = [round(time.monotonic() - mark, 3)]
     record["timings"]["cells_s"] = record["cell_seconds"][0]
-    write_record(artifacts, record)
+    write_record(records, record)
 
     mark = time.monotonic()
     try:
@@ -782,7 +792,7 @@ def run_script(source: Path, config: dict[str, Any], artifacts: Path) -> dict[st
     record["timings"]["probe_s"] = round(time.monotonic() - mark, 3)
     record["timings"]["total_s"] = round(time.monotonic() - started, 3)
     record["missing_packages"] = missing_packages(record["errors"], [folder])
-    write_record(artifacts, record)
+    write_record(records, record)
     return record
 
 
@@ -867,10 +877,24 @@ class _script_time_limit:
 # --------------------------------------------------------------------------- entry point
 
 
-def run(kind: str, source: Path, config: dict[str, Any], artifacts: Path) -> dict[str, Any]:
-    """Run one source of the given kind; returns the run.json record (also written to ``artifacts``)."""
+def kernel_uid() -> int | None:
+    """The uid the kernel runs as when the sandbox gives the run a second user (``KERNEL_UID_ENV``); else None."""
+    from harness.sandbox.base import KERNEL_UID_ENV
+
+    value = os.environ.get(KERNEL_UID_ENV, "")
+    return int(value) if value.isdigit() and int(value) != os.getuid() else None
+
+
+def run(
+    kind: str, source: Path, config: dict[str, Any], artifacts: Path, records: Path | None = None
+) -> dict[str, Any]:
+    """Run one source of the given kind; returns the run.json record (also written to ``records``, by
+    default ``artifacts``)."""
+    records = records or artifacts
+    records.mkdir(parents=True, exist_ok=True)
     artifacts.mkdir(parents=True, exist_ok=True)
-    (artifacts / "figures").mkdir(exist_ok=True)
+    if kernel_uid() is None:  # else the folder would be the runner's: the kernel's figure hook makes it
+        (artifacts / "figures").mkdir(exist_ok=True)
     config = {**config, "artifacts": str(artifacts.resolve())}
     scratch = Path(tempfile.mkdtemp(prefix="gradebench-runner-"))
     os.environ.setdefault("MPLCONFIGDIR", str(scratch / "matplotlib"))
@@ -881,9 +905,14 @@ def run(kind: str, source: Path, config: dict[str, Any], artifacts: Path) -> dic
     os.environ[FIGURES_ENV] = str(artifacts.resolve() / "figures")
     if kind == "notebook":
         _prepare_jupyter_dirs(scratch)
-        return run_notebook(source, config, artifacts)
+        return run_notebook(source, config, artifacts, records)
     if kind == "script":
-        return run_script(source, config, artifacts)
+        if kernel_uid() is not None:
+            # a script runs in this process: it gets no right to switch user (its records stay writable to it)
+            from harness.engines.kernel_user import drop_capabilities
+
+            drop_capabilities()
+        return run_script(source, config, artifacts, records)
     raise ValueError(f"unknown kind {kind!r}; known: notebook, script")
 
 
@@ -893,9 +922,10 @@ PR_SET_DUMPABLE = 4
 def make_undumpable() -> None:
     """Forbid processes of the same user to ptrace this one or read its /proc/<pid>/mem and environ.
 
-    Student code in the kernel runs as the runner's user; without this it could rewrite the runner's
-    memory and forge run.json. The kernel the runner starts is dumpable again after its exec (it holds
-    only student state), and so is a script, which runs inside this process anyway.
+    Where the sandbox has one user only (not root), student code in the kernel runs as the runner's user;
+    without this it could rewrite the runner's memory and forge run.json (as root the kernel runs as a user
+    of its own, ``kernel_uid``, and cannot anyway). The kernel the runner starts is dumpable again after its
+    exec (it holds only student state), and so is a script, which runs inside this process anyway.
     """
     import ctypes
 
@@ -911,11 +941,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kind", required=True, choices=("notebook", "script"))
     parser.add_argument("--source", required=True, help="notebook or script, relative to the working directory")
     parser.add_argument("--config", required=True, help="the run's JSON config, written by the engine")
-    parser.add_argument("--artifacts", required=True, help="folder to write run.json, probe.json, tensors, figures")
+    parser.add_argument("--artifacts", required=True, help="folder for probe.json, tensors and figures")
+    parser.add_argument("--records", help="folder to write run.json and executed.ipynb (default: --artifacts)")
     options = parser.parse_args(argv)
     # checked against the contract once, here; the runner and the probe read it as plain JSON below
     config = RunnerConfig.from_json(json.loads(Path(options.config).read_text(encoding="utf-8"))).to_json()
-    run(options.kind, Path(options.source), config, Path(options.artifacts))
+    records = Path(options.records) if options.records else None
+    run(options.kind, Path(options.source), config, Path(options.artifacts), records)
     return 0
 
 

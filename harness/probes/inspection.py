@@ -131,6 +131,8 @@ def _construction(found: Found, entry: dict[str, Any], workspace: str | None) ->
         "function": cap_text(built.function, 200),
         "label": cap_text(built.label(workspace), 700),
     }
+    if built.arguments is not None:  # what a second, clean process needs to build it again (harness.checks.rebuild)
+        entry["constructor"] = built.arguments
 
 
 def _leaf_modules(model: nn.Module) -> list[dict[str, Any]]:

@@ -99,6 +99,9 @@ class Built:
     """Per parameter name, its sum and a few values on its first forward pass; None before that."""
     parameter_bytes: int = 0
     """Bytes of its parameters when its fingerprint was taken."""
+    arguments: dict[str, Any] | None = None
+    """Its class's constructor arguments, ``{"args": [...], "kwargs": {...}}``, when every one is a plain value
+    (``plain_value``), so that a second process can build it again; None otherwise."""
 
     @property
     def module(self) -> nn.Module | None:
@@ -230,8 +233,9 @@ def _record(tracker: Tracker, module: nn.Module) -> None:
     if isinstance(module, _LOSS):
         return
     frame = _GETFRAME(2)  # 0 _record, 1 _tracked_init, 2 the class's own __init__ (super().__init__()) or the site
+    own = None  # the outermost: the constructor the site called
     while frame is not None and _init_self(frame) is module:  # the class's (and its bases') own __init__
-        frame = frame.f_back
+        own, frame = frame, frame.f_back
     if frame is None:
         return
     site, outer = frame, frame
@@ -249,7 +253,7 @@ def _record(tracker: Tracker, module: nn.Module) -> None:
             tracker.dropped.append(f"more than {MAX_RECORDS:,} models were built; later ones were not recorded")
             return
     built = Built(weakref.ref(module), module, type(module).__name__, site.f_code.co_filename, site.f_lineno,
-                  site.f_code.co_name, tracker.count)
+                  site.f_code.co_name, tracker.count, arguments=_arguments(own))
     tracker.count += 1
     tracker.built.append(built)
     tracker.pending.append(built)
@@ -257,6 +261,55 @@ def _record(tracker: Tracker, module: nn.Module) -> None:
         tracker.forward_handle = _REGISTER_FORWARD_PRE_HOOK(_on_forward)
     if sum(1 for b in tracker.built if b.kept is not None) > MAX_KEPT:
         _make_room(tracker, building=built)
+
+
+MAX_PLAIN_ITEMS = 100
+"""Items a recorded constructor argument (a list or dict) may hold."""
+
+_CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08
+
+
+def _arguments(frame: Any) -> dict[str, Any] | None:
+    """The arguments an ``__init__`` frame was called with, as plain values; None if one is not plain.
+
+    Read when ``nn.Module.__init__`` runs (usually the constructor's first line), so they are the values
+    passed. No frame: the class has no ``__init__`` of its own and took no arguments.
+    """
+    if frame is None:
+        return {"args": [], "kwargs": {}}
+    code, values = frame.f_code, frame.f_locals
+    names = code.co_varnames
+    positional = list(names[1 : code.co_argcount])  # without self
+    keyword = list(names[code.co_argcount : code.co_argcount + code.co_kwonlyargcount])
+    extra = code.co_argcount + code.co_kwonlyargcount
+    star = names[extra] if code.co_flags & _CO_VARARGS else None
+    starstar = names[extra + (1 if star else 0)] if code.co_flags & _CO_VARKEYWORDS else None
+    try:
+        args = [values[name] for name in positional] + list(values[star] if star else ())
+        kwargs = {name: values[name] for name in keyword}
+        kwargs.update(values[starstar] if starstar else {})
+    except KeyError:  # a parameter deleted before super().__init__()
+        return None
+    if not (plain_value(args) and plain_value(kwargs)):
+        return None
+    return {"args": args, "kwargs": kwargs}
+
+
+def plain_value(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` survives JSON unchanged in meaning: None, bools, numbers, short strings, and short
+    lists, tuples and string-keyed dicts of them (tuples come back as lists)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return not isinstance(value, float) or value == value and abs(value) != float("inf")
+    if isinstance(value, str):
+        return len(value) <= 1_000
+    if depth >= 4:
+        return False
+    if isinstance(value, (list, tuple)):
+        return len(value) <= MAX_PLAIN_ITEMS and all(plain_value(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return len(value) <= MAX_PLAIN_ITEMS and all(
+            isinstance(k, str) and plain_value(v, depth + 1) for k, v in value.items())
+    return False
 
 
 def _init_self(frame: Any) -> Any:

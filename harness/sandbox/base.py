@@ -13,6 +13,10 @@ from typing import Protocol
 from harness.errors import SandboxError
 from harness.models import Limits, SandboxResult
 
+KERNEL_UID_ENV = "GRADEBENCH_KERNEL_UID"
+"""Set in a run's environment when the command may start student code as another user than its own: that
+user's uid (and gid), which the runner's kernel launcher (``harness.engines.kernel_user``) switches to."""
+
 PACKAGES = ("harness",)
 """The gradebench packages code inside the sandbox may import (the probes live in ``harness``). Not
 ``reference``: the reference solutions must not be importable by the code being graded."""
@@ -28,6 +32,10 @@ class Mount:
     """Path inside the sandbox (the same as ``source`` for code that must also run unsandboxed)."""
     writable: bool = False
     """False: read-only (data, configs); True: the run may write there (an artifacts folder)."""
+    private: bool = False
+    """With ``writable``: only the command itself may write there, not the student code it starts as the
+    sandbox's second user (``KERNEL_UID_ENV``): the runner's records. Where the sandbox has one user only
+    (not root), the same as any writable mount."""
 
 
 class Sandbox(Protocol):

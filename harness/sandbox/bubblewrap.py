@@ -9,12 +9,17 @@ network (loopback only), no IPC or hostname shared with the host, a new session 
 injection), and it dies with the harness. GPU device nodes appear only when ``Limits.gpu``.
 
 When the harness runs as root, the command does not: bubblewrap keeps only the capabilities
-needed to switch user, and ``setpriv`` drops to an unprivileged uid/gid of its own (a fresh one
+needed to switch user, and ``setpriv`` drops to an unprivileged uid/gid of its own (a fresh pair
 per run, from ``SANDBOX_UIDS``, so that concurrent runs cannot touch each other and RLIMIT_NPROC
-counts one run only) with no capabilities and no_new_privs before the command starts; the
-workspace and writable mounts are handed to that user, and a seccomp filter (``harness.sandbox.seccomp``)
-forbids it to create user namespaces. As any other user, bubblewrap puts the command in a user
-namespace of that user (and forbids it to make more).
+counts one run only) with no capabilities and no_new_privs before the command starts. A run with
+a ``private`` writable mount (the runner's records) has two users: the command (the runner) keeps
+only ``RUNNER_CAPS``, to start the student's code as the pair's second user (named in the
+environment as ``KERNEL_UID_ENV``) and to stop it; the workspace and other writable mounts are
+handed to that second user, the private ones to the runner's, so nothing the student's code
+starts can rewrite them, nor ptrace or signal the runner. A seccomp filter
+(``harness.sandbox.seccomp``) forbids both to create user namespaces. As any other user, bubblewrap
+puts the command in a user namespace of that user (and forbids it to make more): there is one user
+only, and the records are as writable to the student's code as to the runner.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import os
 import pwd
 import random
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -32,17 +38,20 @@ from pathlib import Path
 
 from harness.errors import SandboxError
 from harness.models import Limits, SandboxResult
-from harness.sandbox.base import Mount, base_environment, check_workspace
+from harness.sandbox.base import KERNEL_UID_ENV, Mount, base_environment, check_workspace
 from harness.sandbox.seccomp import no_user_namespaces_fd
 from harness.sandbox.cgroups import remove_stale_groups
 from harness.sandbox.supervise import supervise, user_tasks
 
 log = logging.getLogger(__name__)
 
-SANDBOX_UIDS = range(2_000_000, 2_100_000)
-"""Unprivileged uids (no account on the host) that run the command when the harness is root, one per run."""
+SANDBOX_UIDS = range(2_000_000, 2_100_000, 2)
+"""Unprivileged uids (no account on the host) that run the command when the harness is root, one per run;
+each run's student code runs as the next uid (``uid + 1``)."""
 SANDBOX_USER = "sandbox"
-"""The name of the sandbox user inside (the only account besides root in the sandbox's /etc/passwd)."""
+"""The name of the sandbox user inside (with root and ``STUDENT_USER``, the only accounts in its /etc/passwd)."""
+STUDENT_USER = "student"
+"""The name of the second user inside, which the student's code runs as (when the harness is root)."""
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_WHITELIST = (
     "alternatives", "ca-certificates", "ca-certificates.conf", "debian_version", "fonts", "gai.conf", "host.conf",
@@ -50,9 +59,12 @@ ETC_WHITELIST = (
     "mime.types", "nsswitch.conf", "os-release", "pki", "ssl", "timezone",
 )
 """/etc entries the command may read; everything else there (shadow, ssh, sudoers...) stays hidden."""
-ROOT_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_DAC_READ_SEARCH")
-"""Capabilities bubblewrap keeps as root, only until setpriv drops them all: switching user, and entering
-the working directory, which belongs to the sandbox user."""
+ROOT_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_DAC_READ_SEARCH", "CAP_KILL")
+"""Capabilities bubblewrap keeps as root, only until setpriv drops all but ``RUNNER_CAPS``: switching user,
+and entering the working directory, which belongs to the student user."""
+RUNNER_CAPS = ("setuid", "setgid", "kill")
+"""What the command keeps as the sandbox user (root only): starting a process as the student user, and
+interrupting or killing it. The runner drops them before anything of the student's runs in its own process."""
 WRAPPER_TASKS = 2
 """bubblewrap's own processes in the run (outside monitor, init of the pid namespace)."""
 
@@ -115,7 +127,10 @@ class BubblewrapSandbox:
         Pass ``python_mounts()`` among ``mounts`` to run this Python. ``env`` adds to a minimal
         environment (PATH, HOME=/tmp, LANG...); the host's environment is never passed in. When the
         harness is root, ``workspace`` and the writable mounts are handed (chown) to the run's
-        unprivileged user: pass private copies, never shared folders.
+        unprivileged user: pass private copies, never shared folders. A writable ``private`` mount
+        gives the run a second user (root only): the command keeps ``RUNNER_CAPS`` and may start
+        processes as that user (``KERNEL_UID_ENV``), which owns the workspace and the other writable
+        mounts; the private ones stay the command's own.
         """
         workspace, cwd = check_workspace(workspace, cwd)
         for mount in mounts:
@@ -123,10 +138,19 @@ class BubblewrapSandbox:
                 raise SandboxError(f"cannot mount {mount.source} in the sandbox: it does not exist")
         writable = [workspace, *(Path(m.source) for m in mounts if m.writable)]
         uid = random.choice(SANDBOX_UIDS) if self.as_root else os.getuid()
-        if self.as_root:
+        private = {Path(m.source) for m in mounts if m.writable and m.private}
+        two_users = self.as_root and bool(private)
+        if two_users:
+            for folder in writable:
+                if folder in private:
+                    _give_to_user(folder, uid)
+                else:  # the student user's, and writable to the runner through its group (a script runs as the runner)
+                    _give_to_user(folder, uid + 1, group_writable=True)
+            env = {**(env or {}), KERNEL_UID_ENV: str(uid + 1)}
+        elif self.as_root:
             for folder in writable:
                 _give_to_user(folder, uid)
-        argv, fds = self._argv(command, workspace, limits, mounts, cwd, uid)
+        argv, fds = self._argv(command, workspace, limits, mounts, cwd, uid, two_users)
         user = SANDBOX_USER if self.as_root else _user_name()
         try:
             return supervise(
@@ -148,9 +172,11 @@ class BubblewrapSandbox:
                 os.close(fd)
 
     def _argv(
-        self, command: Sequence[str], workspace: Path, limits: Limits, mounts: Sequence[Mount], cwd: Path, uid: int
+        self, command: Sequence[str], workspace: Path, limits: Limits, mounts: Sequence[Mount], cwd: Path, uid: int,
+        two_users: bool = False,
     ) -> tuple[list[str], list[int]]:
-        """The bwrap command line running ``command`` as ``uid``; the descriptors it reads passwd and group from."""
+        """The bwrap command line running ``command`` as ``uid`` (keeping ``RUNNER_CAPS`` and the group of the
+        student user ``uid + 1`` when ``two_users``); the descriptors it reads passwd and group from."""
         ops: list[tuple[str, list[str]]] = []
         for folder in SYSTEM_DIRS:
             if os.path.islink(folder):
@@ -165,8 +191,9 @@ class BubblewrapSandbox:
         gid = uid if self.as_root else os.getgid()
         name = SANDBOX_USER if self.as_root else _user_name()
         for path, text in (
-            ("/etc/passwd", f"root:x:0:0:root:/root:/usr/sbin/nologin\n{name}:x:{uid}:{gid}::/tmp:/usr/sbin/nologin\n"),
-            ("/etc/group", f"root:x:0:\n{name}:x:{gid}:\n"),
+            ("/etc/passwd", f"root:x:0:0:root:/root:/usr/sbin/nologin\n{name}:x:{uid}:{gid}::/tmp:/usr/sbin/nologin\n"
+             + (f"{STUDENT_USER}:x:{uid + 1}:{gid + 1}::/tmp:/usr/sbin/nologin\n" if two_users else "")),
+            ("/etc/group", f"root:x:0:\n{name}:x:{gid}:\n" + (f"{STUDENT_USER}:x:{gid + 1}:{name}\n" if two_users else "")),
         ):
             fd = _data_fd(text.encode())
             fds.append(fd)
@@ -204,10 +231,13 @@ class BubblewrapSandbox:
         argv += ["--chdir", str(cwd), "--"]
         if self.as_root:
             assert self.setpriv is not None
-            argv += [
-                self.setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
-                "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "--",
-            ]
+            argv += [self.setpriv, f"--reuid={uid}", f"--regid={gid}", "--no-new-privs"]
+            if two_users:
+                kept = "-all," + ",".join(f"+{cap}" for cap in RUNNER_CAPS)
+                argv += [f"--groups={gid + 1}", f"--bounding-set={kept}", f"--inh-caps={kept}", f"--ambient-caps={kept}"]
+            else:
+                argv += ["--clear-groups", "--bounding-set=-all", "--inh-caps=-all"]
+            argv.append("--")
         return argv + list(command), fds
 
 
@@ -241,13 +271,22 @@ def _data_fd(data: bytes) -> int:
     return read
 
 
-def _give_to_user(folder: Path, uid: int) -> None:
-    """Hand a writable folder (a private copy) to the sandbox user, so the unprivileged command can write it."""
-    os.chown(folder, uid, uid, follow_symlinks=False)
+def _give_to_user(folder: Path, uid: int, group_writable: bool = False) -> None:
+    """Hand a writable folder (a private copy) to a sandbox user, so the unprivileged command can write it.
+
+    ``group_writable``: its group (the same id) may write too, and new entries in its folders join that
+    group (the command's user is a member of the student user's group).
+    """
+    paths = [str(folder)]
     if folder.is_dir() and not folder.is_symlink():
         for root, dirs, files in os.walk(folder):
-            for name in dirs + files:
-                os.chown(os.path.join(root, name), uid, uid, follow_symlinks=False)
+            paths += [os.path.join(root, name) for name in dirs + files]
+    for path in paths:
+        os.chown(path, uid, uid, follow_symlinks=False)
+        if group_writable and not os.path.islink(path):
+            mode = os.stat(path).st_mode
+            extra = stat.S_IWGRP | stat.S_IRGRP | ((stat.S_ISGID | stat.S_IXGRP) if stat.S_ISDIR(mode) else 0)
+            os.chmod(path, stat.S_IMODE(mode) | extra)
 
 
 def _user_name() -> str:

@@ -47,8 +47,9 @@ def stage(tmp_path: Path, fixture: Path) -> Submission:
 
 def test_one_engine_runs_both_kinds_of_source():
     assert (kind_for("CNNMNIST.ipynb"), kind_for("pkg/train.py"), kind_for("Q1.PY")) == ("notebook", "script", "script")
-    assert Engine(None, "script").command("q1.py", Path("c.json"), Path("a"))[-8:] == [
-        "--kind", "script", "--source", "q1.py", "--config", "c.json", "--artifacts", "a"]
+    assert Engine(None, "script").command("q1.py", Path("c.json"), Path("a"), Path("r"))[1:] == [
+        "-P", "-m", "harness.engines.runner",
+        "--kind", "script", "--source", "q1.py", "--config", "c.json", "--artifacts", "a", "--records", "r"]
     with pytest.raises(HarnessError, match=r"^no engine 'papermill'; known: notebook, script$"):
         Engine(None, "papermill")
     with pytest.raises(HarnessError, match="only notebooks"):
@@ -130,7 +131,7 @@ def test_student_code_cannot_read_the_runners_memory_or_environment(tmp_path):
         "            return 'read: ' + repr(f.read(40))\n"
         "    except OSError as error:\n"
         "        return f'blocked: {type(error).__name__}'\n"
-        "runner_cmdline = open(f'/proc/{os.getppid()}/cmdline', 'rb').read().split(b'\\0')[:3]\n"
+        "runner_cmdline = open(f'/proc/{os.getppid()}/cmdline', 'rb').read().split(b'\\0')[:4]\n"
         "attempts = {name: attempt(name) for name in ('mem', 'environ')}"
     )
     notebook = tmp_path / "peek.ipynb"
@@ -180,9 +181,9 @@ class RecordingSandbox:
 
     def run(self, command, *, workspace, limits, mounts=(), env=None, cwd=None, stdin=None) -> SandboxResult:
         self.calls.append({"command": list(command), "workspace": workspace, "mounts": list(mounts), "env": env})
-        artifacts = Path(command[command.index("--artifacts") + 1])
+        records = Path(command[command.index("--records") + 1])
         if self.run_json is not None:
-            (artifacts / "run.json").write_text(self.run_json)
+            (records / "run.json").write_text(self.run_json)
         return SandboxResult("ok", "exit code 0", 0, 0.1, 0.1, 0, "", "", True)
 
 
@@ -192,12 +193,14 @@ def test_the_command_mounts_and_environment_the_engine_builds(tmp_path, small_da
     settings = RunSettings(data_dir=small_data, eval_images={"mnist": eval_images}, threads=2, datasets=("signs",))
     result = Engine(sandbox, "notebook").run(submission, "class_only.ipynb", tmp_path / "out", settings)
     [call] = sandbox.calls
-    assert call["command"][1:5] == ["-m", "harness.engines.runner", "--kind", "notebook"]
+    assert call["command"][1:6] == ["-P", "-m", "harness.engines.runner", "--kind", "notebook"]
     mounts = {str(m.target): m for m in call["mounts"]}
     assert mounts["/gradebench/data"].source == (small_data / "public").resolve()
     assert not mounts["/gradebench/data"].writable
     assert mounts["/gradebench/eval/mnist-images.npy"].source == eval_images.resolve()
     assert mounts[str((tmp_path / "out" / "artifacts").resolve())].writable
+    records = mounts[str((tmp_path / "out" / "records").resolve())]
+    assert records.writable and records.private  # the runner's own: out of reach of the student's code
     assert not any("hidden" in str(m.source) for m in call["mounts"])  # the labels never enter the sandbox
     assert call["env"]["OMP_NUM_THREADS"] == "2" and call["env"]["WANDB_MODE"] == "disabled"
     # no run.json: the run died before the runner started; nothing is made up
@@ -233,3 +236,103 @@ def test_run_json_errors_are_capped(tmp_path):
     run = read_run_json(tmp_path)
     assert len(run.errors) == 200
     assert len(run.errors[0].ename) == 200 and len(run.errors[0].evalue) == 2_000
+
+
+FORGED_RUN = {"format": 1, "source": "forge.ipynb", "kind": "notebook", "cells_total": 3, "cells_run": 3, "errors": []}
+
+FORGER = '''
+import json, os, subprocess, sys, time
+runner = open(f"/proc/{os.getppid()}/cmdline", "rb").read().decode().split("\\0")
+records, artifacts = runner[runner.index("--records") + 1], runner[runner.index("--artifacts") + 1]
+forged = json.dumps(FORGED)
+rewriter = """
+import os, sys, time
+records, artifacts, forged = sys.argv[1:4]
+for _ in range(3000):  # about 30 s: past the end of the run, whose sandbox then kills it
+    for folder in (records, artifacts):
+        for name in ("run.json", "run.json.partial"):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
+            try:
+                with open(os.path.join(folder, name), "w") as f:
+                    f.write(forged)
+            except OSError:
+                pass
+    time.sleep(0.01)
+"""
+subprocess.Popen([sys.executable, "-c", rewriter, records, artifacts, forged], start_new_session=True,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def attempt(path):
+    try:
+        with open(path, "w") as f:
+            f.write(forged)
+        return "written"
+    except OSError as error:
+        return f"blocked: {type(error).__name__}"
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+runner_uid = open(f"/proc/{os.getppid()}/status").read().split("Uid:")[1].split()[0]
+seen = {"records_writable": os.access(records, os.W_OK), "new_file": attempt(os.path.join(records, "mine.json")),
+        "kernel_is_runner": str(os.getuid()) == runner_uid, "capabilities": status["CapEff"].strip()}
+'''.replace("FORGED", repr(FORGED_RUN))
+
+
+def test_a_background_process_of_the_student_cannot_rewrite_run_json(tmp_path):
+    """The kernel runs as a user of its own: a process it leaves behind rewriting run.json (records and artifacts
+    folders) for the whole run changes nothing; the records folder is not writable by the kernel's uid."""
+    import nbformat
+
+    from harness.sandbox import BubblewrapSandbox
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root: without it the sandbox has one user, and the records stay writable to the kernel")
+    cells = [FORGER, "time.sleep(1)\nraise ValueError('the real error')", "time.sleep(1)"]
+    notebook = tmp_path / "forge.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), str(notebook))
+    submission = stage(tmp_path, notebook)
+    settings = RunSettings(limits=Limits(wall_s=120), task_values=("seen",))
+    result = Engine(BubblewrapSandbox(), "notebook").run(submission, "forge.ipynb", tmp_path / "out", settings)
+    assert result.sandbox.verdict == "ok", result.sandbox.message
+    # the runner's record, not the forged one: the error stays
+    assert (result.cells_run, result.cells_total) == (3, 3)
+    assert [(e.cell, e.ename, e.evalue) for e in result.errors] == [(1, "ValueError", "the real error")]
+    assert read_run_json(result.artifacts_dir).errors[0].evalue == "the real error"
+    seen = load_artifacts(result.artifacts_dir).probe.task_values["seen"]
+    assert seen == {"records_writable": False, "new_file": "blocked: PermissionError", "kernel_is_runner": False,
+                    "capabilities": "0000000000000000"}
+    assert not (tmp_path / "out" / "records").exists()  # moved into the artifacts folder, then removed
+
+
+def test_a_script_runs_without_the_runners_capabilities(tmp_path):
+    """A script runs in the runner's own process: the runner gives up its right to switch user first."""
+    from harness.sandbox import BubblewrapSandbox
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root: only then does the runner hold capabilities")
+    script = tmp_path / "caps.py"
+    script.write_text(
+        "status = dict(l.split(':', 1) for l in open('/proc/self/status').read().splitlines() if ':' in l)\n"
+        "caps = [status[k].strip() for k in ('CapEff', 'CapPrm', 'CapAmb')]\n"
+        "open('written.txt', 'w').write('the workspace stays writable')\n"
+    )
+    submission = stage(tmp_path, script)
+    settings = RunSettings(limits=Limits(wall_s=120), task_values=("caps",))
+    result = Engine(BubblewrapSandbox(), "script").run(submission, "caps.py", tmp_path / "out", settings)
+    assert (result.sandbox.verdict, result.errors) == ("ok", ())
+    assert load_artifacts(result.artifacts_dir).probe.task_values["caps"] == ["0000000000000000"] * 3
+
+
+def test_only_the_runners_records_are_read_back(tmp_path):
+    """What the student's code left under the records' names in the artifacts folder is replaced or removed."""
+    from harness.engines.base import adopt_records
+
+    records, artifacts = tmp_path / "records", tmp_path / "artifacts"
+    records.mkdir()
+    artifacts.mkdir()
+    (records / "run.json").write_text(json.dumps({**FORGED_RUN, "cells_run": 1}))
+    (artifacts / "run.json").write_text(json.dumps(FORGED_RUN))
+    (artifacts / "executed.ipynb").symlink_to("/etc/hostname")
+    adopt_records(records, artifacts)
+    assert json.loads((artifacts / "run.json").read_text())["cells_run"] == 1
+    assert not (artifacts / "executed.ipynb").is_symlink() and not records.exists()

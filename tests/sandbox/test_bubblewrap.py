@@ -121,6 +121,37 @@ def test_runs_unprivileged(sandbox, workspace):
         assert uid == str(os.getuid())
 
 
+def test_a_private_mount_gives_the_run_a_second_user(sandbox, workspace, tmp_path):
+    """As root, a private writable mount is the command's own; the workspace belongs to a second user that the
+    command may switch its children to (and only to it: it keeps no other capability)."""
+    if os.geteuid() != 0:
+        pytest.skip("one user only without root: the private mount is an ordinary writable one")
+    records = tmp_path / "records"
+    records.mkdir()
+    code = f"""
+        import os
+        status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+        student = int(os.environ["GRADEBENCH_KERNEL_UID"])
+        print(os.getuid(), student, os.stat({str(records)!r}).st_uid, os.stat(".").st_uid, status["CapEff"].strip(),
+              flush=True)
+        if os.fork() == 0:
+            from harness.engines.kernel_user import become
+            become(student, student)
+            status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+            print(os.access({str(records)!r}, os.W_OK), os.access(".", os.W_OK), status["CapEff"].strip(),
+                  status["CapAmb"].strip(), flush=True)
+            os._exit(0)
+        os.wait()
+    """
+    result = run_py(sandbox, code, workspace, mounts=[Mount(records, records, writable=True, private=True)])
+    assert result.verdict == "ok", result.stderr
+    runner, student, records_owner, workspace_owner, caps = result.stdout.splitlines()[0].split()
+    assert int(runner) in bubblewrap_module.SANDBOX_UIDS and student == str(int(runner) + 1)
+    assert (records_owner, workspace_owner) == (runner, student)
+    assert caps == "00000000000000e0"  # CAP_KILL, CAP_SETGID, CAP_SETUID and nothing else
+    assert result.stdout.splitlines()[1].split() == ["False", "True", "0000000000000000", "0000000000000000"]
+
+
 def test_cannot_create_user_namespaces(sandbox, workspace):
     """No user namespace (and so no capabilities in one), also when the harness runs as root; threads still start."""
     code = """

@@ -1,0 +1,161 @@
+"""Recompute a student's model's outputs in a second, clean sandboxed process (for classes the host cannot build).
+
+Where the task leaves the network to the student, the host has no class to load the exported weights into,
+and the predictions the student's run exported would have to be taken on trust. Instead:
+
+1. ``definitions`` keeps, from the task's notebook or script, only what defines things: imports, class and
+   function definitions, and assignments of literal constants (``HIDDEN = 64``), in order; never a line
+   that trains, loads data or touches the grader (found by ``ast`` on the host: nothing is run here);
+2. ``Rebuilder`` runs ``harness.probes.rebuild`` in a fresh sandbox (the same sandbox and limits, no
+   network, a fresh copy of the submission's files, not the workspace the run left): it executes those
+   definitions, builds the recorded class with the constructor arguments the construction hook recorded,
+   loads the exported weights, runs the host's evaluation images, and writes its outputs;
+3. ``harness.checks.verify`` believes the exported predictions only when they agree with those outputs.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shutil
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.models import Limits, Submission
+
+REBUILD_WALL_S = 120.0
+"""Seconds the rebuild may take at most (the run's own wall limit when lower)."""
+
+MAX_OUTPUT_BYTES = 512 * 1024**2
+"""An outputs file bigger than this is not loaded."""
+
+_MAGIC = re.compile(r"^\s*[%!]")
+"""IPython magics and shell escapes (``%matplotlib inline``, ``!pip install``): not Python, dropped."""
+
+
+def definitions(code_blocks: list[str]) -> str:
+    """The definitions of ``code_blocks`` (a script, or a notebook's code cells in order) as one module's text.
+
+    A block that does not parse (after dropping magics) is skipped whole. Kept: ``import``, ``from ...
+    import``, ``class`` and ``def`` (with their decorators), and assignments of literal values to plain
+    names. Everything else (calls, loops, ``if __name__ == "__main__":``) is left out.
+    """
+    kept: list[str] = []
+    for block in code_blocks:
+        text = "\n".join("" if _MAGIC.match(line) else line for line in block.splitlines())
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError):
+            continue
+        for statement in tree.body:
+            if isinstance(statement, (ast.Import, ast.ImportFrom, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                kept.append(ast.unparse(statement))
+            elif _literal_assignment(statement):
+                kept.append(ast.unparse(statement))
+    return "\n\n".join(kept) + "\n"
+
+
+def _literal_assignment(statement: ast.stmt) -> bool:
+    """``NAME = <literal>`` (or annotated): a constant a class may read, computed by nothing."""
+    if isinstance(statement, ast.Assign):
+        targets, value = statement.targets, statement.value
+    elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+        targets, value = [statement.target], statement.value
+    else:
+        return False
+    if not all(isinstance(t, ast.Name) for t in targets):
+        return False
+    try:
+        ast.literal_eval(value)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def source_blocks(path: Path) -> list[str]:
+    """The code of a notebook (its code cells) or a script, as ``definitions`` takes it; empty if unreadable."""
+    try:
+        if path.suffix.lower() == ".ipynb":
+            import nbformat
+
+            notebook = nbformat.read(str(path), as_version=4)
+            return [str(cell.get("source", "")) for cell in notebook.cells if cell.get("cell_type") == "code"]
+        return [path.read_text(encoding="utf-8")]
+    except Exception:
+        return []
+
+
+@dataclass(frozen=True)
+class Rebuilder:
+    """Rebuilds the models of one source of one submission in a clean sandbox (``__call__``)."""
+
+    sandbox: Any
+    """The sandbox the student's run used (``harness.sandbox.Sandbox``)."""
+    submission: Submission
+    """The submission: a fresh copy of its files is the rebuild's workspace (a class may import a helper module)."""
+    source: str
+    """The notebook or script whose definitions are kept, relative to the submission."""
+    folder: Path
+    """Host folder for the rebuild's files (emptied first)."""
+    limits: Limits
+    """The run's limits; the wall limit is cut to ``REBUILD_WALL_S``."""
+
+    def __call__(self, class_name: str, constructor: Any, state: Any, inputs: torch.Tensor) -> torch.Tensor | str:
+        """The outputs (N, D) of a new ``class_name(*args, **kwargs)`` holding ``state``, on ``inputs``; or why the
+        model could not be built there (a sentence for the report).
+
+        ``constructor`` is the probe's record (``{"args", "kwargs"}``); without one (arguments that were no plain
+        values, or a record that leaves it out) the class is built without arguments.
+        """
+        from harness.engines.base import make_workspace
+        from harness.sandbox import Mount, python_mounts
+
+        unrecorded = not (isinstance(constructor, dict) and isinstance(constructor.get("args"), list)
+                          and isinstance(constructor.get("kwargs"), dict))
+        if unrecorded:
+            constructor = {"args": [], "kwargs": {}}
+        if not isinstance(state, dict) or not state:
+            return "its weights were not exported"
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+        io = self.folder / "io"
+        io.mkdir(parents=True)
+        workspace = make_workspace(self.submission, self.folder / "workspace")
+        (io / "definitions.py").write_text(
+            definitions(source_blocks(self.submission.root / self.source)), encoding="utf-8")
+        request = {"class_name": class_name, "args": constructor["args"], "kwargs": constructor["kwargs"]}
+        (io / "request.json").write_text(json.dumps(request), encoding="utf-8")
+        torch.save({k: v.detach().clone() for k, v in state.items() if isinstance(v, torch.Tensor)}, io / "weights.pt")
+        torch.save(inputs.contiguous(), io / "inputs.pt")
+        limits = replace(self.limits, wall_s=min(self.limits.wall_s, REBUILD_WALL_S), cell_timeout_s=None, gpu=False)
+        command = [sys.executable, "-P", "-m", "harness.probes.rebuild", str(io.resolve())]
+        result = self.sandbox.run(
+            command, workspace=workspace, limits=limits,
+            mounts=[*python_mounts(), Mount(source=io.resolve(), target=io.resolve(), writable=True)],
+            env={"CUDA_VISIBLE_DEVICES": "", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"},
+        )
+        outputs = io / "outputs.pt"
+        why = "its constructor's arguments were not plain values the grader could record, and " if unrecorded else ""
+        if outputs.is_file() and not outputs.is_symlink() and outputs.stat().st_size <= MAX_OUTPUT_BYTES:
+            try:
+                value = torch.load(outputs, map_location="cpu", weights_only=True)
+            except Exception as error:
+                return f"its outputs could not be read back ({type(error).__name__})"
+            if isinstance(value, torch.Tensor):
+                return value.float()
+        said = _result_error(io / "result.json") or f"the rebuild did not finish: it {result.message}"
+        return why + said
+
+
+def _result_error(path: Path) -> str:
+    """The reason ``harness.probes.rebuild`` wrote, or ""."""
+    try:
+        said = json.loads(path.read_text(encoding="utf-8")).get("error", "") if path.is_file() else ""
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return said[:500] if isinstance(said, str) else ""

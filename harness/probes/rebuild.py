@@ -1,0 +1,95 @@
+"""Build a student's model again from their definitions alone and run it (runs in a second, clean sandbox).
+
+    python -P -m harness.probes.rebuild FOLDER
+
+The host (``harness.checks.rebuild``) fills ``FOLDER`` with ``definitions.py`` (the imports, classes,
+functions and constant assignments of the student's source, never the code that trained anything),
+``request.json`` (``{"class_name", "args", "kwargs"}``), ``weights.pt`` (the state_dict the student's run
+exported) and ``inputs.pt`` (the host's evaluation images, preprocessed as the student's run fed them).
+This process runs the definitions, constructs the class with those arguments, loads the weights
+strictly, and writes the model's outputs on every input to ``outputs.pt`` (flattened per row, as the
+probe exports them), or ``result.json`` with ``{"error": ...}`` saying why it could not.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+import traceback
+from pathlib import Path
+
+BATCH = 1_000
+"""Inputs per forward pass."""
+
+
+def rebuild(folder: Path) -> str:
+    """Do the work described above; returns "" on success, else why the model could not be built or run."""
+    import torch
+    from torch import nn
+
+    request = json.loads((folder / "request.json").read_text(encoding="utf-8"))
+    namespace: dict = {"__name__": "__gradebench_definitions__"}
+    source = (folder / "definitions.py").read_text(encoding="utf-8")
+    failed = ""
+    # one statement at a time: an import the class does not need (wandb, google.colab) must not stop the rest
+    for statement in ast.parse(source).body:
+        try:
+            exec(compile(ast.Module([statement], []), "definitions.py", "exec"), namespace)  # the student's, in the sandbox
+        except Exception as error:
+            line = source.splitlines()[statement.lineno - 1].strip()[:120]
+            failed = failed or f" (`{line}` failed: {type(error).__name__}: {error})"
+    cls = namespace.get(request["class_name"])
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        return f"no class {request['class_name']} is defined in your code outside the cells that ran it{failed}"
+    try:
+        model = cls(*request["args"], **request["kwargs"])
+    except BaseException as error:
+        return f"{request['class_name']}(...) fails on its own ({type(error).__name__}: {error})"
+    state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except BaseException as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return f"the exported weights do not fit a new {request['class_name']} ({first})"
+    inputs = torch.load(folder / "inputs.pt", map_location="cpu", weights_only=True)
+    model.eval()
+    try:
+        first, second = (_outputs(model, inputs, seed) for seed in (0, 1))
+    except BaseException as error:
+        return f"a new {request['class_name']} with the exported weights fails on the test images ({type(error).__name__}: {error})"
+    if first.shape != second.shape or not torch.allclose(first, second, rtol=1e-4, atol=1e-5):
+        # e.g. a VAE that samples its code in evaluation mode too: no second run can reproduce the first's values
+        return "its forward pass is random (two runs on the same test images differ), so no run can reproduce its outputs"
+    torch.save(first.contiguous(), folder / "outputs.pt")
+    return ""
+
+
+def _outputs(model, inputs, seed: int):
+    """The model's outputs on ``inputs`` in batches, with the random generator seeded: (N, D), float32."""
+    import torch
+
+    torch.manual_seed(seed)
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(inputs), BATCH):
+            output = model(inputs[start : start + BATCH])
+            while isinstance(output, (tuple, list)) and output:
+                output = output[0]
+            chunks.append(output.float().reshape(len(output), -1))
+    return torch.cat(chunks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``FOLDER``; exit status 0 when ``outputs.pt`` or ``result.json`` was written."""
+    folder = Path((argv or sys.argv[1:])[0])
+    try:
+        problem = rebuild(folder)
+    except BaseException:
+        problem = "the rebuild failed: " + traceback.format_exc(limit=3)[-1_000:]
+    (folder / "result.json").write_text(json.dumps({"error": problem[:2_000]}), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

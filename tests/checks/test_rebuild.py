@@ -1,0 +1,237 @@
+"""A second, clean sandboxed process builds the student's own class again and must reproduce the exported outputs.
+
+The student's definitions (never the cells that ran them) are taken from the notebook on the host, the class
+is built with the constructor arguments the construction hook recorded, the exported weights are loaded and
+the host's test images run through it; only predictions that agree with that run are believed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from harness.architecture import describe_layers
+from harness.checks import run_check
+from harness.checks.rebuild import Rebuilder, definitions
+from harness.checks.verify import UNVERIFIED_NOTE
+from harness.models import Limits, Submission
+from harness.probes import tracking
+from harness.sandbox import make_sandbox
+from reference.classifiers import CNN
+from tests.checks.conftest import Spec
+from tests.checks.fabricate import candidate, context, probe_record
+
+IMAGES = 300
+MEAN, STD = 0.1307, 0.3081
+
+IMPORTS = "import torch\nfrom torch import nn\nimport torch.nn.functional as F\n%matplotlib inline"
+OWN_CLASS = '''
+HIDDEN = 32
+
+class Net(nn.Module):
+    """A student's own network: functional activations, a constructor argument."""
+
+    def __init__(self, hidden, *, classes=10):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3)
+        self.fc1 = nn.Linear(8 * 13 * 13, hidden)
+        self.fc2 = nn.Linear(hidden, classes)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv(x)), 2)
+        return F.log_softmax(self.fc2(F.relu(self.fc1(x.flatten(1)))), dim=1)
+'''
+TRAINING = "model = Net(HIDDEN)\nfor epoch in range(2):\n    train(model)  # never run by the rebuild"
+GHOST = '''
+class Ghost(nn.Module):
+    """The assignment's layers and a weight-free layer more, never trained: a forger's stand-in."""
+
+    def __init__(self):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(1, 16, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(800, 10), nn.LogSoftmax(dim=1), nn.Identity(),
+        )
+
+    def forward(self, x):
+        return self.main(x)
+'''
+NEEDS_THE_RUN = '''
+width = len(train_loader.dataset.classes)  # computed by the run: the definitions alone cannot build the class
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, width)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+'''
+
+
+@pytest.fixture
+def hidden() -> tuple[np.ndarray, np.ndarray]:
+    """The grader's evaluation images (uint8) and their hidden labels."""
+    generator = np.random.default_rng(11)
+    return generator.integers(0, 256, (IMAGES, 28, 28), dtype=np.uint8), np.arange(IMAGES) % 10
+
+
+def normalised(images: np.ndarray) -> torch.Tensor:
+    return (torch.from_numpy(images).float().unsqueeze(1) / 255 - MEAN) / STD  # (N, 1, 28, 28)
+
+
+def perfect(labels: np.ndarray) -> torch.Tensor:
+    """Log-probabilities that pick every hidden label."""
+    return torch.log_softmax(torch.nn.functional.one_hot(torch.as_tensor(labels), 10).float() * 10, dim=1)
+
+
+def notebook_submission(tmp_path, *cells: str) -> Submission:
+    """A one-notebook submission with ``cells`` as its code cells."""
+    import nbformat
+
+    root = tmp_path / "submission"
+    root.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), str(root / "cnn.ipynb"))
+    return Submission(student="s", source=root / "cnn.ipynb", root=root, files=("cnn.ipynb",), kind="notebook",
+                      content_hash="0" * 64)
+
+
+def defined(*cells: str) -> dict:
+    """The namespace the cells define (how the test makes the student's network on the host)."""
+    namespace: dict = {}
+    exec(definitions(list(cells)), namespace)  # test code: the cells are the test's own
+    return namespace
+
+
+def grade(tmp_path, hidden, submission, class_name, constructor, network, outputs, check="test_accuracy"):
+    """The check's result for a model of ``class_name`` whose run exported ``network``'s weights and ``outputs``."""
+    images, labels = hidden
+    inputs = normalised(images)
+    entry = candidate(tmp_path / "artifacts", "model", network.state_dict(), inputs=inputs, outputs=outputs)
+    entry.update(class_name=class_name, modules=describe_layers(network))
+    if constructor is not None:
+        entry["constructor"] = constructor
+    rebuild = Rebuilder(make_sandbox(), submission, "cnn.ipynb", tmp_path / "rebuild", Limits(wall_s=120))
+    ctx = context(tmp_path / "artifacts", probe_record(models=[entry]), task_id="cnn", model="model",
+                  hidden_images=images, hidden_labels=labels, reference_model=CNN(), rebuild=rebuild)
+    return run_check(ctx, Spec(check, min=0.05))
+
+
+def test_definitions_keep_imports_classes_functions_and_constants_only() -> None:
+    cells = [IMPORTS, "def train(model):\n    pass\nHIDDEN: int = 32\nrate = 10 ** -3", TRAINING,
+             "if __name__ == '__main__':\n    main()", "print('unclosed'", "SIZES = (1, 2)\nnet = nn.Linear(1, 1)"]
+    assert definitions(cells) == (
+        "import torch\n\nfrom torch import nn\n\nimport torch.nn.functional as F\n\n"
+        "def train(model):\n    pass\n\nHIDDEN: int = 32\n\nSIZES = (1, 2)\n"
+    )
+
+
+def test_plain_constructor_arguments_are_recorded_and_others_are_not() -> None:
+    namespace = defined(IMPORTS, OWN_CLASS)
+
+    class Wraps(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+    tracker = tracking.install()
+    try:
+        own = namespace["Net"](16, classes=4)
+        Wraps(nn.Linear(2, 2))
+        plain = nn.Linear(3, 2)
+    finally:
+        tracking.stop()
+    arguments = {b.class_name: b.arguments for b in tracker.built if b.module is not None}
+    assert arguments["Net"] == {"args": [16], "kwargs": {"classes": 4}} and own.fc2.out_features == 4
+    assert arguments["Wraps"] is None  # a module is no plain value: this one cannot be rebuilt
+    assert arguments["Linear"] == {"args": [3, 2, True, None, None], "kwargs": {}}  # every parameter, in order
+    assert plain.in_features == 3
+
+
+def test_an_honest_students_own_class_is_verified_and_keeps_its_score(tmp_path, hidden) -> None:
+    images, labels = hidden
+    # an optional package the grader lacks does not stop the class's definition
+    submission = notebook_submission(tmp_path, IMPORTS, "import wandb_not_installed", OWN_CLASS, TRAINING)
+    network = defined(IMPORTS, OWN_CLASS)["Net"](32)
+    with torch.inference_mode():
+        outputs = network.eval()(normalised(images))
+    result = grade(tmp_path, hidden, submission, "Net", {"args": [32], "kwargs": {}}, network, outputs)
+    assert result.status == "passed" and result.details["verified"] is True
+    assert result.details["note"] == (
+        "outputs verified: a second, clean run of your class with the weights your notebook exported agrees on "
+        f"100.0% of {IMAGES} test images")
+    assert result.details["measured"] == pytest.approx((outputs.argmax(1).numpy() == labels).mean())
+
+
+def test_a_ghost_with_a_weight_free_layer_more_gains_no_accuracy(tmp_path, hidden) -> None:
+    """A forged record: the ghost's weights (never trained), with another model's predictions. The ghost's layers
+    are not the assignment's (an Identity more), so the host cannot run it as the reference: the clean rebuild can."""
+    images, labels = hidden
+    submission = notebook_submission(tmp_path, IMPORTS, OWN_CLASS, TRAINING, GHOST)
+    ghost = defined(IMPORTS, GHOST)["Ghost"]()
+    with torch.inference_mode():
+        own_run = ghost.eval()(normalised(images)).argmax(1).numpy()
+    result = grade(tmp_path, hidden, submission, "Ghost", {"args": [], "kwargs": {}}, ghost, perfect(labels))
+    assert (result.status, result.score) == ("failed", 0.0)
+    assert result.message == (
+        "the predictions your notebook exported are not what your network computes on the test images: the grader "
+        "built your class again in a clean process from your definitions, loaded the weights your notebook exported "
+        f"and ran it on all {IMAGES} test images, and the predictions differ on {(own_run != labels).mean():.1%} of "
+        f"them (the grader's own run reaches {(own_run == labels).mean():.1%} accuracy)"
+    )
+    assert result.details["measured"] == pytest.approx((own_run == labels).mean())
+
+
+def test_a_class_that_needs_the_run_stays_unverified_and_says_why(tmp_path, hidden) -> None:
+    images, labels = hidden
+    submission = notebook_submission(tmp_path, IMPORTS, NEEDS_THE_RUN, "model = Net()")
+    network = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    result = grade(tmp_path, hidden, submission, "Net", {"args": [], "kwargs": {}}, network, perfect(labels))
+    assert result.status == "passed" and result.details["verified"] is False
+    assert result.details["note"] == (
+        f"{UNVERIFIED_NOTE} (Net(...) fails on its own (NameError: name 'width' is not defined))")
+
+
+def test_a_class_the_definitions_do_not_define_stays_unverified(tmp_path, hidden) -> None:
+    images, labels = hidden
+    submission = notebook_submission(tmp_path, IMPORTS, "from helpers_not_handed_in import Net", TRAINING)
+    network = defined(IMPORTS, OWN_CLASS)["Net"](32)
+    result = grade(tmp_path, hidden, submission, "Net", {"args": [32], "kwargs": {}}, network, perfect(labels))
+    assert result.details["verified"] is False
+    assert result.details["note"] == (
+        f"{UNVERIFIED_NOTE} (no class Net is defined in your code outside the cells that ran it (`from "
+        "helpers_not_handed_in import Net` failed: ModuleNotFoundError: No module named 'helpers_not_handed_in'))")
+
+
+def test_a_random_forward_pass_stays_unverified(tmp_path, hidden) -> None:
+    """A VAE that samples its code in evaluation mode too: no second run can reproduce the exported values, so they
+    are neither refused nor verified."""
+    images, labels = hidden
+    sampling = OWN_CLASS.replace("x.flatten(1)", "(x + torch.randn_like(x)).flatten(1)")  # noise in eval mode too
+    submission = notebook_submission(tmp_path, IMPORTS, sampling, TRAINING)
+    network = defined(IMPORTS, sampling)["Net"](32)
+    with torch.inference_mode():
+        outputs = network.eval()(normalised(images))
+    result = grade(tmp_path, hidden, submission, "Net", {"args": [32], "kwargs": {}}, network, outputs)
+    assert (result.status, result.details["verified"]) == ("passed", False)
+    assert result.details["note"] == (
+        f"{UNVERIFIED_NOTE} (its forward pass is random (two runs on the same test images differ), so no run can "
+        "reproduce its outputs)")
+
+
+def test_without_a_constructor_record_the_class_is_built_without_arguments(tmp_path, hidden) -> None:
+    """A record that leaves the constructor out gains nothing when the class needs no arguments; when it needs
+    some, the predictions stay unverified and the note says why."""
+    images, labels = hidden
+    submission = notebook_submission(tmp_path, IMPORTS, OWN_CLASS, TRAINING, GHOST)
+    ghost = defined(IMPORTS, GHOST)["Ghost"]()
+    forged = grade(tmp_path / "ghost", hidden, submission, "Ghost", None, ghost, perfect(labels))
+    assert (forged.status, forged.details["verified"]) == ("failed", True)
+    network = defined(IMPORTS, OWN_CLASS)["Net"](32)
+    result = grade(tmp_path / "net", hidden, submission, "Net", None, network, perfect(labels))
+    assert result.details["verified"] is False
+    assert result.details["note"] == (
+        f"{UNVERIFIED_NOTE} (its constructor's arguments were not plain values the grader could record, and "
+        "Net(...) fails on its own (TypeError: Net.__init__() missing 1 required positional argument: 'hidden'))")
