@@ -11,7 +11,7 @@ Every timed round is checked afterwards (``verify.py``): the notebook's cells al
 gradebench, the model was probed and scored full marks. A round that ran nothing fails the benchmark.
 
 Groups (compare medians within a group; ``extra_info`` says how many cores the machine had and this process
-may use, and ``cores_busy``: the grader's and its sandboxes' CPU seconds per wall second):
+may use, and how many workers graded):
 
 - ``one notebook``: one student.
 - ``six students``: six copies of the notebook, nbconvert one after the other (as nbgrader's autograde
@@ -26,11 +26,9 @@ Run with ``make bench``.
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -91,19 +89,14 @@ def _nbconvert(folder: Path, notebooks: list[Path]) -> None:
         assert_notebook_executed(executed)
 
 
-def _grade(world, size: int, jobs: int, usage: list[tuple[float, float]] | None = None) -> None:
+def _grade(world, size: int, jobs: int) -> None:
     """``gradebench grade`` of a batch as a fresh process, then check every student was really graded and, with
-    ``jobs`` > 1, that the gradings overlapped. ``usage`` gets the run's (wall seconds, CPU seconds of the
-    grader and everything it waited for: sandboxes, kernels)."""
+    ``jobs`` > 1, that the gradings overlapped."""
     out = world["root"] / f"out-{size}-{jobs}"
     logged = len(read_grading_log(out / GRADING_LOG))
-    cpu = _children_cpu_s()
-    started = time.perf_counter()
     _run([str(GRADEBENCH), "grade", str(world["batches"][size]), "--rubric", str(world["rubric"]), "--out", str(out),
           "--data", str(world["data"]), "--profile", "fast", "--jobs", str(jobs), "--threads", "1", "--force",
           "--reference", str(NOTEBOOK.parent)], ROOT)
-    if usage is not None:
-        usage.append((time.perf_counter() - started, _children_cpu_s() - cpu))
     for i in range(size):
         assert_graded(out, f"student{i}", "cnn", expected_score=world["full"])
     entries = read_grading_log(out / GRADING_LOG)[logged:]
@@ -112,27 +105,16 @@ def _grade(world, size: int, jobs: int, usage: list[tuple[float, float]] | None 
         assert_ran_in_parallel(entries, jobs)
 
 
-def _children_cpu_s() -> float:
-    """CPU seconds (user + system) of this process's finished children and what they waited for."""
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return used.ru_utime + used.ru_stime
-
-
-SIX_STUDENTS: dict[int, tuple[object, float]] = {}
-"""The six-students gradebench timings by workers (pytest-benchmark stats: median, min, max) and the cores busy."""
+SIX_STUDENTS: dict[int, object] = {}
+"""The six-students gradebench timings by workers (pytest-benchmark stats: median, min, max)."""
 
 
 def _grade_six(benchmark, world, jobs: int) -> None:
-    """Time ``gradebench grade --jobs <jobs>`` of the six students; extra_info gets the cores and how busy they were."""
-    usage: list[tuple[float, float]] = []
+    """Time ``gradebench grade --jobs <jobs>`` of the six students; extra_info gets the cores and the workers."""
     benchmark.extra_info.update(cores=os.cpu_count(), cores_available=len(os.sched_getaffinity(0)), workers=jobs)
-    benchmark.pedantic(_grade, args=(world, STUDENTS, jobs, usage), rounds=3, iterations=1, warmup_rounds=1)
-    if benchmark.disabled:  # --benchmark-disable: one untimed run, checked like the timed ones
-        return
-    timed = usage[1:]  # the warm-up round is not timed
-    # average cores busy over the timed runs: CPU seconds of the grader and its sandboxes per wall second
-    benchmark.extra_info["cores_busy"] = round(sum(c for _, c in timed) / sum(w for w, _ in timed), 2)
-    SIX_STUDENTS[jobs] = (benchmark.stats.stats, benchmark.extra_info["cores_busy"])
+    benchmark.pedantic(_grade, args=(world, STUDENTS, jobs), rounds=3, iterations=1, warmup_rounds=1)
+    if not benchmark.disabled:  # --benchmark-disable: one untimed run, checked like the timed ones
+        SIX_STUDENTS[jobs] = benchmark.stats.stats
 
 
 def _notebooks(world, size: int) -> list[Path]:
@@ -169,12 +151,12 @@ def test_gradebench_grade_six_jobs_2(benchmark, world, request) -> None:
     if 1 not in SIX_STUDENTS:  # run alone (-k): there is no --jobs 1 timing to compare with
         benchmark.extra_info["efficiency"] = "run test_gradebench_grade_six_jobs_1 in the same session"
         return
-    (one, busy_1), (two, busy_2) = SIX_STUDENTS[1], SIX_STUDENTS[2]
+    one, two = SIX_STUDENTS[1], SIX_STUDENTS[2]
     efficiency = {"efficiency": round(one.median / (2 * two.median), 3),
                   "efficiency_min": round(one.min / (2 * two.max), 3), "efficiency_max": round(one.max / (2 * two.min), 3)}
     benchmark.extra_info.update(efficiency)
     request.config.stash.setdefault(SUMMARY_LINES, []).append(
         f"six students, --jobs 1 vs --jobs 2: parallel efficiency {efficiency['efficiency']:.2f} "
         f"({efficiency['efficiency_min']:.2f}-{efficiency['efficiency_max']:.2f}) on {benchmark.extra_info['cores_available']} "
-        f"of {benchmark.extra_info['cores']} cores; cores busy {busy_1:.2f} with --jobs 1, {busy_2:.2f} with --jobs 2"
+        f"of {benchmark.extra_info['cores']} cores"
     )
