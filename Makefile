@@ -34,14 +34,20 @@ demo: install
 
 # Every test, in two tiers: the fast unit tier first (checks, rubric, scoring, store, loading, sandbox and
 # engine units; about 2 minutes), then the end-to-end tier (graded samples, hostile corpus, crash safety,
-# reference training). Benchmarks are not part of it: `make bench`.
+# reference training). The sample tests share one graded batch per assignment (tests/conftest.py).
+# `make test-e2e WORKERS=2` runs the end-to-end tier in two pytest-xdist workers, grouped so that a file's
+# tests, and the files sharing the graded sample batches, stay in one worker (each batch graded once).
+# Benchmarks are not part of it: `make bench`.
+WORKERS ?= 0
+XDIST := $(if $(filter-out 0,$(WORKERS)),-n $(WORKERS) --dist loadgroup)
+
 test: test-fast test-e2e
 
 test-fast: install
 	$(BIN)/pytest -m "not e2e and not bench" --benchmark-disable --durations=10
 
 test-e2e: install
-	$(BIN)/pytest -m "e2e and not bench" --benchmark-disable --durations=15
+	$(BIN)/pytest -m "e2e and not bench" $(XDIST) --benchmark-disable --durations=15
 
 # Benchmarks with timings (medians, side by side).
 bench: install

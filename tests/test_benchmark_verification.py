@@ -13,7 +13,7 @@ from harness.models import SandboxResult
 from harness.pipeline import grade_submission, prepare_setup
 from harness.reporting import render_student
 from tests.benchmarks.test_grading_overhead import NOTEBOOK, _cnn_rubric
-from tests.benchmarks.verify import assert_graded, assert_notebook_executed
+from tests.benchmarks.verify import assert_graded, assert_notebook_executed, assert_ran_in_parallel, peak_concurrency
 
 
 class RunsNothing:
@@ -46,3 +46,20 @@ def test_a_notebook_nbconvert_did_not_run_fails_the_benchmarks_check(tmp_path: P
     nbformat.write(notebook, tmp_path / "executed.ipynb")
     with pytest.raises(AssertionError, match="executed.ipynb: NameError: name 'x' is not defined"):
         assert_notebook_executed(tmp_path / "executed.ipynb")
+
+
+def _log(*intervals: tuple[str, float]) -> list[dict]:
+    """Grading-log lines ending at ``12:00:<second>`` after ``seconds`` of grading."""
+    return [{"student": f"s{i}", "time": f"2026-01-01T12:00:{end}+00:00", "seconds": seconds}
+            for i, (end, seconds) in enumerate(intervals)]
+
+
+def test_gradings_one_after_another_fail_the_two_workers_check() -> None:
+    one_after_another = _log(("10.000", 10.0), ("20.000", 10.0), ("30.000", 10.0))  # each starts as the last ends
+    assert peak_concurrency(one_after_another) == 1
+    with pytest.raises(AssertionError, match=r"at most 1 of 3 gradings ran at once: the round did not use its 2 workers"):
+        assert_ran_in_parallel(one_after_another, 2)
+
+
+def test_overlapping_gradings_pass_the_two_workers_check() -> None:
+    assert assert_ran_in_parallel(_log(("10.000", 10.0), ("12.500", 11.0), ("22.000", 9.0)), 2) == 2

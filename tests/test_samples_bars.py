@@ -6,7 +6,8 @@ automatic marks for both tasks, because the reference submission that sets the a
 same recipe. ``logits_ce``: the feed-forward network without its LogSoftmax, trained with CrossEntropyLoss
 (task 1.2): full automatic marks for the feed-forward task.
 
-They are graded in one batch of their own, after the reference calibrates the rubric (cached on the data).
+They are graded in dl2025-a2's shared batch (every generator's samples at once), after the reference calibrates
+the rubric (cached on the data).
 """
 
 from __future__ import annotations

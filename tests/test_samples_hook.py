@@ -5,8 +5,8 @@ trains ``cnn`` beside ``fnn``, a ``tmp`` block and a fresh untrained ``model = C
 count parameters, and trains its feed-forward ``net`` inside ``train_and_eval()``;
 ``dl2025-a2/ae_in_function`` builds, trains and plots its autoencoders inside a function. Each trained
 model is found where it was built and graded, and the report says which variable, where, and that it
-was trained. The samples are graded in one batch per assignment of their own (``graded_samples(assignment,
-"hook")``), after the reference calibrates the rubric (cached on the data).
+was trained. The samples are graded in their assignment's shared batch (``graded_samples(assignment, "hook")``:
+every generator's samples at once), after the reference calibrates the rubric (cached on the data).
 """
 
 from __future__ import annotations

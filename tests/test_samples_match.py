@@ -8,38 +8,22 @@ task's score, the file the report says it graded and why, and each file run once
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
-from harness.pipeline import grade_batch, prepare_setup
-from harness.sandbox import BubblewrapSandbox, make_sandbox
 from tests.sample_reports import automatic_scores, failed_checks
 
-ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = {"dl2025-a2": ("odd_names", "cnn_scripts"), "idl-ex2": ("one_notebook", "odd_layout")}
 
 
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory, small_all_data):
-    """The four samples graded once (fast profile, two workers), one batch per rubric, calibrated on its reference."""
-    sandbox = BubblewrapSandbox() if os.environ.get("CI") else make_sandbox()
+def reports(graded_samples):
+    """The five hand-ins' reports, graded in their assignment's shared batch (fast profile, two workers, calibrated
+    on its reference), with ``forgot_common`` (conftest's ``BUILT_SAMPLES``) beside the idl-ex2 ones."""
     graded = {}
-    for assignment, students in SAMPLES.items():
-        batch = tmp_path_factory.mktemp(f"match-{assignment}")
-        for student in students:
-            shutil.copytree(ROOT / "submissions" / assignment / student, batch / student)
-        if assignment == "idl-ex2":
-            # q1.py handed in without the common.py it imports: it dies at its imports, before any work
-            (batch / "forgot_common").mkdir()
-            shutil.copy(ROOT / "submissions" / assignment / "reference" / "q1.py", batch / "forgot_common" / "q1.py")
-        out = tmp_path_factory.mktemp(f"match-out-{assignment}")
-        setup = prepare_setup(ROOT / "rubrics" / f"{assignment}.yaml", small_all_data, out, sandbox=sandbox, profile="fast")
-        summary = grade_batch(batch, setup, jobs=2, reference_dir=ROOT / "submissions" / assignment / "reference")
+    for assignment in SAMPLES:
+        _, summary, reports = graded_samples(assignment, "match")
         assert not summary.faults
-        graded.update({r.student: r for r in summary.reports})
+        graded.update(reports)
     return graded
 
 

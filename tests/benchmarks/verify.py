@@ -10,6 +10,10 @@ import json
 from pathlib import Path
 
 import nbformat
+import pytest
+
+SUMMARY_LINES = pytest.StashKey[list]()
+"""Lines a benchmark adds to the end of the run's report (figures computed from several benchmarks)."""
 
 
 def assert_notebook_executed(executed: Path) -> int:
@@ -40,3 +44,28 @@ def assert_graded(out: Path, student: str, task: str, *, expected_score: float) 
         f"{student}: task {task} scored {scored['score']} instead of {expected_score} ({'; '.join(failed)})"
     )
     return report
+
+
+def peak_concurrency(entries: list[dict]) -> int:
+    """How many of the gradings in ``entries`` (grading-log lines: end ``time``, ``seconds`` taken) ran at once at most."""
+    from datetime import datetime, timedelta
+
+    edges = []
+    for entry in entries:
+        assert entry.get("seconds") is not None, f"{entry['student']}: the grading log has no duration (reused?)"
+        end = datetime.fromisoformat(entry["time"])
+        edges += [(end - timedelta(seconds=entry["seconds"]), 1), (end, -1)]
+    running = peak = 0
+    for _, step in sorted(edges, key=lambda edge: (edge[0], edge[1])):  # an end before a start at the same instant
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def assert_ran_in_parallel(entries: list[dict], workers: int) -> int:
+    """Check that a round's gradings (its grading-log lines) kept ``workers`` busy at once at some point; the peak."""
+    peak = peak_concurrency(entries)
+    assert peak >= workers, (
+        f"at most {peak} of {len(entries)} gradings ran at once: the round did not use its {workers} workers"
+    )
+    return peak
