@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-# The host's numpy does its linear algebra on one thread (set before numpy is first imported). A batch grades on
-# threads, and a sandbox is started with fork (a preexec_fn): OpenBLAS stops its worker threads at a fork, so a
-# host check in the middle of a threaded matrix product on another thread (pca_curve) was seen to wait for them
-# forever. The graded runs keep both cores busy anyway.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import harness  # noqa: F401  (first: it gives the host's numpy one BLAS thread before numpy is imported)
 
 
 @pytest.fixture(scope="session")
