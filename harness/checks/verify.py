@@ -244,17 +244,30 @@ def _verify_rebuilt(
     it could not build it (then the exported outputs stay, unverified, with that reason)."""
     if isinstance(rebuilt, str):
         return Verdict(outputs, believed=True, verified=False, note=f"{UNVERIFIED_NOTE} ({rebuilt})")
-    agreement = agreement_of(outputs, rebuilt, int(np.prod(normalisation.example_shape)))
+    return _judged(
+        outputs, rebuilt, normalisation, images,
+        verified="a second, clean run of your class with the weights your notebook exported agrees",
+        how=("built your class again in a clean process from your definitions, loaded the weights your notebook "
+             f"exported and ran it on all {images:,} test images"),
+    )
+
+
+def _judged(
+    outputs: torch.Tensor, recomputed: torch.Tensor, normalisation: Normalisation, images: int, *, verified: str,
+    how: str,
+) -> Verdict:
+    """The exported ``outputs`` against the host's ``recomputed`` ones: believed when they agree, else the
+    recomputed ones are graded. ``verified``: who agrees, for the note; ``how``: what the grader did, for the
+    problem a student reads."""
+    agreement = agreement_of(outputs, recomputed, int(np.prod(normalisation.example_shape)))
     if agreement >= AGREEMENT:
-        note = (f"outputs verified: a second, clean run of your class with the weights your notebook exported agrees "
-                f"on {agreement:.1%} of {images:,} test images")
+        note = f"outputs verified: {verified} on {agreement:.1%} of {images:,} test images"
         return Verdict(outputs, believed=True, verified=True, note=note, agreement=agreement)
     problem = (
         f"the predictions your notebook exported are not what your network computes on the test images: the grader "
-        f"built your class again in a clean process from your definitions, loaded the weights your notebook exported "
-        f"and ran it on all {images:,} test images, and the predictions differ on {1 - agreement:.1%} of them"
+        f"{how}, and the predictions differ on {1 - agreement:.1%} of them"
     )
-    return Verdict(rebuilt, believed=False, verified=True, problem=problem, agreement=agreement)
+    return Verdict(recomputed, believed=False, verified=True, problem=problem, agreement=agreement)
 
 
 def verify(
@@ -297,13 +310,7 @@ def verify(
     except Exception as error:  # the reference network takes neither the student's input shape nor the image's
         return Verdict(outputs, believed=True, verified=False,
                        note=f"{UNVERIFIED_NOTE} ({type(error).__name__} running the assignment's network)")
-    agreement = agreement_of(outputs, recomputed, int(np.prod(normalisation.example_shape)))
-    if agreement >= AGREEMENT:
-        note = f"outputs verified: the grader's own run of your weights agrees on {agreement:.1%} of {len(images):,} test images"
-        return Verdict(outputs, believed=True, verified=True, note=note, agreement=agreement)
-    problem = (
-        f"the predictions your notebook exported are not what your network computes on the test images: the grader "
-        f"ran the weights it exported in the assignment's network on all {len(images):,} test images, and the "
-        f"predictions differ on {1 - agreement:.1%} of them"
+    return _judged(
+        outputs, recomputed, normalisation, len(images), verified="the grader's own run of your weights agrees",
+        how=f"ran the weights it exported in the assignment's network on all {len(images):,} test images",
     )
-    return Verdict(recomputed, believed=False, verified=True, problem=problem, agreement=agreement)

@@ -22,9 +22,9 @@ from harness.sandbox import make_sandbox
 from reference.classifiers import CNN
 from tests.checks.conftest import Spec
 from tests.checks.fabricate import candidate, context, probe_record
+from tests.checks.test_verify import normalised, perfect
 
 IMAGES = 300
-MEAN, STD = 0.1307, 0.3081
 
 IMPORTS = "import torch\nfrom torch import nn\nimport torch.nn.functional as F\n%matplotlib inline"
 OWN_CLASS = '''
@@ -76,15 +76,6 @@ def hidden() -> tuple[np.ndarray, np.ndarray]:
     """The grader's evaluation images (uint8) and their hidden labels."""
     generator = np.random.default_rng(11)
     return generator.integers(0, 256, (IMAGES, 28, 28), dtype=np.uint8), np.arange(IMAGES) % 10
-
-
-def normalised(images: np.ndarray) -> torch.Tensor:
-    return (torch.from_numpy(images).float().unsqueeze(1) / 255 - MEAN) / STD  # (N, 1, 28, 28)
-
-
-def perfect(labels: np.ndarray) -> torch.Tensor:
-    """Log-probabilities that pick every hidden label."""
-    return torch.log_softmax(torch.nn.functional.one_hot(torch.as_tensor(labels), 10).float() * 10, dim=1)
 
 
 def notebook_submission(tmp_path, *cells: str) -> Submission:
