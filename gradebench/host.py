@@ -83,7 +83,6 @@ def check(request: dict[str, Any]) -> dict[str, Any]:
     from harness.checks import run_check
     from harness.cli import _reference_dir
     from harness.models import CheckResult, ExecutionResult, SandboxResult
-    from harness.calibrate import calibrate_rubric
     from harness.pipeline import _task_context, classify_run
 
     setup, task = _setup(request)
@@ -91,6 +90,8 @@ def check(request: dict[str, Any]) -> dict[str, Any]:
         setup.rubric = setup.rubric.restricted([t.id for t in setup.rubric.automatic_tasks if t.source == task.source])
         reference_dir = _reference_dir(Path(request["rubric"]), setup.rubric.assignment, None)
         if reference_dir is not None:
+            from harness.calibrate import calibrate_rubric  # reads the reference code: never in a bundle's check
+
             calibrate_rubric(setup, reference_dir)
     kernel = SandboxResult(verdict="ok", message="ran in the notebook's own kernel", returncode=0, wall_s=0.0,
                            cpu_s=0.0, peak_memory_bytes=0, stdout="", stderr="", isolated=False)

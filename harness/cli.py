@@ -428,7 +428,6 @@ def check(
     from harness.loading import load_submission
     from harness.models import LoadFailure
     from harness.outdir import claim_output
-    from harness.calibrate import calibrate_rubric
     from harness.pipeline import grade_submission, plan_for, prepare_setup
 
     if not source.exists():
@@ -487,6 +486,10 @@ def check(
             # a bundle brings its published calibration; the course repository calibrates on its reference
             reference_dir = None if published else _reference_dir(rubric, setup.rubric.assignment, None)
             if reference_dir is not None:
+                # imported only here: calibrating reads the reference implementations, which a student's
+                # install (a bundle's self-check) does not have
+                from harness.calibrate import calibrate_rubric
+
                 calibrate_rubric(setup, reference_dir, lambda event: console.print(
                     f"calibrating {', '.join(getattr(event, 'tasks', ()))} on the reference submission (first use only)..."
                 ))

@@ -33,3 +33,20 @@ def cnn_script_rubric(
         "    checks:\n"
         f"{checks}"
     )
+
+
+class CountingSandbox:
+    """The real sandbox, recording the workspace folder name (``reference``, a student) of each run of submitted code
+    it makes: the runner's runs, not the clean rebuilds of a student's class (harness.checks.rebuild)."""
+
+    def __init__(self) -> None:
+        from harness.sandbox import make_sandbox
+
+        self.inner = make_sandbox("auto")
+        self.isolated, self.warning = self.inner.isolated, self.inner.warning
+        self.runs: list[str] = []
+
+    def run(self, command, **options):
+        if "harness.engines.runner" in command:
+            self.runs.append(Path(options["workspace"]).name)
+        return self.inner.run(command, **options)

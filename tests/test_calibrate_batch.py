@@ -12,8 +12,7 @@ import pytest
 from harness.calibrate import calibration_path
 from harness.events import Calibrating
 from harness.pipeline import grade_batch, prepare_setup
-from harness.sandbox import make_sandbox
-from tests.script_rubric import SCRIPT
+from tests.script_rubric import SCRIPT, CountingSandbox
 
 TWO_SCRIPTS = """\
 assignment: calibrate-per-task
@@ -39,21 +38,6 @@ tasks:
 """
 
 
-class Counting:
-    """The real sandbox, recording whose workspace each run of submitted code was in (``reference``, a student); the
-    clean rebuilds of a student's class (harness.checks.rebuild) are not runs of the submission and are left out."""
-
-    def __init__(self) -> None:
-        self.inner = make_sandbox("auto")
-        self.isolated, self.warning = self.inner.isolated, self.inner.warning
-        self.runs: list[str] = []
-
-    def run(self, command, **options):
-        if "harness.engines.runner" in command:
-            self.runs.append(Path(options["workspace"]).name)
-        return self.inner.run(command, **options)
-
-
 @pytest.fixture
 def course(tmp_path: Path, small_data: Path):
     """``grade(students, cnn_bar)``: grade a batch of those students (name: file handed in) with the reference;
@@ -63,7 +47,7 @@ def course(tmp_path: Path, small_data: Path):
     for name in ("cnn.py", "ff.py"):
         shutil.copy(SCRIPT, reference / name)
     rubric = tmp_path / "rubric.yaml"
-    sandbox = Counting()
+    sandbox = CountingSandbox()
     events: list[Calibrating] = []
     data = tmp_path / "data"  # the session's small data, with a calibration folder of this test's own
     shutil.copytree(small_data, data, ignore=shutil.ignore_patterns("calibration"))
@@ -131,7 +115,7 @@ def test_grading_one_submission_calibrates_only_its_tasks(tmp_path: Path, small_
     rubric.write_text(TWO_SCRIPTS.replace("CNN_BAR", "0.5"), encoding="utf-8")
     data = tmp_path / "data"
     shutil.copytree(small_data, data, ignore=shutil.ignore_patterns("calibration"))
-    sandbox = Counting()
+    sandbox = CountingSandbox()
     setup = prepare_setup(rubric, data, tmp_path / "out", sandbox=sandbox, profile="fast")
     handed_in = tmp_path / "ff.py"
     shutil.copy(SCRIPT, handed_in)
