@@ -63,3 +63,43 @@ def test_gradings_one_after_another_fail_the_two_workers_check() -> None:
 
 def test_overlapping_gradings_pass_the_two_workers_check() -> None:
     assert assert_ran_in_parallel(_log(("10.000", 10.0), ("12.500", 11.0), ("22.000", 9.0)), 2) == 2
+
+
+def _demo_out(out: Path, *, full: bool) -> None:
+    """A demo's output folder: the overview and a gradebook per assignment with every sample, each scored full
+    marks on every automatic task (``full``) or 0 (as a demo whose runs did nothing)."""
+    from tests.benchmarks.test_make_targets import ASSIGNMENTS, ROOT, task_points
+
+    out.mkdir(parents=True)
+    (out / "index.html").write_text("<html></html>", encoding="utf-8")
+    for assignment in ASSIGNMENTS:
+        points = task_points(assignment)
+        samples = sorted(p.name for p in (ROOT / "submissions" / assignment).iterdir() if p.is_dir())
+        scores = ",".join(str(points[task] if full else 0.0) for task in points)
+        lines = ["student," + ",".join(points)] + [f"{sample},{scores}" for sample in samples]
+        (out / assignment).mkdir()
+        (out / assignment / "gradebook.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_a_demo_that_graded_every_sample_passes_the_benchmarks_check(tmp_path: Path) -> None:
+    from tests.benchmarks.test_make_targets import ASSIGNMENTS, ROOT, assert_demo_graded
+
+    _demo_out(tmp_path / "out", full=True)
+    samples = sum(1 for a in ASSIGNMENTS for p in (ROOT / "submissions" / a).iterdir() if p.is_dir())
+    assert assert_demo_graded(tmp_path / "out") == samples
+
+
+def test_a_demo_that_scored_nothing_fails_the_benchmarks_check(tmp_path: Path) -> None:
+    from tests.benchmarks.test_make_targets import assert_demo_graded
+
+    _demo_out(tmp_path / "out", full=False)
+    with pytest.raises(AssertionError, match=r"dl2025-a2: the reference submission scored 0.0 of \d+.0 automatic points"):
+        assert_demo_graded(tmp_path / "out")
+
+
+def test_a_demo_that_left_no_overview_fails_the_benchmarks_check(tmp_path: Path) -> None:
+    from tests.benchmarks.test_make_targets import assert_demo_graded
+
+    (tmp_path / "out").mkdir()
+    with pytest.raises(AssertionError, match="the demo wrote no overview page"):
+        assert_demo_graded(tmp_path / "out")
