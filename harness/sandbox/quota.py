@@ -6,6 +6,11 @@ it): whatever the student's code does, it cannot put more than that on the host,
 is given back when the folder is unmounted. Elsewhere (no root, or a kernel that refuses the
 mount) the folder is a plain one and only the supervisor's measures stop a run that fills it.
 Either way :func:`release_folder` removes it when the submission is graded.
+
+A grading killed before it cleaned up (SIGKILL, SIGTERM, a pytest timeout) leaves its tmpfs mounted, holding
+the student's files in memory until the machine restarts. Each tmpfs is named after the harness process that
+mounted it (``gradebench-work-<pid>``), so the next :func:`limited_folder`, in any output folder, unmounts
+the ones whose harness is gone (:func:`remove_stale_workspaces`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -25,7 +31,10 @@ MARGIN_BYTES = 64 * MiB
 """Room above ``Limits.workspace_bytes`` on the tmpfs, so a run passing the limit is caught and named."""
 MARGIN_FILES = 100
 """Room above ``Limits.workspace_files``, for the same reason."""
+SOURCE = "gradebench-work"
+"""The mount source of a workspace tmpfs: ``gradebench-work-<pid of the harness that mounted it>``."""
 MS_NOSUID, MS_NODEV = 2, 4
+_OCTAL = re.compile(rb"\\([0-7]{3})")
 MNT_DETACH = 2
 
 
@@ -43,15 +52,55 @@ def limited_folder(folder: Path, limits: Limits) -> bool:
     folder.mkdir(parents=True)
     if os.geteuid() != 0:
         return False
+    for stale in remove_stale_workspaces():
+        log.warning("unmounted the workspace %s, left by a grading that was killed", stale)
     options = (f"size={limits.workspace_bytes + MARGIN_BYTES},nr_inodes={limits.workspace_files + MARGIN_FILES},"
                "mode=0755")
     libc = _libc()
-    done = libc.mount(b"gradebench-work", os.fsencode(folder), b"tmpfs", MS_NOSUID | MS_NODEV, options.encode())
+    done = libc.mount(f"{SOURCE}-{os.getpid()}".encode(), os.fsencode(folder), b"tmpfs", MS_NOSUID | MS_NODEV, options.encode())
     if done != 0:
         log.warning("no size-limited workspace (mounting a tmpfs failed: %s); its size is only measured",
                     os.strerror(ctypes.get_errno()))
         return False
     return True
+
+
+def remove_stale_workspaces(mounts: Path = Path("/proc/self/mounts")) -> list[Path]:
+    """Unmount the workspaces whose harness is gone (killed before it released them); returns their folders.
+
+    A workspace is stale when the process named in its source has exited, or when a process with that pid
+    started after the workspace last changed (the pid was reused). Workspaces of a harness still running, and
+    those of older versions (source without a pid), are left: a rerun on the same folder replaces the latter.
+    """
+    import psutil
+
+    try:
+        lines = mounts.read_bytes().splitlines()
+    except OSError:
+        return []
+    prefix = SOURCE.encode() + b"-"
+    removed = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3 or fields[2] != b"tmpfs" or not fields[0].startswith(prefix):
+            continue
+        pid = fields[0][len(prefix):].decode("ascii", "replace")
+        if not pid.isdigit():
+            continue
+        # the kernel writes a space, tab, newline or backslash in a path as an octal escape (\040)
+        folder = Path(os.fsdecode(_OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), fields[1])))
+        try:
+            changed = folder.stat().st_ctime
+            if psutil.Process(int(pid)).create_time() <= changed + 1:
+                continue  # its harness is still running
+        except psutil.NoSuchProcess:
+            pass
+        except (psutil.Error, OSError):
+            continue
+        if _libc().umount2(os.fsencode(folder), MNT_DETACH) == 0:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def release_folder(folder: Path, keep: bool = False) -> None:

@@ -72,3 +72,31 @@ def test_a_folder_left_by_a_killed_grading_is_replaced(folder):
     assert limited_folder(path, LIMITS) == hard
     assert list(path.iterdir()) == [] and os.path.ismount(path) == hard
     assert Path(path).parent.is_dir()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a workspace is a tmpfs (and can be left mounted) only as root")
+def test_a_workspace_left_mounted_by_a_killed_grading_is_unmounted_by_the_next(folder, tmp_path, caplog):
+    import subprocess
+
+    own, _ = folder  # mounted by this process, which is still running: it must stay
+    left = tmp_path / "other-out" / "work" / "killed"
+    # a grading that mounts its workspace and dies without releasing it (as a SIGKILL leaves it)
+    subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import os
+        from harness.sandbox.quota import limited_folder
+        from tests.sandbox.test_quota import LIMITS
+        from pathlib import Path
+        assert limited_folder(Path({str(left)!r}), LIMITS)
+        Path({str(left)!r}, "checkpoint.pt").write_bytes(b"weights")
+        os._exit(0)
+    """)], check=True, cwd=Path(__file__).resolve().parents[2])
+    assert os.path.ismount(left)
+    caplog.set_level("WARNING", logger="harness.sandbox.quota")
+    following = tmp_path / "next-out" / "work" / "student"
+    assert limited_folder(following, LIMITS)
+    try:
+        assert not os.path.ismount(left) and not left.exists()
+        assert f"unmounted the workspace {left}, left by a grading that was killed" in caplog.text
+        assert os.path.ismount(own)
+    finally:
+        release_folder(following)
