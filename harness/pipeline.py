@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import nbformat
 import numpy as np
 
-from harness.architecture import describe_reference
 from harness.bundle import Bundle, TaskReference
 from harness.backends import GpuSlots, make_backend, needs_gpu, visible_gpus
 from harness.checks import known_checks, run_check
@@ -436,7 +435,7 @@ def _reference_for(
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     # the computation, as the probe traces the student's network, with the sizes the assignment leaves open marked
     shapes = DEFAULT_INPUT_SHAPES.get(task.model.dataset or "", DEFAULT_INPUT_SHAPES["mnist"])
-    layers = describe_reference(task.model.reference_class(), task.model.args, task.model.free_sizes(), shapes)
+    layers = task.model.reference_layers(shapes, f"{setup.rubric.path or setup.rubric.assignment}: tasks ({task.id})")
     return model, layers, parameters
 
 

@@ -365,13 +365,21 @@ def test_a_model_spec_names_the_sizes_the_assignment_leaves_free() -> None:
     ("{spec: 'reference.autoencoders:Autoencoder', free: [dim9]}",
      "free: dim9 is not a whole-number argument of reference.autoencoders:Autoencoder (arguments: dim1, dim2, dim3)"),
     ("{prefer: [model], free: [dim2]}", "free: free sizes need a spec (the reference class whose arguments they name)"),
-    ("{spec: 'tests.test_rubric:Stack', free: [depth]}",
-     "free: changing depth changes the network's layers, not only their sizes"),
 ])
 def test_a_free_size_that_is_not_a_size_is_refused(model: str, reason: str) -> None:
     with pytest.raises(RubricError) as caught:
         parse_rubric(_free(model), "r.yaml")
     assert f"tasks[0] (ae) > model > {reason}" in str(caught.value)
+
+
+def test_a_free_size_that_changes_the_layers_is_refused_where_the_reference_is_described() -> None:
+    # building the reference needs torch, which loading a rubric does not import: the rubric loads, and the first
+    # description of the reference (a grading setup's, a bundle's) names the file, the field and the reason
+    model = parse_rubric(_free("{spec: 'tests.test_rubric:Stack', free: [depth]}"), "r.yaml").tasks[0].model
+    with pytest.raises(RubricError) as caught:
+        model.reference_layers([[1, 4]], "r.yaml: tasks (ae)")
+    assert str(caught.value) == ("r.yaml: tasks (ae) > model > free: changing depth changes the network's layers, "
+                                 "not only their sizes")
 
 
 def test_a_restricted_rubric_keeps_the_tasks_asked_for_under_a_hash_of_its_own() -> None:
