@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from harness.checks import known_checks
+from harness.checks import KnownChecks, known_checks
 from harness.errors import RubricError
 from harness.rubric import CheckSpec, load_rubric, parse_rubric
 
@@ -273,6 +273,28 @@ def test_unknown_check_lists_the_known_ones(tmp_path: Path) -> None:
     )
     # Without a list of known checks the name is not judged.
     assert load_rubric(path).tasks[0].checks[1].check == "paramter_count"
+
+
+@pytest.mark.parametrize(("measures", "reason"), [
+    ((), "test_accuracy measures nothing the reference is calibrated on, so there is no reference value to take a "
+         "fraction of: give an absolute bound (min) instead"),
+    (("hidden_accuracy", "weakest_class"), "test_accuracy measures 2 calibrated values (hidden_accuracy, "
+                                           "weakest_class), and a relative bar is a fraction of one: give an absolute "
+                                           "bound (min) instead"),
+])
+def test_a_relative_bar_on_a_check_that_measures_no_single_value_is_refused_at_load(
+        tmp_path: Path, measures: tuple[str, ...], reason: str) -> None:
+    # a check declared to read relative_to_reference but not what it measures: before, every student's grading
+    # failed with "declares 0 calibrated values, not one"
+    registered = known_checks()
+    checks = KnownChecks({name: registered[name] for name in CNN_CHECKS},
+                         {**registered.measures, "test_accuracy": measures})
+    path = write(tmp_path, VALID)
+    with pytest.raises(RubricError) as info:
+        load_rubric(path, known_checks=checks)
+    assert str(info.value) == f"{path}: tasks[0] (cnn) > checks[3] (test_accuracy) > relative_to_reference: {reason}"
+    # the registered test_accuracy measures the one value its bar is a fraction of
+    assert load_rubric(path, known_checks=known_checks()).tasks[0].checks[3].relative_to_reference == 0.98
 
 
 def test_several_problems_are_reported_together(tmp_path: Path) -> None:

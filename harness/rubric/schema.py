@@ -148,6 +148,18 @@ class CheckSpec(_Strict):
                     {"type": _problem("", reason), "loc": loc, "input": line.get("input")}
                 )
             raise ValidationError.from_exception_data(cls.__name__, problems) from None
+        measures = (info.context or {}).get("measures")
+        if spec.relative_to_reference is not None and isinstance(measures, Mapping):
+            measured = tuple(measures.get(spec.check, ()))
+            # the bar is a fraction of the reference's value of what the check measures: it needs exactly one
+            if not measured:
+                raise _problem("relative_to_reference",
+                               f"{spec.check} measures nothing the reference is calibrated on, so there is no "
+                               "reference value to take a fraction of: give an absolute bound (min) instead")
+            if len(measured) > 1:
+                raise _problem("relative_to_reference",
+                               f"{spec.check} measures {len(measured)} calibrated values ({', '.join(measured)}), "
+                               "and a relative bar is a fraction of one: give an absolute bound (min) instead")
         return spec
 
 
