@@ -11,7 +11,7 @@ package installed. A bundle is a zip file holding:
 ``rubric.yaml``
     the rubric, byte for byte (its hash is in the manifest).
 ``calibration.json``
-    per task, the reference's calibrated metrics as ``harness.calibrate.calibrate_rubric`` measured them (the
+    per task, the reference's calibrated metrics as ``harness.calibration.calibrate_rubric`` measured them (the
     bars of relative thresholds, the seconds budgets multiply).
 ``references.json``
     per task with a ``model.spec``: what the checks read of the reference network (``TaskReference``): its

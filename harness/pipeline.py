@@ -14,7 +14,7 @@ and the append) is logged when the batch resumes, marked as such: every grading 
 appears in the log exactly once per time it was graded.
 
 Relative thresholds and budgets come from grading the assignment's reference submission on
-the same data and machine (:func:`harness.calibrate.calibrate_rubric`), only for the tasks the
+the same data and machine (:func:`harness.calibration.calibrate_rubric`), only for the tasks the
 batch hands in, cached per task.
 """
 
@@ -753,7 +753,7 @@ def grade_batch(
     # other processes, the checks run there; this one only writes the pages.
     warm_host(HOST_MODULES if backend == "threads" else REPORT_MODULES)
     if reference_dir is not None:
-        from harness.calibrate import calibrate_rubric  # it grades with this module's functions
+        from harness.calibration import calibrate_rubric  # it grades with this module's functions
 
         # only the tasks some submission hands in a file for: the reference's other notebooks would run for nothing
         needed = {t for e in entries if isinstance(e, Submission) for t in plan_for(e, setup.rubric, setup.pins).matched}
@@ -1025,7 +1025,7 @@ def grade_single(
             manual=setup.manual.get(student), profile=setup.profile,
         ))
     if reference_dir is not None:
-        from harness.calibrate import calibrate_rubric  # it grades with this module's functions
+        from harness.calibration import calibrate_rubric  # it grades with this module's functions
 
         calibrate_rubric(setup, reference_dir, on_event, tasks=plan_for(loaded, setup.rubric, setup.pins).matched)
     return grade_submission(loaded, setup)

@@ -93,6 +93,16 @@ def test_preparing_a_grading_setup_imports_none_of_them(tmp_path: Path, small_da
     assert imported == [], f"imported while preparing the setup: {', '.join(imported)}"
 
 
+def test_the_grading_calibration_imports_no_reference_code() -> None:
+    # a student's install (a bundle's self-check) has no reference/; training the references is harness.calibrate
+    probe = ("import sys\nimport harness.calibration, harness.cli, gradebench.host\n"
+             "print(sorted(m for m in sys.modules if m == 'reference' or m.startswith('reference.')))\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert _imported_by("import harness.calibration") == []
+
+
 def test_the_host_modules_warm_up_in_the_background() -> None:
     imported = _imported_by(
         "from harness.pipeline import HOST_MODULES, warm_host\n"

@@ -13,7 +13,7 @@ showing in a report (the measured value, the threshold, an architecture diff) go
 A check whose figure can set a bar relative to the reference declares it:
 ``@check("test_accuracy", params=AccuracyParams, measures={"hidden_accuracy": "measured"})`` names
 the calibrated value (``hidden_accuracy``) and the key of ``ctx.details`` the check writes it to
-(``measured``) before judging anything. Calibration (:mod:`harness.calibrate`) keeps exactly the
+(``measured``) before judging anything. Calibration (:mod:`harness.calibration`) keeps exactly the
 declared values of the reference's checks (:func:`measurements`), and the check's relative bar reads
 the same name from ``ctx.reference_metrics``.
 
