@@ -21,7 +21,6 @@ batch hands in, cached per task.
 from __future__ import annotations
 
 import ast
-import difflib
 import importlib
 import json
 import math
@@ -56,7 +55,7 @@ from harness.matching import CODE_SUFFIXES, Pins, SourcePlan, check_pins, plan_s
 from harness.models import CheckResult, ExecutionResult, GradeReport, Limits, LoadFailure, Submission
 from harness.reporting import render_index, render_student, safe_name
 from harness.runcache import mark, reusable, run_key
-from harness.rubric import Rubric, Task, load_rubric
+from harness.rubric import Rubric, Task, did_you_mean, load_rubric
 from harness.sandbox import Sandbox, make_sandbox
 from harness.sandbox.quota import limited_folder, release_folder
 from harness.scoring import ManualScore, score_load_failure, score_submission
@@ -972,10 +971,7 @@ def _check_batch_fits(setup: GradingSetup, entries: Sequence[Submission | LoadFa
         known = {e.student for e in entries} | {r.student for r in store.all(setup.rubric.hash)}
         unknown = sorted(set(setup.manual) - known)
         if unknown:
-            hints = []
-            for name in unknown:
-                close = difflib.get_close_matches(name, sorted(known), n=1)
-                hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            hints = [f"{name!r}{did_you_mean(name, sorted(known))}" for name in unknown]
             raise HarnessError(
                 f"the manual scores name student(s) who are neither in this batch nor graded before: {', '.join(hints)}; "
                 "correct the student column of the manual scores file"

@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import field_validator, model_validator
 
 from harness.checks import CheckSpecLike, check, options, reference_value
-from harness.rubric import CheckParams, Count, PositiveNumber, TaskId
-from harness.rubric.messages import _did_you_mean
+from harness.rubric import CheckParams, Count, PositiveNumber, TaskId, did_you_mean
 
 if TYPE_CHECKING:  # imported where used: registering checks and validating a rubric must not import torch
     import torch
@@ -388,7 +387,7 @@ class LossUsedParams(CheckParams):
     def _a_torch_loss(cls, name: str) -> str:
         """The name of a torch.nn loss class, so a typo does not fail every student."""
         if name not in torch_loss_names():
-            hint = _did_you_mean(name, torch_loss_names())
+            hint = did_you_mean(name, torch_loss_names())
             raise ValueError(f"{name!r} is not a torch.nn loss class{hint}; e.g. {', '.join(_LOSSES)}")
         return name
 

@@ -60,7 +60,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from harness.errors import RubricError
-from harness.rubric.messages import _error_lines
+from harness.rubric.messages import _error_lines, did_you_mean
 from harness.rubric.params import (
     CheckParams,
     Count,
@@ -129,6 +129,7 @@ __all__ = [
     "Text",
     "Title",
     "declared_keys",
+    "did_you_mean",
     "load_rubric",
     "parse_rubric",
     "references",

@@ -37,7 +37,7 @@ from pydantic import (
 
 from harness.contract import FIXED_INPUT_KINDS
 from harness.errors import RubricError
-from harness.rubric.messages import _declared_reason, _did_you_mean, _problem
+from harness.rubric.messages import _declared_reason, did_you_mean, _problem
 from harness.rubric.params import _one_or_many, _python_name, references
 
 Dataset = Literal["mnist", "fashionmnist", "signs"]
@@ -98,7 +98,7 @@ class CheckSpec(_Strict):
         """Reject a check name that is not registered, when the caller says which are."""
         known = (info.context or {}).get("known_checks")
         if known is not None and name not in known:
-            raise ValueError(f"unknown check {name!r}{_did_you_mean(name, known)}; known: {', '.join(sorted(known))}")
+            raise ValueError(f"unknown check {name!r}{did_you_mean(name, known)}; known: {', '.join(sorted(known))}")
         return name
 
     @field_validator("min", "max", "tolerance", "points", "relative_to_reference")
