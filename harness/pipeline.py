@@ -651,11 +651,11 @@ def _grade_in(
         tasks = [rubric.task(t) for t in step.tasks] if step else [task]
         ctx = _task_context(setup, task, execution, outcome, text, "" if entry.found else entry.reason, graded, tasks)
         if execution is not None and entry.run:  # the student's own class: built again in a clean sandbox to check
-            from harness.checks.rebuild import Rebuilder
+            from harness.checks.rebuild import CACHE_FOLDER, Rebuilder
 
             ctx.rebuild = Rebuilder(setup.sandbox, submission, entry.run,
                                     setup.out_dir / "artifacts" / student_dir / f"rebuild-{safe_name(task.id)}",
-                                    setup.limits)
+                                    setup.limits, cache=setup.out_dir / CACHE_FOLDER)
         results.extend(run_check(ctx, spec) for spec in task.checks)
         graded[task.id] = ctx
     report = score_submission(
