@@ -80,6 +80,7 @@ def prepare(request: dict[str, Any]) -> dict[str, Any]:
 
 def check(request: dict[str, Any]) -> dict[str, Any]:
     """Check the records the probe wrote in the kernel; the task's results and score."""
+    from harness.calibration import calibrate_rubric
     from harness.checks import run_check
     from harness.cli import _reference_dir
     from harness.models import CheckResult, ExecutionResult, SandboxResult
@@ -90,8 +91,6 @@ def check(request: dict[str, Any]) -> dict[str, Any]:
         setup.rubric = setup.rubric.restricted([t.id for t in setup.rubric.automatic_tasks if t.source == task.source])
         reference_dir = _reference_dir(Path(request["rubric"]), setup.rubric.assignment, None)
         if reference_dir is not None:
-            from harness.calibrate import calibrate_rubric  # reads the reference code: never in a bundle's check
-
             calibrate_rubric(setup, reference_dir)
     kernel = SandboxResult(verdict="ok", message="ran in the notebook's own kernel", returncode=0, wall_s=0.0,
                            cpu_s=0.0, peak_memory_bytes=0, stdout="", stderr="", isolated=False)

@@ -312,11 +312,15 @@ def count_activations(layers: Iterable[dict[str, Any]]) -> int:
     return sum(1 for layer in layers if layer["type"] in ACTIVATIONS)
 
 
+class FreeSizeError(ValueError):
+    """A size the assignment leaves free changes the network's layers, not only their sizes."""
+
+
 def mark_free(layers: list[dict[str, Any]], other: list[dict[str, Any]], name: str) -> None:
     """Mark in ``layers`` the hyperparameters that differ in ``other``, the same network built with another value
-    of the size ``name``: ``{"free": {"out_features": "dim2"}}``. ValueError when the two differ in structure."""
+    of the size ``name``: ``{"free": {"out_features": "dim2"}}``. FreeSizeError when the two differ in structure."""
     if [l["type"] for l in layers] != [l["type"] for l in other]:
-        raise ValueError(f"changing {name} changes the network's layers, not only their sizes")
+        raise FreeSizeError(f"changing {name} changes the network's layers, not only their sizes")
     for layer, changed in zip(layers, other):
         for key, value in (layer.get("hyper") or {}).items():
             if (changed.get("hyper") or {}).get(key) != value:

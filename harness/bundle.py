@@ -11,7 +11,7 @@ package installed. A bundle is a zip file holding:
 ``rubric.yaml``
     the rubric, byte for byte (its hash is in the manifest).
 ``calibration.json``
-    per task, the reference's calibrated metrics as ``harness.calibrate.calibrate_rubric`` measured them (the
+    per task, the reference's calibrated metrics as ``harness.calibration.calibrate_rubric`` measured them (the
     bars of relative thresholds, the seconds budgets multiply).
 ``references.json``
     per task with a ``model.spec``: what the checks read of the reference network (``TaskReference``): its
@@ -84,9 +84,10 @@ class Bundle:
     """The reference descriptions, per task id (tasks with a ``model.spec``)."""
 
 
-def reference_of(task: Task, shapes: list[list[int]]) -> TaskReference | None:
+def reference_of(task: Task, shapes: list[list[int]], rubric_name: str) -> TaskReference | None:
     """Describe the reference network of ``task`` from the reference code (course staff's side); None without a
-    ``model.spec``. ``shapes``: the dummy-batch shapes of the task's dataset."""
+    ``model.spec``. ``shapes``: the dummy-batch shapes of the task's dataset; ``rubric_name``: its file, for
+    messages."""
     from harness.architecture import describe_reference
     from harness.checks import options
     from harness.checks.architecture import ArchitectureOptions
@@ -96,7 +97,7 @@ def reference_of(task: Task, shapes: list[list[int]]) -> TaskReference | None:
         return None
     model = task.model.build_reference()
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    layers = describe_reference(task.model.reference_class(), task.model.args, task.model.free_sizes(), shapes)
+    layers = task.model.reference_layers(shapes, f"{rubric_name}: tasks ({task.id})")
     accepted = {}
     for spec in task.checks:
         if spec.check == "architecture_matches":
@@ -117,7 +118,7 @@ def make_bundle(setup: GradingSetup, out: Path) -> Path:
     references = {}
     for task in rubric.automatic_tasks:
         shapes = DEFAULT_INPUT_SHAPES.get(task.model.dataset or "", DEFAULT_INPUT_SHAPES["mnist"]) if task.model else []
-        described = reference_of(task, shapes)
+        described = reference_of(task, shapes, str(rubric.path))
         if described is not None:
             references[task.id] = {"layers": described.layers, "parameters": described.parameters,
                                    "accepted": described.accepted}

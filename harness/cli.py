@@ -423,6 +423,7 @@ def check(
     every automatic check passes (a check the bundle cannot run is listed, not counted against you).
     """
     from harness.bundle import data_differs, find_bundle, read_bundle
+    from harness.calibration import calibrate_rubric
     from harness.checks import NOT_AVAILABLE
     from harness.data import prepare
     from harness.loading import load_submission
@@ -486,10 +487,6 @@ def check(
             # a bundle brings its published calibration; the course repository calibrates on its reference
             reference_dir = None if published else _reference_dir(rubric, setup.rubric.assignment, None)
             if reference_dir is not None:
-                # imported only here: calibrating reads the reference implementations, which a student's
-                # install (a bundle's self-check) does not have
-                from harness.calibrate import calibrate_rubric
-
                 calibrate_rubric(setup, reference_dir, lambda event: console.print(
                     f"calibrating {', '.join(getattr(event, 'tasks', ()))} on the reference submission (first use only)..."
                 ))
@@ -551,7 +548,7 @@ def bundle_make(
 
     from harness.bundle import make_bundle
     from harness.data import prepare
-    from harness.calibrate import calibrate_rubric
+    from harness.calibration import calibrate_rubric
     from harness.pipeline import prepare_setup
 
     data_dir = data or default_data_dir().with_name("data-small")
@@ -794,7 +791,7 @@ def autograde(
     import json
     import tempfile
 
-    from harness.calibrate import calibrate_rubric
+    from harness.calibration import calibrate_rubric
     from harness.export import ExportOptions, gradescope_results
     from harness.pipeline import grade_single, prepare_setup
 

@@ -87,6 +87,10 @@ MAX_CALL_VALUES = 10
 MAX_CALLABLES = 200
 """Names in a probe record's ``callables`` at most."""
 
+FIXED_INPUT_KINDS: tuple[str, ...] = ("vae_loss",)
+"""Kinds of fixed inputs a rubric's probe call may name (``harness.probes.fixed_inputs`` builds each); here, not
+there, so a rubric is validated without importing torch."""
+
 MAX_MISSING_PACKAGES = 50
 """Module names run.json's ``missing_packages`` may list."""
 

@@ -24,7 +24,6 @@ serves (rubric order: q1 before q2, so later scripts can load earlier checkpoint
 from __future__ import annotations
 
 import ast
-import difflib
 import json
 import re
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from typing import Iterable, Mapping
 import yaml
 
 from harness.errors import HarnessError
-from harness.rubric import Rubric, Task
+from harness.rubric import Rubric, Task, did_you_mean
 
 CODE_SUFFIXES = (".ipynb", ".py")
 """Suffixes of the files that can serve a task."""
@@ -574,10 +573,9 @@ def parse_pins(text: str, rubric: Rubric, name: str = "pins") -> Pins:
         pins[str(student)] = {}
         for task_id, path in chosen.items():
             if task_id not in tasks:
-                close = difflib.get_close_matches(str(task_id), tasks, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise HarnessError(
-                    f"{name}: student {student!r}: {task_id!r} is not an automatic task of {rubric.assignment}{hint}; "
+                    f"{name}: student {student!r}: {task_id!r} is not an automatic task of {rubric.assignment}"
+                    f"{did_you_mean(str(task_id), tasks)}; "
                     f"tasks: {', '.join(tasks)}"
                 )
             if not isinstance(path, str) or not path.strip():
@@ -600,9 +598,8 @@ def check_pins(pins: Pins, submissions: Mapping[str, Iterable[str]]) -> None:
     does not hold; HarnessError naming the closest student or the student's notebooks and scripts."""
     for student, chosen in pins.by_student.items():
         if student not in submissions:
-            close = difflib.get_close_matches(student, sorted(submissions), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise HarnessError(f"{pins.path}: no student {student!r} in this batch{hint}")
+            raise HarnessError(f"{pins.path}: no student {student!r} in this batch"
+                               f"{did_you_mean(student, sorted(submissions))}")
         files = list(submissions[student])
         code = [f for f in files if f.lower().endswith(CODE_SUFFIXES)]
         for task_id, path in chosen.items():

@@ -14,14 +14,13 @@ and the append) is logged when the batch resumes, marked as such: every grading 
 appears in the log exactly once per time it was graded.
 
 Relative thresholds and budgets come from grading the assignment's reference submission on
-the same data and machine (:func:`harness.calibrate.calibrate_rubric`), only for the tasks the
+the same data and machine (:func:`harness.calibration.calibrate_rubric`), only for the tasks the
 batch hands in, cached per task.
 """
 
 from __future__ import annotations
 
 import ast
-import difflib
 import importlib
 import json
 import math
@@ -39,7 +38,6 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import nbformat
 import numpy as np
 
-from harness.architecture import describe_reference
 from harness.bundle import Bundle, TaskReference
 from harness.backends import GpuSlots, make_backend, needs_gpu, visible_gpus
 from harness.checks import known_checks, run_check
@@ -57,7 +55,7 @@ from harness.matching import CODE_SUFFIXES, Pins, SourcePlan, check_pins, plan_s
 from harness.models import CheckResult, ExecutionResult, GradeReport, Limits, LoadFailure, Submission
 from harness.reporting import render_index, render_student, safe_name
 from harness.runcache import mark, reusable, run_key
-from harness.rubric import Rubric, Task, load_rubric
+from harness.rubric import Rubric, Task, did_you_mean, load_rubric
 from harness.sandbox import Sandbox, make_sandbox
 from harness.sandbox.quota import limited_folder, release_folder
 from harness.scoring import ManualScore, score_load_failure, score_submission
@@ -436,7 +434,7 @@ def _reference_for(
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     # the computation, as the probe traces the student's network, with the sizes the assignment leaves open marked
     shapes = DEFAULT_INPUT_SHAPES.get(task.model.dataset or "", DEFAULT_INPUT_SHAPES["mnist"])
-    layers = describe_reference(task.model.reference_class(), task.model.args, task.model.free_sizes(), shapes)
+    layers = task.model.reference_layers(shapes, f"{setup.rubric.path or setup.rubric.assignment}: tasks ({task.id})")
     return model, layers, parameters
 
 
@@ -653,11 +651,11 @@ def _grade_in(
         tasks = [rubric.task(t) for t in step.tasks] if step else [task]
         ctx = _task_context(setup, task, execution, outcome, text, "" if entry.found else entry.reason, graded, tasks)
         if execution is not None and entry.run:  # the student's own class: built again in a clean sandbox to check
-            from harness.checks.rebuild import Rebuilder
+            from harness.checks.rebuild import CACHE_FOLDER, Rebuilder
 
             ctx.rebuild = Rebuilder(setup.sandbox, submission, entry.run,
                                     setup.out_dir / "artifacts" / student_dir / f"rebuild-{safe_name(task.id)}",
-                                    setup.limits)
+                                    setup.limits, cache=setup.out_dir / CACHE_FOLDER)
         results.extend(run_check(ctx, spec) for spec in task.checks)
         graded[task.id] = ctx
     report = score_submission(
@@ -754,7 +752,7 @@ def grade_batch(
     # other processes, the checks run there; this one only writes the pages.
     warm_host(HOST_MODULES if backend == "threads" else REPORT_MODULES)
     if reference_dir is not None:
-        from harness.calibrate import calibrate_rubric  # it grades with this module's functions
+        from harness.calibration import calibrate_rubric  # it grades with this module's functions
 
         # only the tasks some submission hands in a file for: the reference's other notebooks would run for nothing
         needed = {t for e in entries if isinstance(e, Submission) for t in plan_for(e, setup.rubric, setup.pins).matched}
@@ -973,10 +971,7 @@ def _check_batch_fits(setup: GradingSetup, entries: Sequence[Submission | LoadFa
         known = {e.student for e in entries} | {r.student for r in store.all(setup.rubric.hash)}
         unknown = sorted(set(setup.manual) - known)
         if unknown:
-            hints = []
-            for name in unknown:
-                close = difflib.get_close_matches(name, sorted(known), n=1)
-                hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            hints = [f"{name!r}{did_you_mean(name, sorted(known))}" for name in unknown]
             raise HarnessError(
                 f"the manual scores name student(s) who are neither in this batch nor graded before: {', '.join(hints)}; "
                 "correct the student column of the manual scores file"
@@ -1026,7 +1021,7 @@ def grade_single(
             manual=setup.manual.get(student), profile=setup.profile,
         ))
     if reference_dir is not None:
-        from harness.calibrate import calibrate_rubric  # it grades with this module's functions
+        from harness.calibration import calibrate_rubric  # it grades with this module's functions
 
         calibrate_rubric(setup, reference_dir, on_event, tasks=plan_for(loaded, setup.rubric, setup.pins).matched)
     return grade_submission(loaded, setup)

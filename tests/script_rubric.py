@@ -45,8 +45,12 @@ class CountingSandbox:
         self.inner = make_sandbox("auto")
         self.isolated, self.warning = self.inner.isolated, self.inner.warning
         self.runs: list[str] = []
+        self.rebuilds = 0
+        """The clean rebuilds of a student's class it ran (counted apart from ``runs``)."""
 
     def run(self, command, **options):
         if "harness.engines.runner" in command:
             self.runs.append(Path(options["workspace"]).name)
+        elif "harness.probes.rebuild" in command:
+            self.rebuilds += 1
         return self.inner.run(command, **options)

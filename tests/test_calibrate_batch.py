@@ -1,4 +1,4 @@
-"""Calibration of only the tasks a batch hands in, cached per task (``harness.calibrate.calibrate_rubric`` from
+"""Calibration of only the tasks a batch hands in, cached per task (``harness.calibration.calibrate_rubric`` from
 ``grade_batch``): counted in the reference's sandboxed runs."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.calibrate import calibration_path
+from harness.calibration import calibration_path
 from harness.events import Calibrating
 from harness.pipeline import grade_batch, prepare_setup
 from tests.script_rubric import SCRIPT, CountingSandbox

@@ -1,4 +1,4 @@
-"""Calibrating a rubric for grading (``harness.calibrate.calibrate_rubric``): what is kept of the reference's
+"""Calibrating a rubric for grading (``harness.calibration.calibrate_rubric``): what is kept of the reference's
 checks (what each check declares it measures) and the one table of profiles. Calibrating only the tasks a batch
 needs: tests/test_calibrate_batch.py."""
 
@@ -11,7 +11,7 @@ import pytest
 
 import harness.pipeline
 from harness.calibrate import PROFILES as TRAINING_PROFILES
-from harness.calibrate import reference_metrics
+from harness.calibration import reference_metrics
 from harness.checks import declared_measures, known_checks, reference_value
 from harness.models import CheckResult
 from harness.pipeline import GradingSetup
@@ -94,7 +94,7 @@ def test_a_relative_bar_reads_the_declared_value_and_says_how_to_calibrate_it() 
 def test_each_task_is_cached_under_a_key_of_its_own(tmp_path: Path) -> None:
     import nbformat
 
-    from harness.calibrate import _task_keys
+    from harness.calibration import _task_keys
     from harness.matching import plan_sources
 
     notebook = nbformat.writes(nbformat.v4.new_notebook())

@@ -67,6 +67,33 @@ def test_only_changes_to_what_runs_run_again(world) -> None:
     assert len(sandbox.runs) == 4
 
 
+def test_a_points_edit_rebuilds_no_student_class_again(tmp_path: Path, small_data: Path) -> None:
+    # no model spec: the host has no class for the student's Net, so its predictions are checked by rebuilding
+    # it in a clean sandbox; the rebuild's outputs are kept by what decides them
+    batch = tmp_path / "batch" / "ann"
+    batch.mkdir(parents=True)
+    shutil.copy(SCRIPT, batch / SCRIPT.name)
+    rubric = tmp_path / "rubric.yaml"
+    sandbox = CountingSandbox()
+
+    def grade(points: int, extra: str = ""):
+        checks = f"      - {{check: test_accuracy, min: 0.05, points: {points}}}\n"
+        rubric.write_text(cnn_script_rubric("rebuild-cache", checks) + extra, encoding="utf-8")
+        setup = prepare_setup(rubric, small_data, tmp_path / "out", sandbox=sandbox, profile="fast")
+        [check] = grade_batch(batch.parent, setup).reports[0].tasks[0].checks
+        return check
+
+    first = grade(points=1)
+    assert (len(sandbox.runs), sandbox.rebuilds) == (1, 1)
+    assert first.details["verified"] is True, first.message
+    again = grade(points=3)  # points only: the stored run is re-checked, and the rebuild is not run again
+    assert (len(sandbox.runs), sandbox.rebuilds) == (1, 1)
+    assert (again.details["verified"], again.details["measured"], again.message) == (
+        True, first.details["measured"], first.message)
+    grade(points=3, extra="limits: {memory: 3GiB}\n")  # the limits changed: the student's run and the rebuild again
+    assert (len(sandbox.runs), sandbox.rebuilds) == (2, 2)
+
+
 def test_recalibrating_after_a_points_edit_reuses_the_references_runs(world) -> None:
     grade, sandbox, _ = world
     grade(points=1, calibrate=True)  # the reference calibrates; ann hands in the same script, so its run is reused

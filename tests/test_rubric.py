@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from harness.checks import known_checks
+from harness.checks import KnownChecks, known_checks
 from harness.errors import RubricError
 from harness.rubric import CheckSpec, load_rubric, parse_rubric
 
@@ -275,6 +275,28 @@ def test_unknown_check_lists_the_known_ones(tmp_path: Path) -> None:
     assert load_rubric(path).tasks[0].checks[1].check == "paramter_count"
 
 
+@pytest.mark.parametrize(("measures", "reason"), [
+    ((), "test_accuracy measures nothing the reference is calibrated on, so there is no reference value to take a "
+         "fraction of: give an absolute bound (min) instead"),
+    (("hidden_accuracy", "weakest_class"), "test_accuracy measures 2 calibrated values (hidden_accuracy, "
+                                           "weakest_class), and a relative bar is a fraction of one: give an absolute "
+                                           "bound (min) instead"),
+])
+def test_a_relative_bar_on_a_check_that_measures_no_single_value_is_refused_at_load(
+        tmp_path: Path, measures: tuple[str, ...], reason: str) -> None:
+    # a check declared to read relative_to_reference but not what it measures: before, every student's grading
+    # failed with "declares 0 calibrated values, not one"
+    registered = known_checks()
+    checks = KnownChecks({name: registered[name] for name in CNN_CHECKS},
+                         {**registered.measures, "test_accuracy": measures})
+    path = write(tmp_path, VALID)
+    with pytest.raises(RubricError) as info:
+        load_rubric(path, known_checks=checks)
+    assert str(info.value) == f"{path}: tasks[0] (cnn) > checks[3] (test_accuracy) > relative_to_reference: {reason}"
+    # the registered test_accuracy measures the one value its bar is a fraction of
+    assert load_rubric(path, known_checks=known_checks()).tasks[0].checks[3].relative_to_reference == 0.98
+
+
 def test_several_problems_are_reported_together(tmp_path: Path) -> None:
     text = VALID.replace("points: 2}\n      - {check: parameter_count", "points: -2}\n      - {check: parameter_count")
     text = text.replace("manual: {points: 2}", "manual: {points: 2, pionts: 2}")
@@ -365,13 +387,21 @@ def test_a_model_spec_names_the_sizes_the_assignment_leaves_free() -> None:
     ("{spec: 'reference.autoencoders:Autoencoder', free: [dim9]}",
      "free: dim9 is not a whole-number argument of reference.autoencoders:Autoencoder (arguments: dim1, dim2, dim3)"),
     ("{prefer: [model], free: [dim2]}", "free: free sizes need a spec (the reference class whose arguments they name)"),
-    ("{spec: 'tests.test_rubric:Stack', free: [depth]}",
-     "free: changing depth changes the network's layers, not only their sizes"),
 ])
 def test_a_free_size_that_is_not_a_size_is_refused(model: str, reason: str) -> None:
     with pytest.raises(RubricError) as caught:
         parse_rubric(_free(model), "r.yaml")
     assert f"tasks[0] (ae) > model > {reason}" in str(caught.value)
+
+
+def test_a_free_size_that_changes_the_layers_is_refused_where_the_reference_is_described() -> None:
+    # building the reference needs torch, which loading a rubric does not import: the rubric loads, and the first
+    # description of the reference (a grading setup's, a bundle's) names the file, the field and the reason
+    model = parse_rubric(_free("{spec: 'tests.test_rubric:Stack', free: [depth]}"), "r.yaml").tasks[0].model
+    with pytest.raises(RubricError) as caught:
+        model.reference_layers([[1, 4]], "r.yaml: tasks (ae)")
+    assert str(caught.value) == ("r.yaml: tasks (ae) > model > free: changing depth changes the network's layers, "
+                                 "not only their sizes")
 
 
 def test_a_restricted_rubric_keeps_the_tasks_asked_for_under_a_hash_of_its_own() -> None:

@@ -53,6 +53,34 @@ def test_the_command_line_and_a_rubric_load_without_torch_or_pandas(tmp_path: Pa
     assert imported == [], f"imported before the first sandboxed run: {', '.join(imported)}"
 
 
+@pytest.mark.parametrize("rubric", sorted(p.name for p in (ROOT / "rubrics").glob("*.yaml")))
+def test_every_full_rubric_loads_without_torch(rubric: str) -> None:
+    # free sizes, fixed inputs and loss names are validated at load from what is written, not by importing torch
+    imported = _imported_by(
+        "from harness.checks import known_checks\n"
+        "from harness.rubric import load_rubric\n"
+        f"rubric = load_rubric({str(ROOT / 'rubrics' / rubric)!r}, known_checks=known_checks())\n"
+        "assert rubric.tasks\n"
+    )
+    assert imported == [], f"imported while loading {rubric}: {', '.join(imported)}"
+
+
+def test_the_rubric_knows_the_fixed_inputs_the_probe_builds() -> None:
+    from harness.contract import FIXED_INPUT_KINDS
+    from harness.probes.fixed_inputs import KINDS
+
+    assert sorted(FIXED_INPUT_KINDS) == sorted(KINDS)
+
+
+def test_the_loss_names_read_from_source_are_torch_nn_s_loss_classes() -> None:
+    import torch
+
+    from harness.checks.reconstruction import torch_loss_names
+
+    assert torch_loss_names() == tuple(sorted(n for n, v in vars(torch.nn).items()
+                                              if n.endswith("Loss") and isinstance(v, type)))
+
+
 def test_preparing_a_grading_setup_imports_none_of_them(tmp_path: Path, small_data: Path) -> None:
     rubric = _cnn_rubric(tmp_path / "cnn.yaml")
     imported = _imported_by(
@@ -63,6 +91,16 @@ def test_preparing_a_grading_setup_imports_none_of_them(tmp_path: Path, small_da
         "assert 'mnist' in setup.hidden\n"
     )
     assert imported == [], f"imported while preparing the setup: {', '.join(imported)}"
+
+
+def test_the_grading_calibration_imports_no_reference_code() -> None:
+    # a student's install (a bundle's self-check) has no reference/; training the references is harness.calibrate
+    probe = ("import sys\nimport harness.calibration, harness.cli, gradebench.host\n"
+             "print(sorted(m for m in sys.modules if m == 'reference' or m.startswith('reference.')))\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert _imported_by("import harness.calibration") == []
 
 
 def test_the_host_modules_warm_up_in_the_background() -> None:

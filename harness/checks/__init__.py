@@ -13,7 +13,7 @@ showing in a report (the measured value, the threshold, an architecture diff) go
 A check whose figure can set a bar relative to the reference declares it:
 ``@check("test_accuracy", params=AccuracyParams, measures={"hidden_accuracy": "measured"})`` names
 the calibrated value (``hidden_accuracy``) and the key of ``ctx.details`` the check writes it to
-(``measured``) before judging anything. Calibration (:mod:`harness.calibrate`) keeps exactly the
+(``measured``) before judging anything. Calibration (:mod:`harness.calibration`) keeps exactly the
 declared values of the reference's checks (:func:`measurements`), and the check's relative bar reads
 the same name from ``ctx.reference_metrics``.
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 import threading
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -156,10 +156,23 @@ def get_check(name: str) -> CheckFunction:
         raise HarnessError(f"no check {name!r}; known: {', '.join(sorted(_CHECKS))}") from None
 
 
-def known_checks() -> dict[str, type[CheckParams]]:
-    """Every registered check by name (sorted), with its declaration: what a rubric is validated against."""
+class KnownChecks(dict[str, type[CheckParams]]):
+    """Checks by name with their declarations (what a rubric is validated against), and what each measures."""
+
+    def __init__(self, declarations: Mapping[str, type[CheckParams]], measures: Mapping[str, Iterable[str]]) -> None:
+        super().__init__(declarations)
+        self.measures: dict[str, tuple[str, ...]] = {name: tuple(values) for name, values in measures.items()}
+        """The calibrated values each check measures, by check name (``test_accuracy``: ``hidden_accuracy``):
+        a relative bar (``relative_to_reference``) needs exactly one."""
+
+
+def known_checks() -> KnownChecks:
+    """Every registered check by name (sorted), with its declaration and what it measures: what a rubric is
+    validated against."""
     _load_builtin_checks()
-    return {name: _CHECKS[name].params for name in sorted(_CHECKS)}
+    names = sorted(_CHECKS)
+    return KnownChecks({name: _CHECKS[name].params for name in names},
+                       {name: tuple(_CHECKS[name].measures) for name in names})
 
 
 Options = TypeVar("Options", bound=CheckParams)

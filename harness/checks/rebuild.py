@@ -11,11 +11,19 @@ and the predictions the student's run exported would have to be taken on trust. 
    definitions, builds the recorded class with the constructor arguments the construction hook recorded,
    loads the exported weights, runs the host's evaluation images, and writes its outputs;
 3. ``harness.checks.verify`` believes the exported predictions only when they agree with those outputs.
+
+A rebuild's result depends only on what goes into it (:func:`rebuild_key`: the definitions, the class and its
+constructor record, the weights, the evaluation images, the limits, the submission's files and the probe's
+code), so it is kept under that key in the output folder (``rebuilds/``, :data:`CACHE_FOLDER`): rescoring the
+same runs after a rubric edit rebuilds nothing.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
+import hashlib
+import io as bytes_io
 import json
 import re
 import shutil
@@ -33,6 +41,10 @@ REBUILD_WALL_S = 120.0
 
 MAX_OUTPUT_BYTES = 512 * 1024**2
 """An outputs file bigger than this is not loaded."""
+
+CACHE_FOLDER = "rebuilds"
+"""Folder of an output folder where rebuilt outputs are kept by :func:`rebuild_key` (``<key>.pt``, and
+``<key>.json`` for a model the rebuild itself said it could not build)."""
 
 _MAGIC = re.compile(r"^\s*[%!]")
 """IPython magics and shell escapes (``%matplotlib inline``, ``!pip install``): not Python, dropped."""
@@ -104,6 +116,9 @@ class Rebuilder:
     """Host folder for the rebuild's files (emptied first)."""
     limits: Limits
     """The run's limits; the wall limit is cut to ``REBUILD_WALL_S``."""
+    cache: Path | None = None
+    """Folder where results are kept by :func:`rebuild_key` and looked up first (``<out>/rebuilds``); None: none
+    kept, every call rebuilds."""
 
     def __call__(self, class_name: str, constructor: Any, state: Any, inputs: torch.Tensor) -> torch.Tensor | str:
         """The outputs (N, D) of a new ``class_name(*args, **kwargs)`` holding ``state``, on ``inputs``; or why the
@@ -121,18 +136,24 @@ class Rebuilder:
             constructor = {"args": [], "kwargs": {}}
         if not isinstance(state, dict) or not state:
             return "its weights were not exported"
+        weights = {k: v.detach().clone() for k, v in state.items() if isinstance(v, torch.Tensor)}
+        code = definitions(source_blocks(self.submission.root / self.source))
+        request = {"class_name": class_name, "args": constructor["args"], "kwargs": constructor["kwargs"]}
+        limits = replace(self.limits, wall_s=min(self.limits.wall_s, REBUILD_WALL_S), cell_timeout_s=None, gpu=False)
+        why = "its constructor's arguments were not plain values the grader could record, and " if unrecorded else ""
+        key = rebuild_key(code, request, weights, inputs, limits, self.submission.content_hash)
+        kept = self._cached(key)
+        if kept is not None:
+            return kept if isinstance(kept, torch.Tensor) else why + kept
         if self.folder.exists():
             shutil.rmtree(self.folder)
         io = self.folder / "io"
         io.mkdir(parents=True)
         workspace = make_workspace(self.submission, self.folder / "workspace")
-        (io / "definitions.py").write_text(
-            definitions(source_blocks(self.submission.root / self.source)), encoding="utf-8")
-        request = {"class_name": class_name, "args": constructor["args"], "kwargs": constructor["kwargs"]}
+        (io / "definitions.py").write_text(code, encoding="utf-8")
         (io / "request.json").write_text(json.dumps(request), encoding="utf-8")
-        torch.save({k: v.detach().clone() for k, v in state.items() if isinstance(v, torch.Tensor)}, io / "weights.pt")
+        torch.save(weights, io / "weights.pt")
         torch.save(inputs.contiguous(), io / "inputs.pt")
-        limits = replace(self.limits, wall_s=min(self.limits.wall_s, REBUILD_WALL_S), cell_timeout_s=None, gpu=False)
         command = [sys.executable, "-P", "-m", "harness.probes.rebuild", str(io.resolve())]
         result = self.sandbox.run(
             command, workspace=workspace, limits=limits,
@@ -140,16 +161,75 @@ class Rebuilder:
             env={"CUDA_VISIBLE_DEVICES": "", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"},
         )
         outputs = io / "outputs.pt"
-        why = "its constructor's arguments were not plain values the grader could record, and " if unrecorded else ""
         if outputs.is_file() and not outputs.is_symlink() and outputs.stat().st_size <= MAX_OUTPUT_BYTES:
             try:
                 value = torch.load(outputs, map_location="cpu", weights_only=True)
             except Exception as error:
                 return f"its outputs could not be read back ({type(error).__name__})"
             if isinstance(value, torch.Tensor):
-                return value.float()
-        said = _result_error(io / "result.json") or f"the rebuild did not finish: it {result.message}"
-        return why + said
+                rebuilt = value.float()
+                self._keep(key, rebuilt)
+                return rebuilt
+        said = _result_error(io / "result.json")
+        if said:  # the definitions themselves failed (a class that raises, a missing name): the same every time
+            self._keep(key, said)
+        return why + (said or f"the rebuild did not finish: it {result.message}")
+
+    def _cached(self, key: str) -> torch.Tensor | str | None:
+        """The outputs (or the rebuild's own reason) kept under ``key``; None when none are (or unreadable)."""
+        if self.cache is None:
+            return None
+        try:
+            if (self.cache / f"{key}.pt").is_file():
+                value = torch.load(self.cache / f"{key}.pt", map_location="cpu", weights_only=True)
+                return value if isinstance(value, torch.Tensor) else None
+            if (self.cache / f"{key}.json").is_file():
+                said = json.loads((self.cache / f"{key}.json").read_text(encoding="utf-8")).get("error")
+                return said if isinstance(said, str) and said else None
+        except Exception:  # a damaged entry is rebuilt
+            return None
+        return None
+
+    def _keep(self, key: str, value: torch.Tensor | str) -> None:
+        """Keep ``value`` (written on the host, from what it read back) under ``key``, when there is a cache."""
+        from harness.data.formats import atomic_write_bytes
+
+        if self.cache is None:
+            return
+        try:
+            if isinstance(value, torch.Tensor):
+                buffer = bytes_io.BytesIO()
+                torch.save(value.contiguous(), buffer)
+                atomic_write_bytes(self.cache / f"{key}.pt", buffer.getvalue())
+            else:
+                atomic_write_bytes(self.cache / f"{key}.json", json.dumps({"error": value}).encode("utf-8"))
+        except OSError:  # a full disk costs a rebuild next time, never a grade
+            pass
+
+
+def _tensor_digest(digest: Any, name: str, tensor: torch.Tensor) -> None:
+    """Feed ``tensor``'s name, dtype, shape and bytes into ``digest``."""
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    digest.update(json.dumps([name, str(flat.dtype), list(tensor.shape)]).encode())
+    digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+
+
+def rebuild_key(code: str, request: dict[str, Any], weights: dict[str, torch.Tensor], inputs: torch.Tensor,
+                limits: Limits, content_hash: str) -> str:
+    """sha256 over everything a rebuild's result depends on: the kept definitions (``code``), the class name and
+    constructor arguments (``request``), the weights' and the evaluation images' bytes, the sandbox limits, the
+    submission's files (a class may import a helper module) and the code of the probes that rebuild it."""
+    from harness.runcache import runner_code_digest
+
+    digest = hashlib.sha256()
+    for part in (code, json.dumps(request, sort_keys=True, default=str),
+                 json.dumps(dataclasses.asdict(limits), sort_keys=True, default=str), content_hash,
+                 runner_code_digest()):
+        digest.update(hashlib.sha256(part.encode()).digest())
+    for name, tensor in weights.items():
+        _tensor_digest(digest, name, tensor)
+    _tensor_digest(digest, "inputs", inputs)
+    return digest.hexdigest()
 
 
 def _result_error(path: Path) -> str:

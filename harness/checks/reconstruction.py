@@ -8,15 +8,18 @@ in the student's own pixel scale, from those two files.
 
 from __future__ import annotations
 
-import difflib
+import ast
+import functools
+import importlib.util
 import math
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import field_validator, model_validator
 
 from harness.checks import CheckSpecLike, check, options, reference_value
-from harness.rubric import CheckParams, Count, PositiveNumber, TaskId
+from harness.rubric import CheckParams, Count, PositiveNumber, TaskId, did_you_mean
 
 if TYPE_CHECKING:  # imported where used: registering checks and validating a rubric must not import torch
     import torch
@@ -383,14 +386,33 @@ class LossUsedParams(CheckParams):
     @classmethod
     def _a_torch_loss(cls, name: str) -> str:
         """The name of a torch.nn loss class, so a typo does not fail every student."""
-        import torch
-
-        losses = sorted(n for n, v in vars(torch.nn).items() if n.endswith("Loss") and isinstance(v, type))
-        if name not in losses:
-            close = difflib.get_close_matches(name, losses, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+        if name not in torch_loss_names():
+            hint = did_you_mean(name, torch_loss_names())
             raise ValueError(f"{name!r} is not a torch.nn loss class{hint}; e.g. {', '.join(_LOSSES)}")
         return name
+
+
+@functools.cache
+def torch_loss_names() -> tuple[str, ...]:
+    """The names of torch.nn's loss classes (``L1Loss``, ``MSELoss``...), sorted.
+
+    Read from the ``__all__`` of torch's installed ``nn/modules/__init__.py`` (the names ``torch.nn`` exports),
+    as :func:`harness.rubric.spec_signature` reads a model spec: importing torch takes seconds, and validating
+    a rubric needs only the names. torch itself is imported only when that file cannot be read that way.
+    """
+    found = importlib.util.find_spec("torch")  # finds the package without importing it
+    try:
+        if found is None or not found.submodule_search_locations:
+            raise OSError("torch is not an installed package")
+        init = Path(found.submodule_search_locations[0]) / "nn" / "modules" / "__init__.py"
+        tree = ast.parse(init.read_text(encoding="utf-8"))
+        listed = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                      and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets))
+        return tuple(sorted(n for n in listed if isinstance(n, str) and n.endswith("Loss")))
+    except (OSError, SyntaxError, ValueError, StopIteration):
+        import torch
+
+        return tuple(sorted(n for n, v in vars(torch.nn).items() if n.endswith("Loss") and isinstance(v, type)))
 
 
 @check("loss_used", params=LossUsedParams)

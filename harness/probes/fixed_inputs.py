@@ -50,7 +50,7 @@ def _vae_loss() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 KINDS: dict[str, Callable[[], tuple[torch.Tensor, ...]]] = {"vae_loss": _vae_loss}
-"""Every kind ``build`` knows, by name."""
+"""Every kind ``build`` knows, by name (``harness.contract.FIXED_INPUT_KINDS`` names them for the rubric)."""
 
 
 def build(kind: str) -> tuple[torch.Tensor, ...]:

@@ -60,7 +60,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from harness.errors import RubricError
-from harness.rubric.messages import _error_lines
+from harness.rubric.messages import _error_lines, did_you_mean
 from harness.rubric.params import (
     CheckParams,
     Count,
@@ -129,6 +129,7 @@ __all__ = [
     "Text",
     "Title",
     "declared_keys",
+    "did_you_mean",
     "load_rubric",
     "parse_rubric",
     "references",
@@ -142,7 +143,9 @@ def parse_rubric(
 
     ``known_checks``: the registered checks by name, each with its declaration (:class:`CheckParams`),
     as ``harness.checks.known_checks()`` gives them. With them, an unknown check name and any entry that
-    does not fit its check's declaration are errors; without them, names and parameters are not judged.
+    does not fit its check's declaration are errors; without them, names and parameters are not judged. When
+    they also say what each check measures (``KnownChecks.measures``), a relative bar on a check that measures
+    no single calibrated value is an error too.
     ``resolve_specs=False``: the ``module:Class`` specs are taken as written, not imported (a self-check
     bundle's rubric, where the reference classes are not installed).
     """
@@ -158,7 +161,10 @@ def parse_rubric(
         raise RubricError(
             f"{name}: a rubric is a mapping with assignment, title, datasets and tasks; got {type(data).__name__}"
         )
-    context = {"known_checks": None if known_checks is None else dict(known_checks), "resolve_specs": resolve_specs}
+    # what each check measures, when the caller says (harness.checks.KnownChecks): a relative bar needs one value
+    measures = getattr(known_checks, "measures", None)
+    context = {"known_checks": None if known_checks is None else dict(known_checks), "measures": measures,
+               "resolve_specs": resolve_specs}
     try:
         rubric = Rubric.model_validate(data, context=context)
     except ValidationError as e:

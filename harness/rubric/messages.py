@@ -22,8 +22,11 @@ def _problem(path: str, reason: str) -> PydanticCustomError:
     return PydanticCustomError("rubric", "{reason}", {"path": path, "reason": reason})
 
 
-def _did_you_mean(name: str, options: Iterable[str]) -> str:
-    """`` (did you mean 'equals'?)`` when ``name`` looks like a misspelling of one of ``options``; else empty."""
+def did_you_mean(name: str, options: Iterable[str]) -> str:
+    """`` (did you mean 'equals'?)`` when ``name`` looks like a misspelling of one of ``options``; else empty.
+
+    The one "did you mean" of every message that names something unknown (a rubric key, a check, a task id, a
+    student), so they all read alike."""
     close = difflib.get_close_matches(name, list(options), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -66,7 +69,7 @@ def _declared_reason(error: Any, declaration: type[BaseModel], check: str) -> tu
         return loc, f"required: {about}" if about else "required"
     if kind == "extra_forbidden":
         allowed = [f for f in (section.model_fields if section is not None else {}) if f != "params"]
-        hint = _did_you_mean(name, allowed)
+        hint = did_you_mean(name, allowed)
         if in_params:
             return loc, f"{check} has no params key {name!r}{hint}; its params: {', '.join(allowed) or 'none'}"
         if name == "params":
@@ -143,7 +146,7 @@ def _reason(error: Any, root: type[BaseModel] | None = None) -> str:
         if parent is None:
             return "is not a known field"
         allowed = [f for f in parent.model_fields]
-        return f"is not a known field{_did_you_mean(name, allowed)}; allowed here: {', '.join(allowed)}"
+        return f"is not a known field{did_you_mean(name, allowed)}; allowed here: {', '.join(allowed)}"
     bounds = {"greater_than": ("gt", "greater than"), "greater_than_equal": ("ge", "at least"),
               "less_than": ("lt", "less than"), "less_than_equal": ("le", "at most")}
     if kind in bounds:

@@ -16,7 +16,7 @@ import importlib.util
 import inspect
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
@@ -35,8 +35,9 @@ from pydantic import (
     model_validator,
 )
 
+from harness.contract import FIXED_INPUT_KINDS
 from harness.errors import RubricError
-from harness.rubric.messages import _declared_reason, _did_you_mean, _problem
+from harness.rubric.messages import _declared_reason, did_you_mean, _problem
 from harness.rubric.params import _one_or_many, _python_name, references
 
 Dataset = Literal["mnist", "fashionmnist", "signs"]
@@ -97,7 +98,7 @@ class CheckSpec(_Strict):
         """Reject a check name that is not registered, when the caller says which are."""
         known = (info.context or {}).get("known_checks")
         if known is not None and name not in known:
-            raise ValueError(f"unknown check {name!r}{_did_you_mean(name, known)}; known: {', '.join(sorted(known))}")
+            raise ValueError(f"unknown check {name!r}{did_you_mean(name, known)}; known: {', '.join(sorted(known))}")
         return name
 
     @field_validator("min", "max", "tolerance", "points", "relative_to_reference")
@@ -147,6 +148,18 @@ class CheckSpec(_Strict):
                     {"type": _problem("", reason), "loc": loc, "input": line.get("input")}
                 )
             raise ValidationError.from_exception_data(cls.__name__, problems) from None
+        measures = (info.context or {}).get("measures")
+        if spec.relative_to_reference is not None and isinstance(measures, Mapping):
+            measured = tuple(measures.get(spec.check, ()))
+            # the bar is a fraction of the reference's value of what the check measures: it needs exactly one
+            if not measured:
+                raise _problem("relative_to_reference",
+                               f"{spec.check} measures nothing the reference is calibrated on, so there is no "
+                               "reference value to take a fraction of: give an absolute bound (min) instead")
+            if len(measured) > 1:
+                raise _problem("relative_to_reference",
+                               f"{spec.check} measures {len(measured)} calibrated values ({', '.join(measured)}), "
+                               "and a relative bar is a fraction of one: give an absolute bound (min) instead")
         return spec
 
 
@@ -190,23 +203,31 @@ class ModelRef(_Strict):
 
     @model_validator(mode="after")
     def _free_sizes_exist(self, info: ValidationInfo) -> ModelRef:
-        """Check that every free size is a whole-number argument of the reference class that only sizes layers."""
+        """Check that every free size is a whole-number argument of the reference class.
+
+        That it only sizes layers (building the class with another value changes no layer's type) needs torch and
+        is judged where the reference is first described: :meth:`reference_layers`.
+        """
         if not self.free:
             return self
         if self.spec is None:
             raise _problem("free", "free sizes need a spec (the reference class whose arguments they name)")
-        if not resolves_specs(info):
-            return self
-        from harness.architecture import describe_layers, mark_free
-
-        sizes = self.free_sizes()
-        for name, value in sizes.items():
-            try:
-                mark_free(describe_layers(self.build_reference()),
-                          describe_layers(self.reference_class()(**{**self.args, name: value * 2 + 1})), name)
-            except ValueError as error:
-                raise _problem("free", str(error)) from None
+        if resolves_specs(info):
+            self.free_sizes()
         return self
+
+    def reference_layers(self, shapes: Sequence[Sequence[int]], where: str) -> list[dict[str, Any]]:
+        """The reference network's computation with its free sizes marked (``describe_reference``).
+
+        ``where``: the file and task this section is in (``r.yaml: tasks (ae)``), for the RubricError raised when
+        a free size is not a size (it changes the network's layers).
+        """
+        from harness.architecture import FreeSizeError, describe_reference
+
+        try:
+            return describe_reference(self.reference_class(), self.args, self.free_sizes(), shapes)
+        except FreeSizeError as error:
+            raise RubricError(f"{where} > model > free: {error}") from None
 
     def free_sizes(self) -> dict[str, int]:
         """Each free size with its value in the reference (from ``args``, else the class's default)."""
@@ -305,10 +326,8 @@ class ProbeCall(_Strict):
     @classmethod
     def _known_inputs(cls, value: str) -> str:
         """The fixed inputs must be a kind the probe (and the host) can build."""
-        from harness.probes.fixed_inputs import KINDS
-
-        if value not in KINDS:
-            raise ValueError(f"no fixed inputs {value!r}; known: {', '.join(sorted(KINDS))}")
+        if value not in FIXED_INPUT_KINDS:
+            raise ValueError(f"no fixed inputs {value!r}; known: {', '.join(sorted(FIXED_INPUT_KINDS))}")
         return value
 
     def as_config(self) -> dict[str, Any]:
