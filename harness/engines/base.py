@@ -32,6 +32,7 @@ from harness.contract import (
     CONFIG_FILE,
     CONFIG_FORMAT,
     DEFAULT_INPUT_SHAPES,
+    MAX_JSON_BYTES,
     OFFLINE_ENV,
     RUN_FILE,
     CallSpec,
@@ -41,9 +42,6 @@ from harness.contract import (
 )
 from harness.errors import HarnessError
 from harness.models import CellError, ExecutionResult, Limits, SandboxResult, Submission
-
-MAX_RUN_JSON_BYTES = 4 * 1024**2
-"""A run.json bigger than this is not read (the runner caps what it writes far below)."""
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 """Thread-count variables set to the run's thread budget."""
@@ -290,7 +288,8 @@ def _provide_sign_data(sign_data: Path, workspace: Path, remap: bool, mount_clas
 
 
 def read_execution(source: str, sandbox: SandboxResult, artifacts: Path) -> ExecutionResult:
-    """Turn the sandbox result and the runner's run.json into an ExecutionResult (run.json is validated and capped)."""
+    """Turn the sandbox result and the runner's run.json into an ExecutionResult (run.json is validated and capped,
+    read here once: the ExecutionResult carries the record on to the checks)."""
     run = read_run_json(artifacts)
     if run is None:
         left = artifacts if any(artifacts.iterdir()) else None
@@ -306,6 +305,7 @@ def read_execution(source: str, sandbox: SandboxResult, artifacts: Path) -> Exec
         errors=errors,
         artifacts_dir=artifacts,
         missing_packages=run.missing_packages,
+        run=run,
     )
 
 
@@ -319,8 +319,8 @@ def read_run_json(artifacts: Path) -> RunRecord | None:
     path = Path(artifacts) / RUN_FILE
     if not path.is_file() or path.is_symlink():
         return None
-    if path.stat().st_size > MAX_RUN_JSON_BYTES:
-        raise HarnessError(f"{path}: {path.stat().st_size:,} bytes, over the {MAX_RUN_JSON_BYTES:,} cap")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise HarnessError(f"{path}: {path.stat().st_size:,} bytes, over the {MAX_JSON_BYTES:,} cap")
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
