@@ -60,6 +60,9 @@ TORCHVISION_FOLDERS: dict[str, str] = {"mnist": "MNIST", "fashionmnist": "Fashio
 RUN_FILE = "run.json"
 """The runner's record, in the artifacts folder."""
 
+EXECUTED_FILE = "executed.ipynb"
+"""The notebook as the runner executed it (outputs cut), in the artifacts folder: a report aid."""
+
 PROBE_FILE = "probe.json"
 """The probe's record, in the artifacts folder."""
 
