@@ -21,11 +21,17 @@ from typing import Any, TypeVar
 
 import torch
 
-from harness.contract import PROBE_FILE, RUN_FILE, ContractError, ModelRecord, ProbeRecord, Record, RunRecord
+from harness.contract import (
+    MAX_JSON_BYTES,
+    PROBE_FILE,
+    RUN_FILE,
+    ContractError,
+    ModelRecord,
+    ProbeRecord,
+    Record,
+    RunRecord,
+)
 from harness.errors import HarnessError
-
-MAX_JSON_BYTES = 16 * 1024**2
-"""run.json or probe.json bigger than this is refused."""
 
 MAX_TENSOR_BYTES = 256 * 1024**2
 """A tensor file bigger than this is refused."""
@@ -194,15 +200,17 @@ def _unpickler_reason(error: Exception) -> str:
     return line.strip().split(". ")[0].rstrip(".")[:300]
 
 
-def load_artifacts(folder: Path) -> Artifacts:
+def load_artifacts(folder: Path, run: RunRecord | None = None) -> Artifacts:
     """Read and validate an artifacts folder; raises ArtifactError when a file is there but malformed.
 
     run.json and probe.json are checked once, against ``harness.contract``, and come back as typed records.
+    ``run``: the run.json the engine already read (``ExecutionResult.run``), taken as it is instead of read again.
     """
     root = Path(folder).resolve()
     if not root.is_dir():
         raise ArtifactError(f"{folder}: no artifacts folder")
-    run = _read_record(root, RUN_FILE, RunRecord)
+    if run is None:
+        run = _read_record(root, RUN_FILE, RunRecord)
     probe = _read_record(root, PROBE_FILE, ProbeRecord)
     return Artifacts(root=root, run=run, probe=probe, figures=_figures(root))
 

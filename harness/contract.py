@@ -60,8 +60,15 @@ TORCHVISION_FOLDERS: dict[str, str] = {"mnist": "MNIST", "fashionmnist": "Fashio
 RUN_FILE = "run.json"
 """The runner's record, in the artifacts folder."""
 
+EXECUTED_FILE = "executed.ipynb"
+"""The notebook as the runner executed it (outputs cut), in the artifacts folder: a report aid."""
+
 PROBE_FILE = "probe.json"
 """The probe's record, in the artifacts folder."""
+
+MAX_JSON_BYTES = 16 * 1024**2
+"""A run.json or probe.json bigger than this is refused, wherever the host reads one (the runner and the probe
+write far less)."""
 
 CONFIG_FILE = "runner-config.json"
 """The runner's config, written by the host next to the artifacts folder."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.contract import RunRecord
+
 GiB = 1024**3
 MiB = 1024**2
 
@@ -154,6 +156,9 @@ class ExecutionResult:
     missing_packages: tuple[str, ...] = ()
     """Modules the code imported that the grading environment lacks (a ModuleNotFoundError for a module that is
     no file of the submission): an environment problem for the TA, not the student's error."""
+    run: RunRecord | None = field(default=None, compare=False, repr=False, metadata={"stored": False})
+    """The runner's run.json as the engine read it (validated, capped), passed on so that it is read once per run;
+    None when the run left none. Never stored: a stored run's records are read again from its artifacts folder."""
 
 
 @dataclass(frozen=True)

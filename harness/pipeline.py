@@ -529,7 +529,8 @@ def classify_run(execution: ExecutionResult, script: str = "") -> RunOutcome:
     from harness.artifacts import ArtifactError, load_artifacts
 
     try:
-        records = load_artifacts(execution.artifacts_dir) if execution.artifacts_dir else None
+        # the engine read run.json already (execution.run); a stored run's is read again here
+        records = load_artifacts(execution.artifacts_dir, execution.run) if execution.artifacts_dir else None
     except ArtifactError as error:
         return RunOutcome(unusable=str(error))
     run = records.run if records else None

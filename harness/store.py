@@ -54,7 +54,11 @@ _INDEX = "CREATE INDEX IF NOT EXISTS reports_by_rubric ON reports (rubric_hash, 
 def _plain(value: Any) -> Any:
     """A JSON-ready copy of a value: dataclasses as dicts, tuples as lists, Paths as strings."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: _plain(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.metadata.get("stored", True)  # what is only passed on in memory (ExecutionResult.run)
+        }
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, Mapping):

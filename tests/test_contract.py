@@ -183,3 +183,54 @@ def test_the_rubrics_dataset_names_are_the_contracts() -> None:
 
     assert get_args(Dataset) == DATASETS
     assert set(DEFAULT_INPUT_SHAPES) == set(DATASETS) and set(TORCHVISION_FOLDERS) <= set(DATASETS)
+
+
+def test_run_json_has_one_cap_wherever_the_host_reads_it(tmp_path: Path) -> None:
+    from harness.contract import MAX_JSON_BYTES
+    from harness.engines import read_run_json
+    from harness.errors import HarnessError
+
+    text = json.dumps(_run_json())
+    (tmp_path / "run.json").write_text(text + " " * (MAX_JSON_BYTES + 1 - len(text)))
+    cap = f"{MAX_JSON_BYTES + 1:,} bytes, over the {MAX_JSON_BYTES:,} cap"
+    with pytest.raises(HarnessError, match=cap):
+        read_run_json(tmp_path)
+    with pytest.raises(ArtifactError, match=f"run.json is {cap}"):
+        load_artifacts(tmp_path)
+    (tmp_path / "run.json").write_text(text + " " * (MAX_JSON_BYTES - len(text)))  # at the cap: read by both
+    assert read_run_json(tmp_path).missing_packages == load_artifacts(tmp_path).run.missing_packages == ("lightning",)
+
+
+class WritesRunJson:
+    """A sandbox whose 'run' leaves the runner's run.json (one error) in the records folder."""
+
+    isolated = False
+    warning = ""
+
+    def run(self, command, *, workspace, limits, mounts=(), env=None, cwd=None, stdin=None):
+        records = Path(command[command.index("--records") + 1])
+        (records / "run.json").write_text(json.dumps(_run_json()))
+        return SandboxResult(verdict="ok", message="", returncode=0, wall_s=0.1, cpu_s=0.1, peak_memory_bytes=0,
+                             stdout="", stderr="", isolated=False)
+
+
+def test_the_engine_reads_run_json_once_and_passes_it_on(tmp_path: Path) -> None:
+    from harness.engines import Engine, RunSettings
+    from harness.models import Submission
+    from harness.pipeline import classify_run
+    from harness.store import execution_from_dict, execution_to_dict
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "q1.py").write_text("x = 1\n")
+    submission = Submission(student="s", source=tmp_path / "sub", root=tmp_path / "sub", files=("q1.py",),
+                            kind="folder", content_hash="h")
+    execution = Engine(WritesRunJson(), "script").run(submission, "q1.py", tmp_path / "out", RunSettings())
+    assert execution.run is not None and execution.run.errors[0].evalue == "bad"
+    # the checks get the record the engine read: run.json is not read a second time
+    (execution.artifacts_dir / "run.json").write_text("not json any more")
+    outcome = classify_run(execution)
+    assert outcome.unusable == "" and outcome.records.run is execution.run
+    # the record is passed on in memory only: a stored run reads its artifacts folder again
+    stored = execution_to_dict(execution)
+    assert "run" not in stored and execution_from_dict(stored).run is None
+    assert "run.json is not valid JSON" in classify_run(execution_from_dict(stored)).unusable

@@ -4,9 +4,12 @@ The base class owns the whole lifecycle; a subclass only says how to invoke the 
 
 1. a fresh workspace: a copy of the submission's staged files, in a folder of its own;
 2. an empty artifacts folder, the only other place the student's code may write, and an empty records
-   folder for the runner's run.json and executed.ipynb (a ``private`` mount: out of reach of the
-   student's code where the sandbox runs it as a user of its own), moved into the artifacts folder
-   when the run is over, replacing whatever the student's code left there under those names;
+   folder for the runner's run.json and executed.ipynb, moved into the artifacts folder when the run is
+   over, replacing whatever the student's code left there under those names. An isolating sandbox
+   (``passes_descriptors``) never mounts the records folder: the host opens the two files and passes
+   their descriptors to the runner, which alone writes through them (out of the student's reach, root
+   or not). Another sandbox mounts it (``private``: out of reach where the sandbox runs the student's
+   code as a user of its own);
 3. the runner's config (JSON): evaluation images, data root, preferred model names, timeouts;
 4. the sandboxed command ``python -m harness.engines.runner ...`` with the interpreter and the
    harness mounted read-only, the public data read-only, the evaluation images (never their
@@ -23,7 +26,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
@@ -32,6 +35,8 @@ from harness.contract import (
     CONFIG_FILE,
     CONFIG_FORMAT,
     DEFAULT_INPUT_SHAPES,
+    EXECUTED_FILE,
+    MAX_JSON_BYTES,
     OFFLINE_ENV,
     RUN_FILE,
     CallSpec,
@@ -41,9 +46,6 @@ from harness.contract import (
 )
 from harness.errors import HarnessError
 from harness.models import CellError, ExecutionResult, Limits, SandboxResult, Submission
-
-MAX_RUN_JSON_BYTES = 4 * 1024**2
-"""A run.json bigger than this is not read (the runner caps what it writes far below)."""
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 """Thread-count variables set to the run's thread budget."""
@@ -107,10 +109,13 @@ class Engine:
         self.kind = kind
         """The runner's ``--kind``: ``notebook`` or ``script``."""
 
-    def command(self, source: str, config: Path, artifacts: Path, records: Path | None = None) -> list[str]:
+    def command(
+        self, source: str, config: Path, artifacts: Path, records: Path | None = None,
+        record_fds: Sequence[int] = (),
+    ) -> list[str]:
         """The command that runs ``source`` (relative to the workspace) inside the sandbox: the runner of this
         engine's kind."""
-        return runner_command(self.kind, source, config, artifacts, records)
+        return runner_command(self.kind, source, config, artifacts, records, record_fds)
 
     def run(
         self, submission: Submission, source: str, out_dir: Path, settings: RunSettings, *, workspace: Path | None = None
@@ -132,15 +137,15 @@ class Engine:
         artifacts = _fresh(out_dir / "artifacts")
         records = _fresh(out_dir / "records")
         remap = bool(getattr(self.sandbox, "isolated", False))
+        # an isolating sandbox passes descriptors in: the records are files it never mounts, written through them
+        by_descriptor = bool(getattr(self.sandbox, "passes_descriptors", False))
 
         def inside(host: Path, fixed: PurePosixPath) -> str:
             return str(fixed) if remap else str(host.resolve())
 
-        mounts = [
-            *python_mounts(),
-            Mount(source=artifacts, target=artifacts, writable=True),
-            Mount(source=records, target=records, writable=True, private=True),
-        ]
+        mounts = [*python_mounts(), Mount(source=artifacts, target=artifacts, writable=True)]
+        if not by_descriptor:
+            mounts.append(Mount(source=records, target=records, writable=True, private=True))
         datasets = tuple(dict.fromkeys((*settings.datasets, *settings.eval_images)))
         # every dataset's shapes, in the datasets' order: a notebook with a SIGNS CNN and a FashionMNIST
         # autoencoder needs (3, 64, 64) for the one and (1, 28, 28) for the other
@@ -201,8 +206,18 @@ class Engine:
             **_gpu_environment(settings.limits),
             **settings.env,
         }
-        command = self.command(source, Path(config_path), artifacts, records)
-        result = self.sandbox.run(command, workspace=workspace, limits=settings.limits, mounts=mounts, env=env)
+        if not by_descriptor:
+            command = self.command(source, Path(config_path), artifacts, records)
+            result = self.sandbox.run(command, workspace=workspace, limits=settings.limits, mounts=mounts, env=env)
+        else:
+            descriptors = open_records(records)
+            try:
+                command = self.command(source, Path(config_path), artifacts, record_fds=descriptors)
+                result = self.sandbox.run(command, workspace=workspace, limits=settings.limits, mounts=mounts, env=env,
+                                          pass_fds=descriptors)
+            finally:
+                for descriptor in descriptors:
+                    os.close(descriptor)
         adopt_records(records, artifacts)
         return read_execution(source, result, artifacts)
 
@@ -214,11 +229,14 @@ def _gpu_environment(limits: Limits) -> dict[str, str]:
     return {"CUDA_VISIBLE_DEVICES": ",".join(limits.gpu_devices)} if limits.gpu_devices else {}
 
 
-RECORD_FILES = ("run.json", "executed.ipynb")
-"""What the runner writes into the records folder; the host moves them into the artifacts folder."""
+RECORD_FILES = (RUN_FILE, EXECUTED_FILE)
+"""What the runner writes into the records folder (or through its descriptors, in this order); the host moves them
+into the artifacts folder."""
 
 
-def runner_command(kind: str, source: str, config: Path, artifacts: Path, records: Path | None = None) -> list[str]:
+def runner_command(
+    kind: str, source: str, config: Path, artifacts: Path, records: Path | None = None, record_fds: Sequence[int] = ()
+) -> list[str]:
     """``python -P -m harness.engines.runner`` with this interpreter and the given arguments.
 
     ``-P``: the working directory (the student's folder) is not put on ``sys.path``, so no file of the
@@ -228,7 +246,25 @@ def runner_command(kind: str, source: str, config: Path, artifacts: Path, record
         sys.executable, "-P", "-m", "harness.engines.runner",
         "--kind", kind, "--source", source, "--config", str(config), "--artifacts", str(artifacts),
     ]
+    if record_fds:
+        return command + ["--record-fds", ",".join(str(fd) for fd in record_fds)]
     return command + (["--records", str(records)] if records is not None else [])
+
+
+def open_records(records: Path) -> list[int]:
+    """Descriptors of the empty ``RECORD_FILES`` in ``records`` (a host folder no sandbox mounts), for the runner to
+    write through; the caller closes them. Private to the harness's user: nothing inside the sandbox can open them by
+    a path, only write through the descriptors the runner holds."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    descriptors: list[int] = []
+    try:
+        for name in RECORD_FILES:
+            descriptors.append(os.open(records / name, flags, 0o600))
+    except OSError:
+        for descriptor in descriptors:
+            os.close(descriptor)
+        raise
+    return descriptors
 
 
 def adopt_records(records: Path, artifacts: Path) -> None:
@@ -244,7 +280,8 @@ def adopt_records(records: Path, artifacts: Path) -> None:
         elif target.exists() or target.is_symlink():
             target.unlink()
         written = records / name
-        if written.is_file() and not written.is_symlink():
+        # empty: a file the host opened for the runner, which never wrote it (the run died first)
+        if written.is_file() and not written.is_symlink() and written.stat().st_size > 0:
             os.replace(written, target)
     shutil.rmtree(records, ignore_errors=True)
 
@@ -290,7 +327,8 @@ def _provide_sign_data(sign_data: Path, workspace: Path, remap: bool, mount_clas
 
 
 def read_execution(source: str, sandbox: SandboxResult, artifacts: Path) -> ExecutionResult:
-    """Turn the sandbox result and the runner's run.json into an ExecutionResult (run.json is validated and capped)."""
+    """Turn the sandbox result and the runner's run.json into an ExecutionResult (run.json is validated and capped,
+    read here once: the ExecutionResult carries the record on to the checks)."""
     run = read_run_json(artifacts)
     if run is None:
         left = artifacts if any(artifacts.iterdir()) else None
@@ -306,6 +344,7 @@ def read_execution(source: str, sandbox: SandboxResult, artifacts: Path) -> Exec
         errors=errors,
         artifacts_dir=artifacts,
         missing_packages=run.missing_packages,
+        run=run,
     )
 
 
@@ -319,8 +358,8 @@ def read_run_json(artifacts: Path) -> RunRecord | None:
     path = Path(artifacts) / RUN_FILE
     if not path.is_file() or path.is_symlink():
         return None
-    if path.stat().st_size > MAX_RUN_JSON_BYTES:
-        raise HarnessError(f"{path}: {path.stat().st_size:,} bytes, over the {MAX_RUN_JSON_BYTES:,} cap")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise HarnessError(f"{path}: {path.stat().st_size:,} bytes, over the {MAX_JSON_BYTES:,} cap")
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:

@@ -1,7 +1,7 @@
 """Run one notebook or script of a submission and record how it went: the sandbox's entry point.
 
     python -P -m harness.engines.runner --kind notebook|script --source REL --config CONFIG.json --artifacts DIR
-        [--records DIR]
+        [--records DIR | --record-fds RUN,EXECUTED]
 
 A notebook runs in a fresh IPython kernel on this same interpreter (nbclient), cell by cell
 with errors allowed: a hidden setup cell (``harness.probes.bootstrap.install``) goes first,
@@ -12,10 +12,12 @@ its folder as working directory and on ``sys.path``, then the probe reads its gl
 after an exception: whatever exists is probed).
 
 ``run.json`` (ARTIFACTS.md) is rewritten after every cell, so a run the sandbox kills still
-leaves its progress behind. It goes to ``--records`` (``executed.ipynb`` too), a folder apart from
-the artifacts the probe writes: when the sandbox offers a second user (as root), the kernel runs as
-that user (``harness.engines.kernel_user``) and cannot write there. The exit status is 0 whatever the
-student's code did; non-zero means the runner itself failed.
+leaves its progress behind. It goes (``executed.ipynb`` too) through ``--record-fds``, descriptors of
+files the host opened outside the sandbox's mounts (``RecordDescriptors``: out of reach of the student's
+code, root or not), else to ``--records``, a folder apart from the artifacts the probe writes. When the
+sandbox offers a second user (as root), the kernel runs as that user (``harness.engines.kernel_user``)
+and can neither signal nor trace the runner. The exit status is 0 whatever the student's code did;
+non-zero means the runner itself failed.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.contract import OFFLINE_ENV, RUN_FILE, RUN_FORMAT, RunnerConfig
+from harness.contract import EXECUTED_FILE, OFFLINE_ENV, RUN_FILE, RUN_FORMAT, RunnerConfig
 
 MAX_TRACEBACK_CHARS = 4_000
 """Traceback text kept per error (the end of it)."""
@@ -295,12 +297,47 @@ def invalid_text(source: str) -> str | None:
     return None
 
 
-def write_record(artifacts: Path, record: dict[str, Any]) -> None:
-    """Write run.json atomically."""
-    artifacts.mkdir(parents=True, exist_ok=True)
-    temporary = artifacts / f"{RUN_FILE}.partial"
-    temporary.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
-    os.replace(temporary, artifacts / RUN_FILE)
+class RecordDescriptors:
+    """The runner's record files as descriptors the host opened outside every mount of the sandbox (``--record-fds``).
+
+    Nothing of the student's can reach them: they are not inheritable (the kernel, started with exec, does not get
+    them), the runner is undumpable (``/proc/<runner>/fd`` is closed to the kernel, even under the same uid), and no
+    path inside the sandbox leads to the files. A script is the exception: it runs inside the runner's own process,
+    and can reach them as it could reach a records folder. Each write replaces the whole file: it is truncated first, so a write
+    cut short by the sandbox's kill leaves a file that is not valid JSON (the host says so) rather than a mix of two
+    records.
+    """
+
+    def __init__(self, descriptors: dict[str, int]) -> None:
+        """``descriptors``: by file name (``run.json``, ``executed.ipynb``), a descriptor open for writing."""
+        for descriptor in descriptors.values():
+            os.set_inheritable(descriptor, False)  # bubblewrap handed them on as inheritable: the kernel must not get them
+        self.descriptors = descriptors
+
+    def write(self, name: str, data: bytes) -> None:
+        """Make the file ``name`` hold ``data`` (and nothing else)."""
+        descriptor = self.descriptors[name]
+        os.ftruncate(descriptor, 0)
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(descriptor, view, len(data) - len(view))
+            view = view[written:]
+
+
+Records = Path | RecordDescriptors
+"""Where run.json and executed.ipynb go: a folder, or the descriptors the host passed in."""
+
+
+def write_record(records: Records, record: dict[str, Any]) -> None:
+    """Write run.json: through the host's descriptor, or into a folder atomically."""
+    data = json.dumps(record, indent=1, default=str).encode("utf-8")
+    if isinstance(records, RecordDescriptors):
+        records.write(RUN_FILE, data)
+        return
+    records.mkdir(parents=True, exist_ok=True)
+    temporary = records / f"{RUN_FILE}.partial"
+    temporary.write_bytes(data)
+    os.replace(temporary, records / RUN_FILE)
 
 
 def _cap(text: str, limit: int) -> str:
@@ -435,7 +472,7 @@ def _bounded_client_class() -> type:
     return BoundedClient
 
 
-def run_notebook(source: Path, config: dict[str, Any], artifacts: Path, records: Path | None = None) -> dict[str, Any]:
+def run_notebook(source: Path, config: dict[str, Any], artifacts: Path, records: Records | None = None) -> dict[str, Any]:
     """Execute a notebook's code cells in a fresh kernel with setup and probe cells around them; run.json and
     executed.ipynb go to ``records`` (default ``artifacts``)."""
     import nbformat
@@ -686,13 +723,16 @@ def _collect_outputs(
     cell["outputs"] = [nbformat.from_dict(o) for o in kept]
 
 
-def _write_executed(artifacts: Path, cells: list[Any]) -> None:
+def _write_executed(records: Records, cells: list[Any]) -> None:
     """Save the student's cells with their (cut) outputs, for a TA to read."""
     import nbformat
 
     notebook = nbformat.v4.new_notebook(cells=cells)
     try:
-        nbformat.write(notebook, str(artifacts / "executed.ipynb"))
+        if isinstance(records, RecordDescriptors):
+            records.write(EXECUTED_FILE, nbformat.writes(notebook).encode("utf-8"))
+        else:
+            nbformat.write(notebook, str(records / EXECUTED_FILE))
     except Exception:  # a report aid only
         pass
 
@@ -700,7 +740,7 @@ def _write_executed(artifacts: Path, cells: list[Any]) -> None:
 # --------------------------------------------------------------------------- scripts
 
 
-def run_script(source: Path, config: dict[str, Any], artifacts: Path, records: Path | None = None) -> dict[str, Any]:
+def run_script(source: Path, config: dict[str, Any], artifacts: Path, records: Records | None = None) -> dict[str, Any]:
     """Run a script as ``__main__`` after the bootstrap, then probe its globals (even after an exception)."""
     records = records or artifacts
     started = time.monotonic()
@@ -886,12 +926,13 @@ def kernel_uid() -> int | None:
 
 
 def run(
-    kind: str, source: Path, config: dict[str, Any], artifacts: Path, records: Path | None = None
+    kind: str, source: Path, config: dict[str, Any], artifacts: Path, records: Records | None = None
 ) -> dict[str, Any]:
-    """Run one source of the given kind; returns the run.json record (also written to ``records``, by
-    default ``artifacts``)."""
+    """Run one source of the given kind; returns the run.json record (also written to ``records``: a folder, by
+    default ``artifacts``, or the host's descriptors)."""
     records = records or artifacts
-    records.mkdir(parents=True, exist_ok=True)
+    if isinstance(records, Path):
+        records.mkdir(parents=True, exist_ok=True)
     artifacts.mkdir(parents=True, exist_ok=True)
     if kernel_uid() is None:  # else the folder would be the runner's: the kernel's figure hook makes it
         (artifacts / "figures").mkdir(exist_ok=True)
@@ -943,10 +984,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="the run's JSON config, written by the engine")
     parser.add_argument("--artifacts", required=True, help="folder for probe.json, tensors and figures")
     parser.add_argument("--records", help="folder to write run.json and executed.ipynb (default: --artifacts)")
+    parser.add_argument("--record-fds", help="RUN,EXECUTED: descriptors (opened by the host) to write run.json and "
+                        "executed.ipynb through, instead of a folder")
     options = parser.parse_args(argv)
+    records: Records | None = Path(options.records) if options.records else None
+    if options.record_fds:  # first: no descriptor may outlive this line as inheritable
+        numbers = [int(n) for n in options.record_fds.split(",")]
+        records = RecordDescriptors(dict(zip((RUN_FILE, EXECUTED_FILE), numbers, strict=True)))
     # checked against the contract once, here; the runner and the probe read it as plain JSON below
     config = RunnerConfig.from_json(json.loads(Path(options.config).read_text(encoding="utf-8"))).to_json()
-    records = Path(options.records) if options.records else None
     run(options.kind, Path(options.source), config, Path(options.artifacts), records)
     return 0
 

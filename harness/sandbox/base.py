@@ -39,7 +39,11 @@ class Mount:
 
 
 class Sandbox(Protocol):
-    """Runs one command under limits; ``isolated`` says whether it also hides the host."""
+    """Runs one command under limits; ``isolated`` says whether it also hides the host.
+
+    A sandbox whose ``run`` also takes ``pass_fds`` (descriptors the command inherits) says so with a true
+    ``passes_descriptors`` attribute: the engine then hands the runner its records as descriptors, not a folder.
+    """
 
     isolated: bool
     """True when the command cannot see the network or files it was not given."""

@@ -19,7 +19,9 @@ handed to that second user, the private ones to the runner's, so nothing the stu
 starts can rewrite them, nor ptrace or signal the runner. A seccomp filter
 (``harness.sandbox.seccomp``) forbids both to create user namespaces. As any other user, bubblewrap
 puts the command in a user namespace of that user (and forbids it to make more): there is one user
-only, and the records are as writable to the student's code as to the runner.
+only, so the runner's records are not mounted at all: the host passes their descriptors in
+(``pass_fds``) and the runner keeps them from the student's code (``harness.engines.runner.RecordDescriptors``).
+Descriptors passed in give a run two users as root, as a private mount does.
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ class BubblewrapSandbox:
 
     isolated = True
     warning = ""
+    passes_descriptors = True
+    """``run`` takes ``pass_fds``: descriptors the command inherits (the runner's records, opened by the host)."""
 
     def __init__(self, bwrap: str | None = None, use_cgroups: bool | None = None) -> None:
         """``bwrap``: the executable (found on PATH by default). ``use_cgroups``: True requires cgroup
@@ -121,6 +125,7 @@ class BubblewrapSandbox:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         stdin: bytes | None = None,
+        pass_fds: Sequence[int] = (),
     ) -> SandboxResult:
         """Run ``command`` isolated; only the system whitelist, ``mounts`` and ``workspace`` are visible.
 
@@ -130,7 +135,9 @@ class BubblewrapSandbox:
         unprivileged user: pass private copies, never shared folders. A writable ``private`` mount
         gives the run a second user (root only): the command keeps ``RUNNER_CAPS`` and may start
         processes as that user (``KERNEL_UID_ENV``), which owns the workspace and the other writable
-        mounts; the private ones stay the command's own.
+        mounts; the private ones stay the command's own. ``pass_fds``: descriptors the command inherits, at the
+        same numbers (the caller keeps and closes them): the runner's records, which are the command's own as a
+        private mount is (as root they too give the run a second user).
         """
         workspace, cwd = check_workspace(workspace, cwd)
         for mount in mounts:
@@ -139,7 +146,7 @@ class BubblewrapSandbox:
         writable = [workspace, *(Path(m.source) for m in mounts if m.writable)]
         uid = random.choice(SANDBOX_UIDS) if self.as_root else os.getuid()
         private = {Path(m.source) for m in mounts if m.writable and m.private}
-        two_users = self.as_root and bool(private)
+        two_users = self.as_root and bool(private or pass_fds)
         if two_users:
             for folder in writable:
                 if folder in private:
@@ -165,7 +172,7 @@ class BubblewrapSandbox:
                 wrapper_tasks=WRAPPER_TASKS,
                 written_dirs=writable,
                 exit_status_is_shell_style=True,
-                pass_fds=fds,
+                pass_fds=[*fds, *pass_fds],
             )
         finally:
             for fd in fds:

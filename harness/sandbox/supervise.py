@@ -173,7 +173,7 @@ def supervise(
     ``max_processes``). ``written_dirs`` are the
     writable folders searched for a file that reached the size limit. ``exit_status_is_shell_style``:
     the wrapper reports death by signal N as exit status 128 + N (bubblewrap does). ``pass_fds``
-    are descriptors the wrapper reads (closed by the caller).
+    are descriptors the wrapper reads or hands on to the command (closed by the caller).
     """
     cgroups = _make_cgroups(limits, wrapper_tasks, use_cgroups)
     watch = _Watch()

@@ -243,26 +243,26 @@ FORGED_RUN = {"format": 1, "source": "forge.ipynb", "kind": "notebook", "cells_t
 FORGER = '''
 import json, os, subprocess, sys, time
 runner = open(f"/proc/{os.getppid()}/cmdline", "rb").read().decode().split("\\0")
-records, artifacts = runner[runner.index("--records") + 1], runner[runner.index("--artifacts") + 1]
+artifacts = runner[runner.index("--artifacts") + 1]
+descriptors = [f"/proc/{os.getppid()}/fd/{n}" for n in runner[runner.index("--record-fds") + 1].split(",")]
 forged = json.dumps(FORGED)
 rewriter = """
 import os, sys, time
-records, artifacts, forged = sys.argv[1:4]
+artifacts, forged, descriptors = sys.argv[1], sys.argv[2], sys.argv[3:]
 for _ in range(3000):  # about 30 s: past the end of the run, whose sandbox then kills it
-    for folder in (records, artifacts):
-        for name in ("run.json", "run.json.partial"):
-            try:
-                os.unlink(os.path.join(folder, name))
-            except OSError:
-                pass
-            try:
-                with open(os.path.join(folder, name), "w") as f:
-                    f.write(forged)
-            except OSError:
-                pass
+    for path in [os.path.join(artifacts, n) for n in ("run.json", "executed.ipynb")] + descriptors:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        try:
+            with open(path, "w") as f:
+                f.write(forged)
+        except OSError:
+            pass
     time.sleep(0.01)
 """
-subprocess.Popen([sys.executable, "-c", rewriter, records, artifacts, forged], start_new_session=True,
+subprocess.Popen([sys.executable, "-c", rewriter, artifacts, forged, *descriptors], start_new_session=True,
                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 def attempt(path):
     try:
@@ -271,37 +271,113 @@ def attempt(path):
         return "written"
     except OSError as error:
         return f"blocked: {type(error).__name__}"
+def target(fd):
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return ""
 status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
 runner_uid = open(f"/proc/{os.getppid()}/status").read().split("Uid:")[1].split()[0]
-seen = {"records_writable": os.access(records, os.W_OK), "new_file": attempt(os.path.join(records, "mine.json")),
+seen = {"runner_descriptors": [attempt(path) for path in descriptors],
+        "kernel_holds_records": any(target(fd).endswith(("/run.json", "/executed.ipynb"))
+                                    for fd in os.listdir("/proc/self/fd")),
         "kernel_is_runner": str(os.getuid()) == runner_uid, "capabilities": status["CapEff"].strip()}
 '''.replace("FORGED", repr(FORGED_RUN))
+FORGER_CELLS = [FORGER, "time.sleep(1)\nraise ValueError('the real error')", "time.sleep(1)"]
+
+UNPRIVILEGED = '''
+import json, sys
+from pathlib import Path
+import nbformat
+from harness.artifacts import load_artifacts
+from harness.engines import Engine, RunSettings
+from harness.models import Limits, Submission
+from harness.sandbox import BubblewrapSandbox
+import os
+from harness.errors import SandboxError
+try:
+    sandbox = BubblewrapSandbox()
+except SandboxError as error:  # a kernel that forbids unprivileged user namespaces: no bubblewrap without root
+    print(json.dumps({"skip": str(error)}))
+    sys.exit(0)
+assert os.geteuid() != 0 and not sandbox.as_root  # the grader is not root here
+folder = Path(sys.argv[1])
+root = folder / "submission"
+root.mkdir()
+cells = json.loads(sys.argv[2])
+nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), str(root / "forge.ipynb"))
+submission = Submission(student="s", source=root / "forge.ipynb", root=root, files=("forge.ipynb",), kind="notebook",
+                        content_hash="0" * 64)
+settings = RunSettings(limits=Limits(wall_s=120), task_values=("seen",))
+result = Engine(sandbox, "notebook").run(submission, "forge.ipynb", folder / "out", settings)
+artifacts = load_artifacts(result.artifacts_dir)
+print(json.dumps({"verdict": result.sandbox.verdict, "message": result.sandbox.message, "cells": [result.cells_run,
+                  result.cells_total], "errors": [[e.cell, e.ename, e.evalue] for e in result.errors],
+                  "on_disk": [[e.cell, e.ename, e.evalue] for e in artifacts.run.errors],
+                  "seen": artifacts.probe.task_values["seen"], "records_left": (folder / "out" / "records").exists()}))
+'''
 
 
-def test_a_background_process_of_the_student_cannot_rewrite_run_json(tmp_path):
-    """The kernel runs as a user of its own: a process it leaves behind rewriting run.json (records and artifacts
-    folders) for the whole run changes nothing; the records folder is not writable by the kernel's uid."""
+def _forge_as_root(tmp_path: Path) -> dict:
+    """Run the forging notebook as the grader runs it here (root): the kernel is a user of its own."""
     import nbformat
 
     from harness.sandbox import BubblewrapSandbox
 
-    if os.geteuid() != 0:
-        pytest.skip("needs root: without it the sandbox has one user, and the records stay writable to the kernel")
-    cells = [FORGER, "time.sleep(1)\nraise ValueError('the real error')", "time.sleep(1)"]
     notebook = tmp_path / "forge.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), str(notebook))
-    submission = stage(tmp_path, notebook)
-    settings = RunSettings(limits=Limits(wall_s=120), task_values=("seen",))
-    result = Engine(BubblewrapSandbox(), "notebook").run(submission, "forge.ipynb", tmp_path / "out", settings)
-    assert result.sandbox.verdict == "ok", result.sandbox.message
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in FORGER_CELLS]), str(notebook))
+    result = Engine(BubblewrapSandbox(), "notebook").run(
+        stage(tmp_path, notebook), "forge.ipynb", tmp_path / "out", RunSettings(limits=Limits(wall_s=120),
+                                                                                task_values=("seen",)))
+    artifacts = load_artifacts(result.artifacts_dir)
+    return {"verdict": result.sandbox.verdict, "message": result.sandbox.message,
+            "cells": [result.cells_run, result.cells_total],
+            "errors": [[e.cell, e.ename, e.evalue] for e in result.errors],
+            "on_disk": [[e.cell, e.ename, e.evalue] for e in artifacts.run.errors],
+            "seen": artifacts.probe.task_values["seen"], "records_left": (tmp_path / "out" / "records").exists()}
+
+
+def _forge_unprivileged() -> dict:
+    """Run the forging notebook with the whole harness as a grader that is not root: in a user namespace of its own
+    as uid 1000, without capabilities (the files it reads stay readable), so the sandbox has one user."""
+    import subprocess
+    import sys
+    import tempfile
+
+    unshare = shutil.which("unshare")
+    if os.geteuid() != 0 or unshare is None:
+        pytest.skip("needs root and unshare, to run the harness as a user that is not root")
+    with tempfile.TemporaryDirectory(prefix="gradebench-unprivileged-") as folder:
+        done = subprocess.run(
+            [unshare, "--user", "--map-user=1000", "--map-group=1000", sys.executable, "-c", UNPRIVILEGED, folder,
+             json.dumps(FORGER_CELLS)],
+            capture_output=True, text=True, timeout=300, cwd=folder,
+            env={"PATH": os.environ["PATH"], "HOME": folder, "LANG": "C.UTF-8",
+                 "PYTHONPATH": str(Path(__file__).parents[2])},
+        )
+    assert done.returncode == 0, done.stderr[-3_000:]
+    seen = json.loads(done.stdout.splitlines()[-1])
+    if "skip" in seen:
+        pytest.skip(f"bubblewrap cannot run without root here: {seen['skip']}")
+    return seen
+
+
+@pytest.mark.parametrize("grader", ["root", "unprivileged"])
+def test_a_background_process_of_the_student_cannot_rewrite_run_json(tmp_path, grader):
+    """The records are files the host opened outside the sandbox; the runner writes them through descriptors it
+    keeps from the kernel. A process the student's code leaves behind, rewriting run.json and executed.ipynb in
+    the artifacts folder and through the runner's descriptors for the whole run, changes nothing: as root (the
+    kernel is a user of its own) and as an unprivileged grader (the kernel is the runner's user)."""
+    if grader == "root" and os.geteuid() != 0:
+        pytest.skip("needs root")
+    seen = _forge_as_root(tmp_path) if grader == "root" else _forge_unprivileged()
+    assert seen["verdict"] == "ok", seen["message"]
     # the runner's record, not the forged one: the error stays
-    assert (result.cells_run, result.cells_total) == (3, 3)
-    assert [(e.cell, e.ename, e.evalue) for e in result.errors] == [(1, "ValueError", "the real error")]
-    assert read_run_json(result.artifacts_dir).errors[0].evalue == "the real error"
-    seen = load_artifacts(result.artifacts_dir).probe.task_values["seen"]
-    assert seen == {"records_writable": False, "new_file": "blocked: PermissionError", "kernel_is_runner": False,
-                    "capabilities": "0000000000000000"}
-    assert not (tmp_path / "out" / "records").exists()  # moved into the artifacts folder, then removed
+    assert seen["cells"] == [3, 3]
+    assert seen["errors"] == seen["on_disk"] == [[1, "ValueError", "the real error"]]
+    assert seen["seen"] == {"runner_descriptors": ["blocked: PermissionError"] * 2, "kernel_holds_records": False,
+                            "kernel_is_runner": grader == "unprivileged", "capabilities": "0000000000000000"}
+    assert not seen["records_left"]  # moved into the artifacts folder, then removed
 
 
 def test_a_script_runs_without_the_runners_capabilities(tmp_path):

@@ -282,3 +282,22 @@ def test_a_script_saved_with_a_byte_order_mark_runs_once_staged(tmp_path):
     run = run_source(tmp_path / "run", submission.root / "q1.py", "script", base_config())
     assert run.record["errors"] == []
     assert run.model("model")["trainable_parameters"] == 7_850
+
+
+def test_records_written_through_descriptors_stay_whole_and_are_not_inherited(tmp_path):
+    """The runner's record descriptors: never inherited by what it starts, and each write replaces the whole file
+    (a shorter record after a longer one leaves no tail of the old one)."""
+    from harness.engines.runner import RecordDescriptors, write_record
+
+    descriptors = {name: os.open(tmp_path / name, os.O_RDWR | os.O_CREAT) for name in ("run.json", "executed.ipynb")}
+    try:
+        for descriptor in descriptors.values():
+            os.set_inheritable(descriptor, True)  # as bubblewrap hands them on
+        records = RecordDescriptors(descriptors)
+        assert not any(os.get_inheritable(d) for d in descriptors.values())
+        write_record(records, {"errors": ["x" * 5_000]})
+        write_record(records, {"errors": []})
+    finally:
+        for descriptor in descriptors.values():
+            os.close(descriptor)
+    assert json.loads((tmp_path / "run.json").read_text()) == {"errors": []}

@@ -152,6 +152,26 @@ def test_a_private_mount_gives_the_run_a_second_user(sandbox, workspace, tmp_pat
     assert result.stdout.splitlines()[1].split() == ["False", "True", "0000000000000000", "0000000000000000"]
 
 
+def test_passed_descriptors_reach_the_command_and_nothing_else(sandbox, workspace, tmp_path):
+    """A descriptor the host opened on a file no mount shows reaches the command at its number, writable; the file
+    has no path inside; as root it gives the run a second user, as a private mount does."""
+    record = tmp_path / "outside" / "run.json"
+    record.parent.mkdir()
+    descriptor = os.open(record, os.O_RDWR | os.O_CREAT, 0o600)
+    code = f"""
+        import os
+        os.write({descriptor}, b"written through the descriptor")
+        print(os.path.exists({str(record)!r}), os.environ.get("GRADEBENCH_KERNEL_UID") is not None)
+    """
+    try:
+        result = run_py(sandbox, code, workspace, pass_fds=[descriptor])
+    finally:
+        os.close(descriptor)
+    assert result.verdict == "ok", result.stderr
+    assert result.stdout.split() == ["False", str(os.geteuid() == 0)]
+    assert record.read_text() == "written through the descriptor"
+
+
 def test_cannot_create_user_namespaces(sandbox, workspace):
     """No user namespace (and so no capabilities in one), also when the harness runs as root; threads still start."""
     code = """
