@@ -58,6 +58,8 @@ def _predictions(ctx: CheckContext) -> tuple[np.ndarray, np.ndarray]:
     ctx.details["verified"] = verdict.verified
     if verdict.note:
         ctx.details["note"] = verdict.note
+    if verdict.held:
+        ctx.details["held"] = verdict.held
     return outputs.argmax(dim=1).numpy(), labels
 
 

@@ -437,6 +437,10 @@ class Rubric(_Strict):
     """Optional: memory and per-cell time limits of the sandboxed runs (the command line can override them)."""
     late_penalty: LatePenalty | None = None
     """Optional: what a hand-in the LMS marked late loses; without it lateness is reported but costs nothing."""
+    unverified: Literal["hold", "believe"] = "hold"
+    """What a check's points resting on predictions the grader could not verify do (a student's class it cannot
+    rebuild): ``hold`` (the default) keeps them out of the score until a TA releases them in the manual-scores
+    file; ``believe`` counts them as they are, only marked unverified."""
     packages: tuple[Annotated[str, Field(strict=True)], ...] = ()
     """Modules the students' code imports beyond gradebench's own dependencies (``packages: [lightning]``):
     grading refuses to start, naming them, while the environment lacks any."""
