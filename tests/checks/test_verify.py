@@ -169,6 +169,9 @@ def test_checks_resting_on_predictions_no_rebuild_confirms_hold_their_points_wit
         result = run_check(ctx, Spec(check, min=0.5))
         assert (result.status, result.score, result.details["threshold"]) == ("passed", 1.0, 0.5)
         assert result.held == f"the grader could not rebuild your model to confirm its predictions ({REBUILD_FAILED})"
+    consistent = run_check(ctx, Spec("forward_consistent"))  # nothing recomputed: no free point, held as well
+    assert (consistent.status, consistent.details["applicable"], consistent.held) == (
+        "passed", False, f"the grader could not rebuild your model to confirm its predictions ({REBUILD_FAILED})")
     worthless = run_check(ctx, Spec("test_accuracy", min=0.5, points=0))  # nothing earned: nothing to hold
     assert (worthless.status, worthless.held) == ("passed", "")
 
