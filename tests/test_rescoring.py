@@ -105,6 +105,19 @@ def test_a_tas_review_of_held_points_rescores_without_running_anything(tmp_path:
     lines = sheet.read_text(encoding="utf-8").splitlines()
     assert lines == ["student,cnn review,cnn review comment", "ann,,"]
 
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    said = CliRunner().invoke(app, ["grade", str(batch.parent), "--rubric", str(rubric), "--out", str(out),
+                                    "--data", str(small_data), "--profile", "fast"])
+    assert said.exit_code == 0, said.output
+    assert " ".join(said.output.split()).endswith(
+        "note: 1 student(s) have 2 points held for a TA's review (predictions the grader could not confirm by running "
+        f"the model again); they count 0 until a TA writes release or reject in the review columns of {sheet} and "
+        f"grades again with --manual {sheet}"), said.output
+    assert "graded 0, unchanged 1" in said.output  # the stored result, rescored: nothing ran
+
     sheet.write_text("student,cnn review,cnn review comment\nann,release,Net is the trained network\n", encoding="utf-8")
     released = grade(sheet)
     assert (released.score, released.held_points, released.tasks[0].note, len(sandbox.runs)) == (
