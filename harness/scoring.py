@@ -184,7 +184,7 @@ def score_submission(
     tasks = tuple(
         _manual_task(t, manual.get(t.id))  # type: ignore[arg-type]  # keys checked above: a manual task's is a ManualScore
         if t.is_manual
-        else _with_source(_automatic_task(t, by_task.get(t.id, []), _review(manual.get(t.id)), rubric.unverified == "hold"), sources)
+        else _with_source(_automatic_task(t, by_task.get(t.id, []), _review(manual.get(t.id)), (t.unverified or rubric.unverified) == "hold"), sources)
         for t in rubric.tasks
     )
     return GradeReport(

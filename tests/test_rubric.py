@@ -395,6 +395,9 @@ def test_points_on_unverified_predictions_are_held_unless_a_rubric_says_believe(
     root = Path(__file__).resolve().parents[1] / "rubrics"
     policies = {path.stem: load_rubric(path, known_checks=known_checks()).unverified for path in sorted(root.glob("*.yaml"))}
     assert policies == {"adl2024-a2": "hold", "dl2025-a2": "hold", "idl-ex2": "believe", "mle-sheet06": "hold"}
+    for assignment in ("adl2024-a2", "dl2025-a2"):  # their VAE samples its code when evaluated: no run reproduces it
+        rubric = load_rubric(root / f"{assignment}.yaml", known_checks=known_checks())
+        assert {t.id: t.unverified for t in rubric.automatic_tasks if t.unverified} == {"vae": "believe"}
     with pytest.raises(RubricError, match="unverified: must be 'hold' or 'believe', got 'sometimes'"):
         parse_rubric("assignment: a\ntitle: A\nunverified: sometimes\ntasks: [{id: w, title: W, manual: {points: 1}}]\n",
                      "a.yaml")

@@ -270,3 +270,10 @@ def test_a_failed_check_has_nothing_to_hold(rubric: Rubric) -> None:
 def test_a_review_names_an_automatic_task(rubric: Rubric) -> None:
     with pytest.raises(ValueError, match="review of held points for 'ff-why', which is not an automatic task"):
         score_submission(rubric, "s", "h", all_passed(), {"ff-why": Review(True)})
+
+
+def test_a_task_may_believe_what_its_rubric_holds(rubric: Rubric) -> None:
+    own = parse_rubric(RUBRIC.replace("    source: CNNMNIST.ipynb\n", "    source: CNNMNIST.ipynb\n    unverified: believe\n"),
+                       "dl2025-a2.yaml")
+    report = score_submission(own, "s", "h", with_held_accuracy(), {})
+    assert (report.score, report.held_points) == (7.0, 0.0)

@@ -364,6 +364,9 @@ class Task(_Strict):
     """Checks that score the task, in order."""
     manual: Manual | None = None
     """Set for a TA-graded item, which has no source and no checks."""
+    unverified: Literal["hold", "believe"] | None = None
+    """This task's own policy for points resting on predictions the grader could not verify (optional; the
+    rubric's ``unverified`` otherwise): e.g. ``believe`` for a VAE that samples its code when evaluated too."""
 
     @field_validator("id")
     @classmethod
