@@ -274,6 +274,15 @@ def grade(
         + (f", kept {len(summary.carried)} graded earlier" if summary.carried else "") + " "
         f"in {summary.seconds:.0f} s; index: {summary.index}"
     )
+    held = [r for r in summary.reports if r.held_points]
+    if held:
+        csv_file = out / "manual-scores.csv"
+        err_console.print(
+            f"[yellow]note:[/] {len(held)} student(s) have {sum(r.held_points for r in held):g} points held for a TA's "
+            "review (predictions the grader could not confirm by running the model again); they count 0 until a TA "
+            f"writes release or reject in the review columns of {csv_file} and grades again with --manual {csv_file}",
+            soft_wrap=True, highlight=False,
+        )
     if summary.faults:
         err_console.print(f"{len(summary.faults)} grader fault(s); run the same command again to retry them")
         raise typer.Exit(code=1)
@@ -522,6 +531,13 @@ def check(
             who = "a grader fault, not yours" if result.status == "error" else "what to fix"
         console.print(f"[bold]{task_id} / {result.check}[/] ({who}):", highlight=False)
         console.print(f"  {result.message}", highlight=False, markup=False)
+    from harness.reporting import held_note
+
+    for task in report.tasks:  # passed, but resting on predictions the grader could not confirm
+        for result in task.checks:
+            if held_note(result, task):
+                console.print(f"[bold]{task.task} / {result.check}[/] (held for a TA's review):", highlight=False)
+                console.print(f"  {held_note(result, task)}", highlight=False, markup=False)
     if any(not (r.status == "skipped" and r.message.startswith(NOT_AVAILABLE)) for _, r in problems):
         raise typer.Exit(code=1)
     console.print("every automatic check passes")
@@ -709,6 +725,13 @@ def export_results(
         err_console.print(
             f"[yellow]note:[/] {pending} student(s) have written answers a TA has not graded yet; "
             "they count 0 in this export",
+            soft_wrap=True,
+        )
+    held = sum(1 for r in graded.reports if r.held_points)
+    if held:
+        err_console.print(
+            f"[yellow]note:[/] {held} student(s) have points held for a TA's review (predictions the grader could not "
+            "confirm); they count 0 in this export until a TA releases them in the manual-scores file",
             soft_wrap=True,
         )
     where = written[0] if len(written) == 1 else f"{len(written)} files under {written[0].parent.parent}"

@@ -28,7 +28,7 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.models import GradeReport, TaskScore
 from harness.outdir import STORE_NAME
-from harness.reporting import ASSIGNMENT_FILE, gradebook, safe_name
+from harness.reporting import ASSIGNMENT_FILE, gradebook, held_note, safe_name
 from harness.scoring import NOT_GRADED
 
 
@@ -232,6 +232,8 @@ def feedback_text(report: GradeReport) -> str:
         for check in task.checks:
             if check.status != "passed" and check.message:
                 lines.append(f"  - {check.check}: {_check_output(check.status, check.message)}")
+            elif held_note(check, task):
+                lines.append(f"  - {check.check}: {held_note(check, task)}")
     return "\n".join(lines)
 
 
@@ -274,12 +276,15 @@ def gradescope_results(report: GradeReport, options: ExportOptions = ExportOptio
             })
             continue
         for c_index, check in enumerate(task.checks, start=1):
+            held = held_note(check, task)
+            counted = check.score if not held or task.review == "released" else 0.0  # as the report's total counts it
+            output = _check_output(check.status, check.message) if check.status != "passed" else held or "passed"
             tests.append({
                 "name": f"{task.title}: {check.check}",
                 "number": f"{t_index}.{c_index}",
-                "score": check.score,
+                "score": counted,
                 "max_score": check.points,
-                "output": _check_output(check.status, check.message) if check.status != "passed" else "passed",
+                "output": output,
                 "visibility": options.visibility,
                 "status": "passed" if check.status == "passed" else "failed",
             })
@@ -291,6 +296,11 @@ def gradescope_results(report: GradeReport, options: ExportOptions = ExportOptio
         summary.append(
             f"{len(pending)} written answer(s) worth {_number(sum(t.points for t in pending))} points "
             "are graded by a TA later."
+        )
+    if report.held_points:
+        summary.append(
+            f"{_number(report.held_points)} points rest on predictions the grader could not confirm; "
+            "they are held until a TA has reviewed your model."
         )
     return {
         "score": report.score,

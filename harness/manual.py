@@ -9,7 +9,15 @@ student::
     doejane_67890,1,"explains Flatten, not the 800"
     leeanna_11111,,
 
-An empty score cell means "not graded yet". Scores may use a decimal comma
+An empty score cell means "not graded yet".
+
+Where a batch has points held for a TA's review (checks resting on predictions the grader
+could not verify, ``harness.scoring.Review``), the template also gains, for each automatic
+task concerned, a ``<task id> review`` column (``release`` or ``reject``; empty: not reviewed
+yet) and a ``<task id> review comment`` column, shown to the student. Rescoring after
+the file changes reruns nothing.
+
+Scores may use a decimal comma
 (``1,5``), and the file may be separated by ``;`` (as spreadsheets in many
 locales save it). Problems raise :class:`ManualScoresError`, a
 :class:`~harness.errors.HarnessError` (the CSV is not the rubric, so not a
@@ -29,12 +37,15 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.rubric import Rubric
-from harness.scoring import ManualScore
+from harness.scoring import ManualScore, Review
 
-__all__ = ["ManualScore", "ManualScoresError", "read_manual_scores", "write_manual_template"]
+__all__ = ["ManualScore", "ManualScoresError", "Review", "read_manual_scores", "write_manual_template"]
 
 STUDENT = "student"
 COMMENT = " comment"
+REVIEW = " review"
+DECISIONS = {"release": True, "reject": False}
+"""What a review cell may hold (any case), and whether the held points then count."""
 
 _DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
 
@@ -94,23 +105,29 @@ def _read_rows(path: Path) -> list[list[str]]:
     return [[cell.strip() for cell in row] for row in frame.fillna("").astype(str).values.tolist()]
 
 
-def _columns(rubric: Rubric) -> list[str]:
-    """The template's columns for this rubric."""
+def _columns(rubric: Rubric, review: Iterable[str] = ()) -> list[str]:
+    """The template's columns for this rubric, with review columns for the automatic tasks in ``review``."""
     columns = [STUDENT]
     for task in rubric.manual_tasks:
         columns += [task.id, task.id + COMMENT]
+    wanted = set(review)
+    for task in rubric.automatic_tasks:
+        if task.id in wanted:
+            columns += [task.id + REVIEW, task.id + REVIEW + COMMENT]
     return columns
 
 
-def write_manual_template(path: str | Path, rubric: Rubric, students: Iterable[str]) -> Path:
+def write_manual_template(path: str | Path, rubric: Rubric, students: Iterable[str], review: Iterable[str] = ()) -> Path:
     """Write (or extend) the manual-scores CSV for these students; existing values are never lost.
+
+    ``review``: automatic task ids with points held for a TA's review in this class; each gains its review columns.
 
     An existing file keeps its rows, values and extra columns; missing rubric
     columns and missing students are added (new students after the existing
     rows, in the order given). The file is replaced atomically.
     """
     path = Path(path)
-    wanted = _columns(rubric)
+    wanted = _columns(rubric, review)
     header: list[str] = list(wanted)
     rows: list[dict[str, str]] = []
     if path.exists():
@@ -152,14 +169,18 @@ def _parse_score(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def read_manual_scores(path: str | Path, rubric: Rubric) -> dict[str, dict[str, ManualScore]]:
-    """Read TA scores: ``{student: {task id: ManualScore}}`` (an empty score cell: ``score=None``)."""
+def read_manual_scores(path: str | Path, rubric: Rubric) -> dict[str, dict[str, ManualScore | Review]]:
+    """Read TA scores: ``{student: {task id: ManualScore}}`` (an empty score cell: ``score=None``), and the reviews
+    of held points: ``{student: {automatic task id: Review}}`` in the same mapping."""
     path = Path(path)
     rows = _read_rows(path)
     header = rows[0]
     points = {t.id: t.points for t in rubric.manual_tasks}
+    automatic = {t.id for t in rubric.automatic_tasks}
     score_cols: dict[int, str] = {}
     comment_cols: dict[str, int] = {}
+    review_cols: dict[int, str] = {}
+    review_comment_cols: dict[str, int] = {}
     seen_names: dict[str, int] = {}
     student_col: int | None = None
     for i, name in enumerate(header):
@@ -178,16 +199,21 @@ def read_manual_scores(path: str | Path, rubric: Rubric) -> dict[str, dict[str, 
             score_cols[i] = name
         elif name.endswith(COMMENT) and name[: -len(COMMENT)] in points:
             comment_cols[name[: -len(COMMENT)]] = i
+        elif name.endswith(REVIEW) and name[: -len(REVIEW)] in automatic:
+            review_cols[i] = name[: -len(REVIEW)]
+        elif name.endswith(REVIEW + COMMENT) and name[: -len(REVIEW + COMMENT)] in automatic:
+            review_comment_cols[name[: -len(REVIEW + COMMENT)]] = i
         else:
             manual = ", ".join(points) or "none"
             raise ManualScoresError(
-                f"{_where(path, 1, i, name)}: unknown column; expected 'student', and for each manual task "
-                f"'<task id>' and '<task id> comment' (manual tasks of {rubric.assignment}: {manual})"
+                f"{_where(path, 1, i, name)}: unknown column; expected 'student', for each manual task "
+                f"'<task id>' and '<task id> comment' (manual tasks of {rubric.assignment}: {manual}), and for an "
+                "automatic task with held points '<task id> review' and '<task id> review comment'"
             )
     if student_col is None:
         raise ManualScoresError(f"{path}, row 1: no 'student' column in the header {header}")
 
-    scores: dict[str, dict[str, ManualScore]] = {}
+    scores: dict[str, dict[str, ManualScore | Review]] = {}
     first_row: dict[str, int] = {}
     for r, row in enumerate(rows[1:], start=2):
         if not any(row):
@@ -200,7 +226,7 @@ def read_manual_scores(path: str | Path, rubric: Rubric) -> dict[str, dict[str, 
                 f"{_where(path, r, student_col, STUDENT)}: student {student!r} already has row {first_row[student]}"
             )
         first_row[student] = r
-        entries: dict[str, ManualScore] = {}
+        entries: dict[str, ManualScore | Review] = {}
         for c, task_id in score_cols.items():
             cell = row[c]
             comment = row[comment_cols[task_id]] if task_id in comment_cols else ""
@@ -220,5 +246,15 @@ def read_manual_scores(path: str | Path, rubric: Rubric) -> dict[str, dict[str, 
         for task_id, c in comment_cols.items():
             if task_id not in score_cols.values() and row[c]:  # a comment column without its score column
                 entries[task_id] = ManualScore(None, row[c])
+        for c, task_id in review_cols.items():
+            comment = row[review_comment_cols[task_id]] if task_id in review_comment_cols else ""
+            decision = row[c].casefold()
+            if decision and decision not in DECISIONS:
+                raise ManualScoresError(
+                    f"{_where(path, r, c, task_id + REVIEW)}: {row[c]!r} is no decision; write 'release' (the held "
+                    "points count) or 'reject' (they are lost), or leave the cell empty until you have reviewed it"
+                )
+            if decision or comment:
+                entries[task_id] = Review(DECISIONS.get(decision), comment)
         scores[student] = entries
     return scores

@@ -180,6 +180,9 @@ class CheckResult:
     """Points awarded: ``points`` when passed, a fraction for partial credit, else 0."""
     details: dict[str, Any] = field(default_factory=dict)
     """Extra figures for reports (measured value, threshold, an architecture diff...). JSON-serialisable."""
+    held: str = ""
+    """Why a TA must review the score before it counts, for the student: it rests on predictions the grader could not
+    verify (``harness.checks.verify``); empty when nothing is held. Scoring keeps it out of the total until then."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,11 @@ class TaskScore:
     """A TA's comment (manual items) or why the task could not be graded."""
     pending: bool = False
     """A manual item no TA has graded yet: shown as pending (its 0 is not a grade), counted apart in headlines."""
+    held: float = 0.0
+    """Points its checks earned on predictions the grader could not verify (``CheckResult.held``): out of ``score``
+    while ``review`` is ``pending``, in it once a TA released them, lost when a TA rejected them."""
+    review: str = ""
+    """The TA's decision on the held points: ``pending``, ``released`` or ``rejected``; empty when nothing is held."""
     source: str = ""
     """The submission file whose work was graded for this task (``trainers/q1.py``); empty when none was found."""
     source_run: str = ""
@@ -253,8 +261,13 @@ class GradeReport:
 
     @property
     def pending_points(self) -> float:
-        """Points of the manual items no TA has graded yet."""
-        return sum(t.points for t in self.tasks if t.pending)
+        """Points waiting for a TA: the manual items no TA has graded yet and the held points no TA has reviewed."""
+        return sum(t.points for t in self.tasks if t.pending) + self.held_points
+
+    @property
+    def held_points(self) -> float:
+        """Points held for a TA's review (``TaskScore.held``) that no TA has released or rejected yet."""
+        return sum(t.held for t in self.tasks if t.review == "pending")
 
     @property
     def points(self) -> float:

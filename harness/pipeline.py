@@ -58,7 +58,7 @@ from harness.runcache import mark, reusable, run_key
 from harness.rubric import Rubric, Task, did_you_mean, load_rubric
 from harness.sandbox import Sandbox, make_sandbox
 from harness.sandbox.quota import limited_folder, release_folder
-from harness.scoring import ManualScore, score_load_failure, score_submission
+from harness.scoring import ManualScore, Review, score_load_failure, score_submission
 from harness.store import ResultStore, readable_report, report_from_dict
 
 if TYPE_CHECKING:  # torch and the modules that import it are imported where the host first needs them (its
@@ -166,8 +166,8 @@ class GradingSetup:
     """``full`` or ``fast`` (fewer evaluation images, shorter default limits)."""
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per task id: the reference submission's hidden accuracy, worst class accuracy and seconds."""
-    manual: dict[str, dict[str, ManualScore]] = field(default_factory=dict)
-    """TA scores of manual items, per student and task id."""
+    manual: dict[str, dict[str, ManualScore | Review]] = field(default_factory=dict)
+    """TA scores of manual items, per student and task id, and TA reviews of held points (per automatic task id)."""
     threads: int = 1
     """Torch threads inside each sandboxed run."""
     limits: Limits = field(default_factory=Limits)
@@ -872,14 +872,15 @@ def grade_batch(
     carried = _earlier_reports(setup, exclude=set(reports), render=render)
     whole_class = sorted([*ordered, *carried], key=lambda r: r.student)
     manual_csv = setup.out_dir / "manual-scores.csv"
-    if setup.rubric.manual_tasks:
-        write_manual_template(manual_csv, setup.rubric, [r.student for r in whole_class])
+    review = sorted({t.task for r in whole_class for t in r.tasks if t.held})  # tasks with points a TA must review
+    if setup.rubric.manual_tasks or review:
+        write_manual_template(manual_csv, setup.rubric, [r.student for r in whole_class], review)
     index = render_index(
         whole_class,
         setup.out_dir,
         setup.rubric.title,
         [(t.id, t.title) for t in setup.rubric.tasks],
-        manual_csv=manual_csv.name if setup.rubric.manual_tasks else None,
+        manual_csv=manual_csv.name if setup.rubric.manual_tasks or review else None,
     )
     graded = sum(1 for submission in todo if submission.student in reports)
     return BatchSummary(graded, reused, failed, ordered, index, time.perf_counter() - started, tuple(faults),
@@ -992,8 +993,9 @@ def _readable_path(path: Path) -> str:
 
 
 def _with_manual(setup: GradingSetup, report: GradeReport) -> GradeReport:
-    """A stored report with the current manual scores merged in (they change after automatic grading)."""
-    if not setup.rubric.manual_tasks:
+    """A stored report with the current manual scores and reviews of held points merged in (they change after
+    automatic grading); the stored check results are scored again, nothing runs."""
+    if not setup.rubric.manual_tasks and not any(t.held for t in report.tasks):
         return report
     results = [c for t in report.tasks for c in t.checks]
     rescored = score_submission(

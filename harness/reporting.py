@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import jinja2
 
 from harness import __version__
-from harness.models import CheckResult, ExecutionResult, GradeReport
+from harness.models import CheckResult, ExecutionResult, GradeReport, TaskScore
 
 if TYPE_CHECKING:  # pandas is imported when a gradebook is made: a second of start-up otherwise
     import pandas as pd
@@ -46,6 +46,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     environment.filters["measured"] = measured_note
+    environment.globals.update(held_note=held_note, review_note=review_note)
     return environment
 
 
@@ -80,6 +81,35 @@ def measured_note(check: CheckResult) -> str:
     if _number(details.get("expected"), percent) == measured:
         return f"measured {measured}, as required"
     return ""
+
+
+def held_note(check: CheckResult, task: TaskScore) -> str:
+    """For the student: what a held check measured, why its points are held (the rebuild's reason) and what a TA
+    did or will do about them; empty when the check holds nothing (``TaskScore.review``)."""
+    if not check.held or not task.review:
+        return ""
+    measured = measured_note(check) or ("it passed" if check.status == "passed" else "it earned partial credit")
+    points = f"{check.score:g} point{'' if check.score == 1 else 's'}"
+    outcome = {
+        "pending": f"its {points} are held until a TA has reviewed your model",
+        "released": f"a TA reviewed your model and released its {points}",
+        "rejected": f"a TA reviewed your model and did not accept its {points}",
+    }[task.review]
+    return f"{measured[:1].upper()}{measured[1:]}, but {check.held}: {outcome}."
+
+
+def review_note(task: TaskScore, manual_csv: str = "manual-scores.csv") -> str:
+    """For the TA: what to look at for a task whose held points no TA has reviewed yet, and where to decide."""
+    if task.review != "pending":
+        return ""
+    where = f" in {task.source}" if task.source else ""
+    return (
+        f"For the TA: {task.held:g} point{'' if task.held == 1 else 's'} of this task rest on predictions the grader "
+        f"could not confirm by running the model again. Check that the model class{where} is the network the code "
+        "trained and that nothing replaced the grader's probe or wrote its records by hand; then write release or "
+        f"reject in the '{task.task} review' column of {manual_csv} (a comment beside it reaches the student) and "
+        "grade again with --manual: nothing runs again."
+    )
 
 
 def problem_text(report: GradeReport) -> str:
@@ -288,8 +318,9 @@ def _distribution_plot(reports: Sequence[GradeReport], points: float, path: Path
 
 
 def gradebook(reports: Iterable[GradeReport]) -> pd.DataFrame:
-    """One row per student: every task's score (``pending`` for a written answer no TA has graded yet), the
-    total (after any late penalty), the points available, the points still pending, lateness and its penalty,
+    """One row per student: every task's score (``pending`` for a written answer no TA has graded yet; held points
+    left out), the total (after any late penalty), the points available, the points still pending (written answers
+    and points held for a TA's review), lateness and its penalty,
     any load failure and the loading warnings (joined by ``WARNING_SEPARATOR``)."""
     import pandas as pd
 

@@ -5,6 +5,10 @@ place for (an unknown task or check, points that disagree with the rubric, a
 score outside ``[0, points]``) is a programming error and raises ValueError;
 a check the rubric has but no result came for scores 0 as ``skipped``, so a
 gap shows in the report instead of vanishing.
+
+A check whose score rests on predictions the grader could not verify (``CheckResult.held``)
+keeps its points out of the total, held, until a TA releases or rejects them (a ``Review``
+from the manual-scores CSV), unless the rubric says ``unverified: believe``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,20 @@ class ManualScore:
     """The TA's comment, shown in the student's report."""
 
 
+@dataclass(frozen=True)
+class Review:
+    """A TA's decision on the held points of one automatic task of one student, read from the manual-scores CSV."""
+
+    release: bool | None
+    """True: the held points count; False: they are lost; None while the cell is empty (not reviewed yet)."""
+    comment: str = ""
+    """The TA's comment, shown in the student's report (why they were rejected, what was looked at)."""
+
+
+HELD = "held for a TA's review"
+"""The note of a task whose held points no TA has reviewed yet."""
+
+
 def _tidy(total: float) -> float:
     """A sum of float points without binary noise (2.9999999999999996 -> 3.0)."""
     return round(total, 9) + 0.0
@@ -45,8 +63,10 @@ def _check_range(what: str, score: float, points: float) -> None:
         raise ValueError(f"{what}: score {score:g} is outside [0, {points:g}]")
 
 
-def _automatic_task(task: Task, results: list[CheckResult]) -> TaskScore:
-    """Match a task's results to its checks (the k-th result named X to the k-th check named X) and add them up."""
+def _automatic_task(task: Task, results: list[CheckResult], review: Review | None = None, hold: bool = True) -> TaskScore:
+    """Match a task's results to its checks (the k-th result named X to the k-th check named X) and add them up.
+
+    With ``hold``, the scores of held checks count only once ``review`` released them."""
     by_name: dict[str, list[CheckResult]] = defaultdict(list)
     for result in results:
         by_name[result.check].append(result)
@@ -82,13 +102,22 @@ def _automatic_task(task: Task, results: list[CheckResult]) -> TaskScore:
     skipped = {c.message for c in checks if c.status == "skipped"}
     if len(skipped) == 1 and all(c.status == "skipped" for c in checks):
         note = skipped.pop()
+    held = _tidy(sum(c.score for c in checks if c.held)) if hold else 0.0
+    state = ""
+    if held:
+        state = {None: "pending", True: "released", False: "rejected"}[review.release if review else None]
+        decided = {"pending": HELD, "released": "held points released by a TA", "rejected": "held points rejected by a TA"}
+        note = decided[state] + (f": {review.comment}" if review and review.comment else "")
+    counted = sum(c.score for c in checks) - (held if state in ("pending", "rejected") else 0.0)
     return TaskScore(
         task=task.id,
         title=task.title,
-        score=_tidy(sum(c.score for c in checks)),
+        score=_tidy(max(0.0, counted)),
         points=task.points,
         checks=tuple(checks),
         note=note,
+        held=held,
+        review=state,
     )
 
 
@@ -110,11 +139,15 @@ def _manual_task(task: Task, given: ManualScore | None) -> TaskScore:
     return TaskScore(task.id, task.title, float(given.score), points, manual=True, note=given.comment)
 
 
-def _check_manual_keys(rubric: Rubric, manual: Mapping[str, ManualScore]) -> None:
-    """Refuse manual scores for tasks that are not manual tasks of the rubric."""
+def _check_manual_keys(rubric: Rubric, manual: Mapping[str, ManualScore | Review]) -> None:
+    """Refuse manual scores for tasks that are not manual tasks of the rubric, and reviews for non-automatic ones."""
     manual_ids = {t.id for t in rubric.manual_tasks}
-    for task_id in manual:
-        if task_id not in manual_ids:
+    automatic_ids = {t.id for t in rubric.automatic_tasks}
+    for task_id, given in manual.items():
+        if isinstance(given, Review):
+            if task_id not in automatic_ids:
+                raise ValueError(f"review of held points for {task_id!r}, which is not an automatic task of {rubric.assignment!r}")
+        elif task_id not in manual_ids:
             raise ValueError(
                 f"manual score for {task_id!r}, which is not a manual task of {rubric.assignment!r}; "
                 f"manual tasks: {', '.join(sorted(manual_ids)) or 'none'}"
@@ -126,7 +159,7 @@ def score_submission(
     student: str,
     content_hash: str,
     check_results: Sequence[CheckResult],
-    manual: Mapping[str, ManualScore],
+    manual: Mapping[str, ManualScore | Review],
     executions: Sequence[ExecutionResult] = (),
     profile: str = "full",
     late: bool = False,
@@ -137,6 +170,7 @@ def score_submission(
     ``late``: the LMS marked the hand-in late; the rubric's ``late_penalty`` (if any) takes its share of the
     points earned (recomputed whenever manual scores are merged in, so it always applies to the whole grade).
     ``sources`` gives, per automatic task id, the file graded, the file run for it and why (``harness.matching``).
+    ``manual`` also holds, per automatic task id, the TA's ``Review`` of its held points (if any).
     """
     automatic = {t.id: t for t in rubric.automatic_tasks}
     by_task: dict[str, list[CheckResult]] = defaultdict(list)
@@ -148,7 +182,9 @@ def score_submission(
     _check_manual_keys(rubric, manual)
 
     tasks = tuple(
-        _manual_task(t, manual.get(t.id)) if t.is_manual else _with_source(_automatic_task(t, by_task.get(t.id, [])), sources)
+        _manual_task(t, manual.get(t.id))  # type: ignore[arg-type]  # keys checked above: a manual task's is a ManualScore
+        if t.is_manual
+        else _with_source(_automatic_task(t, by_task.get(t.id, []), _review(manual.get(t.id)), (t.unverified or rubric.unverified) == "hold"), sources)
         for t in rubric.tasks
     )
     return GradeReport(
@@ -164,6 +200,11 @@ def score_submission(
     )
 
 
+def _review(given: ManualScore | Review | None) -> Review | None:
+    """The TA's review of an automatic task's held points, if the CSV gave one."""
+    return given if isinstance(given, Review) else None
+
+
 def late_penalty(rubric: Rubric, tasks: Sequence[TaskScore], late: bool) -> float:
     """Points a hand-in loses for lateness: the rubric's percentage of what its tasks earned (0 when on time)."""
     if not late or rubric.late_penalty is None:
@@ -177,7 +218,7 @@ def score_load_failure(
     source: str | Path,
     reason: str,
     content_hash: str = "",
-    manual: Mapping[str, ManualScore] | None = None,
+    manual: Mapping[str, ManualScore | Review] | None = None,
     profile: str = "full",
 ) -> GradeReport:
     """Score a submission that could not be loaded: every automatic task 0, the reason recorded.

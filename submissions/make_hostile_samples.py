@@ -436,6 +436,15 @@ def forged_run(config, namespace=None):
 
 probe.run = forged_run"""
 
+FORGED_LOST_CLASS = FORGED_GHOST_LAYER.replace(
+    "# more, never trained) with its weights and all its test images, and swap in the predictions of the model trained above.",
+    "# more, never trained) with its weights and all its test images, and swap in the predictions of the model trained above;\n"
+    "# the record names a class the notebook never defines, so no clean second run can build it and check them.",
+).replace(
+    "    for entry in record['models']:\n",
+    "    for entry in record['models']:\n        entry['class_name'] = 'Vanished'\n",
+)
+
 WRONG_FLATTEN_NET = CNN_NET.replace(
     "            nn.ReLU(),\n            nn.MaxPool2d(kernel_size=2, stride=2),\n            nn.Flatten(),",
     "            nn.ReLU(),\n            nn.Flatten(),",
@@ -479,6 +488,9 @@ SAMPLES: dict[str, nbformat.NotebookNode] = {
     "forged_ghost_layer": hostile(ONE_EPOCH, DATA, WRONG_FLATTEN_NET, MAKE_MODEL, TRAIN, FORGED_GHOST_LAYER,
                                   title="A replaced probe: a ghost with a weight-free layer more, another model's "
                                         "predictions"),
+    "forged_lost_class": hostile(ONE_EPOCH, DATA, WRONG_FLATTEN_NET, MAKE_MODEL, TRAIN, FORGED_LOST_CLASS,
+                                 title="A replaced probe: a record naming a class the notebook never defines, another "
+                                       "model's predictions"),
 }
 
 

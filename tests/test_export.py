@@ -313,3 +313,23 @@ def test_a_graded_moodle_batch_exports_participant_ids_also_when_reused(tmp_path
     assert "Your submission could not be graded: CNNMNIST.ipynb is empty (0 bytes)" in rows[1]["Feedback comments"]
     missing = "CNNMNIST.ipynb or CNNMNIST.py was not found in your submission (found: scratch.py)"
     assert missing in rows[0]["Feedback comments"]
+
+
+def test_held_points_count_0_in_exports_until_a_ta_releases_them() -> None:
+    from harness.export import feedback_text
+    from tests.test_reporting import _held_report
+    from harness.scoring import Review
+
+    held = _held_report({})
+    document = gradescope_results(held)
+    jsonschema.validate(document, GRADESCOPE_SCHEMA)
+    assert document["score"] == 1.0 == sum(t["score"] for t in document["tests"])
+    assert document["tests"][1]["output"].endswith("its 3 points are held until a TA has reviewed your model.")
+    assert document["output"] == (
+        "1 / 4 points (full profile). 3 points rest on predictions the grader could not confirm; they are held until "
+        "a TA has reviewed your model."
+    )
+    assert "  - test_accuracy: Measured 97.0% against a bar of at least 90.0%, but the grader could not rebuild" in (
+        feedback_text(held))
+    released = gradescope_results(_held_report({"cnn": Review(True)}))
+    assert released["score"] == 4.0 == sum(t["score"] for t in released["tests"])

@@ -416,3 +416,19 @@ def test_a_ghost_with_a_weight_free_layer_more_gains_no_accuracy(graded) -> None
     assert _check(report, "test_accuracy").details["measured"] < 0.5  # the ghost's untrained weights, run again
     honest = graded["reports"]["forged_probe_honest"]  # the same training without the forgery
     assert _cnn(report).score < _cnn(honest).score
+
+
+def test_a_record_naming_a_class_the_notebook_never_defines_holds_its_points(graded) -> None:
+    """A replaced probe whose record names a class no clean second run can build: its predictions (another model's)
+    cannot be checked, so the checks resting on them earn nothing until a TA has reviewed the notebook."""
+    report = graded["reports"]["forged_lost_class"]
+    reason = ("the grader could not rebuild your model to confirm its predictions (no class Vanished is defined in "
+              "your code outside the cells that ran it)")
+    held = [c for c in _cnn(report).checks if c.held]
+    assert {c.check for c in held} == {"test_accuracy", "per_class_accuracy", "forward_consistent",
+                                       "architecture_matches", "parameter_count", "feature_width"}
+    assert all(c.held == reason for c in held)
+    cnn = _cnn(report)
+    assert (cnn.review, cnn.note, cnn.held) == ("pending", "held for a TA's review", sum(c.score for c in held))
+    assert cnn.score == sum(c.score for c in cnn.checks if not c.held)  # what the host checked itself, no more
+    assert report.held_points == cnn.held > 0

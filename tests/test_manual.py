@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.manual import ManualScore, ManualScoresError, read_manual_scores, write_manual_template
+from harness.manual import ManualScore, ManualScoresError, Review, read_manual_scores, write_manual_template
 from harness.rubric import Rubric, parse_rubric
 
 RUBRIC = """\
@@ -99,6 +99,10 @@ def test_semicolon_separated_spreadsheet_export(tmp_path: Path, rubric: Rubric) 
         ("student,ff-why,ff-why\n", "row 1, column C ('ff-why')", "the column also appears as column B"),
         ("student,ff-why,\na_1,1,x\n", "row 1, column C", "this column has values but no header"),
         ("ff-why,ff-why comment\n", "row 1", "no 'student' column"),
+        ("student,cnn review\na_1,maybe\n", "row 2, column B ('cnn review')",
+         "'maybe' is no decision; write 'release' (the held points count) or 'reject' (they are lost), or leave the "
+         "cell empty until you have reviewed it"),
+        ("student,ff-why review\n", "row 1, column B ('ff-why review')", "'<task id> review' and '<task id> review comment'"),
     ],
 )
 def test_errors_name_file_row_and_column(tmp_path: Path, rubric: Rubric, text: str, where: str, reason: str) -> None:
@@ -131,3 +135,21 @@ def test_template_refuses_to_overwrite_a_file_that_is_not_a_scores_sheet(tmp_pat
     with pytest.raises(ManualScoresError, match=r"row 1, column A: the first column must be 'student'"):
         write_manual_template(path, rubric, ["a_1"])
     assert path.read_text() == "name,grade\nx,1\n"
+
+
+def test_review_columns_for_tasks_with_held_points(tmp_path: Path, rubric: Rubric) -> None:
+    """A batch with points held for a TA's review gains, per task concerned, a decision and a comment column."""
+    path = write_manual_template(tmp_path / "manual.csv", rubric, ["a_1", "b_2", "c_3"], review=["cnn"])
+    assert rows(path)[0] == [*HEADER, "cnn review", "cnn review comment"]
+    text = path.read_text(encoding="utf-8").splitlines()
+    text[1] = "a_1,,,,,Release,"
+    text[2] = "b_2,,,,,reject,the ghost class is not the network the notebook trained"
+    text[3] = "c_3,,,,,,looked at the code; waiting for the student"
+    path.write_text("\n".join(text) + "\n", encoding="utf-8")
+    assert read_manual_scores(path, rubric) == {
+        "a_1": {"cnn": Review(True)},
+        "b_2": {"cnn": Review(False, "the ghost class is not the network the notebook trained")},
+        "c_3": {"cnn": Review(None, "looked at the code; waiting for the student")},
+    }
+    write_manual_template(path, rubric, ["a_1", "d_4"])  # a later batch without held points keeps the decisions
+    assert read_manual_scores(path, rubric)["b_2"] == {"cnn": Review(False, "the ghost class is not the network the notebook trained")}

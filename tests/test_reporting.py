@@ -185,3 +185,70 @@ def test_a_run_with_errors_never_shows_exit_code_0(tmp_path) -> None:
                          tasks=(TaskScore(task="t1", title="Task 1", score=0.0, points=1.0),), executions=(broken,))
     page = render_student(report, tmp_path, "A").read_text()
     assert "exit code 0" not in page and '<td class="failed">ran to the end; 1 cell raised an error</td>' in page
+
+
+HELD_RUBRIC = """\
+assignment: a1
+title: Assignment One
+tasks:
+  - id: cnn
+    title: CNN
+    source: cnn.ipynb
+    checks:
+      - {check: runs_without_error, points: 1}
+      - {check: test_accuracy, min: 0.9, points: 3}
+"""
+
+
+def _held_report(manual: dict) -> GradeReport:
+    """Ada's CNN: it ran (1 point) and its accuracy (3 points) rests on predictions no rebuild confirmed."""
+    from harness.rubric import parse_rubric
+    from harness.scoring import score_submission
+
+    held = ("the grader could not rebuild your model to confirm its predictions (no class Net is defined in your "
+            "code outside the cells that ran it)")
+    results = [CheckResult("cnn", "runs_without_error", "passed", "", 1.0, 1.0),
+               CheckResult("cnn", "test_accuracy", "passed", "", 3.0, 3.0, {"measured": 0.97, "threshold": 0.9},
+                           held=held)]
+    rubric = parse_rubric(HELD_RUBRIC, "a1.yaml")
+    return score_submission(rubric, "ada", "h", results, manual, sources={"cnn": ("cnn.ipynb", "cnn.ipynb", "")})
+
+
+def test_held_points_are_shown_to_the_student_and_the_ta_and_left_out_of_the_score(tmp_path) -> None:
+    report = _held_report({})
+    render_student(report, tmp_path, "Assignment One")
+    render_index([report], tmp_path, "Assignment One", [("cnn", "CNN")], manual_csv="manual-scores.csv")
+    page = " ".join((tmp_path / "students" / "ada" / "index.html").read_text().split())
+    assert "<strong>1.0 / 4.0</strong> points (25%)" in page
+    assert "3.0 of these points (75%) are held for a TA's review (not in the score until then)" in page
+    assert str(escape(
+        "Measured 97.0% against a bar of at least 90.0%, but the grader could not rebuild your model to confirm its "
+        "predictions (no class Net is defined in your code outside the cells that ran it): its 3 points are held "
+        "until a TA has reviewed your model.")) in page
+    assert str(escape(
+        "For the TA: 3 points of this task rest on predictions the grader could not confirm by running the model "
+        "again. Check that the model class in cnn.ipynb is the network the code trained and that nothing replaced "
+        "the grader's probe or wrote its records by hand; then write release or reject in the 'cnn review' column of "
+        "manual-scores.csv (a comment beside it reaches the student) and grade again with --manual: nothing runs "
+        "again.")) in page
+    index = " ".join((tmp_path / "index.html").read_text().split())
+    assert '<div class="pending">+3 held for review</div>' in index
+    assert "manual scores and reviews of held points to fill in" in index
+    with open(tmp_path / "gradebook.csv", newline="", encoding="utf-8") as stream:
+        [row] = list(csv.DictReader(stream))
+    assert {k: row[k] for k in ("cnn", "total", "points", "pending")} == {
+        "cnn": "1.0", "total": "1.0", "points": "4.0", "pending": "3.0"}
+
+
+def test_released_and_rejected_held_points_are_shown_as_the_ta_decided(tmp_path) -> None:
+    from harness.scoring import Review
+
+    released = _held_report({"cnn": Review(True)})
+    page = " ".join(render_student(released, tmp_path / "r", "A").read_text().split())
+    assert "<strong>4.0 / 4.0</strong> points" in page
+    assert "a TA reviewed your model and released its 3 points." in page and "For the TA" not in page
+    rejected = _held_report({"cnn": Review(False, "Net is not the network your notebook trained")})
+    page = " ".join(render_student(rejected, tmp_path / "x", "A").read_text().split())
+    assert "<strong>1.0 / 4.0</strong> points" in page
+    assert "a TA reviewed your model and did not accept its 3 points." in page
+    assert "held points rejected by a TA: Net is not the network your notebook trained" in page

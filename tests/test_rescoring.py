@@ -100,3 +100,57 @@ def test_recalibrating_after_a_points_edit_reuses_the_references_runs(world) -> 
     assert len(sandbox.runs) == 1
     again, _ = grade(points=2, calibrate=True)  # a new rubric: calibrate again, from the runs the calibration kept
     assert (len(sandbox.runs), _score(again)) == (1, 3.0)
+
+
+def test_a_tas_review_of_held_points_rescores_without_running_anything(tmp_path: Path, small_data: Path) -> None:
+    """A class built from an argument no clean run can record: its accuracy is held; the TA's release or rejection
+    in the manual-scores file changes the score on the next grading, from the stored results alone."""
+    script = SCRIPT.read_text(encoding="utf-8")
+    script = script.replace("    def __init__(self):", "    def __init__(self, activation):")
+    script = script.replace("            nn.ReLU(),", "            activation,").replace("model = Net()", "model = Net(nn.ReLU())")
+    batch = tmp_path / "batch" / "ann"
+    batch.mkdir(parents=True)
+    (batch / SCRIPT.name).write_text(script, encoding="utf-8")
+    rubric = tmp_path / "rubric.yaml"
+    rubric.write_text(cnn_script_rubric("review-demo", "      - {check: runs_without_error, points: 1}\n"
+                                        "      - {check: test_accuracy, min: 0.01, points: 2}\n"), encoding="utf-8")
+    sandbox = CountingSandbox()
+    out = tmp_path / "out"
+
+    def grade(manual: Path | None = None):
+        setup = prepare_setup(rubric, small_data, out, sandbox=sandbox, profile="fast", manual_csv=manual)
+        return grade_batch(batch.parent, setup).reports[0]
+
+    first = grade()
+    cnn = first.tasks[0]
+    assert (first.score, first.held_points, cnn.review, len(sandbox.runs)) == (1.0, 2.0, "pending", 1)
+    [accuracy] = [c for c in cnn.checks if c.check == "test_accuracy"]
+    assert accuracy.held.startswith(
+        "the grader could not rebuild your model to confirm its predictions (its constructor's arguments were not "
+        "plain values"), accuracy.held
+    sheet = out / "manual-scores.csv"
+    lines = sheet.read_text(encoding="utf-8").splitlines()
+    assert lines == ["student,cnn review,cnn review comment", "ann,,"]
+
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    said = CliRunner().invoke(app, ["grade", str(batch.parent), "--rubric", str(rubric), "--out", str(out),
+                                    "--data", str(small_data), "--profile", "fast"])
+    assert said.exit_code == 0, said.output
+    assert " ".join(said.output.split()).endswith(
+        "note: 1 student(s) have 2 points held for a TA's review (predictions the grader could not confirm by running "
+        f"the model again); they count 0 until a TA writes release or reject in the review columns of {sheet} and "
+        f"grades again with --manual {sheet}"), said.output
+    assert "graded 0, unchanged 1" in said.output  # the stored result, rescored: nothing ran
+
+    sheet.write_text("student,cnn review,cnn review comment\nann,release,Net is the trained network\n", encoding="utf-8")
+    released = grade(sheet)
+    assert (released.score, released.held_points, released.tasks[0].note, len(sandbox.runs)) == (
+        3.0, 0.0, "held points released by a TA: Net is the trained network", 1)
+
+    sheet.write_text("student,cnn review,cnn review comment\nann,reject,the predictions are not Net's\n", encoding="utf-8")
+    rejected = grade(sheet)
+    assert (rejected.score, rejected.tasks[0].note, len(sandbox.runs)) == (
+        1.0, "held points rejected by a TA: the predictions are not Net's", 1)

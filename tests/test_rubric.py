@@ -417,3 +417,17 @@ def test_a_restricted_rubric_keeps_the_tasks_asked_for_under_a_hash_of_its_own()
 def test_titles_are_kept_without_the_spaces_around_them() -> None:
     rubric = parse_rubric("assignment: a\ntitle: '  A2  '\ntasks: [{id: e, title: ' Essay ', manual: {points: 1}}]\n", "inline.yaml")
     assert (rubric.title, rubric.tasks[0].title) == ("A2", "Essay")
+
+
+def test_points_on_unverified_predictions_are_held_unless_a_rubric_says_believe() -> None:
+    """Held by default; idl-ex2 believes them, because its networks are built from other networks (Classifier(encoder)),
+    which the clean rebuild cannot construct: holding would hold every honest student's points."""
+    root = Path(__file__).resolve().parents[1] / "rubrics"
+    policies = {path.stem: load_rubric(path, known_checks=known_checks()).unverified for path in sorted(root.glob("*.yaml"))}
+    assert policies == {"adl2024-a2": "hold", "dl2025-a2": "hold", "idl-ex2": "believe", "mle-sheet06": "hold"}
+    for assignment in ("adl2024-a2", "dl2025-a2"):  # their VAE samples its code when evaluated: no run reproduces it
+        rubric = load_rubric(root / f"{assignment}.yaml", known_checks=known_checks())
+        assert {t.id: t.unverified for t in rubric.automatic_tasks if t.unverified} == {"vae": "believe"}
+    with pytest.raises(RubricError, match="unverified: must be 'hold' or 'believe', got 'sometimes'"):
+        parse_rubric("assignment: a\ntitle: A\nunverified: sometimes\ntasks: [{id: w, title: W, manual: {points: 1}}]\n",
+                     "a.yaml")

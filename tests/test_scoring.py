@@ -8,7 +8,8 @@ import pytest
 
 from harness.models import CheckResult, ExecutionResult, SandboxResult
 from harness.rubric import Rubric, parse_rubric
-from harness.scoring import NO_RESULT, NOT_GRADED, ManualScore, score_load_failure, score_submission
+from harness.errors import RubricError
+from harness.scoring import NO_RESULT, NOT_GRADED, ManualScore, Review, score_load_failure, score_submission
 
 RUBRIC = """\
 assignment: dl2025-a2
@@ -213,3 +214,66 @@ def test_a_late_penalty_outside_0_to_100_percent_is_a_rubric_error(percent: floa
 
     with pytest.raises(RubricError, match=r"late_penalty > percent"):
         parse_rubric(RUBRIC + f"late_penalty: {{percent: {percent}}}\n", "dl2025-a2.yaml")
+
+
+HELD = "the grader could not rebuild your model to confirm its predictions (no class Net is defined in your code)"
+
+
+def held(task: str, check: str, points: float) -> CheckResult:
+    """A passed check whose result rests on predictions the grader could not verify."""
+    return CheckResult(task, check, "passed", "", points, points, {"measured": 0.95, "threshold": 0.9}, held=HELD)
+
+
+def with_held_accuracy() -> list[CheckResult]:
+    """Every check passed; the CNN's two accuracy checks (3 points) rest on unverified predictions."""
+    return [*all_passed()[:3], held("cnn", "test_accuracy", 1), held("cnn", "test_accuracy", 2)]
+
+
+def test_points_resting_on_unverified_predictions_are_held_until_a_ta_reviews_them(rubric: Rubric) -> None:
+    report = score_submission(rubric, "s", "h", with_held_accuracy(), {})
+    cnn = report.tasks[2]
+    assert (cnn.score, cnn.held, cnn.review, cnn.note, cnn.pending) == (1.0, 3.0, "pending", "held for a TA's review", False)
+    assert [c.score for c in cnn.checks] == [1.0, 1.0, 2.0]  # graded as usual: the check results keep their scores
+    assert (report.score, report.held_points, report.pending_points) == (4.0, 3.0, 6.0)  # 6: 3 held + 3 of written answers
+
+
+def test_a_ta_releases_held_points(rubric: Rubric) -> None:
+    report = score_submission(rubric, "s", "h", with_held_accuracy(), {"cnn": Review(True, "the class is in cell 3")})
+    cnn = report.tasks[2]
+    assert (cnn.score, cnn.review, cnn.note) == (4.0, "released", "held points released by a TA: the class is in cell 3")
+    assert (report.score, report.held_points) == (7.0, 0.0)
+
+
+def test_a_ta_rejects_held_points_with_a_comment(rubric: Rubric) -> None:
+    comment = "the recorded class is not the network your notebook trained"
+    report = score_submission(rubric, "s", "h", with_held_accuracy(), {"cnn": Review(False, comment)})
+    cnn = report.tasks[2]
+    assert (cnn.score, cnn.review, cnn.note) == (1.0, "rejected", f"held points rejected by a TA: {comment}")
+    assert (report.score, report.held_points) == (4.0, 0.0)
+    undecided = score_submission(rubric, "s", "h", with_held_accuracy(), {"cnn": Review(None, "asked the student")})
+    assert (undecided.tasks[2].score, undecided.tasks[2].note) == (1.0, "held for a TA's review: asked the student")
+
+
+def test_a_rubric_may_believe_unverified_predictions(rubric: Rubric) -> None:
+    believing = parse_rubric(RUBRIC + "unverified: believe\n", "dl2025-a2.yaml")
+    report = score_submission(believing, "s", "h", with_held_accuracy(), {})
+    assert (report.score, report.held_points, report.tasks[2].review) == (7.0, 0.0, "")
+    with pytest.raises(RubricError, match="unverified"):
+        parse_rubric(RUBRIC + "unverified: trust\n", "dl2025-a2.yaml")
+
+
+def test_a_failed_check_has_nothing_to_hold(rubric: Rubric) -> None:
+    results = [*all_passed()[:4], CheckResult("cnn", "test_accuracy", "failed", "too low", 2, 0.0)]
+    assert score_submission(rubric, "s", "h", results, {}).tasks[2].review == ""
+
+
+def test_a_review_names_an_automatic_task(rubric: Rubric) -> None:
+    with pytest.raises(ValueError, match="review of held points for 'ff-why', which is not an automatic task"):
+        score_submission(rubric, "s", "h", all_passed(), {"ff-why": Review(True)})
+
+
+def test_a_task_may_believe_what_its_rubric_holds(rubric: Rubric) -> None:
+    own = parse_rubric(RUBRIC.replace("    source: CNNMNIST.ipynb\n", "    source: CNNMNIST.ipynb\n    unverified: believe\n"),
+                       "dl2025-a2.yaml")
+    report = score_submission(own, "s", "h", with_held_accuracy(), {})
+    assert (report.score, report.held_points) == (7.0, 0.0)

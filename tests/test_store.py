@@ -209,3 +209,16 @@ def test_a_report_stored_before_loading_warnings_existed_still_reads(tmp_path: P
     with ResultStore(path) as store:
         back = store.get(report.content_hash, report.rubric_hash, report.profile)
     assert back == replace(report, load_warnings=())
+
+
+def test_held_points_and_the_tas_review_survive_the_store(tmp_path) -> None:
+    """Rescoring after a review reads the stored check results: their held reason must come back."""
+    from tests.test_reporting import _held_report
+
+    report = _held_report({})
+    with ResultStore(tmp_path / "results.sqlite") as store:
+        store.put(report)
+        back = store.get(report.content_hash, report.rubric_hash, report.profile)
+    assert back == report == report_from_dict(report_to_dict(report))
+    assert (back.tasks[0].held, back.tasks[0].review, back.held_points) == (3.0, "pending", 3.0)
+    assert back.tasks[0].checks[1].held.startswith("the grader could not rebuild your model")

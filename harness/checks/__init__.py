@@ -218,6 +218,7 @@ def _run_check(ctx: CheckContext, spec: CheckSpecLike) -> CheckResult:
         status, message, score = "error", f"{type(error).__name__}: {error}", 0.0
     details = dict(ctx.details)
     ctx.details.clear()
+    held = str(details.pop("held", "")) if score > 0 else ""  # a check that earned nothing has nothing to hold
     return CheckResult(
         task=ctx.task_id,
         check=spec.check,
@@ -226,6 +227,7 @@ def _run_check(ctx: CheckContext, spec: CheckSpecLike) -> CheckResult:
         points=float(spec.points),
         score=round(score, 4),
         details=details,
+        held=held,
     )
 
 

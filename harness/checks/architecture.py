@@ -275,6 +275,8 @@ def _believe_record(ctx: CheckContext, model: dict) -> None:
     except AssertionError:
         return
     assert verdict.believed, f"the grader cannot tell that this is the network your notebook used: {verdict.problem}"
+    if verdict.held:  # the record may be a hand-written one: its architecture waits for a TA like its predictions
+        ctx.details["held"] = verdict.held
 
 
 def _width(shape: list[int]) -> int:

@@ -58,6 +58,8 @@ def _predictions(ctx: CheckContext) -> tuple[np.ndarray, np.ndarray]:
     ctx.details["verified"] = verdict.verified
     if verdict.note:
         ctx.details["note"] = verdict.note
+    if verdict.held:
+        ctx.details["held"] = verdict.held
     return outputs.argmax(dim=1).numpy(), labels
 
 
@@ -137,6 +139,8 @@ def check_forward_consistent(ctx: CheckContext, spec: CheckSpecLike) -> None:
     verdict = ctx.verified_predictions()
     if verdict.agreement is None and verdict.believed:  # another architecture: nothing to recompute with
         ctx.details["applicable"] = False
+        if verdict.held:  # nor could a clean rebuild: the consistency it would vouch for is the TA's to judge
+            ctx.details["held"] = verdict.held
         return
     ctx.details.update(agreement=verdict.agreement, images=len(verdict.outputs))
     assert verdict.believed, verdict.problem

@@ -155,8 +155,11 @@ class Rebuilder:
         torch.save(weights, io / "weights.pt")
         torch.save(inputs.contiguous(), io / "inputs.pt")
         command = [sys.executable, "-P", "-m", "harness.probes.rebuild", str(io.resolve())]
+        # in the source's folder, as the run was: a class defined in a helper module beside it (``from common
+        # import Classifier``) imports from there (harness.probes.rebuild puts the working folder on sys.path)
+        source_folder = (workspace / self.source).parent
         result = self.sandbox.run(
-            command, workspace=workspace, limits=limits,
+            command, workspace=workspace, limits=limits, cwd=source_folder if source_folder.is_dir() else None,
             mounts=[*python_mounts(), Mount(source=io.resolve(), target=io.resolve(), writable=True)],
             env={"CUDA_VISIBLE_DEVICES": "", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"},
         )

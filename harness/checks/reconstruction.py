@@ -55,6 +55,8 @@ def _reconstructions(ctx: CheckContext) -> tuple[torch.Tensor, torch.Tensor]:
     if ctx.hidden_images is not None:  # the exported files held against the host's own images (and run)
         verdict = ctx.verified_predictions()
         assert verdict.believed, verdict.problem
+        if verdict.held:
+            ctx.details["held"] = verdict.held
     inputs = ctx.load_tensor(relative)
     assert isinstance(inputs, torch.Tensor), "the exported inputs are not a tensor"
     outputs = ctx.model_outputs()[: len(inputs)]

@@ -17,8 +17,9 @@ reference's), a second, clean sandboxed process builds the student's class again
 alone and runs the exported weights on every evaluation image (``harness.checks.rebuild``); the exported
 predictions must agree with that run. Only where that process cannot build it either (constructor
 arguments that are no plain values, definitions that need the run) are the exported predictions used as
-they are and said to be unverified. ``CheckContext.verified_predictions`` makes the verdict once per task
-context.
+they are, said to be unverified, with the reason (``Verdict.unverified``): a check whose result rests on
+them holds its points for a TA's review (``CheckResult.held``) unless the rubric says ``unverified: believe``.
+``CheckContext.verified_predictions`` makes the verdict once per task context.
 """
 
 from __future__ import annotations
@@ -91,6 +92,16 @@ class Verdict:
     """How the predictions were checked, for the report."""
     agreement: float | None = None
     """Share of images on which the exported and recomputed predictions pick the same class (when recomputed)."""
+    unverified: str = ""
+    """Why the host could not recompute believed predictions (the rebuild's reason), for the student and the TA;
+    empty when it recomputed them or does not believe them. A result resting on them is held for a TA's review."""
+
+    @property
+    def held(self) -> str:
+        """What a check resting on these predictions says when it holds its points for a TA (empty: nothing held)."""
+        if not (self.believed and not self.verified):
+            return ""
+        return f"the grader could not rebuild your model to confirm its predictions ({self.unverified or 'no reason recorded'})"
 
 
 def _channels_first(images: np.ndarray) -> np.ndarray:
@@ -243,7 +254,7 @@ def _verify_rebuilt(
     """The verdict when a second, clean process rebuilt the student's class: ``rebuilt`` are its outputs, or why
     it could not build it (then the exported outputs stay, unverified, with that reason)."""
     if isinstance(rebuilt, str):
-        return Verdict(outputs, believed=True, verified=False, note=f"{UNVERIFIED_NOTE} ({rebuilt})")
+        return Verdict(outputs, believed=True, verified=False, note=f"{UNVERIFIED_NOTE} ({rebuilt})", unverified=rebuilt)
     return _judged(
         outputs, rebuilt, normalisation, images,
         verified="a second, clean run of your class with the weights your notebook exported agrees",
@@ -304,12 +315,13 @@ def verify(
                 "notebook exported are what your network computes on the test images"))
         if rebuild is not None and state is not None:
             return _verify_rebuilt(outputs, rebuild(normalisation.apply(np.asarray(images))), normalisation, len(images))
-        return Verdict(outputs, believed=True, verified=False, note=UNVERIFIED_NOTE)
+        why = "its weights were not exported" if state is None else "the grader has no second run to rebuild it in"
+        return Verdict(outputs, believed=True, verified=False, note=UNVERIFIED_NOTE, unverified=why)
     try:
         recomputed = _recompute_on(network, normalisation, np.asarray(images))
     except Exception as error:  # the reference network takes neither the student's input shape nor the image's
-        return Verdict(outputs, believed=True, verified=False,
-                       note=f"{UNVERIFIED_NOTE} ({type(error).__name__} running the assignment's network)")
+        why = f"{type(error).__name__} running the assignment's network"
+        return Verdict(outputs, believed=True, verified=False, note=f"{UNVERIFIED_NOTE} ({why})", unverified=why)
     return _judged(
         outputs, recomputed, normalisation, len(images), verified="the grader's own run of your weights agrees",
         how=f"ran the weights it exported in the assignment's network on all {len(images):,} test images",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -83,6 +84,10 @@ def _outputs(model, inputs, seed: int):
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``FOLDER``; exit status 0 when ``outputs.pt`` or ``result.json`` was written."""
     folder = Path((argv or sys.argv[1:])[0])
+    # ``-P`` keeps the working folder off sys.path; it is the student's source's folder, whose helper modules the
+    # definitions import, as the student's run imported them (harness.engines.runner). Last on the path, so a
+    # student's file named torch.py cannot stand in for the torch that loads the weights and saves the outputs.
+    sys.path.append(os.getcwd())
     try:
         problem = rebuild(folder)
     except BaseException:

@@ -31,6 +31,8 @@ budget and the checks that score it; a manual task is worth points a TA awards
         manual: {points: 2}
     limits: {memory: 8GiB, cell_timeout_s: 600}  # optional: sandbox limits other than the defaults
     late_penalty: {percent: 10}           # optional: a hand-in the LMS marked late loses 10% of its points
+    unverified: hold                      # optional: points resting on predictions the grader could not verify
+                                          # wait for a TA's review (hold, the default) or count as they are (believe)
 
 Unknown keys are errors, so a typo never silently drops a check. Every problem
 raises :class:`~harness.errors.RubricError` naming the file, the field

@@ -383,6 +383,9 @@ class Task(_Strict):
     """Checks that score the task, in order."""
     manual: Manual | None = None
     """Set for a TA-graded item, which has no source and no checks."""
+    unverified: Literal["hold", "believe"] | None = None
+    """This task's own policy for points resting on predictions the grader could not verify (optional; the
+    rubric's ``unverified`` otherwise): e.g. ``believe`` for a VAE that samples its code when evaluated too."""
 
     @field_validator("id")
     @classmethod
@@ -456,6 +459,10 @@ class Rubric(_Strict):
     """Optional: memory and per-cell time limits of the sandboxed runs (the command line can override them)."""
     late_penalty: LatePenalty | None = None
     """Optional: what a hand-in the LMS marked late loses; without it lateness is reported but costs nothing."""
+    unverified: Literal["hold", "believe"] = "hold"
+    """What a check's points resting on predictions the grader could not verify do (a student's class it cannot
+    rebuild): ``hold`` (the default) keeps them out of the score until a TA releases them in the manual-scores
+    file; ``believe`` counts them as they are, only marked unverified."""
     packages: tuple[Annotated[str, Field(strict=True)], ...] = ()
     """Modules the students' code imports beyond gradebench's own dependencies (``packages: [lightning]``):
     grading refuses to start, naming them, while the environment lacks any."""

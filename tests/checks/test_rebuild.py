@@ -7,6 +7,8 @@ the host's test images run through it; only predictions that agree with that run
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -183,6 +185,20 @@ def test_a_class_that_needs_the_run_stays_unverified_and_says_why(tmp_path, hidd
     assert result.status == "passed" and result.details["verified"] is False
     assert result.details["note"] == (
         f"{UNVERIFIED_NOTE} (Net(...) fails on its own (NameError: name 'width' is not defined))")
+
+
+def test_a_class_defined_in_a_helper_module_beside_the_notebook_is_rebuilt(tmp_path, hidden) -> None:
+    """``from common import Net`` (idl-ex2's reference keeps its classes in common.py): the rebuild imports it
+    from the notebook's folder, as the run did, and verifies the predictions: no points held."""
+    images, labels = hidden
+    submission = notebook_submission(tmp_path, IMPORTS, "from common import Net", TRAINING)
+    (submission.root / "common.py").write_text(IMPORTS.replace("%matplotlib inline", "") + OWN_CLASS, encoding="utf-8")
+    submission = replace(submission, files=("cnn.ipynb", "common.py"))
+    network = defined(IMPORTS, OWN_CLASS)["Net"](32)
+    with torch.inference_mode():
+        outputs = network.eval()(normalised(images))
+    result = grade(tmp_path, hidden, submission, "Net", {"args": [32], "kwargs": {}}, network, outputs)
+    assert (result.status, result.details["verified"], result.held) == ("passed", True, "")
 
 
 def test_a_class_the_definitions_do_not_define_stays_unverified(tmp_path, hidden) -> None:

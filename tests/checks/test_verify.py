@@ -140,9 +140,60 @@ def test_predictions_of_a_class_the_grader_cannot_rebuild_are_marked_unverified(
     own = CNNWithoutSecondPool()  # the student's own class: its weights do not fit the assignment's network
     result = grade(tmp_path, hidden, "test_accuracy", reference=CNN(), state=own.state_dict(),
                    inputs=normalised(images), outputs=perfect(labels), layers=describe_layers(own))
-    assert result.status == "passed"
+    assert (result.status, result.score) == ("passed", 1.0)  # graded as usual; scoring holds the point for a TA
     assert (result.details["verified"], result.details["note"]) == (False, UNVERIFIED_NOTE)
     assert UNVERIFIED_NOTE == "outputs not verified: your model's class cannot be rebuilt on the grader"
+    assert result.held == (
+        "the grader could not rebuild your model to confirm its predictions (the grader has no second run to rebuild "
+        "it in)")
+
+
+REBUILD_FAILED = "no class Net is defined in your code outside the cells that ran it"
+
+
+def cannot_rebuild(class_name, constructor, state, inputs) -> str:
+    """A clean second run that could not build the student's class (what ``Rebuilder`` answers then)."""
+    return REBUILD_FAILED
+
+
+def test_checks_resting_on_predictions_no_rebuild_confirms_hold_their_points_with_the_reason(tmp_path, hidden) -> None:
+    """A hand-written record naming a class the definitions lack: its accuracy is measured, and held for a TA."""
+    images, labels = hidden
+    own = CNNWithoutSecondPool()
+    entry = candidate(tmp_path, "model", state=own.state_dict(), inputs=normalised(images), outputs=perfect(labels))
+    entry["modules"] = describe_layers(own)
+    ctx = context(tmp_path, probe_record(models=[entry]), task_id="cnn", model="model", hidden_images=images,
+                  hidden_labels=labels, reference_model=CNN())
+    ctx.rebuild = cannot_rebuild
+    for check in ("test_accuracy", "per_class_accuracy"):
+        result = run_check(ctx, Spec(check, min=0.5))
+        assert (result.status, result.score, result.details["threshold"]) == ("passed", 1.0, 0.5)
+        assert result.held == f"the grader could not rebuild your model to confirm its predictions ({REBUILD_FAILED})"
+    consistent = run_check(ctx, Spec("forward_consistent"))  # nothing recomputed: no free point, held as well
+    assert (consistent.status, consistent.details["applicable"], consistent.held) == (
+        "passed", False, f"the grader could not rebuild your model to confirm its predictions ({REBUILD_FAILED})")
+    worthless = run_check(ctx, Spec("test_accuracy", min=0.5, points=0))  # nothing earned: nothing to hold
+    assert (worthless.status, worthless.held) == ("passed", "")
+
+
+def test_predictions_a_rebuild_confirms_hold_nothing(tmp_path, hidden) -> None:
+    images, labels = hidden
+    network = CNN()
+    inputs = normalised(images)
+    result = grade(tmp_path, hidden, "test_accuracy", reference=CNN(), state=network.state_dict(), inputs=inputs,
+                   outputs=run_in(network, inputs))
+    assert (result.details["verified"], result.held) == (True, "")
+
+
+def test_architecture_checks_on_an_unverified_record_hold_their_points(make_context, digits) -> None:
+    """The architecture checks that believe a record only as far as its predictions hold with them."""
+    images, _ = digits
+    ctx = make_context(CNN(), reference=CNN(), images=images, fixed_architecture=False)  # the student's own design
+    ctx.rebuild = cannot_rebuild
+    for spec in (Spec("parameter_count", equals=12_810), Spec("feature_width", layer="Flatten", equals=800)):
+        result = run_check(ctx, spec)
+        assert (result.status, result.held) == (
+            "passed", f"the grader could not rebuild your model to confirm its predictions ({REBUILD_FAILED})")
 
 
 def test_the_students_normalisation_is_recovered_per_channel() -> None:
@@ -170,7 +221,9 @@ def test_reconstructions_of_images_that_are_not_the_graders_are_refused(tmp_path
     entry = candidate(tmp_path / "honest", "autoencoder", inputs=honest, outputs=honest)
     ctx = context(tmp_path / "honest", probe_record(models=[entry]), task_id="ae", model="autoencoder",
                   hidden_images=images)
-    assert run_check(ctx, Spec("reconstruction_error", max=0.05)).status == "passed"
+    result = run_check(ctx, Spec("reconstruction_error", max=0.05))
+    assert (result.status, result.held) == ("passed", (
+        "the grader could not rebuild your model to confirm its predictions (its weights were not exported)"))
 
 
 def test_an_autoencoders_outputs_are_compared_value_by_value() -> None:
