@@ -41,6 +41,7 @@ from harness.contract import (
 )
 from harness.errors import HarnessError
 from harness.models import CellError, ExecutionResult, Limits, SandboxResult, Submission
+from harness.sandbox.base import Gate
 
 MAX_RUN_JSON_BYTES = 4 * 1024**2
 """A run.json bigger than this is not read (the runner caps what it writes far below)."""
@@ -107,19 +108,32 @@ class Engine:
         self.kind = kind
         """The runner's ``--kind``: ``notebook`` or ``script``."""
 
-    def command(self, source: str, config: Path, artifacts: Path, records: Path | None = None) -> list[str]:
+    def command(
+        self, source: str, config: Path, artifacts: Path, records: Path | None = None, hold: bool = False
+    ) -> list[str]:
         """The command that runs ``source`` (relative to the workspace) inside the sandbox: the runner of this
         engine's kind."""
-        return runner_command(self.kind, source, config, artifacts, records)
+        return runner_command(self.kind, source, config, artifacts, records, hold)
 
     def run(
-        self, submission: Submission, source: str, out_dir: Path, settings: RunSettings, *, workspace: Path | None = None
+        self,
+        submission: Submission,
+        source: str,
+        out_dir: Path,
+        settings: RunSettings,
+        *,
+        workspace: Path | None = None,
+        gate: Gate | None = None,
     ) -> ExecutionResult:
         """Run ``source`` of ``submission`` under ``settings``; ``out_dir`` gets ``artifacts/``.
 
         Without ``workspace`` the run gets a fresh copy of the submission in ``out_dir/workspace``.
         Given one (made with :func:`make_workspace`), the run works in it as the previous steps
         left it: a later step can load the checkpoint an earlier one saved.
+
+        ``gate`` (a sandbox that ``holds`` only): the run is held once its kernel is started and the hidden setup
+        has run, until the gate opens; the wall limit counts from there. Closed without a go, the run ends
+        without running any of the source.
         """
         from harness.sandbox import Mount, python_mounts
 
@@ -201,8 +215,9 @@ class Engine:
             **_gpu_environment(settings.limits),
             **settings.env,
         }
-        command = self.command(source, Path(config_path), artifacts, records)
-        result = self.sandbox.run(command, workspace=workspace, limits=settings.limits, mounts=mounts, env=env)
+        command = self.command(source, Path(config_path), artifacts, records, hold=gate is not None)
+        held = {"gate": gate} if gate is not None else {}  # sandboxes that cannot hold take no such argument
+        result = self.sandbox.run(command, workspace=workspace, limits=settings.limits, mounts=mounts, env=env, **held)
         adopt_records(records, artifacts)
         return read_execution(source, result, artifacts)
 
@@ -218,8 +233,11 @@ RECORD_FILES = ("run.json", "executed.ipynb")
 """What the runner writes into the records folder; the host moves them into the artifacts folder."""
 
 
-def runner_command(kind: str, source: str, config: Path, artifacts: Path, records: Path | None = None) -> list[str]:
-    """``python -P -m harness.engines.runner`` with this interpreter and the given arguments.
+def runner_command(
+    kind: str, source: str, config: Path, artifacts: Path, records: Path | None = None, hold: bool = False
+) -> list[str]:
+    """``python -P -m harness.engines.runner`` with this interpreter and the given arguments (``--hold``: the runner
+    waits for the go on its stdin after the setup).
 
     ``-P``: the working directory (the student's folder) is not put on ``sys.path``, so no file of the
     student's can stand in for a module the runner imports.
@@ -228,7 +246,8 @@ def runner_command(kind: str, source: str, config: Path, artifacts: Path, record
         sys.executable, "-P", "-m", "harness.engines.runner",
         "--kind", kind, "--source", source, "--config", str(config), "--artifacts", str(artifacts),
     ]
-    return command + (["--records", str(records)] if records is not None else [])
+    command += ["--records", str(records)] if records is not None else []
+    return command + (["--hold"] if hold else [])
 
 
 def adopt_records(records: Path, artifacts: Path) -> None:

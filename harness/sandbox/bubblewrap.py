@@ -38,7 +38,7 @@ from pathlib import Path
 
 from harness.errors import SandboxError
 from harness.models import Limits, SandboxResult
-from harness.sandbox.base import KERNEL_UID_ENV, Mount, base_environment, check_workspace
+from harness.sandbox.base import KERNEL_UID_ENV, Gate, Mount, base_environment, check_workspace
 from harness.sandbox.seccomp import no_user_namespaces_fd
 from harness.sandbox.cgroups import remove_stale_groups
 from harness.sandbox.supervise import supervise, user_tasks
@@ -73,6 +73,8 @@ class BubblewrapSandbox:
     """Runs commands isolated by bubblewrap; raises SandboxError at construction if bwrap cannot run here."""
 
     isolated = True
+    holds = True
+    """A run may be held after its setup until its :class:`~harness.sandbox.base.Gate` opens (``run(gate=...)``)."""
     warning = ""
 
     def __init__(self, bwrap: str | None = None, use_cgroups: bool | None = None) -> None:
@@ -121,6 +123,7 @@ class BubblewrapSandbox:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         stdin: bytes | None = None,
+        gate: Gate | None = None,
     ) -> SandboxResult:
         """Run ``command`` isolated; only the system whitelist, ``mounts`` and ``workspace`` are visible.
 
@@ -164,6 +167,7 @@ class BubblewrapSandbox:
                 nproc=limits.max_processes if self.as_root else user_tasks() + limits.max_processes,
                 wrapper_tasks=WRAPPER_TASKS,
                 written_dirs=writable,
+                gate=gate,
                 exit_status_is_shell_style=True,
                 pass_fds=fds,
             )
