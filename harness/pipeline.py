@@ -193,6 +193,10 @@ class GradingSetup:
     references: dict[str, TaskReference] | None = None
     """The reference networks as a self-check bundle describes them, by task id (``harness.bundle``); None: built
     from the rubric's specs (the course repository, with the ``reference`` package)."""
+    hold_next: bool = True
+    """In a batch, each worker starts its next student's first run while it grades the current one and holds it
+    after its setup (:func:`hold_first_run`); False: each run starts when its turn comes (a machine short of
+    memory: a held run keeps a kernel with torch imported, a few hundred MB, per worker)."""
 
     @property
     def store_path(self) -> Path:
@@ -602,7 +606,7 @@ def grade_submission(
     folder = setup.out_dir / "work" / student_dir
     try:
         if held is None:
-            limited_folder(folder, setup.limits)  # as root a tmpfs: the submission never puts more than that on the host
+            limited_folder(folder, setup.limits)  # as root a tmpfs: the submission never puts more on the host
             workspace = make_workspace(submission, folder)
         else:
             workspace = held.workspace
@@ -723,6 +727,9 @@ def _grade_in(
     outcomes: dict[str, RunOutcome] = {}  # what each run's records say, read once
     faults: dict[str, str] = {}
     keys = _run_keys(setup, submission, plan)
+    if held is not None and (not plan.steps or plan.steps[0].file != held.source):
+        held.cancel()  # started for another first file (cannot happen with the same plan): never run two at once
+        held = None
     reused = {} if held is not None else reusable(
         list(keys.items()), setup.reusable_runs.get(submission.content_hash, {}), reuse
     )
@@ -939,7 +946,10 @@ def grade_batch(
         assert runner is not None
         reuse = stored_runs(submission)
         if held is not None:  # only in this process's threads (``holding``)
-            return grade_submission(submission, setup, reuse, held)
+            try:
+                return grade_submission(submission, setup, reuse, held)
+            finally:
+                held.cancel()  # nothing after its go; else it must not outlive its turn
         gpu = slots.acquire() if slots is not None else None
         try:
             return runner.grade(submission, gpu, reuse)
@@ -971,7 +981,8 @@ def grade_batch(
     # A worker starts the next student's first run while it grades the current one, held after its setup (kernel
     # started, torch imported, probe installed) until the worker is free: that setup is off the critical path. Only
     # where this process grades (threads) in a sandbox that can hold, and not on GPUs (a held run would keep a slot).
-    holding = backend == "threads" and slots is None and bool(getattr(setup.sandbox, "holds", False))
+    holds = bool(getattr(setup.sandbox, "holds", False))
+    holding = setup.hold_next and holds and backend == "threads" and slots is None
     waiting: deque[Submission] = deque(_longest_first(todo, store, lock, setup))
     ahead: deque[tuple[Submission, HeldRun | None]] = deque()  # started ahead, in the order they were due
     schedule = threading.Lock()

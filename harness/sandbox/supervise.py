@@ -208,7 +208,9 @@ def supervise(
         finally:
             if gate is not None:
                 gate.started()
-        status, rusage = _loop(proc, stdin, limits, cgroups, watch, out, err, started, wrapper_tasks, written_dirs, gate)
+        status, rusage = _loop(
+            proc, stdin, limits, cgroups, watch, out, err, started, wrapper_tasks, written_dirs, gate
+        )
         if gate is not None and gate.opened_at is not None:
             started = gate.opened_at  # the student's time: the setup before the go was the harness's
         if watch.breach is None and written_dirs:  # a fast writer may have finished between two measures

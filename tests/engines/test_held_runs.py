@@ -67,7 +67,8 @@ def _timings(path: Path) -> dict:
 
 def test_a_held_notebook_runs_its_first_cell_only_after_the_go(tmp_path):
     submission = stage(tmp_path, "nb.ipynb", notebook("import time\nprint(time.time())", "x = 1"))
-    result, went_at = run_held(submission, "nb.ipynb", tmp_path / "out", RunSettings(limits=Limits(wall_s=240)), go=True)
+    settings = RunSettings(limits=Limits(wall_s=240))
+    result, went_at = run_held(submission, "nb.ipynb", tmp_path / "out", settings, go=True)
     assert result.sandbox.verdict == "ok", result.sandbox.stderr[-3000:]
     assert (result.cells_run, result.cells_total, result.errors) == (2, 2, ())
     executed = json.loads((result.artifacts_dir / "executed.ipynb").read_text(encoding="utf-8"))
