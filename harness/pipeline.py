@@ -630,6 +630,8 @@ class HeldRun:
     """The file it runs (the first step of the submission's plan)."""
     workspace: Path
     """The submission's workspace, made for this grading (the later steps use it too)."""
+    folder: Path
+    """The working folder holding ``workspace`` (as root a tmpfs of its own), released after the grading."""
     gate: Gate
     """Opened by :meth:`go`; closed by :meth:`cancel`."""
     thread: threading.Thread
@@ -651,6 +653,12 @@ class HeldRun:
         gone; after :meth:`go`, nothing."""
         self.gate.close()
         self.thread.join()
+
+    def discard(self, keep: bool = False) -> None:
+        """:meth:`cancel`, and release its working folder (once the grading that took it is over; ``keep``: as
+        ``GradingSetup.keep_workspaces``). A folder already released is left alone."""
+        self.cancel()
+        release_folder(self.folder, keep=keep)
 
 
 def hold_first_run(
@@ -691,7 +699,7 @@ def hold_first_run(
 
     thread = threading.Thread(target=run, name=f"held-{student_dir}", daemon=True)
     thread.start()
-    return HeldRun(submission, step.file, workspace, gate, thread, outcome)
+    return HeldRun(submission, step.file, workspace, folder, gate, thread, outcome)
 
 
 def _run_dir(setup: GradingSetup, student_dir: str, index: int, relative: str) -> Path:
@@ -948,8 +956,8 @@ def grade_batch(
         if held is not None:  # only in this process's threads (``holding``)
             try:
                 return grade_submission(submission, setup, reuse, held)
-            finally:
-                held.cancel()  # nothing after its go; else it must not outlive its turn
+            finally:  # after its go and the grading's own release, nothing; else it must not outlive its turn
+                held.discard(keep=setup.keep_workspaces)
         gpu = slots.acquire() if slots is not None else None
         try:
             return runner.grade(submission, gpu, reuse)
@@ -1030,8 +1038,7 @@ def grade_batch(
             ahead.clear()
         for _, held in left:
             if held is not None:
-                held.cancel()
-                release_folder(setup.out_dir / "work" / safe_name(held.submission.student), keep=setup.keep_workspaces)
+                held.discard(keep=setup.keep_workspaces)
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:

@@ -121,3 +121,20 @@ def test_a_stopped_batch_leaves_no_sandbox_and_runs_no_held_students_code(tmp_pa
     again = grade_batch(tmp_path / "batch", setup, jobs=1)  # nothing was stored for the held one: graded now
     assert (again.graded, again.reused) == (1, 2)
     assert "started at" in sandbox.results["cho"].stdout
+
+
+def test_a_held_run_whose_grading_fails_leaves_no_sandbox_and_no_workspace(tmp_path, small_data, monkeypatch):
+    import harness.pipeline as pipeline
+
+    def broken(submission, setup, reuse=None, held=None):
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(pipeline, "grade_submission", broken)
+    sandbox = EventSandbox()
+    setup = _setup(tmp_path, small_data, sandbox)
+    summary = grade_batch(_batch(tmp_path / "batch"), setup, jobs=1)
+    assert summary.faults == tuple(f"{s}: grading failed, a grader fault (RuntimeError: injected)" for s in STUDENTS)
+    assert sandbox.running == 0
+    assert sorted(who for event, who, _ in sandbox.events if event == "start") == ["bob", "cho"]  # held, never went
+    assert all("started at" not in result.stdout for result in sandbox.results.values())
+    assert not any((tmp_path / "out" / "work").iterdir())
