@@ -23,13 +23,15 @@ from __future__ import annotations
 import ast
 import importlib
 import json
+import logging
 import math
 import os
 import re
 import shutil
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -56,7 +58,7 @@ from harness.models import CheckResult, ExecutionResult, GradeReport, Limits, Lo
 from harness.reporting import render_index, render_student, safe_name
 from harness.runcache import mark, reusable, run_key
 from harness.rubric import Rubric, Task, did_you_mean, load_rubric
-from harness.sandbox import Sandbox, make_sandbox
+from harness.sandbox import Gate, Sandbox, make_sandbox
 from harness.sandbox.quota import limited_folder, release_folder
 from harness.scoring import ManualScore, Review, score_load_failure, score_submission
 from harness.store import ResultStore, readable_report, report_from_dict
@@ -87,6 +89,8 @@ start (``warm_host``): seconds of imports overlap the sandboxed run instead of a
 
 GRADING_LOG = "grading-log.jsonl"
 """File name of the grading log in the output folder."""
+
+log = logging.getLogger(__name__)
 
 RESUMED_NOTE = "graded before the run was interrupted; logged when the batch resumed"
 """The note of a log line written for a stored report whose own line was lost in a crash."""
@@ -187,6 +191,10 @@ class GradingSetup:
     references: dict[str, TaskReference] | None = None
     """The reference networks as a self-check bundle describes them, by task id (``harness.bundle``); None: built
     from the rubric's specs (the course repository, with the ``reference`` package)."""
+    hold_next: bool = True
+    """In a batch, each worker starts its next student's first run while it grades the current one and holds it
+    after its setup (:func:`hold_first_run`); False: each run starts when its turn comes (a machine short of
+    memory: a held run keeps a kernel with torch imported, a few hundred MB, per worker)."""
 
     @property
     def store_path(self) -> Path:
@@ -580,31 +588,144 @@ def _why_no_probe(execution: ExecutionResult | None, run: RunRecord | None) -> s
 
 
 def grade_submission(
-    submission: Submission, setup: GradingSetup, reuse: Mapping[str, ExecutionResult] | None = None
+    submission: Submission,
+    setup: GradingSetup,
+    reuse: Mapping[str, ExecutionResult] | None = None,
+    held: HeldRun | None = None,
 ) -> GradeReport:
     """Run every source of the rubric on ``submission`` and score every task; its workspace is removed afterwards
     (unless ``setup.keep_workspaces``).
 
     ``reuse``: the runs of an earlier grading of the same content, by source (its stored report's executions):
     when every source would run exactly as then (:mod:`harness.runcache`), their records are checked again
-    and nothing runs.
+    and nothing runs. ``held``: the submission's first run, started ahead by :func:`hold_first_run` (its
+    workspace is used, its run goes on from its setup).
     """
     student_dir = safe_name(submission.student)
     folder = setup.out_dir / "work" / student_dir
-    limited_folder(folder, setup.limits)  # as root a tmpfs: the submission can never put more than that on the host
     try:
-        workspace = make_workspace(submission, folder)
-        return _grade_in(submission, setup, workspace, student_dir, reuse or {})
+        if held is None:
+            limited_folder(folder, setup.limits)  # as root a tmpfs: the submission never puts more on the host
+            workspace = make_workspace(submission, folder)
+        else:
+            workspace = held.workspace
+        return _grade_in(submission, setup, workspace, student_dir, reuse or {}, held)
     finally:
+        if held is not None:
+            held.cancel()  # nothing if it went; else (a fault before its turn) it must not stay held
         # every source has run: nothing the student's code wrote is needed any more
         release_folder(folder, keep=setup.keep_workspaces)
 
 
+@dataclass
+class HeldRun:
+    """A submission's first run, started in its own fresh sandbox while the worker is still busy with the previous
+    student, and held once the kernel is started and the hidden setup has run (``Engine.run(gate=...)``): no code of
+    the student's runs before :meth:`go`."""
+
+    submission: Submission
+    """Whose run it is."""
+    source: str
+    """The file it runs (the first step of the submission's plan)."""
+    workspace: Path
+    """The submission's workspace, made for this grading (the later steps use it too)."""
+    folder: Path
+    """The working folder holding ``workspace`` (as root a tmpfs of its own), released after the grading."""
+    gate: Gate
+    """Opened by :meth:`go`; closed by :meth:`cancel`."""
+    thread: threading.Thread
+    """Runs ``Engine.run`` to the run's end."""
+    outcome: list[ExecutionResult | BaseException] = field(default_factory=list)
+    """What the thread ended with: the run's result, or what the harness raised running it."""
+
+    def go(self) -> ExecutionResult:
+        """Let the student's code run now; the run's result once it is over (what running it raised, raised)."""
+        self.gate.open()
+        self.thread.join()
+        outcome = self.outcome[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def cancel(self) -> None:
+        """End a run that did not go without running any of the student's code, and wait for its sandbox to be
+        gone; after :meth:`go`, nothing."""
+        self.gate.close()
+        self.thread.join()
+
+    def discard(self, keep: bool = False) -> None:
+        """:meth:`cancel`, and release its working folder (once the grading that took it is over; ``keep``: as
+        ``GradingSetup.keep_workspaces``). A folder already released is left alone."""
+        self.cancel()
+        release_folder(self.folder, keep=keep)
+
+
+def hold_first_run(
+    submission: Submission, setup: GradingSetup, reuse: Mapping[str, ExecutionResult] | None = None
+) -> HeldRun | None:
+    """Start ``submission``'s first run ahead and hold it after its setup (:class:`HeldRun`); None when there is
+    nothing to start ahead: a sandbox that cannot hold, a plan with no file to run, a first run whose earlier
+    records are reused. ``grade_submission(..., held=...)`` takes it from there; its workspace is released there.
+    """
+    if not getattr(setup.sandbox, "holds", False):
+        return None
+    plan = plan_for(submission, setup.rubric, setup.pins)
+    if not plan.steps:
+        return None
+    keys = _run_keys(setup, submission, plan)
+    if reusable(list(keys.items()), setup.reusable_runs.get(submission.content_hash, {}), reuse or {}):
+        return None
+    step = plan.steps[0]
+    student_dir = safe_name(submission.student)
+    folder = setup.out_dir / "work" / student_dir
+    limited_folder(folder, setup.limits)
+    try:
+        workspace = make_workspace(submission, folder)
+    except BaseException:
+        release_folder(folder, keep=setup.keep_workspaces)
+        raise
+    engine = Engine(setup.sandbox, kind_for(step.file))
+    settings = _run_settings(setup, [setup.rubric.task(t) for t in step.tasks])
+    gate = Gate()
+    outcome: list[ExecutionResult | BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(engine.run(submission, step.file, _run_dir(setup, student_dir, 0, step.file), settings,
+                                      workspace=workspace, gate=gate))
+        except BaseException as error:  # raised where the run is taken: grade_submission handles it as a fault
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, name=f"held-{student_dir}", daemon=True)
+    thread.start()
+    return HeldRun(submission, step.file, workspace, folder, gate, thread, outcome)
+
+
+def _run_dir(setup: GradingSetup, student_dir: str, index: int, relative: str) -> Path:
+    """The folder of the ``index``-th run of a student's plan (its artifacts, records and config)."""
+    return setup.out_dir / "artifacts" / student_dir / f"{index}-{safe_name(Path(relative).stem)}"
+
+
+def _run_keys(setup: GradingSetup, submission: Submission, plan: SourcePlan) -> dict[str, str]:
+    """What decides each run of ``plan``, by file: unchanged keys let an earlier grading's runs be checked again."""
+    return {
+        step.file: run_key(_run_settings(setup, [setup.rubric.task(t) for t in step.tasks]), step.file,
+                           submission.content_hash, setup.profile)
+        for step in plan.steps
+    }
+
+
 def _grade_in(
-    submission: Submission, setup: GradingSetup, workspace: Path, student_dir: str, reuse: Mapping[str, ExecutionResult]
+    submission: Submission,
+    setup: GradingSetup,
+    workspace: Path,
+    student_dir: str,
+    reuse: Mapping[str, ExecutionResult],
+    held: HeldRun | None = None,
 ) -> GradeReport:
     """Grade ``submission``: run each file of its plan once, in order, in ``workspace`` (or, when every file would
-    run as an earlier grading ran it, take those runs' records); then check every task."""
+    run as an earlier grading ran it, take those runs' records); then check every task. ``held``: the first run,
+    already set up."""
     rubric = setup.rubric
     plan = plan_for(submission, rubric, setup.pins)
     results: list[CheckResult] = []
@@ -612,19 +733,22 @@ def _grade_in(
     ran: dict[str, ExecutionResult] = {}
     outcomes: dict[str, RunOutcome] = {}  # what each run's records say, read once
     faults: dict[str, str] = {}
-    keys = {  # what decides each run: unchanged keys let an earlier grading's runs be checked again
-        step.file: run_key(_run_settings(setup, [rubric.task(t) for t in step.tasks]), step.file,
-                           submission.content_hash, setup.profile)
-        for step in plan.steps
-    }
-    reused = reusable(list(keys.items()), setup.reusable_runs.get(submission.content_hash, {}), reuse)
+    keys = _run_keys(setup, submission, plan)
+    if held is not None and (not plan.steps or plan.steps[0].file != held.source):
+        held.cancel()  # started for another first file (cannot happen with the same plan): never run two at once
+        held = None
+    reused = {} if held is not None else reusable(
+        list(keys.items()), setup.reusable_runs.get(submission.content_hash, {}), reuse
+    )
     for index, step in enumerate(plan.steps):
         tasks = [rubric.task(t) for t in step.tasks]
         relative = step.file
-        run_dir = setup.out_dir / "artifacts" / student_dir / f"{index}-{safe_name(Path(relative).stem)}"
+        run_dir = _run_dir(setup, student_dir, index, relative)
         try:
             execution = reused.get(relative)
-            if execution is None:
+            if execution is None and held is not None and index == 0 and held.source == relative:
+                execution = mark(held.go(), keys[relative])
+            elif execution is None:
                 engine = Engine(setup.sandbox, kind_for(relative))
                 execution = engine.run(submission, relative, run_dir, _run_settings(setup, tasks), workspace=workspace)
                 execution = mark(execution, keys[relative])
@@ -819,13 +943,20 @@ def grade_batch(
         store.close()
         raise
 
-    def graded_by_backend(submission: Submission) -> GradeReport:
-        assert runner is not None
+    def stored_runs(submission: Submission) -> dict[str, ExecutionResult]:
         if force:
-            reuse: dict[str, ExecutionResult] = {}
-        else:
-            with lock:  # the store is shared by the grading threads
-                reuse = _stored_runs(store, submission.content_hash, setup.profile)
+            return {}
+        with lock:  # the store is shared by the grading threads
+            return _stored_runs(store, submission.content_hash, setup.profile)
+
+    def graded_by_backend(submission: Submission, held: HeldRun | None) -> GradeReport:
+        assert runner is not None
+        reuse = stored_runs(submission)
+        if held is not None:  # only in this process's threads (``holding``)
+            try:
+                return grade_submission(submission, setup, reuse, held)
+            finally:  # after its go and the grading's own release, nothing; else it must not outlive its turn
+                held.discard(keep=setup.keep_workspaces)
         gpu = slots.acquire() if slots is not None else None
         try:
             return runner.grade(submission, gpu, reuse)
@@ -833,10 +964,10 @@ def grade_batch(
             if gpu is not None and slots is not None:
                 slots.release(gpu)
 
-    def work(submission: Submission) -> GradeReport | None:
+    def work(submission: Submission, held: HeldRun | None = None) -> GradeReport | None:
         began = time.perf_counter()
         try:
-            report = graded_by_backend(submission)
+            report = graded_by_backend(submission, held)
         except Exception as error:  # a harness fault: not stored, so the next run tries again; the batch goes on
             fault = f"{submission.student}: grading failed, a grader fault ({type(error).__name__}: {error})"
             faults.append(fault)
@@ -854,17 +985,77 @@ def grade_batch(
         render(report)
         return report
 
+    # A worker starts the next student's first run while it grades the current one, held after its setup (kernel
+    # started, torch imported, probe installed) until the worker is free: that setup is off the critical path. Only
+    # where this process grades (threads) in a sandbox that can hold, and not on GPUs (a held run would keep a slot).
+    holds = bool(getattr(setup.sandbox, "holds", False))
+    holding = setup.hold_next and holds and backend == "threads" and slots is None
+    waiting: deque[Submission] = deque(_longest_first(todo, store, lock, setup))
+    ahead: deque[tuple[Submission, HeldRun | None]] = deque()  # started ahead, in the order they were due
+    schedule = threading.Lock()
+    stopping = threading.Event()
+    done: dict[str, Future[GradeReport | None]] = {submission.student: Future() for submission in waiting}
+
+    def hold(submission: Submission) -> HeldRun | None:
+        try:
+            return hold_first_run(submission, setup, stored_runs(submission))
+        except Exception as error:  # e.g. its workspace could not be made: it is graded the ordinary way, in turn
+            log.warning("%s: could not start its run ahead (%s: %s)", submission.student, type(error).__name__, error)
+            return None
+
+    def next_job() -> tuple[Submission, HeldRun | None] | None:
+        """The next submission in the batch's order, with its held run if one was started; a held run for the one
+        after it is started (at most one per worker waits)."""
+        with schedule:
+            if stopping.is_set():
+                return None
+            if ahead:
+                job = ahead.popleft()
+            elif waiting:
+                job = (waiting.popleft(), None)
+            else:
+                return None
+            if holding and waiting and len(ahead) < max(1, jobs):
+                upcoming = waiting.popleft()
+                ahead.append((upcoming, hold(upcoming)))
+        return job
+
+    def worker() -> None:
+        while (job := next_job()) is not None:
+            submission, held = job
+            try:
+                done[submission.student].set_result(work(submission, held))
+            except BaseException as error:
+                done[submission.student].set_exception(error)
+                raise
+
+    def stop() -> None:
+        """No new grading starts; every run held for a later one ends without running its code."""
+        stopping.set()
+        with schedule:
+            left = list(ahead)
+            ahead.clear()
+        for _, held in left:
+            if held is not None:
+                held.discard(keep=setup.keep_workspaces)
+
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {pool.submit(work, submission): submission for submission in _longest_first(todo, store, lock, setup)}
-            for future in as_completed(futures):
-                submission = futures[future]
-                report = future.result()
-                if report is None:
-                    continue
-                reports[submission.student] = report
-                emit(Done(submission.student, report.score, report.points, reused=False))
+            workers = [pool.submit(worker) for _ in range(max(1, min(jobs, len(done))))]
+            try:
+                whose = {future: student for student, future in done.items()}
+                for future in as_completed(whose):
+                    report = future.result()
+                    if report is None:
+                        continue
+                    reports[whose[future]] = report
+                    emit(Done(whose[future], report.score, report.points, reused=False))
+            finally:
+                stop()
+            for future in workers:
+                future.result()
     finally:
+        stop()
         if runner is not None:
             runner.close()
     store.close()

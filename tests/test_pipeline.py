@@ -189,7 +189,7 @@ def test_a_grader_fault_stops_neither_the_batch_nor_a_rerun(graded, tmp_path, mo
     with open(batch / "boom" / "CNNMNIST.ipynb", "a") as stream:
         stream.write("\n")  # other bytes, so it is graded anew
 
-    def broken(submission, setup, reuse=None):
+    def broken(submission, setup, reuse=None, held=None):
         raise RuntimeError("injected")
 
     monkeypatch.setattr(pipeline, "grade_submission", broken)
@@ -226,8 +226,8 @@ def test_a_store_that_cannot_write_costs_one_student_not_the_batch(graded, tmp_p
             stream.write("\n" * (2 if student == "fine" else 3))  # other bytes, so each is graded anew
     stored = reports["fails_midway"]
     monkeypatch.setattr(
-        pipeline, "grade_submission", lambda submission, setup, reuse=None: replace(stored, student=submission.student,
-                                                                        content_hash=submission.content_hash)
+        pipeline, "grade_submission", lambda submission, setup, reuse=None, held=None: replace(
+            stored, student=submission.student, content_hash=submission.content_hash)
     )
     put = ResultStore.put
 

@@ -46,6 +46,7 @@ from harness.contract import (
 )
 from harness.errors import HarnessError
 from harness.models import CellError, ExecutionResult, Limits, SandboxResult, Submission
+from harness.sandbox.base import Gate
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 """Thread-count variables set to the run's thread budget."""
@@ -111,20 +112,31 @@ class Engine:
 
     def command(
         self, source: str, config: Path, artifacts: Path, records: Path | None = None,
-        record_fds: Sequence[int] = (),
+        record_fds: Sequence[int] = (), hold: bool = False,
     ) -> list[str]:
         """The command that runs ``source`` (relative to the workspace) inside the sandbox: the runner of this
         engine's kind."""
-        return runner_command(self.kind, source, config, artifacts, records, record_fds)
+        return runner_command(self.kind, source, config, artifacts, records, record_fds, hold)
 
     def run(
-        self, submission: Submission, source: str, out_dir: Path, settings: RunSettings, *, workspace: Path | None = None
+        self,
+        submission: Submission,
+        source: str,
+        out_dir: Path,
+        settings: RunSettings,
+        *,
+        workspace: Path | None = None,
+        gate: Gate | None = None,
     ) -> ExecutionResult:
         """Run ``source`` of ``submission`` under ``settings``; ``out_dir`` gets ``artifacts/``.
 
         Without ``workspace`` the run gets a fresh copy of the submission in ``out_dir/workspace``.
         Given one (made with :func:`make_workspace`), the run works in it as the previous steps
         left it: a later step can load the checkpoint an earlier one saved.
+
+        ``gate`` (a sandbox that ``holds`` only): the run is held once its kernel is started and the hidden setup
+        has run, until the gate opens; the wall limit counts from there. Closed without a go, the run ends
+        without running any of the source.
         """
         from harness.sandbox import Mount, python_mounts
 
@@ -206,15 +218,18 @@ class Engine:
             **_gpu_environment(settings.limits),
             **settings.env,
         }
+        held = {"gate": gate} if gate is not None else {}  # sandboxes that cannot hold take no such argument
         if not by_descriptor:
-            command = self.command(source, Path(config_path), artifacts, records)
-            result = self.sandbox.run(command, workspace=workspace, limits=settings.limits, mounts=mounts, env=env)
+            command = self.command(source, Path(config_path), artifacts, records, hold=gate is not None)
+            result = self.sandbox.run(command, workspace=workspace, limits=settings.limits, mounts=mounts, env=env,
+                                      **held)
         else:
             descriptors = open_records(records)
             try:
-                command = self.command(source, Path(config_path), artifacts, record_fds=descriptors)
+                command = self.command(source, Path(config_path), artifacts, record_fds=descriptors,
+                                       hold=gate is not None)
                 result = self.sandbox.run(command, workspace=workspace, limits=settings.limits, mounts=mounts, env=env,
-                                          pass_fds=descriptors)
+                                          pass_fds=descriptors, **held)
             finally:
                 for descriptor in descriptors:
                     os.close(descriptor)
@@ -235,9 +250,11 @@ into the artifacts folder."""
 
 
 def runner_command(
-    kind: str, source: str, config: Path, artifacts: Path, records: Path | None = None, record_fds: Sequence[int] = ()
+    kind: str, source: str, config: Path, artifacts: Path, records: Path | None = None,
+    record_fds: Sequence[int] = (), hold: bool = False,
 ) -> list[str]:
-    """``python -P -m harness.engines.runner`` with this interpreter and the given arguments.
+    """``python -P -m harness.engines.runner`` with this interpreter and the given arguments (``--hold``: the runner
+    waits for the go on its stdin after the setup).
 
     ``-P``: the working directory (the student's folder) is not put on ``sys.path``, so no file of the
     student's can stand in for a module the runner imports.
@@ -247,8 +264,10 @@ def runner_command(
         "--kind", kind, "--source", source, "--config", str(config), "--artifacts", str(artifacts),
     ]
     if record_fds:
-        return command + ["--record-fds", ",".join(str(fd) for fd in record_fds)]
-    return command + (["--records", str(records)] if records is not None else [])
+        command += ["--record-fds", ",".join(str(fd) for fd in record_fds)]
+    elif records is not None:
+        command += ["--records", str(records)]
+    return command + (["--hold"] if hold else [])
 
 
 def open_records(records: Path) -> list[int]:

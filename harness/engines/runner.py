@@ -472,9 +472,12 @@ def _bounded_client_class() -> type:
     return BoundedClient
 
 
-def run_notebook(source: Path, config: dict[str, Any], artifacts: Path, records: Records | None = None) -> dict[str, Any]:
+def run_notebook(
+    source: Path, config: dict[str, Any], artifacts: Path, records: Records | None = None, hold: bool = False
+) -> dict[str, Any]:
     """Execute a notebook's code cells in a fresh kernel with setup and probe cells around them; run.json and
-    executed.ipynb go to ``records`` (default ``artifacts``)."""
+    executed.ipynb go to ``records`` (default ``artifacts``). ``hold``: after the setup cell, wait for the host's go
+    (:func:`wait_for_go`) before the first cell of the student's."""
     import nbformat
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -551,9 +554,15 @@ def run_notebook(source: Path, config: dict[str, Any], artifacts: Path, records:
                 if output.get("output_type") == "error":
                     record["setup_error"] = _tail(_ANSI.sub("", "\n".join(output.get("traceback", []))), 8_000)
             timings["setup_s"] = round(time.monotonic() - mark, 3)
+            stop_reason = "the kernel died during the setup" if outcome == "dead" else None
+            if hold:
+                write_record(records, record)  # the host sees the run is set up and waiting
+                mark = time.monotonic()
+                if not wait_for_go():
+                    stop_reason = stop_reason or HELD_STOP
+                timings["held_s"] = round(time.monotonic() - mark, 3)
 
             mark = time.monotonic()
-            stop_reason = "the kernel died during the setup" if outcome == "dead" else None
             seen_figures = {p.name for p in figures.glob("*.png")}
             for index, cell in enumerate(cells[1:-1]):
                 if stop_reason:
@@ -740,8 +749,11 @@ def _write_executed(records: Records, cells: list[Any]) -> None:
 # --------------------------------------------------------------------------- scripts
 
 
-def run_script(source: Path, config: dict[str, Any], artifacts: Path, records: Records | None = None) -> dict[str, Any]:
-    """Run a script as ``__main__`` after the bootstrap, then probe its globals (even after an exception)."""
+def run_script(
+    source: Path, config: dict[str, Any], artifacts: Path, records: Records | None = None, hold: bool = False
+) -> dict[str, Any]:
+    """Run a script as ``__main__`` after the bootstrap, then probe its globals (even after an exception).
+    ``hold``: after the bootstrap, wait for the host's go (:func:`wait_for_go`) before the script runs."""
     records = records or artifacts
     started = time.monotonic()
     record = new_record(source.as_posix(), "script")
@@ -768,6 +780,15 @@ def run_script(source: Path, config: dict[str, Any], artifacts: Path, records: R
     except Exception:
         record["setup_error"] = _tail(traceback.format_exc(), 8_000)
     record["timings"]["setup_s"] = round(time.monotonic() - mark, 3)
+    if hold:
+        write_record(records, record)  # the host sees the run is set up and waiting
+        mark = time.monotonic()
+        went = wait_for_go()
+        record["timings"]["held_s"] = round(time.monotonic() - mark, 3)
+        if not went:
+            record["probe_skipped"] = HELD_STOP
+            write_record(records, record)
+            return record
 
     folder = source.parent.resolve()
     os.chdir(folder)
@@ -917,6 +938,24 @@ class _script_time_limit:
 # --------------------------------------------------------------------------- entry point
 
 
+HELD_STOP = "the grader stopped before the submission's code was started"
+"""Why a held run ran nothing: its gate closed without a go (the batch was stopped)."""
+
+
+def wait_for_go() -> bool:
+    """Block until the host's go, one byte on stdin (``harness.sandbox.base.Gate``); False at end-of-file: the
+    grader closed the gate or died, and no code of the student's may run. Stdin is ``/dev/null`` afterwards, as
+    for a run that is not held (a script reads it in this process)."""
+    try:
+        went = bool(os.read(0, 1))
+    except OSError:
+        went = False
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    return went
+
+
 def kernel_uid() -> int | None:
     """The uid the kernel runs as when the sandbox gives the run a second user (``KERNEL_UID_ENV``); else None."""
     from harness.sandbox.base import KERNEL_UID_ENV
@@ -926,10 +965,12 @@ def kernel_uid() -> int | None:
 
 
 def run(
-    kind: str, source: Path, config: dict[str, Any], artifacts: Path, records: Records | None = None
+    kind: str, source: Path, config: dict[str, Any], artifacts: Path, records: Records | None = None,
+    hold: bool = False,
 ) -> dict[str, Any]:
     """Run one source of the given kind; returns the run.json record (also written to ``records``: a folder, by
-    default ``artifacts``, or the host's descriptors)."""
+    default ``artifacts``, or the host's descriptors). ``hold``: set up, then wait for the host's go before the
+    source runs."""
     records = records or artifacts
     if isinstance(records, Path):
         records.mkdir(parents=True, exist_ok=True)
@@ -946,14 +987,14 @@ def run(
     os.environ[FIGURES_ENV] = str(artifacts.resolve() / "figures")
     if kind == "notebook":
         _prepare_jupyter_dirs(scratch)
-        return run_notebook(source, config, artifacts, records)
+        return run_notebook(source, config, artifacts, records, hold)
     if kind == "script":
         if kernel_uid() is not None:
             # a script runs in this process: it gets no right to switch user (its records stay writable to it)
             from harness.engines.kernel_user import drop_capabilities
 
             drop_capabilities()
-        return run_script(source, config, artifacts, records)
+        return run_script(source, config, artifacts, records, hold)
     raise ValueError(f"unknown kind {kind!r}; known: notebook, script")
 
 
@@ -986,6 +1027,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--records", help="folder to write run.json and executed.ipynb (default: --artifacts)")
     parser.add_argument("--record-fds", help="RUN,EXECUTED: descriptors (opened by the host) to write run.json and "
                         "executed.ipynb through, instead of a folder")
+    parser.add_argument("--hold", action="store_true", help="after the setup, wait for one byte on stdin (the go)")
     options = parser.parse_args(argv)
     records: Records | None = Path(options.records) if options.records else None
     if options.record_fds:  # first: no descriptor may outlive this line as inheritable
@@ -993,7 +1035,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         records = RecordDescriptors(dict(zip((RUN_FILE, EXECUTED_FILE), numbers, strict=True)))
     # checked against the contract once, here; the runner and the probe read it as plain JSON below
     config = RunnerConfig.from_json(json.loads(Path(options.config).read_text(encoding="utf-8"))).to_json()
-    run(options.kind, Path(options.source), config, Path(options.artifacts), records)
+    run(options.kind, Path(options.source), config, Path(options.artifacts), records, options.hold)
     return 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,51 @@ class Mount:
     """With ``writable``: only the command itself may write there, not the student code it starts as the
     sandbox's second user (``KERNEL_UID_ENV``): the runner's records. Where the sandbox has one user only
     (not root), the same as any writable mount."""
+
+
+class Gate:
+    """The go of a held run: a runner started with ``--hold`` sets up, then waits for one byte on its stdin, the
+    read end of this gate's pipe (:meth:`open` writes it). Closing the gate without a go, or the harness dying (the
+    write end closes with it), gives the runner end-of-file: it stops before any student code runs.
+
+    The pipe's descriptors are not inherited by other children (Python's default), so no other run holds the
+    write end open.
+    """
+
+    def __init__(self) -> None:
+        """A closed gate with a fresh pipe."""
+        self.reader, self._writer = os.pipe()
+        self.opened_at: float | None = None
+        """``time.monotonic()`` of the go; None until then (the run's wall limit counts from it)."""
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        """Tell the held runner to go (once; a later call does nothing)."""
+        with self._lock:
+            if self._writer < 0:
+                return
+            self.opened_at = time.monotonic()
+            try:
+                os.write(self._writer, b"g")
+            except BrokenPipeError:  # the run is already over (it died during its setup): nothing to start
+                pass
+            os.close(self._writer)
+            self._writer = -1
+
+    def close(self) -> None:
+        """Stop the held runner without a go (it ends before any student code); nothing if it went already."""
+        with self._lock:
+            if self._writer >= 0:
+                os.close(self._writer)
+                self._writer = -1
+        self.started()  # a run never started must not leave its end open either
+
+    def started(self) -> None:
+        """The command holds the read end now (or will never start): the host's copy is closed."""
+        with self._lock:
+            if self.reader >= 0:
+                os.close(self.reader)
+                self.reader = -1
 
 
 class Sandbox(Protocol):

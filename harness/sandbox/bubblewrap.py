@@ -40,7 +40,7 @@ from pathlib import Path
 
 from harness.errors import SandboxError
 from harness.models import Limits, SandboxResult
-from harness.sandbox.base import KERNEL_UID_ENV, Mount, base_environment, check_workspace
+from harness.sandbox.base import KERNEL_UID_ENV, Gate, Mount, base_environment, check_workspace
 from harness.sandbox.seccomp import no_user_namespaces_fd
 from harness.sandbox.cgroups import remove_stale_groups
 from harness.sandbox.supervise import supervise, user_tasks
@@ -75,6 +75,8 @@ class BubblewrapSandbox:
     """Runs commands isolated by bubblewrap; raises SandboxError at construction if bwrap cannot run here."""
 
     isolated = True
+    holds = True
+    """A run may be held after its setup until its :class:`~harness.sandbox.base.Gate` opens (``run(gate=...)``)."""
     warning = ""
     passes_descriptors = True
     """``run`` takes ``pass_fds``: descriptors the command inherits (the runner's records, opened by the host)."""
@@ -126,6 +128,7 @@ class BubblewrapSandbox:
         cwd: Path | None = None,
         stdin: bytes | None = None,
         pass_fds: Sequence[int] = (),
+        gate: Gate | None = None,
     ) -> SandboxResult:
         """Run ``command`` isolated; only the system whitelist, ``mounts`` and ``workspace`` are visible.
 
@@ -171,6 +174,7 @@ class BubblewrapSandbox:
                 nproc=limits.max_processes if self.as_root else user_tasks() + limits.max_processes,
                 wrapper_tasks=WRAPPER_TASKS,
                 written_dirs=writable,
+                gate=gate,
                 exit_status_is_shell_style=True,
                 pass_fds=[*fds, *pass_fds],
             )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from harness.errors import SandboxError
 from harness.models import Limits, SandboxResult
-from harness.sandbox.base import Mount, base_environment, check_workspace
+from harness.sandbox.base import Gate, Mount, base_environment, check_workspace
 from harness.sandbox.cgroups import remove_stale_groups
 from harness.sandbox.supervise import supervise, user_tasks
 
@@ -37,6 +37,8 @@ class PlainProcessSandbox:
     """Runs commands as plain child processes under limits; isolates nothing but time and memory."""
 
     isolated = False
+    holds = True
+    """A run may be held after its setup until its :class:`~harness.sandbox.base.Gate` opens (``run(gate=...)``)."""
 
     def __init__(self, use_cgroups: bool | None = None, reason: str = "") -> None:
         """``use_cgroups`` as for BubblewrapSandbox; ``reason``: why bubblewrap is not used (shown in the warning)."""
@@ -56,6 +58,7 @@ class PlainProcessSandbox:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         stdin: bytes | None = None,
+        gate: Gate | None = None,
     ) -> SandboxResult:
         """Run ``command`` in ``workspace`` under ``limits``; every mount must have its target equal to its source.
 
@@ -80,6 +83,7 @@ class PlainProcessSandbox:
                 use_cgroups=self.use_cgroups,
                 nproc=None if os.getuid() == 0 else user_tasks() + limits.max_processes,  # root ignores it
                 written_dirs=[workspace, Path(home), *(Path(m.source) for m in mounts if m.writable)],
+                gate=gate,
             )
         finally:
             shutil.rmtree(home, ignore_errors=True)

@@ -29,6 +29,7 @@ import psutil
 from harness.engines.runner import describe_signal
 from harness.errors import SandboxError
 from harness.models import GiB, Limits, MiB, SandboxResult, Verdict
+from harness.sandbox.base import Gate
 from harness.sandbox.cgroups import CgroupsUnavailable, RunCgroups
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ def supervise(
     written_dirs: Sequence[Path] = (),
     exit_status_is_shell_style: bool = False,
     pass_fds: Sequence[int] = (),
+    gate: Gate | None = None,
 ) -> SandboxResult:
     """Run ``argv`` under ``limits`` and return how it went; every process of the run is dead afterwards.
 
@@ -173,7 +175,10 @@ def supervise(
     ``max_processes``). ``written_dirs`` are the
     writable folders searched for a file that reached the size limit. ``exit_status_is_shell_style``:
     the wrapper reports death by signal N as exit status 128 + N (bubblewrap does). ``pass_fds``
-    are descriptors the wrapper reads or hands on to the command (closed by the caller).
+    are descriptors the wrapper reads or hands on to the command (closed by the caller). ``gate``: the run is held
+    (its runner waits for the gate's go on stdin, in place of ``stdin``); the wall limit counts from the go, and the
+    reported wall time too (before it, only the memory, process and output limits apply: the host ends a held run by
+    closing the gate).
     """
     cgroups = _make_cgroups(limits, wrapper_tasks, use_cgroups)
     watch = _Watch()
@@ -185,7 +190,7 @@ def supervise(
         try:
             proc = subprocess.Popen(
                 list(argv),
-                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdin=gate.reader if gate is not None else subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env={**env, RUN_MARKER: watch.run_id},
@@ -201,7 +206,14 @@ def supervise(
                 verdict="error", message=f"could not start {argv[0]}: {error.strerror or error}",
                 returncode=None, wall_s=0.0, cpu_s=0.0, peak_memory_bytes=0, stdout="", stderr="", isolated=isolated,
             )
-        status, rusage = _loop(proc, stdin, limits, cgroups, watch, out, err, started, wrapper_tasks, written_dirs)
+        finally:
+            if gate is not None:
+                gate.started()
+        status, rusage = _loop(
+            proc, stdin, limits, cgroups, watch, out, err, started, wrapper_tasks, written_dirs, gate
+        )
+        if gate is not None and gate.opened_at is not None:
+            started = gate.opened_at  # the student's time: the setup before the go was the harness's
         if watch.breach is None and written_dirs:  # a fast writer may have finished between two measures
             watch.workspace_problem = workspace_breach(written_dirs, limits)
             if watch.workspace_problem:
@@ -260,6 +272,7 @@ def _loop(
     started: float,
     wrapper_tasks: int,
     written_dirs: Sequence[Path] = (),
+    gate: Gate | None = None,
 ) -> tuple[int, resource.struct_rusage]:
     """Pump the pipes and watch the limits until the command exits or breaks one; then kill and reap."""
     selector = selectors.DefaultSelector()
@@ -275,11 +288,13 @@ def _loop(
     exit_fd = _pidfd(proc.pid)  # readable once the command exits: no polling delay at the end
     if exit_fd is not None:
         selector.register(exit_fd, selectors.EVENT_READ)
-    deadline = started + limits.wall_s
+    deadline = started + limits.wall_s if gate is None else math.inf  # held: counted from the go
     next_check = next_measure = started
     try:
         while True:
             now = time.monotonic()
+            if gate is not None and gate.opened_at is not None and deadline == math.inf:
+                deadline = gate.opened_at + limits.wall_s
             _pump(selector, captures, proc, feed, timeout=max(0.0, min(next_check, deadline) - now))
             if out.cut or err.cut:  # an output flood: stopped at once, never buffered
                 watch.breach = "output"

@@ -20,6 +20,11 @@ may use, and how many workers graded):
   (``extra_info["efficiency"]``, with ``efficiency_min`` / ``efficiency_max`` from the extremes), printed at the
   end of the run when both were timed. A ``--jobs 2`` round whose gradings never overlapped fails.
 
+In CPU terms a worker is not one process at a time: while it grades a student (their run, then the host's checks),
+it starts the next student's sandbox and runs its kernel start and hidden setup, then holds it until it is free
+(``harness.pipeline.hold_first_run``). ``--jobs 1`` therefore uses up to two cores for a few seconds per student
+(the setup overlapping the previous student), where nbconvert one after the other uses one; ``--jobs 2`` up to four.
+
 Run with ``make bench``.
 """
 
