@@ -322,7 +322,8 @@ def _argument_problem(value: Any, nesting: int, depth: int) -> tuple[str, str] |
         return "", f"is {_kind(value)}, expected a JSON value"
     if CONSTRUCTION not in value:
         for key, item in value.items():
-            problem = _argument_problem(item, nesting, depth + 1) if isinstance(key, str) else ("", "has a key that is no str")
+            problem = ("", "has a key that is no str") if not isinstance(key, str) else _argument_problem(
+                item, nesting, depth + 1)
             if problem:
                 return f"[{key!r}]{problem[0]}", problem[1]
         return None

@@ -8,8 +8,9 @@ and the predictions the student's run exported would have to be taken on trust. 
    that trains, loads data or touches the grader (found by ``ast`` on the host: nothing is run here);
 2. ``Rebuilder`` runs ``harness.probes.rebuild`` in a fresh sandbox (the same sandbox and limits, no
    network, a fresh copy of the submission's files, not the workspace the run left): it executes those
-   definitions, builds the recorded class with the constructor arguments the construction hook recorded,
-   loads the exported weights, runs the host's evaluation images, and writes its outputs;
+   definitions, builds the recorded class with the constructor arguments the construction hook recorded
+   (a module among them is built first, from its own recorded construction), loads the exported weights,
+   runs the host's evaluation images, and writes its outputs;
 3. ``harness.checks.verify`` believes the exported predictions only when they agree with those outputs.
 """
 
@@ -143,7 +144,8 @@ class Rebuilder:
             env={"CUDA_VISIBLE_DEVICES": "", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"},
         )
         outputs = io / "outputs.pt"
-        why = "its constructor's arguments were not plain values the grader could record, and " if unrecorded else ""
+        why = ("its constructor's arguments were not plain values (or modules built from plain values) the grader "
+               "could record, and ") if unrecorded else ""
         if outputs.is_file() and not outputs.is_symlink() and outputs.stat().st_size <= MAX_OUTPUT_BYTES:
             try:
                 value = torch.load(outputs, map_location="cpu", weights_only=True)

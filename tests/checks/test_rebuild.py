@@ -266,8 +266,9 @@ def test_without_a_constructor_record_the_class_is_built_without_arguments(tmp_p
     result = grade(tmp_path / "net", hidden, submission, "Net", None, network, perfect(labels))
     assert result.details["verified"] is False
     assert result.details["note"] == (
-        f"{UNVERIFIED_NOTE} (its constructor's arguments were not plain values the grader could record, and "
-        "Net(...) fails on its own (TypeError: Net.__init__() missing 1 required positional argument: 'hidden'))")
+        f"{UNVERIFIED_NOTE} (its constructor's arguments were not plain values (or modules built from plain values) "
+        "the grader could record, and Net(...) fails on its own (TypeError: Net.__init__() missing 1 required "
+        "positional argument: 'hidden'))")
 
 
 def built_and_recorded(namespace: dict, construction: str) -> tuple[nn.Module, dict]:
@@ -322,11 +323,13 @@ def test_an_encoder_the_definitions_do_not_define_leaves_the_predictions_unverif
     """The encoder's class came from a module not handed in: the note names the class the rebuild lacked."""
     images, labels = hidden
     classifier_only = NESTED.split("class Classifier")[0].replace("Encoder", "Unused")
-    classifier_only += "from encoders_not_handed_in import Encoder\n\nclass Classifier" + NESTED.split("class Classifier")[1]
+    classifier_only += "from encoders_not_handed_in import Encoder\n\nclass Classifier"
+    classifier_only += NESTED.split("class Classifier")[1]
     submission = notebook_submission(tmp_path, IMPORTS, classifier_only, "classifier = Classifier(Encoder(12), 12)")
     network, constructor = built_and_recorded(defined(IMPORTS, NESTED), "Classifier(Encoder(12), 12)")
     result = grade(tmp_path, hidden, submission, "Classifier", constructor, network, perfect(labels))
     assert result.details["verified"] is False
     assert result.details["note"] == (
         f"{UNVERIFIED_NOTE} (no class Encoder is defined in your code outside the cells that ran it (`from "
-        "encoders_not_handed_in import Encoder` failed: ModuleNotFoundError: No module named 'encoders_not_handed_in'))")
+        "encoders_not_handed_in import Encoder` failed: ModuleNotFoundError: No module named "
+        "'encoders_not_handed_in'))")
