@@ -188,9 +188,10 @@ class Tracker:
     """Modules recorded so far (the next one's ``order``)."""
     workspace: str | None = None
     """The submission's folder: files in messages are named relative to it."""
-    copies: dict[int, tuple[weakref.ReferenceType[nn.Module], Construction]] = field(default_factory=dict)
-    """``copy.deepcopy`` copies of modules recorded with their arguments, by id: the copy and how its original was
-    built (a copy is built the same way; ``Classifier(copy.deepcopy(pretrained.encoder))``)."""
+    others: dict[int, tuple[weakref.ReferenceType[nn.Module], Construction]] = field(default_factory=dict)
+    """How modules that are no candidates were built, by id (the module, and its construction): parts another
+    module's ``__init__`` built with recordable arguments (``AE(enc=Frozen(clf.enc))``), and ``copy.deepcopy``
+    copies of recorded modules, built as their originals (``Classifier(copy.deepcopy(pretrained.encoder))``)."""
 
 
 _ACTIVE: Tracker | None = None
@@ -252,21 +253,30 @@ def _tracked_load_state_dict(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
 
 def _tracked_deepcopy(self: nn.Module, memo: dict[int, Any]) -> nn.Module:
     """``copy.deepcopy(module)`` as without this hook (the object's reduction, rebuilt); a copy of a module recorded
-    with its arguments is noted in ``Tracker.copies``, so that a model built from the copy can be built again."""
+    with its arguments is noted in ``Tracker.others``, so that a model built from the copy can be built again."""
     reductor = _DISPATCH_TABLE.get(type(self))
     reduction = reductor(self) if reductor else self.__reduce_ex__(4)
     if isinstance(reduction, str):
         return self
     copied = _RECONSTRUCT(self, memo, *reduction)
     tracker = _ACTIVE
-    if tracker is not None and len(tracker.copies) < MAX_RECORDS:
+    if tracker is not None:
         try:
             original = construction(tracker, self)
             if original is not None:
-                tracker.copies[id(copied)] = (weakref.ref(copied), original)
+                _note(tracker, copied, original)
         except Exception:  # recording must never break the student's code
             pass
     return copied
+
+
+def _note(tracker: Tracker, module: nn.Module, built: Construction) -> None:
+    """Keep how ``module`` (no candidate) was built in ``Tracker.others``, released ones pruned when it fills."""
+    if len(tracker.others) >= MAX_RECORDS:
+        tracker.others = {k: v for k, v in tracker.others.items() if v[0]() is not None}
+        if len(tracker.others) >= MAX_RECORDS:
+            return
+    tracker.others[id(module)] = (weakref.ref(module), built)
 
 
 def _record(tracker: Tracker, module: nn.Module) -> None:
@@ -283,7 +293,11 @@ def _record(tracker: Tracker, module: nn.Module) -> None:
     for _ in range(MAX_FRAMES):
         owner = _init_self(outer)
         if owner is not None and owner is not module and isinstance(owner, _MODULE):
-            return  # built inside another module's __init__
+            # built inside another module's __init__: a part, no candidate; how, in case a model is built from it
+            arguments, nesting = _arguments(own, tracker)
+            if arguments is not None:
+                _note(tracker, module, Construction(type(module).__name__, _library(type(module)), arguments, nesting))
+            return
         outer = outer.f_back
         if outer is None:
             break
@@ -294,10 +308,9 @@ def _record(tracker: Tracker, module: nn.Module) -> None:
             tracker.dropped.append(f"more than {MAX_RECORDS:,} models were built; later ones were not recorded")
             return
     arguments, nesting = _arguments(own, tracker)
-    cls = type(module)
-    library = "torch.nn" if cls.__module__.startswith("torch.nn.") and getattr(nn, cls.__name__, None) is cls else None
-    built = Built(weakref.ref(module), module, cls.__name__, site.f_code.co_filename, site.f_lineno,
-                  site.f_code.co_name, tracker.count, arguments=arguments, library=library, nesting=nesting)
+    built = Built(weakref.ref(module), module, type(module).__name__, site.f_code.co_filename, site.f_lineno,
+                  site.f_code.co_name, tracker.count, arguments=arguments, library=_library(type(module)),
+                  nesting=nesting)
     tracker.count += 1
     tracker.built.append(built)
     tracker.pending.append(built)
@@ -305,6 +318,11 @@ def _record(tracker: Tracker, module: nn.Module) -> None:
         tracker.forward_handle = _REGISTER_FORWARD_PRE_HOOK(_on_forward)
     if sum(1 for b in tracker.built if b.kept is not None) > MAX_KEPT:
         _make_room(tracker, building=built)
+
+
+def _library(cls: type) -> str | None:
+    """``torch.nn`` for one of torch.nn's own classes (``nn.Linear``), else None (the student's definitions')."""
+    return "torch.nn" if cls.__module__.startswith("torch.nn.") and getattr(nn, cls.__name__, None) is cls else None
 
 
 MAX_PLAIN_ITEMS = 100
@@ -354,15 +372,16 @@ def _arguments(frame: Any, tracker: Tracker) -> tuple[dict[str, Any] | None, int
 
 def construction(tracker: Tracker, module: nn.Module) -> Construction | None:
     """How ``module`` was built, when this tracker recorded its construction (this very object) with its arguments;
-    None for a module built by something the tracker did not see: inside another module's ``__init__``, before the
-    tracker started, or loaded whole. A ``copy.deepcopy`` of a recorded module is built as its original was."""
+    None for a module built by something the tracker did not see: before the tracker started, or loaded whole, or
+    with arguments it could not record. A part another module's ``__init__`` built, and a ``copy.deepcopy`` of a
+    recorded module (built as its original was), are found in ``Tracker.others``."""
     for built in reversed(tracker.built):
         if built.ref() is module:
             if built.arguments is None:
                 return None
             return Construction(built.class_name, built.library, built.arguments, built.nesting)
-    ref, original = tracker.copies.get(id(module), (None, None))
-    return original if ref is not None and ref() is module else None
+    ref, other = tracker.others.get(id(module), (None, None))
+    return other if ref is not None and ref() is module else None
 
 
 @dataclass(frozen=True)

@@ -314,12 +314,15 @@ class Encoder(nn.Module):
 
 def test_a_module_passed_to_a_constructor_is_recorded_as_its_own_construction(tracked, tmp_path):
     """``Head(Encoder(2))``: the encoder's construction (class and arguments) is the argument's record, nested; so
-    are torch.nn's own classes and a ``copy.deepcopy`` of a recorded encoder (built the same way)."""
+    are torch.nn's own classes, a part another model built (``Head(ae.encoder)``) and a ``copy.deepcopy`` of a
+    recorded encoder (built the same way)."""
     namespace = run_student(tmp_path, NESTED + """
 import copy
 head = Head(Encoder(latent=2), classes=3)
 sequential = Head(nn.Sequential(nn.Linear(8, 2)))
 copied = Head(copy.deepcopy(head.encoder))
+ae = AE()
+part = Head(ae.encoder)
 """)
     record = probe_locals(tmp_path, namespace)
     ProbeRecord.from_json(record)  # the nested records are the contract's
@@ -331,18 +334,25 @@ copied = Head(copy.deepcopy(head.encoder))
     sequential = {"class_name": "Sequential", "library": "torch.nn",
                   "args": [{"__gradebench_module__": linear}], "kwargs": {}}
     assert models["sequential"]["constructor"] == {"args": [{"__gradebench_module__": sequential}, 10], "kwargs": {}}
+    layers = models["part"]["constructor"]["args"][0]["__gradebench_module__"]["args"]  # AE's nn.Sequential(...)
+    assert [layer["__gradebench_module__"]["class_name"] for layer in layers] == ["Linear", "ReLU", "Linear"]
     tracking.stop()
     assert "__deepcopy__" not in vars(nn.Module)  # stop() gives copy.deepcopy back its own way
 
 
 def test_a_module_built_by_something_untracked_stays_unrecordable(tracked, tmp_path):
-    """A part another module's ``__init__`` built, a module loaded whole, a dict forged to look like a construction,
-    and constructions nested deeper than the cap: none can be built again, so none is recorded."""
+    """A part built with an argument that is no plain value, a module loaded whole, a dict forged to look like a
+    construction, and constructions nested deeper than the cap: none can be built again, so none is recorded."""
     namespace = run_student(tmp_path, NESTED + """
 import io
 ae = AE()
 fit(ae)
-inner = Head(ae.encoder)  # built inside AE's __init__: the tracker never saw its construction
+class OnDevice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 2, device=torch.device("cpu"))  # a torch.device: no plain value
+
+inner = Head(OnDevice().fc)
 buffer = io.BytesIO()
 torch.save(nn.Linear(8, 2), buffer)  # unpickled: no constructor runs
 buffer.seek(0)
