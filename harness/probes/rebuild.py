@@ -95,6 +95,8 @@ def _construct(request: dict, namespace: dict, failed: str):
         cls = getattr(nn, name, None)
     else:
         cls = namespace.get(name)
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            cls = _imported_class(name)
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise _Unbuildable(f"no class {name} is defined in your code outside the cells that ran it{failed}")
     args = [argument(value) for value in request["args"]]
@@ -103,6 +105,24 @@ def _construct(request: dict, namespace: dict, failed: str):
         return cls(*args, **kwargs)
     except BaseException as error:
         raise _Unbuildable(f"{name}(...) fails on its own ({type(error).__name__}: {error})") from None
+
+
+def _imported_class(name: str):
+    """The module class ``name`` defined in one of the submission's own modules that the definitions imported, when
+    exactly one class has that name there (``main.py`` runs ``import trainers.q2``, which builds a ``Classifier`` it
+    imported from ``models/encoder.py``: main.py's definitions never name it); else None."""
+    from torch import nn
+
+    folder = os.path.realpath(os.getcwd())
+    found = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not path or not os.path.realpath(path).startswith(folder + os.sep):
+            continue
+        cls = getattr(module, name, None)
+        if isinstance(cls, type) and issubclass(cls, nn.Module):
+            found.add(cls)
+    return found.pop() if len(found) == 1 else None
 
 
 def _outputs(model, inputs, seed: int):

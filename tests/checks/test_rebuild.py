@@ -333,3 +333,17 @@ def test_an_encoder_the_definitions_do_not_define_leaves_the_predictions_unverif
         f"{UNVERIFIED_NOTE} (no class Encoder is defined in your code outside the cells that ran it (`from "
         "encoders_not_handed_in import Encoder` failed: ModuleNotFoundError: No module named "
         "'encoders_not_handed_in'))")
+
+
+def test_a_class_only_a_helper_module_names_is_found_where_the_definitions_imported_it(tmp_path, hidden) -> None:
+    """``import common as helpers`` (idl-ex2's odd_layout: main.py imports trainers that import the networks): the
+    definitions never name Net, but the one module class of that name the submission's own modules define is it."""
+    images, labels = hidden
+    submission = notebook_submission(tmp_path, IMPORTS, "import common as helpers", "model = helpers.Net(32)")
+    (submission.root / "common.py").write_text(IMPORTS.replace("%matplotlib inline", "") + OWN_CLASS, encoding="utf-8")
+    submission = replace(submission, files=("cnn.ipynb", "common.py"))
+    network = defined(IMPORTS, OWN_CLASS)["Net"](32)
+    with torch.inference_mode():
+        outputs = network.eval()(normalised(images))
+    result = grade(tmp_path, hidden, submission, "Net", {"args": [32], "kwargs": {}}, network, outputs)
+    assert (result.status, result.details["verified"], result.held) == ("passed", True, "")
