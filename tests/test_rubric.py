@@ -390,11 +390,11 @@ def test_titles_are_kept_without_the_spaces_around_them() -> None:
 
 
 def test_points_on_unverified_predictions_are_held_unless_a_rubric_says_believe() -> None:
-    """Held by default; idl-ex2 believes them, because its networks are built from other networks (Classifier(encoder)),
-    which the clean rebuild cannot construct: holding would hold every honest student's points."""
+    """Held by default, by every rubric: idl-ex2's networks built from other networks (Classifier(encoder)) are
+    rebuilt inner module first, so its honest students' predictions are verified, not held."""
     root = Path(__file__).resolve().parents[1] / "rubrics"
     policies = {path.stem: load_rubric(path, known_checks=known_checks()).unverified for path in sorted(root.glob("*.yaml"))}
-    assert policies == {"adl2024-a2": "hold", "dl2025-a2": "hold", "idl-ex2": "believe", "mle-sheet06": "hold"}
+    assert policies == {"adl2024-a2": "hold", "dl2025-a2": "hold", "idl-ex2": "hold", "mle-sheet06": "hold"}
     with pytest.raises(RubricError, match="unverified: must be 'hold' or 'believe', got 'sometimes'"):
         parse_rubric("assignment: a\ntitle: A\nunverified: sometimes\ntasks: [{id: w, title: W, manual: {points: 1}}]\n",
                      "a.yaml")
