@@ -16,8 +16,9 @@ none of them costing Python work per training step beyond one global optimizer h
 
 How it was built is recorded too, for a second, clean process to build it again: its constructor's
 arguments when each is a plain value, or a module recorded here itself (``Classifier(ConvEncoder(12))``:
-the encoder's own construction, nested; ``harness.contract.CONSTRUCTION``). ``copy.deepcopy`` builds a
-module without its constructor, so a copy of a recorded module is noted as built like its original.
+the encoder's own construction, nested; ``harness.contract.CONSTRUCTION``). So is how each part of a
+model was built (``AE(enc=Frozen(clf.enc))``), and ``copy.deepcopy``, which builds a module without its
+constructor, notes a copy of a recorded module as built like its original.
 
 Memory is bounded: at most ``MAX_KEPT`` models and ``MAX_KEPT_BYTES`` of parameters are held;
 beyond that the untrained ones go first, oldest first, and ``dropped`` says which (the probe
@@ -375,13 +376,15 @@ def construction(tracker: Tracker, module: nn.Module) -> Construction | None:
     None for a module built by something the tracker did not see: before the tracker started, or loaded whole, or
     with arguments it could not record. A part another module's ``__init__`` built, and a ``copy.deepcopy`` of a
     recorded module (built as its original was), are found in ``Tracker.others``."""
+    ref, other = tracker.others.get(id(module), (None, None))
+    if ref is not None and ref() is module:  # first: a part's layers are looked up for every part built
+        return other
     for built in reversed(tracker.built):
         if built.ref() is module:
             if built.arguments is None:
                 return None
             return Construction(built.class_name, built.library, built.arguments, built.nesting)
-    ref, other = tracker.others.get(id(module), (None, None))
-    return other if ref is not None and ref() is module else None
+    return None
 
 
 @dataclass(frozen=True)
