@@ -54,6 +54,20 @@ TRAINED_HOW: dict[str, str] = {
 }
 """How ``trained`` is known (probe.json's ``trained_how``), and what a person reads for each."""
 
+CONSTRUCTION = "__gradebench_module__"
+"""Marks a recorded constructor argument that is a module the student's code built itself:
+``{CONSTRUCTION: {"class_name", "library", "args", "kwargs"}}``, which the clean rebuild builds first and passes in
+(``Classifier(ConvEncoder(12))``). A plain argument may not hold this key, so no dict a student passed reads as one."""
+
+CONSTRUCTION_LIBRARIES = ("torch.nn",)
+"""Where a construction's class may come from besides the student's definitions (its ``library``; null: theirs)."""
+
+MAX_NESTING = 3
+"""Constructions nested in one another's arguments at most (``A(B(C()))`` is three)."""
+
+MAX_ARGUMENT_DEPTH = 12
+"""Lists and objects nested in a constructor record at most."""
+
 TORCHVISION_FOLDERS: dict[str, str] = {"mnist": "MNIST", "fashionmnist": "FashionMNIST"}
 """Datasets torchvision reads from a root folder, by the class (and folder) name it uses."""
 
@@ -191,8 +205,9 @@ def _read(hint: Any, value: Any, path: str, rules: Any = None) -> Any:
     rules = rules or {}
     if item is not None and rules.get("check"):
         reason = rules["check"](item)
-        if reason:
-            raise ContractError(path, reason)
+        if reason:  # a reason, or (where inside the field, reason) for a field with parts of its own
+            where, reason = reason if isinstance(reason, tuple) else ("", reason)
+            raise ContractError(path + where, reason)
     return item
 
 
@@ -280,6 +295,65 @@ def _short(value: Any) -> str:
 
 def _hint_name(hint: Any) -> str:
     return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))
+
+
+def _constructor_problem(value: dict[str, Any], nesting: int = 0) -> tuple[str, str] | None:
+    """What is wrong with a constructor record ``{"args": [...], "kwargs": {...}}``, as (where in it, why); None if
+    nothing. Its values are JSON values, or constructions (``CONSTRUCTION``) of the same form, ``MAX_NESTING`` deep."""
+    if set(value) != {"args", "kwargs"}:
+        return "", f"has the keys {sorted(value)}, expected args and kwargs"
+    if not isinstance(value["args"], list):
+        return ".args", f"is {_kind(value['args'])}, expected a list"
+    if not isinstance(value["kwargs"], dict):
+        return ".kwargs", f"is {_kind(value['kwargs'])}, expected an object"
+    parts = [(f".args[{i}]", v) for i, v in enumerate(value["args"])]
+    parts += [(f".kwargs[{k!r}]", v) for k, v in value["kwargs"].items()]
+    for where, item in parts:
+        problem = _argument_problem(item, nesting, 1)
+        if problem:
+            return where + problem[0], problem[1]
+    return None
+
+
+def _argument_problem(value: Any, nesting: int, depth: int) -> tuple[str, str] | None:
+    """What is wrong with one recorded constructor argument, as ``_constructor_problem`` says it."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else ("", "is not a finite number")
+    if depth > MAX_ARGUMENT_DEPTH:
+        return "", f"nests lists or objects more than {MAX_ARGUMENT_DEPTH} deep"
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            problem = _argument_problem(item, nesting, depth + 1)
+            if problem:
+                return f"[{i}]{problem[0]}", problem[1]
+        return None
+    if not isinstance(value, dict):
+        return "", f"is {_kind(value)}, expected a JSON value"
+    if CONSTRUCTION not in value:
+        for key, item in value.items():
+            problem = ("", "has a key that is no str") if not isinstance(key, str) else _argument_problem(
+                item, nesting, depth + 1)
+            if problem:
+                return f"[{key!r}]{problem[0]}", problem[1]
+        return None
+    if len(value) != 1:
+        return "", f"holds {CONSTRUCTION!r} beside other keys (a construction is an object of that key alone)"
+    where, built = f"[{CONSTRUCTION!r}]", value[CONSTRUCTION]
+    if not isinstance(built, dict):
+        return where, f"is {_kind(built)}, expected an object"
+    if set(built) != {"class_name", "library", "args", "kwargs"}:
+        return where, f"has the keys {sorted(built)}, expected class_name, library, args and kwargs"
+    name, library = built["class_name"], built["library"]
+    if not (isinstance(name, str) and name.isidentifier()):
+        return f"{where}.class_name", f"is {_short(name)}, expected a class name"
+    if library is not None and library not in CONSTRUCTION_LIBRARIES:
+        return f"{where}.library", f"is {_short(library)}, expected null or one of {', '.join(CONSTRUCTION_LIBRARIES)}"
+    if nesting + 1 >= MAX_NESTING:
+        return where, f"nests constructions more than {MAX_NESTING} deep"
+    problem = _constructor_problem({"args": built["args"], "kwargs": built["kwargs"]}, nesting + 1)
+    return (where + problem[0], problem[1]) if problem else None
 
 
 # --------------------------------------------------------------------------- run.json
@@ -458,9 +532,10 @@ class ModelRecord(Record):
     """How ``trained`` is known (a ``TRAINED_HOW`` key)."""
     built_at: BuiltAt | None = None
     """Where the student's code built it."""
-    constructor: dict[str, Any] | None = None
+    constructor: dict[str, Any] | None = field(default=None, metadata=_rule(_optional(_constructor_problem)))
     """The arguments its class's constructor was called with, ``{"args": [...], "kwargs": {...}}``, when all were
-    plain values: what a second, clean process needs to build it again (``harness.checks.rebuild``)."""
+    plain values or modules the student's code built the same way (``CONSTRUCTION``): what a second, clean process
+    needs to build it again (``harness.checks.rebuild``)."""
     modules: tuple[ModuleEntry, ...] = ()
     """Its leaf modules."""
     layer_shapes: tuple[LayerShape, ...] = ()

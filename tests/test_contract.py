@@ -88,6 +88,21 @@ def test_a_malformed_run_record_names_its_field(change: dict, message: str) -> N
         RunRecord.from_json({**_run_json(), **change})
 
 
+def nested(depth: int) -> dict:
+    """A constructor argument: ``depth`` constructions nested in one another (the model holding it is one more)."""
+    inner = {"class_name": "Encoder", "library": None, "args": [], "kwargs": {}}
+    for _ in range(depth - 1):
+        inner = {"class_name": "Wrapper", "library": None, "args": [{"__gradebench_module__": inner}], "kwargs": {}}
+    return {"__gradebench_module__": inner}
+
+
+def test_a_nested_construction_within_the_cap_is_read() -> None:
+    """``Classifier(Sequential(Encoder()))``: three constructions, the most a record may nest."""
+    constructor = {"args": [nested(2), 0.5], "kwargs": {"labels": ["a", None]}}
+    record = ProbeRecord.from_json(probe_record(models=[{**MODEL, "constructor": constructor}]))
+    assert record.models[0].constructor == constructor
+
+
 @pytest.mark.parametrize(
     ("model", "message"),
     [
@@ -98,6 +113,23 @@ def test_a_malformed_run_record_names_its_field(change: dict, message: str) -> N
         ({"built_at": {"file": "q1.py", "line": "12", "function": "f", "label": "x"}},
          r"models\[0\]\.built_at\.line is str, expected int"),
         ({"modules": [{"path": "fc", "type": "Linear", "hyper": []}]}, r"models\[0\]\.modules\[0\]\.hyper is a list"),
+        ({"constructor": {"args": [{"__gradebench_module__": {"class_name": "os.system", "library": None, "args": [],
+                                                              "kwargs": {}}}], "kwargs": {}}},
+         r"models\[0\]\.constructor\.args\[0\]\['__gradebench_module__'\]\.class_name is 'os\.system', expected a "
+         r"class name"),
+        ({"constructor": {"args": [], "kwargs": {"encoder": {"__gradebench_module__": {
+            "class_name": "Popen", "library": "subprocess", "args": [], "kwargs": {}}}}}},
+         r"models\[0\]\.constructor\.kwargs\['encoder'\]\['__gradebench_module__'\]\.library is 'subprocess', "
+         r"expected null or one of torch\.nn"),
+        ({"constructor": {"args": [{"__gradebench_module__": {"class_name": "Encoder", "library": None,
+                                                              "args": "12", "kwargs": {}}}], "kwargs": {}}},
+         r"models\[0\]\.constructor\.args\[0\]\['__gradebench_module__'\]\.args is str, expected a list"),
+        ({"constructor": {"args": [[{"__gradebench_module__": {}, "latent": 12}]], "kwargs": {}}},
+         r"models\[0\]\.constructor\.args\[0\]\[0\] holds '__gradebench_module__' beside other keys"),
+        ({"constructor": {"args": [nested(3)], "kwargs": {}}},
+         r"models\[0\]\.constructor(\.args\[0\]\['__gradebench_module__'\]){3} nests constructions more than 3 deep"),
+        ({"constructor": {"args": [1], "kwargs": {}, "library": "torch.nn"}},
+         r"models\[0\]\.constructor has the keys \['args', 'kwargs', 'library'\], expected args and kwargs"),
     ],
 )
 def test_a_forged_type_is_refused(model: dict, message: str) -> None:

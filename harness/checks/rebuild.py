@@ -8,8 +8,9 @@ and the predictions the student's run exported would have to be taken on trust. 
    that trains, loads data or touches the grader (found by ``ast`` on the host: nothing is run here);
 2. ``Rebuilder`` runs ``harness.probes.rebuild`` in a fresh sandbox (the same sandbox and limits, no
    network, a fresh copy of the submission's files, not the workspace the run left): it executes those
-   definitions, builds the recorded class with the constructor arguments the construction hook recorded,
-   loads the exported weights, runs the host's evaluation images, and writes its outputs;
+   definitions, builds the recorded class with the constructor arguments the construction hook recorded
+   (a module among them is built first, from its own recorded construction), loads the exported weights,
+   runs the host's evaluation images, and writes its outputs;
 3. ``harness.checks.verify`` believes the exported predictions only when they agree with those outputs.
 
 A rebuild's result depends only on what goes into it (:func:`rebuild_key`: the definitions, the class and its
@@ -140,7 +141,8 @@ class Rebuilder:
         code = definitions(source_blocks(self.submission.root / self.source))
         request = {"class_name": class_name, "args": constructor["args"], "kwargs": constructor["kwargs"]}
         limits = replace(self.limits, wall_s=min(self.limits.wall_s, REBUILD_WALL_S), cell_timeout_s=None, gpu=False)
-        why = "its constructor's arguments were not plain values the grader could record, and " if unrecorded else ""
+        why = ("its constructor's arguments were not plain values (or modules built from plain values) the grader "
+               "could record, and ") if unrecorded else ""
         key = rebuild_key(code, request, weights, inputs, limits, self.submission.content_hash)
         kept = self._cached(key)
         if kept is not None:

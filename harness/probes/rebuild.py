@@ -9,6 +9,11 @@ exported) and ``inputs.pt`` (the host's evaluation images, preprocessed as the s
 This process runs the definitions, constructs the class with those arguments, loads the weights
 strictly, and writes the model's outputs on every input to ``outputs.pt`` (flattened per row, as the
 probe exports them), or ``result.json`` with ``{"error": ...}`` saying why it could not.
+
+An argument that was a module the student's code built (``Classifier(ConvEncoder(12))``) is recorded as that
+module's construction (``harness.contract.CONSTRUCTION``): it is built first, from the definitions' class or
+torch.nn's own, with its own recorded arguments, and passed in. Its weights are the outer model's too (they
+are in its state_dict), so they come from the export like the rest, never from the run.
 """
 
 from __future__ import annotations
@@ -40,13 +45,9 @@ def rebuild(folder: Path) -> str:
         except Exception as error:
             line = source.splitlines()[statement.lineno - 1].strip()[:120]
             failed = failed or f" (`{line}` failed: {type(error).__name__}: {error})"
-    cls = namespace.get(request["class_name"])
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        return f"no class {request['class_name']} is defined in your code outside the cells that ran it{failed}"
-    try:
-        model = cls(*request["args"], **request["kwargs"])
-    except BaseException as error:
-        return f"{request['class_name']}(...) fails on its own ({type(error).__name__}: {error})"
+    model = _build({**request, "library": None}, namespace, failed)
+    if isinstance(model, str):
+        return model
     state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
     try:
         model.load_state_dict(state, strict=True)
@@ -64,6 +65,64 @@ def rebuild(folder: Path) -> str:
         return "its forward pass is random (two runs on the same test images differ), so no run can reproduce its outputs"
     torch.save(first.contiguous(), folder / "outputs.pt")
     return ""
+
+
+class _Unbuildable(Exception):
+    """A construction in the request could not be built: the message says which and why."""
+
+
+def _build(request: dict, namespace: dict, failed: str):
+    """A new module as ``request`` (``{"class_name", "library", "args", "kwargs"}``) records it, its module
+    arguments (``CONSTRUCTION``) built first; or why it could not be built (a sentence)."""
+    try:
+        return _construct(request, namespace, failed)
+    except _Unbuildable as error:
+        return str(error)
+
+
+def _construct(request: dict, namespace: dict, failed: str):
+    from torch import nn
+
+    from harness.contract import CONSTRUCTION
+
+    def argument(value):
+        if isinstance(value, dict) and CONSTRUCTION in value:  # the host's contract checked its form
+            return _construct(value[CONSTRUCTION], namespace, failed)
+        return value
+
+    name = request["class_name"]
+    if request["library"] == "torch.nn":
+        cls = getattr(nn, name, None)
+    else:
+        cls = namespace.get(name)
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            cls = _imported_class(name)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise _Unbuildable(f"no class {name} is defined in your code outside the cells that ran it{failed}")
+    args = [argument(value) for value in request["args"]]
+    kwargs = {key: argument(value) for key, value in request["kwargs"].items()}
+    try:
+        return cls(*args, **kwargs)
+    except BaseException as error:
+        raise _Unbuildable(f"{name}(...) fails on its own ({type(error).__name__}: {error})") from None
+
+
+def _imported_class(name: str):
+    """The module class ``name`` defined in one of the submission's own modules that the definitions imported, when
+    exactly one class has that name there (``main.py`` runs ``import trainers.q2``, which builds a ``Classifier`` it
+    imported from ``models/encoder.py``: main.py's definitions never name it); else None."""
+    from torch import nn
+
+    folder = os.path.realpath(os.getcwd())
+    found = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not path or not os.path.realpath(path).startswith(folder + os.sep):
+            continue
+        cls = getattr(module, name, None)
+        if isinstance(cls, type) and issubclass(cls, nn.Module):
+            found.add(cls)
+    return found.pop() if len(found) == 1 else None
 
 
 def _outputs(model, inputs, seed: int):

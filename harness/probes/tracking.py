@@ -14,6 +14,12 @@ none of them costing Python work per training step beyond one global optimizer h
   forward pass after its construction (a global forward pre-hook installed only while some model
   waits for its fingerprint, removed on the first call) and compared when the probe asks.
 
+How it was built is recorded too, for a second, clean process to build it again: its constructor's
+arguments when each is a plain value, or a module recorded here itself (``Classifier(ConvEncoder(12))``:
+the encoder's own construction, nested; ``harness.contract.CONSTRUCTION``). So is how each part of a
+model was built (``AE(enc=Frozen(clf.enc))``), and ``copy.deepcopy``, which builds a module without its
+constructor, notes a copy of a recorded module as built like its original.
+
 Memory is bounded: at most ``MAX_KEPT`` models and ``MAX_KEPT_BYTES`` of parameters are held;
 beyond that the untrained ones go first, oldest first, and ``dropped`` says which (the probe
 reports it). A released model is still found if the student's code keeps it alive itself.
@@ -26,6 +32,8 @@ or runs anything itself.
 
 from __future__ import annotations
 
+import copy
+import copyreg
 import functools
 import linecache
 import os
@@ -40,6 +48,7 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from harness.contract import TRAINED_HOW  # noqa: F401  (how ``trained`` is known: the keys this module records)
+from harness.contract import CONSTRUCTION, MAX_NESTING
 
 MAX_KEPT = 24
 """Models held alive at most (the probe inspects at most a dozen anyway)."""
@@ -58,6 +67,8 @@ FINGERPRINT_SAMPLES = 64
 
 
 _MODULE_INIT = nn.Module.__init__
+_RECONSTRUCT = copy._reconstruct  # type: ignore[attr-defined]  # what copy.deepcopy does with an object's reduction
+_DISPATCH_TABLE = copyreg.dispatch_table
 _LOAD_STATE_DICT = nn.Module.load_state_dict
 _NAMED_PARAMETERS = nn.Module.named_parameters
 _NAMED_MODULES = nn.Module.named_modules
@@ -101,7 +112,12 @@ class Built:
     """Bytes of its parameters when its fingerprint was taken."""
     arguments: dict[str, Any] | None = None
     """Its class's constructor arguments, ``{"args": [...], "kwargs": {...}}``, when every one is a plain value
-    (``plain_value``), so that a second process can build it again; None otherwise."""
+    (``plain_value``) or a module recorded here with arguments of its own (``construction``), so that a second
+    process can build it again; None otherwise."""
+    library: str | None = None
+    """``torch.nn`` when its class is one of torch.nn's own (``nn.Linear``); None for any other class."""
+    nesting: int = 1
+    """Constructions in its record: 1, plus the deepest of the modules among its arguments."""
 
     @property
     def module(self) -> nn.Module | None:
@@ -173,6 +189,10 @@ class Tracker:
     """Modules recorded so far (the next one's ``order``)."""
     workspace: str | None = None
     """The submission's folder: files in messages are named relative to it."""
+    others: dict[int, tuple[weakref.ReferenceType[nn.Module], Construction]] = field(default_factory=dict)
+    """How modules that are no candidates were built, by id (the module, and its construction): parts another
+    module's ``__init__`` built with recordable arguments (``AE(enc=Frozen(clf.enc))``), and ``copy.deepcopy``
+    copies of recorded modules, built as their originals (``Classifier(copy.deepcopy(pretrained.encoder))``)."""
 
 
 _ACTIVE: Tracker | None = None
@@ -187,6 +207,8 @@ def install(workspace: str | None = None) -> Tracker:
     tracker.handles.append(_REGISTER_STEP_POST_HOOK(_on_step))
     nn.Module.__init__ = _tracked_init  # type: ignore[method-assign]
     nn.Module.load_state_dict = _tracked_load_state_dict  # type: ignore[method-assign]
+    if "__deepcopy__" not in vars(nn.Module):  # copy.deepcopy's own way for modules (this torch's) is kept as it is
+        nn.Module.__deepcopy__ = _tracked_deepcopy  # type: ignore[attr-defined]
     _ACTIVE = tracker
     return tracker
 
@@ -199,6 +221,8 @@ def stop() -> Tracker | None:
         return None
     nn.Module.__init__ = _MODULE_INIT  # type: ignore[method-assign]
     nn.Module.load_state_dict = _LOAD_STATE_DICT  # type: ignore[method-assign]
+    if vars(nn.Module).get("__deepcopy__") is _tracked_deepcopy:
+        del nn.Module.__deepcopy__  # nn.Module had none of its own
     for handle in [*tracker.handles, tracker.forward_handle]:
         if handle is not None:
             handle.remove()
@@ -228,6 +252,34 @@ def _tracked_load_state_dict(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
     return result
 
 
+def _tracked_deepcopy(self: nn.Module, memo: dict[int, Any]) -> nn.Module:
+    """``copy.deepcopy(module)`` as without this hook (the object's reduction, rebuilt); a copy of a module recorded
+    with its arguments is noted in ``Tracker.others``, so that a model built from the copy can be built again."""
+    reductor = _DISPATCH_TABLE.get(type(self))
+    reduction = reductor(self) if reductor else self.__reduce_ex__(4)
+    if isinstance(reduction, str):
+        return self
+    copied = _RECONSTRUCT(self, memo, *reduction)
+    tracker = _ACTIVE
+    if tracker is not None:
+        try:
+            original = construction(tracker, self)
+            if original is not None:
+                _note(tracker, copied, original)
+        except Exception:  # recording must never break the student's code
+            pass
+    return copied
+
+
+def _note(tracker: Tracker, module: nn.Module, built: Construction) -> None:
+    """Keep how ``module`` (no candidate) was built in ``Tracker.others``, released ones pruned when it fills."""
+    if len(tracker.others) >= MAX_RECORDS:
+        tracker.others = {k: v for k, v in tracker.others.items() if v[0]() is not None}
+        if len(tracker.others) >= MAX_RECORDS:
+            return
+    tracker.others[id(module)] = (weakref.ref(module), built)
+
+
 def _record(tracker: Tracker, module: nn.Module) -> None:
     """Record ``module`` unless another module's ``__init__`` is building it (then it is a part of that one)."""
     if isinstance(module, _LOSS):
@@ -242,7 +294,11 @@ def _record(tracker: Tracker, module: nn.Module) -> None:
     for _ in range(MAX_FRAMES):
         owner = _init_self(outer)
         if owner is not None and owner is not module and isinstance(owner, _MODULE):
-            return  # built inside another module's __init__
+            # built inside another module's __init__: a part, no candidate; how, in case a model is built from it
+            arguments, nesting = _arguments(own, tracker)
+            if arguments is not None:
+                _note(tracker, module, Construction(type(module).__name__, _library(type(module)), arguments, nesting))
+            return
         outer = outer.f_back
         if outer is None:
             break
@@ -252,8 +308,10 @@ def _record(tracker: Tracker, module: nn.Module) -> None:
             tracker.full = True
             tracker.dropped.append(f"more than {MAX_RECORDS:,} models were built; later ones were not recorded")
             return
+    arguments, nesting = _arguments(own, tracker)
     built = Built(weakref.ref(module), module, type(module).__name__, site.f_code.co_filename, site.f_lineno,
-                  site.f_code.co_name, tracker.count, arguments=_arguments(own))
+                  site.f_code.co_name, tracker.count, arguments=arguments, library=_library(type(module)),
+                  nesting=nesting)
     tracker.count += 1
     tracker.built.append(built)
     tracker.pending.append(built)
@@ -263,20 +321,27 @@ def _record(tracker: Tracker, module: nn.Module) -> None:
         _make_room(tracker, building=built)
 
 
+def _library(cls: type) -> str | None:
+    """``torch.nn`` for one of torch.nn's own classes (``nn.Linear``), else None (the student's definitions')."""
+    return "torch.nn" if cls.__module__.startswith("torch.nn.") and getattr(nn, cls.__name__, None) is cls else None
+
+
 MAX_PLAIN_ITEMS = 100
 """Items a recorded constructor argument (a list or dict) may hold."""
 
 _CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08
 
 
-def _arguments(frame: Any) -> dict[str, Any] | None:
-    """The arguments an ``__init__`` frame was called with, as plain values; None if one is not plain.
+def _arguments(frame: Any, tracker: Tracker) -> tuple[dict[str, Any] | None, int]:
+    """The arguments an ``__init__`` frame was called with, as plain values and constructions (a module among them
+    that this tracker recorded with arguments of its own, ``construction``); None if one is neither. With the
+    record's ``nesting`` (1, or 1 plus its deepest construction's).
 
     Read when ``nn.Module.__init__`` runs (usually the constructor's first line), so they are the values
     passed. No frame: the class has no ``__init__`` of its own and took no arguments.
     """
     if frame is None:
-        return {"args": [], "kwargs": {}}
+        return {"args": [], "kwargs": {}}, 1
     code, values = frame.f_code, frame.f_locals
     names = code.co_varnames
     positional = list(names[1 : code.co_argcount])  # without self
@@ -289,10 +354,55 @@ def _arguments(frame: Any) -> dict[str, Any] | None:
         kwargs = {name: values[name] for name in keyword}
         kwargs.update(values[starstar] if starstar else {})
     except KeyError:  # a parameter deleted before super().__init__()
-        return None
-    if not (plain_value(args) and plain_value(kwargs)):
-        return None
-    return {"args": args, "kwargs": kwargs}
+        return None, 1
+    if len(args) > MAX_PLAIN_ITEMS or len(kwargs) > MAX_PLAIN_ITEMS:
+        return None, 1
+    nesting = 1
+    for index, value in [*enumerate(args), *kwargs.items()]:
+        if not isinstance(value, _MODULE):
+            if not plain_value(value, 1):
+                return None, 1
+            continue
+        inner = construction(tracker, value)
+        if inner is None:
+            return None, 1
+        (args if isinstance(index, int) else kwargs)[index] = {CONSTRUCTION: inner.record()}
+        nesting = max(nesting, inner.nesting + 1)
+    return ({"args": args, "kwargs": kwargs}, nesting) if nesting <= MAX_NESTING else (None, 1)
+
+
+def construction(tracker: Tracker, module: nn.Module) -> Construction | None:
+    """How ``module`` was built, when this tracker recorded its construction (this very object) with its arguments;
+    None for a module built by something the tracker did not see: before the tracker started, or loaded whole, or
+    with arguments it could not record. A part another module's ``__init__`` built, and a ``copy.deepcopy`` of a
+    recorded module (built as its original was), are found in ``Tracker.others``."""
+    ref, other = tracker.others.get(id(module), (None, None))
+    if ref is not None and ref() is module:  # first: a part's layers are looked up for every part built
+        return other
+    for built in reversed(tracker.built):
+        if built.ref() is module:
+            if built.arguments is None:
+                return None
+            return Construction(built.class_name, built.library, built.arguments, built.nesting)
+    return None
+
+
+@dataclass(frozen=True)
+class Construction:
+    """A module among another's constructor arguments, as the record names it (``CONSTRUCTION``)."""
+
+    class_name: str
+    """Its class's name."""
+    library: str | None
+    """``torch.nn`` for torch.nn's own classes; None: a class of the student's definitions."""
+    arguments: dict[str, Any]
+    """Its own constructor record, ``{"args", "kwargs"}`` (constructions inside already)."""
+    nesting: int
+    """Constructions in its record, itself included."""
+
+    def record(self) -> dict[str, Any]:
+        """The value under ``CONSTRUCTION``: ``{"class_name", "library", "args", "kwargs"}``."""
+        return {"class_name": self.class_name, "library": self.library, **self.arguments}
 
 
 def plain_value(value: Any, depth: int = 0) -> bool:
@@ -307,6 +417,8 @@ def plain_value(value: Any, depth: int = 0) -> bool:
     if isinstance(value, (list, tuple)):
         return len(value) <= MAX_PLAIN_ITEMS and all(plain_value(v, depth + 1) for v in value)
     if isinstance(value, dict):
+        if CONSTRUCTION in value:  # the key that marks a module's construction: no dict the student passed holds it
+            return False
         return len(value) <= MAX_PLAIN_ITEMS and all(
             isinstance(k, str) and plain_value(v, depth + 1) for k, v in value.items())
     return False

@@ -7,6 +7,7 @@ the host's test images run through it; only predictions that agree with that run
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -70,6 +71,30 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.fc(x.flatten(1))
+'''
+
+
+NESTED = '''
+class Encoder(nn.Module):
+    """A student's encoder, handed to the classifier built on it (idl-ex2's Classifier(encoder))."""
+
+    def __init__(self, latent):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3)
+        self.fc = nn.Linear(8 * 13 * 13, latent)
+
+    def forward(self, x):
+        return self.fc(F.max_pool2d(F.relu(self.conv(x)), 2).flatten(1))
+
+
+class Classifier(nn.Module):
+    def __init__(self, encoder, latent, classes=10):
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Sequential(nn.ReLU(), nn.Linear(latent, classes))
+
+    def forward(self, x):
+        return self.head(self.encoder(x))
 '''
 
 
@@ -138,7 +163,8 @@ def test_plain_constructor_arguments_are_recorded_and_others_are_not() -> None:
         tracking.stop()
     arguments = {b.class_name: b.arguments for b in tracker.built if b.module is not None}
     assert arguments["Net"] == {"args": [16], "kwargs": {"classes": 4}} and own.fc2.out_features == 4
-    assert arguments["Wraps"] is None  # a module is no plain value: this one cannot be rebuilt
+    assert arguments["Wraps"] == {"args": [{"__gradebench_module__": {  # a module is built first, as recorded
+        "class_name": "Linear", "library": "torch.nn", "args": [2, 2, True, None, None], "kwargs": {}}}], "kwargs": {}}
     assert arguments["Linear"] == {"args": [3, 2, True, None, None], "kwargs": {}}  # every parameter, in order
     assert plain.in_features == 3
 
@@ -240,5 +266,84 @@ def test_without_a_constructor_record_the_class_is_built_without_arguments(tmp_p
     result = grade(tmp_path / "net", hidden, submission, "Net", None, network, perfect(labels))
     assert result.details["verified"] is False
     assert result.details["note"] == (
-        f"{UNVERIFIED_NOTE} (its constructor's arguments were not plain values the grader could record, and "
-        "Net(...) fails on its own (TypeError: Net.__init__() missing 1 required positional argument: 'hidden'))")
+        f"{UNVERIFIED_NOTE} (its constructor's arguments were not plain values (or modules built from plain values) "
+        "the grader could record, and Net(...) fails on its own (TypeError: Net.__init__() missing 1 required "
+        "positional argument: 'hidden'))")
+
+
+def built_and_recorded(namespace: dict, construction: str) -> tuple[nn.Module, dict]:
+    """The model ``construction`` builds (test code, run here) and its constructor record as probe.json carries it."""
+    tracker = tracking.install()
+    try:
+        model = eval(construction, namespace)  # the test's own line
+    finally:
+        tracking.stop()
+    built = next(b for b in tracker.built if b.module is model)
+    return model, json.loads(json.dumps(built.arguments))
+
+
+@pytest.mark.parametrize("construction", [
+    "Classifier(Encoder(12), 12)",
+    "Classifier(nn.Sequential(nn.Flatten(), nn.Linear(784, 12)), latent=12)",  # torch.nn's own, passed in
+])
+def test_a_classifier_built_on_an_encoder_is_rebuilt_and_verified(tmp_path, hidden, construction) -> None:
+    """The rebuild builds the encoder first, passes it in, and loads the exported weights, the encoder's among
+    them: predictions of a trained encoder (weights no new one starts with) are verified, nothing is held."""
+    images, labels = hidden
+    submission = notebook_submission(tmp_path, IMPORTS, NESTED, f"classifier = {construction}\ntrain(classifier)")
+    network, constructor = built_and_recorded(defined(IMPORTS, NESTED), construction)
+    with torch.no_grad():
+        for parameter in network.encoder.parameters():
+            parameter.add_(torch.randn_like(parameter))  # the run trained it: a new encoder's weights differ
+        outputs = network.eval()(normalised(images))
+    result = grade(tmp_path, hidden, submission, "Classifier", constructor, network, outputs)
+    assert (result.status, result.details["verified"], result.held) == ("passed", True, "")
+    assert result.details["note"] == (
+        "outputs verified: a second, clean run of your class with the weights your notebook exported agrees on "
+        f"100.0% of {IMAGES} test images")
+
+
+def test_a_nested_models_predictions_from_other_weights_are_refused(tmp_path, hidden) -> None:
+    """A forged record: the exported weights are an untrained classifier's, the predictions the hidden labels. The
+    rebuilt Classifier(Encoder(12)) computes what those weights compute, not what the record claims."""
+    images, labels = hidden
+    submission = notebook_submission(tmp_path, IMPORTS, NESTED, "classifier = Classifier(Encoder(12), 12)")
+    network, constructor = built_and_recorded(defined(IMPORTS, NESTED), "Classifier(Encoder(12), 12)")
+    with torch.inference_mode():
+        own_run = network.eval()(normalised(images)).argmax(1).numpy()
+    result = grade(tmp_path, hidden, submission, "Classifier", constructor, network, perfect(labels))
+    assert (result.status, result.score, result.details["verified"]) == ("failed", 0.0, True)
+    assert result.message.startswith(
+        "the predictions your notebook exported are not what your network computes on the test images: the grader "
+        "built your class again in a clean process from your definitions")
+    assert result.details["measured"] == pytest.approx((own_run == labels).mean())
+
+
+def test_an_encoder_the_definitions_do_not_define_leaves_the_predictions_unverified(tmp_path, hidden) -> None:
+    """The encoder's class came from a module not handed in: the note names the class the rebuild lacked."""
+    images, labels = hidden
+    classifier_only = NESTED.split("class Classifier")[0].replace("Encoder", "Unused")
+    classifier_only += "from encoders_not_handed_in import Encoder\n\nclass Classifier"
+    classifier_only += NESTED.split("class Classifier")[1]
+    submission = notebook_submission(tmp_path, IMPORTS, classifier_only, "classifier = Classifier(Encoder(12), 12)")
+    network, constructor = built_and_recorded(defined(IMPORTS, NESTED), "Classifier(Encoder(12), 12)")
+    result = grade(tmp_path, hidden, submission, "Classifier", constructor, network, perfect(labels))
+    assert result.details["verified"] is False
+    assert result.details["note"] == (
+        f"{UNVERIFIED_NOTE} (no class Encoder is defined in your code outside the cells that ran it (`from "
+        "encoders_not_handed_in import Encoder` failed: ModuleNotFoundError: No module named "
+        "'encoders_not_handed_in'))")
+
+
+def test_a_class_only_a_helper_module_names_is_found_where_the_definitions_imported_it(tmp_path, hidden) -> None:
+    """``import common as helpers`` (idl-ex2's odd_layout: main.py imports trainers that import the networks): the
+    definitions never name Net, but the one module class of that name the submission's own modules define is it."""
+    images, labels = hidden
+    submission = notebook_submission(tmp_path, IMPORTS, "import common as helpers", "model = helpers.Net(32)")
+    (submission.root / "common.py").write_text(IMPORTS.replace("%matplotlib inline", "") + OWN_CLASS, encoding="utf-8")
+    submission = replace(submission, files=("cnn.ipynb", "common.py"))
+    network = defined(IMPORTS, OWN_CLASS)["Net"](32)
+    with torch.inference_mode():
+        outputs = network.eval()(normalised(images))
+    result = grade(tmp_path, hidden, submission, "Net", {"args": [32], "kwargs": {}}, network, outputs)
+    assert (result.status, result.details["verified"], result.held) == ("passed", True, "")

@@ -289,3 +289,81 @@ def test_a_model_rebound_at_top_level_is_described_by_where_it_was_built(tracked
     _, note = select_model(record["models"], ("model",))
     assert note == (f"graded `model`, built at top level in runs.py (line {line}) and no longer bound to a name "
                     "(an instance of AE, trained: an optimizer stepped it)")
+
+
+NESTED = """
+class Head(nn.Module):
+    def __init__(self, encoder, classes=10):
+        super().__init__()
+        self.encoder = encoder
+        self.fc = nn.Linear(2, classes)
+
+    def forward(self, x):
+        return self.fc(self.encoder(x))
+
+
+class Encoder(nn.Module):
+    def __init__(self, latent=2):
+        super().__init__()
+        self.fc = nn.Linear(8, latent)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+
+def test_a_module_passed_to_a_constructor_is_recorded_as_its_own_construction(tracked, tmp_path):
+    """``Head(Encoder(2))``: the encoder's construction (class and arguments) is the argument's record, nested; so
+    are torch.nn's own classes, a part another model built (``Head(ae.encoder)``) and a ``copy.deepcopy`` of a
+    recorded encoder (built the same way)."""
+    namespace = run_student(tmp_path, NESTED + """
+import copy
+head = Head(Encoder(latent=2), classes=3)
+sequential = Head(nn.Sequential(nn.Linear(8, 2)))
+copied = Head(copy.deepcopy(head.encoder))
+ae = AE()
+part = Head(ae.encoder)
+""")
+    record = probe_locals(tmp_path, namespace)
+    ProbeRecord.from_json(record)  # the nested records are the contract's
+    models = by_name(record)
+    encoder = {"__gradebench_module__": {"class_name": "Encoder", "library": None, "args": [2], "kwargs": {}}}
+    assert models["head"]["constructor"] == {"args": [encoder, 3], "kwargs": {}}
+    assert models["copied"]["constructor"] == {"args": [encoder, 10], "kwargs": {}}
+    linear = {"class_name": "Linear", "library": "torch.nn", "args": [8, 2, True, None, None], "kwargs": {}}
+    sequential = {"class_name": "Sequential", "library": "torch.nn",
+                  "args": [{"__gradebench_module__": linear}], "kwargs": {}}
+    assert models["sequential"]["constructor"] == {"args": [{"__gradebench_module__": sequential}, 10], "kwargs": {}}
+    layers = models["part"]["constructor"]["args"][0]["__gradebench_module__"]["args"]  # AE's nn.Sequential(...)
+    assert [layer["__gradebench_module__"]["class_name"] for layer in layers] == ["Linear", "ReLU", "Linear"]
+    tracking.stop()
+    assert "__deepcopy__" not in vars(nn.Module)  # stop() gives copy.deepcopy back its own way
+
+
+def test_a_module_built_by_something_untracked_stays_unrecordable(tracked, tmp_path):
+    """A part built with an argument that is no plain value, a module loaded whole, a dict forged to look like a
+    construction, and constructions nested deeper than the cap: none can be built again, so none is recorded."""
+    namespace = run_student(tmp_path, NESTED + """
+import io
+ae = AE()
+fit(ae)
+class OnDevice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 2, device=torch.device("cpu"))  # a torch.device: no plain value
+
+inner = Head(OnDevice().fc)
+buffer = io.BytesIO()
+torch.save(nn.Linear(8, 2), buffer)  # unpickled: no constructor runs
+buffer.seek(0)
+loaded = Head(torch.load(buffer, weights_only=False))
+class Configured(Encoder):
+    def __init__(self, config):
+        super().__init__()
+
+forged = Configured({"__gradebench_module__": {"class_name": "Encoder", "library": None, "args": [], "kwargs": {}}})
+deep = Head(nn.Sequential(nn.Sequential(nn.Sequential(nn.Linear(8, 2)))))
+""")
+    models = by_name(probe_locals(tmp_path, namespace))
+    for name in ("inner", "loaded", "forged", "deep"):
+        assert "constructor" not in models[name], name
