@@ -20,7 +20,7 @@ from harness.architecture import (
     structural,
 )
 from harness.checks import CheckSpecLike, check, options
-from harness.rubric import CheckParams, Count, NoParams
+from harness.rubric import CheckParams, Count
 from harness.rubric import _resolve_spec as resolve_spec  # the rubric's own reading of module:Class
 from harness.rubric import resolves_specs, spec_signature
 

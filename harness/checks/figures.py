@@ -275,7 +275,7 @@ def check_figure_kind(ctx: CheckContext, spec: CheckSpecLike) -> None:
     seen = "; ".join(f.describe() for f in figures[:8]) + (f"; and {len(figures) - 8} more" if len(figures) > 8 else "")
     message = f"the task asks for {count} {wanted}{titled}; your code showed {len(matching)} (figures seen: {seen})"
     if title is not None and any(kind in f.kinds() for f in figures):
-        message += f": give the plot a title or labels that say what it shows (plt.title(...))"
+        message += ": give the plot a title or labels that say what it shows (plt.title(...))"
     if matching:
         raise Partial(len(matching) / count, message)
     raise AssertionError(message)

@@ -32,7 +32,6 @@ BATCH = 1_000
 def rebuild(folder: Path) -> str:
     """Do the work described above; returns "" on success, else why the model could not be built or run."""
     import torch
-    from torch import nn
 
     request = json.loads((folder / "request.json").read_text(encoding="utf-8"))
     namespace: dict = {"__name__": "__gradebench_definitions__"}
