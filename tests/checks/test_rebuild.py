@@ -213,11 +213,17 @@ def test_a_class_that_needs_the_run_stays_unverified_and_says_why(tmp_path, hidd
         f"{UNVERIFIED_NOTE} (Net(...) fails on its own (NameError: name 'width' is not defined))")
 
 
-def test_a_class_defined_in_a_helper_module_beside_the_notebook_is_rebuilt(tmp_path, hidden) -> None:
-    """``from common import Net`` (idl-ex2's reference keeps its classes in common.py): the rebuild imports it
-    from the notebook's folder, as the run did, and verifies the predictions: no points held."""
+@pytest.mark.parametrize("imports, building", [
+    # idl-ex2's reference keeps its classes in common.py
+    ("from common import Net", TRAINING),
+    # idl-ex2's odd_layout: main.py imports trainers that import the networks; the definitions never name Net
+    ("import common as helpers", "model = helpers.Net(32)"),
+], ids=["from-import", "module-import"])
+def test_a_class_defined_in_a_helper_module_beside_the_notebook_is_rebuilt(tmp_path, hidden, imports, building) -> None:
+    """The rebuild imports the helper module from the notebook's folder, as the run did, finds the one class of that
+    name the submission's own modules define, and verifies the predictions: no points held."""
     images, labels = hidden
-    submission = notebook_submission(tmp_path, IMPORTS, "from common import Net", TRAINING)
+    submission = notebook_submission(tmp_path, IMPORTS, imports, building)
     (submission.root / "common.py").write_text(IMPORTS.replace("%matplotlib inline", "") + OWN_CLASS, encoding="utf-8")
     submission = replace(submission, files=("cnn.ipynb", "common.py"))
     network = defined(IMPORTS, OWN_CLASS)["Net"](32)
@@ -335,15 +341,3 @@ def test_an_encoder_the_definitions_do_not_define_leaves_the_predictions_unverif
         "'encoders_not_handed_in'))")
 
 
-def test_a_class_only_a_helper_module_names_is_found_where_the_definitions_imported_it(tmp_path, hidden) -> None:
-    """``import common as helpers`` (idl-ex2's odd_layout: main.py imports trainers that import the networks): the
-    definitions never name Net, but the one module class of that name the submission's own modules define is it."""
-    images, labels = hidden
-    submission = notebook_submission(tmp_path, IMPORTS, "import common as helpers", "model = helpers.Net(32)")
-    (submission.root / "common.py").write_text(IMPORTS.replace("%matplotlib inline", "") + OWN_CLASS, encoding="utf-8")
-    submission = replace(submission, files=("cnn.ipynb", "common.py"))
-    network = defined(IMPORTS, OWN_CLASS)["Net"](32)
-    with torch.inference_mode():
-        outputs = network.eval()(normalised(images))
-    result = grade(tmp_path, hidden, submission, "Net", {"args": [32], "kwargs": {}}, network, outputs)
-    assert (result.status, result.details["verified"], result.held) == ("passed", True, "")
