@@ -103,11 +103,12 @@ def test_recalibrating_after_a_points_edit_reuses_the_references_runs(world) -> 
 
 
 def test_a_tas_review_of_held_points_rescores_without_running_anything(tmp_path: Path, small_data: Path) -> None:
-    """A class built from an argument no clean run can record: its accuracy is held; the TA's release or rejection
-    in the manual-scores file changes the score on the next grading, from the stored results alone."""
+    """A class built from an argument no clean run can record (a ``torch.device``; a module passed in is rebuilt from
+    its own record): its accuracy is held; the TA's release or rejection in the manual-scores file changes the score
+    on the next grading, from the stored results alone."""
     script = SCRIPT.read_text(encoding="utf-8")
-    script = script.replace("    def __init__(self):", "    def __init__(self, activation):")
-    script = script.replace("            nn.ReLU(),", "            activation,").replace("model = Net()", "model = Net(nn.ReLU())")
+    script = script.replace("    def __init__(self):", "    def __init__(self, device):")
+    script = script.replace("model = Net()", "model = Net(torch.device('cpu'))")
     batch = tmp_path / "batch" / "ann"
     batch.mkdir(parents=True)
     (batch / SCRIPT.name).write_text(script, encoding="utf-8")
