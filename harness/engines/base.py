@@ -218,21 +218,19 @@ class Engine:
             **_gpu_environment(settings.limits),
             **settings.env,
         }
-        held = {"gate": gate} if gate is not None else {}  # sandboxes that cannot hold take no such argument
-        if not by_descriptor:
-            command = self.command(source, Path(config_path), artifacts, records, hold=gate is not None)
+        # sandboxes that cannot hold, or pass descriptors, take no such argument
+        extra: dict[str, Any] = {"gate": gate} if gate is not None else {}
+        descriptors = open_records(records) if by_descriptor else []
+        try:
+            if descriptors:
+                extra["pass_fds"] = descriptors
+            command = self.command(source, Path(config_path), artifacts, None if descriptors else records,
+                                   record_fds=descriptors, hold=gate is not None)
             result = self.sandbox.run(command, workspace=workspace, limits=settings.limits, mounts=mounts, env=env,
-                                      **held)
-        else:
-            descriptors = open_records(records)
-            try:
-                command = self.command(source, Path(config_path), artifacts, record_fds=descriptors,
-                                       hold=gate is not None)
-                result = self.sandbox.run(command, workspace=workspace, limits=settings.limits, mounts=mounts, env=env,
-                                          pass_fds=descriptors, **held)
-            finally:
-                for descriptor in descriptors:
-                    os.close(descriptor)
+                                      **extra)
+        finally:
+            for descriptor in descriptors:
+                os.close(descriptor)
         adopt_records(records, artifacts)
         return read_execution(source, result, artifacts)
 
