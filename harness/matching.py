@@ -34,6 +34,7 @@ import yaml
 
 from harness.errors import HarnessError
 from harness.rubric import Rubric, Task, did_you_mean
+from harness.syntax import parse
 
 CODE_SUFFIXES = (".ipynb", ".py")
 """Suffixes of the files that can serve a task."""
@@ -174,7 +175,7 @@ def _without_magics(code: str) -> str:
 
 def _parse(code: str) -> ast.Module | None:
     try:
-        return ast.parse(code)
+        return parse(code)
     except (SyntaxError, ValueError):
         return None
 

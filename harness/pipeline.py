@@ -62,6 +62,7 @@ from harness.sandbox import Gate, Sandbox, make_sandbox
 from harness.sandbox.quota import limited_folder, release_folder
 from harness.scoring import ManualScore, Review, score_load_failure, score_submission
 from harness.store import ResultStore, readable_report, report_from_dict
+from harness.syntax import parse
 
 if TYPE_CHECKING:  # torch and the modules that import it are imported where the host first needs them (its
     # checks, after the first sandboxed run), so that a grading command starts the first run without waiting
@@ -330,7 +331,7 @@ def _before_any_work(script: str, lineno: int) -> bool:
     """True when line ``lineno`` of ``script`` is a top-level import with nothing that does work before it
     (imports, definitions, constants and setup assignments only)."""
     try:
-        tree = ast.parse(script)
+        tree = parse(script)
     except (SyntaxError, ValueError):
         return True
     for node in tree.body:

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from harness.models import Limits, Submission
+from harness.syntax import parse
 
 REBUILD_WALL_S = 120.0
 """Seconds the rebuild may take at most (the run's own wall limit when lower)."""
@@ -62,7 +63,7 @@ def definitions(code_blocks: list[str]) -> str:
     for block in code_blocks:
         text = "\n".join("" if _MAGIC.match(line) else line for line in block.splitlines())
         try:
-            tree = ast.parse(text)
+            tree = parse(text)
         except (SyntaxError, ValueError):
             continue
         for statement in tree.body:

@@ -20,6 +20,7 @@ from pydantic import field_validator, model_validator
 
 from harness.checks import CheckSpecLike, check, options, reference_value
 from harness.rubric import CheckParams, Count, PositiveNumber, TaskId, did_you_mean
+from harness.syntax import parse
 
 if TYPE_CHECKING:  # imported where used: registering checks and validating a rubric must not import torch
     import torch
@@ -407,7 +408,7 @@ def torch_loss_names() -> tuple[str, ...]:
         if found is None or not found.submodule_search_locations:
             raise OSError("torch is not an installed package")
         init = Path(found.submodule_search_locations[0]) / "nn" / "modules" / "__init__.py"
-        tree = ast.parse(init.read_text(encoding="utf-8"))
+        tree = parse(init.read_text(encoding="utf-8"))
         listed = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
                       and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets))
         return tuple(sorted(n for n in listed if isinstance(n, str) and n.endswith("Loss")))

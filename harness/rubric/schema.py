@@ -39,6 +39,7 @@ from harness.contract import FIXED_INPUT_KINDS
 from harness.errors import RubricError
 from harness.rubric.messages import _declared_reason, did_you_mean, _problem
 from harness.rubric.params import _one_or_many, _python_name, references
+from harness.syntax import parse
 
 Dataset = Literal["mnist", "fashionmnist", "signs"]
 """Dataset names a rubric may list; the same names as ``harness.data.DATASETS``."""
@@ -704,7 +705,7 @@ def _source_signature(origin: str, module_name: str, class_name: str) -> inspect
     if not origin.endswith(".py"):
         return None
     try:
-        tree = ast.parse(Path(origin).read_bytes(), origin)
+        tree = parse(Path(origin).read_bytes(), origin)
     except (OSError, SyntaxError, ValueError):
         return None  # importing it says what is wrong
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
