@@ -33,18 +33,21 @@ demo: install
 	$(BIN)/gradebench overview $(OUT)
 
 # Every test, in two tiers: the fast unit tier first (checks, rubric, scoring, store, loading, sandbox and
-# engine units; about 2 minutes), then the end-to-end tier (graded samples, hostile corpus, crash safety,
+# engine units; in FAST_WORKERS pytest-xdist workers, a file's tests in one worker: about 2.5 minutes on 2 cores,
+# 5 in one process with FAST_WORKERS=0), then the end-to-end tier (graded samples, hostile corpus, crash safety,
 # reference training). The sample tests share one graded batch per assignment (tests/conftest.py).
 # `make test-e2e WORKERS=2` runs the end-to-end tier in two pytest-xdist workers, grouped so that a file's
 # tests, and the files sharing the graded sample batches, stay in one worker (each batch graded once).
 # Benchmarks are not part of it: `make bench`.
 WORKERS ?= 0
 XDIST := $(if $(filter-out 0,$(WORKERS)),-n $(WORKERS) --dist loadgroup)
+FAST_WORKERS ?= 2
+FAST_XDIST := $(if $(filter-out 0,$(FAST_WORKERS)),-n $(FAST_WORKERS) --dist loadfile)
 
 test: test-fast test-e2e
 
 test-fast: install
-	$(BIN)/pytest -m "not e2e and not bench" --benchmark-disable --durations=10
+	$(BIN)/pytest -m "not e2e and not bench" $(FAST_XDIST) --benchmark-disable --durations=10
 
 test-e2e: install
 	$(BIN)/pytest -m "e2e and not bench" $(XDIST) --benchmark-disable --durations=15

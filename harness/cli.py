@@ -11,6 +11,7 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from harness.errors import HarnessError
 
@@ -41,7 +42,8 @@ DataOption = typer.Option(
 
 
 def _fail(error: Exception) -> None:
-    err_console.print(f"[bold red]error:[/] {error}")
+    # not wrapped (a path broken over two lines cannot be copied) and not read as markup (``[1, 2]`` in a message)
+    err_console.print(Text.assemble(("error:", "bold red"), " ", str(error)), soft_wrap=True, highlight=False)
     raise typer.Exit(code=2)
 
 

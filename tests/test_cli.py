@@ -56,6 +56,15 @@ def test_data_info_before_prepare_says_what_to_do(tmp_path: Path) -> None:
     assert "error:" in result.output
 
 
+def test_an_error_is_printed_on_one_line_with_its_brackets(tmp_path: Path) -> None:
+    """A long path is not wrapped (it could not be copied) and ``[draft]`` is not swallowed as console markup."""
+    missing = tmp_path / ("a-folder-name-long-enough-to-pass-the-width-of-any-console-" * 2) / "[draft] data"
+    result = runner.invoke(app, ["data", "info", "--data", str(missing)])
+    assert result.exit_code == 2
+    line = next(line for line in result.output.splitlines() if line.startswith("error:"))
+    assert str(missing) in line, result.output
+
+
 def _fake_calibration(tasks: dict) -> dict:
     return {"profile": "fast", "tasks": tasks}
 
