@@ -201,6 +201,8 @@ def killed_and_resumed(tmp_path_factory):
             stale = out / "artifacts" / student / "0-tiny" / "artifacts"
             stale.mkdir(parents=True, exist_ok=True)
             (stale / "run.json").write_text('{"format": 1, "cells_run": 99, "errors": [', encoding="utf-8")
+            # (as root its tmpfs may already be swept by another grading on this machine, a parallel test worker's)
+            (out / "work" / student).mkdir(parents=True, exist_ok=True)
             (out / "work" / student / "tiny.ipynb").write_text("not a notebook", encoding="utf-8")
     (root / "kills.json").write_text(json.dumps(kills, indent=1), encoding="utf-8")  # for a person reading the run
     final = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,

@@ -75,28 +75,44 @@ def test_a_folder_left_by_a_killed_grading_is_replaced(folder):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a workspace is a tmpfs (and can be left mounted) only as root")
-def test_a_workspace_left_mounted_by_a_killed_grading_is_unmounted_by_the_next(folder, tmp_path, caplog):
+def test_a_workspace_left_mounted_by_a_killed_grading_is_unmounted_by_the_next(tmp_path):
+    """Played in a mount namespace of its own: any grading on this machine sweeps workspaces left by killed ones,
+    so a grading of another test running beside this one (a parallel worker) could otherwise sweep it first."""
+    import json
     import subprocess
 
-    own, _ = folder  # mounted by this process, which is still running: it must stay
+    own = tmp_path / "own-out" / "work" / "student"  # mounted by a harness still running: it must stay
     left = tmp_path / "other-out" / "work" / "killed"
+    following = tmp_path / "next-out" / "work" / "student"
     # a grading that mounts its workspace and dies without releasing it (as a SIGKILL leaves it)
-    subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+    killed = textwrap.dedent(f"""
         import os
+        from pathlib import Path
         from harness.sandbox.quota import limited_folder
         from tests.sandbox.test_quota import LIMITS
-        from pathlib import Path
         assert limited_folder(Path({str(left)!r}), LIMITS)
         Path({str(left)!r}, "checkpoint.pt").write_bytes(b"weights")
         os._exit(0)
-    """)], check=True, cwd=Path(__file__).resolve().parents[2])
-    assert os.path.ismount(left)
-    caplog.set_level("WARNING", logger="harness.sandbox.quota")
-    following = tmp_path / "next-out" / "work" / "student"
-    assert limited_folder(following, LIMITS)
-    try:
-        assert not os.path.ismount(left) and not left.exists()
-        assert f"unmounted the workspace {left}, left by a grading that was killed" in caplog.text
-        assert os.path.ismount(own)
-    finally:
+    """)
+    scenario = textwrap.dedent(f"""
+        import json, logging, os, subprocess, sys
+        from pathlib import Path
+        from harness.sandbox.quota import limited_folder, release_folder
+        from tests.sandbox.test_quota import LIMITS
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        own, left, following = Path({str(own)!r}), Path({str(left)!r}), Path({str(following)!r})
+        assert limited_folder(own, LIMITS)
+        subprocess.run([sys.executable, "-c", {killed!r}], check=True)
+        seen = {{"left_mounted_before": os.path.ismount(left)}}
+        assert limited_folder(following, LIMITS)
+        seen.update(left_mounted=os.path.ismount(left), left_exists=left.exists(), own_mounted=os.path.ismount(own))
         release_folder(following)
+        release_folder(own)
+        print(json.dumps(seen))
+    """)
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", scenario],
+                          cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {
+        "left_mounted_before": True, "left_mounted": False, "left_exists": False, "own_mounted": True}
+    assert f"unmounted the workspace {left}, left by a grading that was killed" in done.stderr
