@@ -34,7 +34,7 @@ demo: install
 
 # Every test, in two tiers: the fast unit tier first (checks, rubric, scoring, store, loading, sandbox and
 # engine units; in FAST_WORKERS pytest-xdist workers, a file's tests in one worker: about 2.5 minutes on 2 cores,
-# 5 in one process with FAST_WORKERS=0), then the end-to-end tier (graded samples, hostile corpus, crash safety,
+# 4 in one process with FAST_WORKERS=0), then the end-to-end tier (graded samples, hostile corpus, crash safety,
 # reference training). The sample tests share one graded batch per assignment (tests/conftest.py).
 # `make test-e2e WORKERS=2` runs the end-to-end tier in two pytest-xdist workers, grouped so that a file's
 # tests, and the files sharing the graded sample batches, stay in one worker (each batch graded once); it is
