@@ -38,8 +38,8 @@ demo: install
 # reference training). The sample tests share one graded batch per assignment (tests/conftest.py).
 # `make test-e2e WORKERS=2` runs the end-to-end tier in two pytest-xdist workers, grouped so that a file's
 # tests, and the files sharing the graded sample batches, stay in one worker (each batch graded once); it is
-# not the default, since those batches already keep both cores busy: 29 min here, where the serial tier took
-# 25 to 32 min in earlier runs.
+# not the default, since those batches already keep both cores busy: 29 min here in 2 workers, 23 min serially
+# on the same day.
 # Benchmarks are not part of it: `make bench`.
 WORKERS ?= 0
 XDIST := $(if $(filter-out 0,$(WORKERS)),-n $(WORKERS) --dist loadgroup)
