@@ -60,6 +60,7 @@ from harness.runcache import mark, reusable, run_key
 from harness.rubric import Rubric, Task, did_you_mean, load_rubric
 from harness.sandbox import Gate, Sandbox, make_sandbox
 from harness.sandbox.quota import limited_folder, release_folder
+from harness.sandbox.supervise import LAUNCHED
 from harness.scoring import ManualScore, Review, score_load_failure, score_submission
 from harness.store import ResultStore, readable_report, report_from_dict
 from harness.syntax import parse
@@ -87,6 +88,9 @@ HOST_MODULES: tuple[str, ...] = (
 it: its checks) and at the end of a batch (pandas for the gradebook, matplotlib for the score distribution),
 in the order the host first imports them. ``grade_batch`` imports them in the background while the first runs
 start (``warm_host``): seconds of imports overlap the sandboxed run instead of adding to it."""
+
+WARM_WAIT_S = 3.0
+"""How long ``warm_host`` waits for the first sandboxed launch before it imports anyway."""
 
 GRADING_LOG = "grading-log.jsonl"
 """File name of the grading log in the output folder."""
@@ -802,16 +806,26 @@ def _grade_in(
 # -- a batch -------------------------------------------------------------------------------------------------
 
 
-def warm_host(modules: Sequence[str] = HOST_MODULES) -> threading.Thread:
-    """Start importing ``modules`` in a background thread, in order; the thread.
+def warm_host(
+    modules: Sequence[str] = HOST_MODULES, after: threading.Event | None = None, wait_s: float = WARM_WAIT_S
+) -> threading.Thread:
+    """Start importing ``modules`` in a background thread, in order, once ``after`` is set (or ``wait_s`` has
+    passed); the thread.
+
+    The default ``after`` is the first launch of a sandboxed command in this process (``LAUNCHED``): until then
+    the host is busy loading the batch and starting that run, and a torch import beside it (it holds the
+    interpreter for most of a second) only delays the first student. ``wait_s`` bounds the wait for a batch
+    whose results are all reused, or whose loading takes long.
 
     A module a thread is importing is waited for by any other thread that imports it, so whichever comes first
     does the work once. A module that fails to import is left alone here: where it is used, importing it again
     raises the error in the right place. The thread is not a daemon: the interpreter waits for it before it
     exits, because a thread stopped in the middle of an extension module's import (torch's) can abort the process.
     """
+    ready = LAUNCHED if after is None else after
 
     def load() -> None:
+        ready.wait(wait_s)
         for name in modules:
             try:
                 importlib.import_module(name)

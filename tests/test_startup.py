@@ -107,9 +107,40 @@ def test_the_host_modules_warm_up_in_the_background() -> None:
     imported = _imported_by(
         "from harness.pipeline import HOST_MODULES, warm_host\n"
         "assert 'torch' not in sys.modules\n"
-        "warm_host(HOST_MODULES).join()\n"
+        "warm_host(HOST_MODULES, wait_s=0).join()\n"
     )
     assert imported == ["torch", "pandas", "matplotlib"]
+
+
+def test_the_host_modules_wait_for_the_first_sandboxed_launch(tmp_path: Path) -> None:
+    # torch's import beside the host's own start of the first run delayed that run by 0.4 s
+    probe = (
+        "import sys, threading, time\n"
+        "from harness.pipeline import HOST_MODULES, warm_host\n"
+        "from harness.sandbox import make_sandbox\n"
+        "from harness.models import Limits\n"
+        "from pathlib import Path\n"
+        "thread = warm_host(HOST_MODULES, wait_s=60)\n"
+        "time.sleep(1.0)\n"
+        "print('before the launch:', 'torch' in sys.modules)\n"
+        f"done = make_sandbox('plain').run(['true'], workspace=Path({str(tmp_path)!r}), limits=Limits(wall_s=20))\n"
+        "assert done.verdict == 'ok', done\n"
+        "thread.join(120)\n"
+        "print('after the launch:', 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-2:] == ["before the launch: False", "after the launch: True"]
+
+
+def test_the_host_modules_are_imported_anyway_when_nothing_is_launched() -> None:
+    # a batch whose results are all reused starts no run: its pages still need pandas and matplotlib
+    imported = _imported_by(
+        "import threading\n"
+        "from harness.pipeline import REPORT_MODULES, warm_host\n"
+        "warm_host(REPORT_MODULES, after=threading.Event(), wait_s=0.2).join(60)\n"
+    )
+    assert imported == ["pandas", "matplotlib"]
 
 
 @pytest.mark.parametrize("spec", ["reference.classifiers:CNN", "reference.autoencoders:Autoencoder",

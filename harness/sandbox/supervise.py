@@ -18,6 +18,7 @@ import resource
 import selectors
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +44,9 @@ WORKSPACE_POLL_S = 0.25
 """How often the writable folders are measured against ``Limits.workspace_bytes`` and ``workspace_files``."""
 RUN_MARKER = "GRADEBENCH_RUN"
 """Environment variable naming the run: leftovers that left the process tree are found by it."""
+LAUNCHED = threading.Event()
+"""Set once this process has started its first supervised command. Work the host can do at any time (importing
+what it needs after a run) waits for it: before the first launch it would only delay the first student."""
 
 
 def format_bytes(n: int) -> str:
@@ -209,6 +213,7 @@ def supervise(
         finally:
             if gate is not None:
                 gate.started()
+        LAUNCHED.set()
         status, rusage = _loop(
             proc, stdin, limits, cgroups, watch, out, err, started, wrapper_tasks, written_dirs, gate
         )
