@@ -101,6 +101,31 @@ def test_python_dash_m_harness_is_the_same_command() -> None:
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _command_ending_with_a_teardown_probe(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """``gradebench ARGUMENTS`` as its console script runs it, with an exit handler that prints when the
+    interpreter's teardown runs."""
+    code = ("import atexit, sys\nfrom harness.cli import main\n"
+            "atexit.register(lambda: print('teardown ran', file=sys.stderr))\n"
+            f"sys.argv = ['gradebench', *{list(arguments)!r}]\nmain()\n")
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_the_command_ends_without_the_teardown_and_with_all_it_printed() -> None:
+    # after torch and matplotlib the interpreter's teardown is half a second a TA waits for after the work is done
+    done = _command_ending_with_a_teardown_probe("--help")
+    assert done.returncode == 0, done.stderr
+    assert "teardown ran" not in done.stderr
+    assert "Grade a batch of submissions" in done.stdout  # piped, so block-buffered: flushed before the end
+    assert done.stdout.rstrip().endswith("╯")
+
+
+def test_a_failed_command_ends_with_its_exit_status_and_whole_message(tmp_path: Path) -> None:
+    done = _command_ending_with_a_teardown_probe("grade", str(tmp_path), "--rubric", str(tmp_path / "nope.yaml"))
+    assert done.returncode == 2
+    assert "teardown ran" not in done.stderr
+    assert f"error: {tmp_path / 'nope.yaml'}: cannot read the rubric (No such file or directory)" in done.stderr
+
+
 def test_grade_writes_reports_and_grades_nothing_twice(tmp_path: Path, small_data: Path) -> None:
     data = small_data
     batch = tmp_path / "batch"
