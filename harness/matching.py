@@ -34,7 +34,7 @@ import yaml
 
 from harness.errors import HarnessError
 from harness.rubric import Rubric, Task, did_you_mean
-from harness.syntax import parse
+from harness.syntax import parse_or_none
 
 CODE_SUFFIXES = (".ipynb", ".py")
 """Suffixes of the files that can serve a task."""
@@ -109,11 +109,11 @@ def read_code_file(path: str, text: str) -> CodeFile:
                 lines = [line.strip() for line in source.splitlines() if line.strip()]
                 headings += [line for line in lines if line.startswith(("#", "**"))] or lines[:1]
         code = "\n\n".join(chunks)
-        trees = [_parse(_without_magics(chunk)) for chunk in chunks]
+        trees = [parse_or_none(_without_magics(chunk)) for chunk in chunks]
         works = True
     else:
         code = text
-        trees = [_parse(text)]
+        trees = [parse_or_none(text)]
         works = trees[0] is None or _does_work(trees[0])  # an unparsable script still runs (and fails: it is graded)
     headings += [line.strip() for line in code.splitlines() if line.strip().startswith("#") and _HEADING_NUMBER.search(line)]
     defined: set[str] = set()
@@ -171,13 +171,6 @@ def _notebook_cells(text: str) -> list[tuple[str, str]]:
 def _without_magics(code: str) -> str:
     """A cell with its IPython magics and shell lines blanked, so the rest parses."""
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in code.splitlines())
-
-
-def _parse(code: str) -> ast.Module | None:
-    try:
-        return parse(code)
-    except (SyntaxError, ValueError):
-        return None
 
 
 def _does_work(tree: ast.Module) -> bool:

@@ -63,7 +63,7 @@ from harness.sandbox.quota import limited_folder, release_folder
 from harness.sandbox.supervise import LAUNCHED
 from harness.scoring import ManualScore, Review, score_load_failure, score_submission
 from harness.store import ResultStore, readable_report, report_from_dict
-from harness.syntax import parse
+from harness.syntax import parse_or_none
 
 if TYPE_CHECKING:  # torch and the modules that import it are imported where the host first needs them (its
     # checks, after the first sandboxed run), so that a grading command starts the first run without waiting
@@ -334,9 +334,8 @@ def died_at_import(execution: ExecutionResult | None, run: RunRecord | None, scr
 def _before_any_work(script: str, lineno: int) -> bool:
     """True when line ``lineno`` of ``script`` is a top-level import with nothing that does work before it
     (imports, definitions, constants and setup assignments only)."""
-    try:
-        tree = parse(script)
-    except (SyntaxError, ValueError):
+    tree = parse_or_none(script)
+    if tree is None:
         return True
     for node in tree.body:
         if node.lineno <= lineno <= (node.end_lineno or node.lineno):

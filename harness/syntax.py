@@ -18,3 +18,12 @@ def parse(source: str | bytes, filename: str = "<unknown>") -> ast.Module:
     """``ast.parse(source, filename)``, never at the same time as another thread's :func:`parse`."""
     with _LOCK:
         return ast.parse(source, filename)
+
+
+def parse_or_none(source: str | bytes, filename: str = "<unknown>") -> ast.Module | None:
+    """:func:`parse`, or None for source that is not Python (a syntax error, a null byte): for the host's readings
+    of a student's code, which judge what parses and leave the rest to the run."""
+    try:
+        return parse(source, filename)
+    except (SyntaxError, ValueError):
+        return None

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from harness.models import Limits, Submission
-from harness.syntax import parse
+from harness.syntax import parse_or_none
 
 REBUILD_WALL_S = 120.0
 """Seconds the rebuild may take at most (the run's own wall limit when lower)."""
@@ -62,9 +62,8 @@ def definitions(code_blocks: list[str]) -> str:
     kept: list[str] = []
     for block in code_blocks:
         text = "\n".join("" if _MAGIC.match(line) else line for line in block.splitlines())
-        try:
-            tree = parse(text)
-        except (SyntaxError, ValueError):
+        tree = parse_or_none(text)
+        if tree is None:
             continue
         for statement in tree.body:
             if isinstance(statement, (ast.Import, ast.ImportFrom, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
