@@ -337,6 +337,10 @@ def gradebook(reports: Iterable[GradeReport]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+DISTRIBUTION_MIN = 2
+"""Scores the index needs before it draws their distribution: one score's histogram says nothing its row does not."""
+
+
 def render_index(
     reports: Sequence[GradeReport],
     out_dir: Path,
@@ -348,9 +352,11 @@ def render_index(
     ordered = sorted(reports, key=lambda r: r.student)
     points = max((r.points for r in ordered), default=0.0)
     distribution = None
-    if ordered:
+    if len(ordered) >= DISTRIBUTION_MIN:
         _distribution_plot(ordered, points, out_dir / "distribution.png")
         distribution = "distribution.png"
+    else:  # nor is an earlier class's plot shown as this one's
+        (out_dir / "distribution.png").unlink(missing_ok=True)
     book = gradebook(ordered)
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(out_dir / "gradebook.csv", book.to_csv(index=False))

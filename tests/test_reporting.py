@@ -32,6 +32,26 @@ def _grade_folder(out: Path, assignment: str, title: str, reports: list[GradeRep
     render_index(reports, out / assignment, title, [("t1", "Task 1"), ("w1", "Written")])
 
 
+def test_the_index_of_one_submission_draws_no_distribution_and_says_when_nothing_failed(tmp_path) -> None:
+    (tmp_path / "distribution.png").write_bytes(b"an earlier class's plot")
+    render_index([_report("alice", "a1", 2.0)], tmp_path, "Assignment One", [("t1", "Task 1"), ("w1", "Written")])
+    page = " ".join((tmp_path / "index.html").read_text().split())
+    assert "<p>1 submission &middot; median 2.0" in page
+    assert "score distribution" not in page and not (tmp_path / "distribution.png").exists()
+    assert "<h2>Failures by reason</h2> <p>No check failed or ended in an error, and every submission loaded.</p>" in page
+
+
+def test_the_index_of_a_class_draws_its_distribution_and_lists_failures_by_reason(tmp_path) -> None:
+    render_index([_report("alice", "a1", 2.0), _report("bob", "a1", 0.0)], tmp_path, "Assignment One",
+                 [("t1", "Task 1"), ("w1", "Written")])
+    page = " ".join((tmp_path / "index.html").read_text().split())
+    assert "<p>2 submissions &middot; median 1.0" in page
+    assert '<img src="distribution.png" alt="score distribution"' in page
+    assert (tmp_path / "distribution.png").stat().st_size > 1000
+    assert '<td>t1</td><td>runs_without_error</td><td class="reason">cell N raised NameError</td><td class="num">1</td>' in page
+    assert "No check failed" not in page  # a reason counts once whatever the cell (cell N)
+
+
 def test_overview_links_every_report_of_every_assignment(tmp_path) -> None:
     _grade_folder(tmp_path, "a1", "Assignment One", [_report("alice", "a1", 2.0), _report("bob", "a1", 0.0)])
     _grade_folder(tmp_path, "a2", "Assignment Two", [_report("carol", "a2", 1.0)])
