@@ -136,6 +136,17 @@ def _cached_tasks(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {t: e for t, e in tasks.items() if isinstance(e, dict) and isinstance(e.get("metrics"), dict)}
 
 
+def reference_content_hash(setup: GradingSetup, reference_dir: Path) -> str | None:
+    """The content hash of the reference submission as loading computes it for a student's hand-in; None when it
+    cannot be loaded (:func:`calibrate_rubric` then says why)."""
+    staging = Path(tempfile.mkdtemp(prefix="reference-", dir=setup.out_dir))
+    try:
+        loaded = load_submission(reference_dir, staging, student="reference")
+        return None if isinstance(loaded, LoadFailure) else loaded.content_hash
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def calibrate_rubric(
     setup: GradingSetup,
     reference_dir: Path,

@@ -320,7 +320,7 @@ def _grade_with_progress(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from harness.backends import BACKENDS, GpuSlots, needs_gpu, visible_gpus
-    from harness.events import Calibrating, Done, Fault, Loaded, LoadWarning, ProgressEvent
+    from harness.events import Calibrated, Calibrating, Done, Fault, Loaded, LoadWarning, ProgressEvent
     from harness.pipeline import grade_batch, prepare_setup
 
     if backend not in BACKENDS:
@@ -340,6 +340,8 @@ def _grade_with_progress(
         def on_event(event: ProgressEvent) -> None:
             if isinstance(event, Calibrating):
                 progress.update(bar, description=f"calibrating {', '.join(event.tasks)} on the reference submission")
+            elif isinstance(event, Calibrated):
+                progress.update(bar, description="grading")
             elif isinstance(event, Loaded):
                 progress.update(bar, total=event.total, description="grading")
             elif isinstance(event, LoadWarning):

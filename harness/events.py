@@ -22,6 +22,14 @@ class Calibrating:
 
 
 @dataclass(frozen=True)
+class Calibrated:
+    """The calibration that ran beside the first students has ended (their checks could go on)."""
+
+    reference: str
+    """The reference submission's folder."""
+
+
+@dataclass(frozen=True)
 class Loaded:
     """The batch is loaded: this many submissions will be reported (graded, reused or failed to load)."""
 
@@ -55,7 +63,7 @@ class Done:
     """True when the stored report of the same content was reused, not graded again."""
 
 
-ProgressEvent = Union[Calibrating, Loaded, LoadWarning, Fault, Done]
+ProgressEvent = Union[Calibrating, Calibrated, Loaded, LoadWarning, Fault, Done]
 """Every event a batch emits."""
 
 OnEvent = Callable[[ProgressEvent], None]

@@ -47,7 +47,7 @@ from harness.data import load_split
 from harness.engines import Engine, RunSettings, kind_for, make_workspace
 from harness.environment import check_packages
 from harness.errors import HarnessError, StoreError
-from harness.events import Done, Fault, Loaded, LoadWarning, OnEvent
+from harness.events import Calibrated, Done, Fault, Loaded, LoadWarning, OnEvent
 from harness.loading import load_batch, load_submission
 from harness.outdir import STORE_NAME
 from harness.contract import DEFAULT_INPUT_SHAPES, RunRecord
@@ -159,6 +159,56 @@ def _log_key(entry: dict[str, Any]) -> tuple[str, str, str]:
     return (entry["content_hash"], entry["rubric_hash"], entry["profile"])
 
 
+class CalibrationFailed(HarnessError):
+    """The calibration a student's checks waited for failed; the batch stops and reports the calibration's error."""
+
+
+class BackgroundCalibration:
+    """The reference's calibration in a thread of its own, so that the first students' files run meanwhile.
+
+    A run's limits come from the rubric's ceilings, never from the calibration: only the checks need the bars
+    it learns (relative thresholds, time budgets), so a student's runs need not wait for it, only its checks.
+    """
+
+    def __init__(self, calibrate: Callable[[], object], reference_hash: str) -> None:
+        self.reference_hash = reference_hash
+        """Content hash of the reference submission: a student handing in the same files waits for the
+        calibration before running anything, and is checked on the reference's runs instead of running them twice."""
+        self.error: BaseException | None = None
+        """Why the calibration failed (None while it runs or when it succeeded)."""
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(calibrate,), name="calibration")
+
+    def start(self) -> None:
+        """Start calibrating (once)."""
+        self._thread.start()
+
+    def _run(self, calibrate: Callable[[], object]) -> None:
+        try:
+            calibrate()
+        except BaseException as error:  # raised to the batch when it ends; its students' waits fail meanwhile
+            self.error = error
+        finally:
+            self._done.set()
+
+    @property
+    def done(self) -> bool:
+        """True once the calibration has ended, well or not."""
+        return self._done.is_set()
+
+    def wait(self) -> None:
+        """Return once the calibration has ended well; :class:`CalibrationFailed` when it failed."""
+        self._done.wait()
+        if self.error is not None:
+            raise CalibrationFailed(f"the calibration failed: {self.error}") from self.error
+
+    def join(self) -> BaseException | None:
+        """Wait for the calibration's thread to end (nothing if it never started); its error, if it failed."""
+        if self._thread.ident is not None:
+            self._thread.join()
+        return self.error
+
+
 @dataclass
 class GradingSetup:
     """Everything grading needs that does not change from one submission to the next."""
@@ -196,6 +246,9 @@ class GradingSetup:
     references: dict[str, TaskReference] | None = None
     """The reference networks as a self-check bundle describes them, by task id (``harness.bundle``); None: built
     from the rubric's specs (the course repository, with the ``reference`` package)."""
+    calibrating: BackgroundCalibration | None = field(default=None, compare=False, repr=False)
+    """The reference's calibration while it runs beside the batch's first students (:func:`grade_batch`): their
+    files run meanwhile, their checks wait for it (:meth:`BackgroundCalibration.wait`). None: calibrated before."""
     hold_next: bool = True
     """In a batch, each worker starts its next student's first run while it grades the current one and holds it
     after its setup (:func:`hold_first_run`); False: each run starts when its turn comes (a machine short of
@@ -767,6 +820,8 @@ def _grade_in(
             faults[relative] = outcome.setup_problem
         elif outcome.unusable:
             faults[relative] = f"the records of running {relative} are unusable: {outcome.unusable}"
+    if setup.calibrating is not None:  # every file has run; the checks need the bars it learns
+        setup.calibrating.wait()
     graded: dict[str, CheckContext] = {}  # contexts of the tasks graded so far, for cross-task checks
     for task in rubric.grading_order():
         entry = plan.source(task.id)
@@ -890,16 +945,31 @@ def grade_batch(
     # The batch will be graded: what the host needs after the first runs is imported while they start. Graded in
     # other processes, the checks run there; this one only writes the pages.
     warm_host(HOST_MODULES if backend == "threads" else REPORT_MODULES)
+    calibrating: BackgroundCalibration | None = None
     if reference_dir is not None:
-        from harness.calibration import calibrate_rubric  # it grades with this module's functions
+        from harness.calibration import calibrate_rubric, reference_content_hash  # they grade with this module
 
         # only the tasks some submission hands in a file for: the reference's other notebooks would run for nothing
         needed = {t for e in entries if isinstance(e, Submission) for t in plan_for(e, setup.rubric, setup.pins).matched}
-        try:
-            calibrate_rubric(setup, reference_dir, emit, tasks=needed)
-        except BaseException:
-            store.close()
-            raise
+        reference_hash = reference_content_hash(setup, reference_dir) if backend == "threads" else None
+        if reference_hash is not None:
+            # Beside the first students (graded in this process's threads): their files run meanwhile, on the core
+            # the reference's one-after-another runs leave idle; their checks wait for the bars. Its own setup
+            # shares the calibration and the reusable runs with the batch's, and waits for nothing.
+            alone = replace(setup, calibrating=None)
+
+            def calibrate() -> None:
+                calibrate_rubric(alone, reference_dir, emit, tasks=needed)
+                emit(Calibrated(str(reference_dir)))
+
+            calibrating = BackgroundCalibration(calibrate, reference_hash)
+            setup = replace(setup, calibrating=calibrating)
+        else:  # other processes get a copy of the setup: calibrated first (and a reference that cannot load says so)
+            try:
+                calibrate_rubric(setup, reference_dir, emit, tasks=needed)
+            except BaseException:
+                store.close()
+                raise
     emit(Loaded(len(entries)))
     logged = {_log_key(e) for e in read_grading_log(setup.grading_log_path)}
     reports: dict[str, GradeReport] = {}
@@ -956,6 +1026,13 @@ def grade_batch(
             runner.close()
         store.close()
         raise
+    if calibrating is not None:  # only now: a batch refused above has run nothing, the reference included
+        calibrating.start()
+
+    def same_as_reference(submission: Submission) -> bool:
+        """True for a hand-in of the reference's very files while it is being calibrated: it waits for the
+        calibration's runs instead of running the same code beside them."""
+        return calibrating is not None and submission.content_hash == calibrating.reference_hash
 
     def stored_runs(submission: Submission) -> dict[str, ExecutionResult]:
         if force:
@@ -981,7 +1058,13 @@ def grade_batch(
     def work(submission: Submission, held: HeldRun | None = None) -> GradeReport | None:
         began = time.perf_counter()
         try:
+            if calibrating is not None and (same_as_reference(submission) or calibrating.error is not None):
+                calibrating.wait()  # raises once the calibration failed: nothing more is run for nothing
             report = graded_by_backend(submission, held)
+        except CalibrationFailed:  # not this student's fault: the batch ends by saying why the calibration failed
+            if held is not None:
+                held.discard(keep=setup.keep_workspaces)
+            return None
         except Exception as error:  # a harness fault: not stored, so the next run tries again; the batch goes on
             fault = f"{submission.student}: grading failed, a grader fault ({type(error).__name__}: {error})"
             faults.append(fault)
@@ -1004,13 +1087,16 @@ def grade_batch(
     # where this process grades (threads) in a sandbox that can hold, and not on GPUs (a held run would keep a slot).
     holds = bool(getattr(setup.sandbox, "holds", False))
     holding = setup.hold_next and holds and backend == "threads" and slots is None
-    waiting: deque[Submission] = deque(_longest_first(todo, store, lock, setup))
+    # a hand-in of the reference's files last: by its turn, the calibration has run those files for it
+    waiting: deque[Submission] = deque(sorted(_longest_first(todo, store, lock, setup), key=same_as_reference))
     ahead: deque[tuple[Submission, HeldRun | None]] = deque()  # started ahead, in the order they were due
     schedule = threading.Lock()
     stopping = threading.Event()
     done: dict[str, Future[GradeReport | None]] = {submission.student: Future() for submission in waiting}
 
     def hold(submission: Submission) -> HeldRun | None:
+        if same_as_reference(submission) and calibrating is not None and not calibrating.done:
+            return None
         try:
             return hold_first_run(submission, setup, stored_runs(submission))
         except Exception as error:  # e.g. its workspace could not be made: it is graded the ordinary way, in turn
@@ -1072,6 +1158,11 @@ def grade_batch(
         stop()
         if runner is not None:
             runner.close()
+        if calibrating is not None:
+            calibrating.join()
+    if calibrating is not None and calibrating.error is not None:
+        store.close()
+        raise calibrating.error
     store.close()
     ordered = tuple(sorted(reports.values(), key=lambda r: r.student))
     carried = _earlier_reports(setup, exclude=set(reports), render=render)

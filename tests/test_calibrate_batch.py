@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from harness.calibration import calibration_path
-from harness.events import Calibrating
+from harness.errors import HarnessError
+from harness.events import Calibrated, Calibrating, Fault
 from harness.pipeline import grade_batch, prepare_setup
+from harness.store import ResultStore
 from tests.script_rubric import SCRIPT, CountingSandbox
 
 TWO_SCRIPTS = """\
@@ -124,3 +127,77 @@ def test_grading_one_submission_calibrates_only_its_tasks(tmp_path: Path, small_
     assert sorted(sandbox.runs) == ["dee", "reference"]  # the reference's cnn.py does not run
     assert [e.tasks for e in events if isinstance(e, Calibrating)] == [("ff",)]
     assert [c.status for t in report.tasks if t.task == "ff" for c in t.checks] == ["passed", "passed"]
+
+
+class TimingSandbox(CountingSandbox):
+    """A :class:`CountingSandbox` that also records when each run of submitted code started and ended."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spans: list[tuple[str, float, float]] = []
+        """(workspace folder name, start, end) of each runner run, in ``time.monotonic`` seconds."""
+
+    def run(self, command, **options):
+        began = time.monotonic()
+        try:
+            return super().run(command, **options)
+        finally:
+            if "harness.engines.runner" in command:
+                self.spans.append((Path(options["workspace"]).name, began, time.monotonic()))
+
+
+def _batch_with_a_copy_of_the_reference(tmp_path: Path, small_data: Path):
+    """The two-script rubric's reference, a batch of ann (cnn.py) and ref_copy (the reference's very files), and a
+    setup on data of the test's own (nothing calibrated yet)."""
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    for name in ("cnn.py", "ff.py"):
+        shutil.copy(SCRIPT, reference / name)
+    batch = tmp_path / "batch"
+    (batch / "ann").mkdir(parents=True)
+    (batch / "ann" / "cnn.py").write_text(SCRIPT.read_text() + "# ann\n", encoding="utf-8")
+    shutil.copytree(reference, batch / "ref_copy")
+    rubric = tmp_path / "rubric.yaml"
+    rubric.write_text(TWO_SCRIPTS.replace("CNN_BAR", "0.5"), encoding="utf-8")
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data, ignore=shutil.ignore_patterns("calibration"))
+    return reference, batch, rubric, data
+
+
+def test_the_first_students_run_beside_the_calibration_and_are_checked_on_its_bars(tmp_path: Path, small_data: Path):
+    reference, batch, rubric, data = _batch_with_a_copy_of_the_reference(tmp_path, small_data)
+    sandbox = TimingSandbox()
+    setup = prepare_setup(rubric, data, tmp_path / "out", sandbox=sandbox, profile="fast")
+    events: list = []
+    summary = grade_batch(batch, setup, jobs=1, reference_dir=reference, on_event=events.append)
+
+    # ann's script ran while the reference's two ran one after the other; the copy of the reference ran nothing
+    assert sorted(sandbox.runs) == ["ann", "reference", "reference"]
+    [ann_start] = [start for name, start, _ in sandbox.spans if name == "ann"]
+    assert ann_start < max(end for name, _, end in sandbox.spans if name == "reference")
+    assert [type(e).__name__ for e in events if isinstance(e, (Calibrating, Calibrated))] == ["Calibrating", "Calibrated"]
+    reports = {r.student: r for r in summary.reports}
+    assert [c.status for t in reports["ann"].tasks if t.task == "cnn" for c in t.checks] == ["passed", "passed"]
+    assert [c.status for t in reports["ref_copy"].tasks for c in t.checks] == ["passed"] * 4
+    bar = next(c for t in reports["ann"].tasks for c in t.checks if c.check == "test_accuracy")
+    # judged on the calibrated bar (half the reference's accuracy), not a provisional one
+    assert bar.details["threshold"] == pytest.approx(0.5 * setup.calibration["cnn"]["hidden_accuracy"])
+
+
+def test_a_calibration_that_fails_beside_the_students_ends_the_batch_with_its_error(
+    tmp_path: Path, small_data: Path, monkeypatch
+) -> None:
+    import harness.calibration
+
+    def fails(*args, **kwargs):
+        raise HarnessError("the reference's cnn.py could not be read")
+
+    monkeypatch.setattr(harness.calibration, "calibrate_rubric", fails)
+    reference, batch, rubric, data = _batch_with_a_copy_of_the_reference(tmp_path, small_data)
+    setup = prepare_setup(rubric, data, tmp_path / "out", sandbox=CountingSandbox(), profile="fast")
+    events: list = []
+    with pytest.raises(HarnessError, match="the reference's cnn.py could not be read"):
+        grade_batch(batch, setup, jobs=1, reference_dir=reference, on_event=events.append)
+    assert [e for e in events if isinstance(e, Fault)] == []  # no student is blamed for it
+    with ResultStore(setup.store_path) as store:
+        assert len(store) == 0
