@@ -326,7 +326,8 @@ def prepare_setup(
 
 
 def _limits(rubric: Rubric, profile: str, memory_bytes: int | None, cell_timeout_s: float | None) -> Limits:
-    """The base limits of every run: the profile's wall clock, the rubric's limits, the command line's overrides."""
+    """The base limits of every run: the profile's wall clock, the rubric's limits (memory, cell time, workspace),
+    the command line's overrides."""
     limits = Limits(wall_s=PROFILES[profile].default_wall_s)
     given = rubric.limits
     memory = memory_bytes or (int(given.memory) if given and given.memory else None)
@@ -335,6 +336,10 @@ def _limits(rubric: Rubric, profile: str, memory_bytes: int | None, cell_timeout
         limits = replace(limits, memory_bytes=int(memory))
     if cell is not None:
         limits = replace(limits, cell_timeout_s=float(cell))
+    if given and given.workspace:
+        limits = replace(limits, workspace_bytes=int(given.workspace))
+    if given and given.workspace_files:
+        limits = replace(limits, workspace_files=given.workspace_files)
     return limits
 
 

@@ -8,6 +8,7 @@ folder or a file written by a newer gradebench, creates the schema in one immedi
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable
@@ -31,6 +32,19 @@ def when_unlocked(step: Callable[[], Any], timeout_s: float) -> Any:
             if "locked" not in str(error) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+FULL_BELOW_BYTES = 1024**2
+"""Free space under which a failing SQLite file is said to be on a full disk (SQLite grows its files in pages and
+its shared-memory file in 32 KiB steps, so it fails a little before the last byte is taken)."""
+
+
+def _free_bytes(path: Path) -> int | None:
+    """Bytes an ordinary user may still write on the file system holding ``path``; None when unknown."""
+    try:
+        return shutil.disk_usage(path.parent).free
+    except OSError:
+        return None
 
 
 def open_database(
@@ -80,6 +94,13 @@ def open_database(
             after_schema(conn)
     except sqlite3.Error as e:
         conn.close()
+        free = _free_bytes(path)
+        # On a full disk SQLite says "disk I/O error": "not readable" would invite deleting a store that is whole.
+        if free is not None and free < FULL_BELOW_BYTES:
+            raise StoreError(
+                f"{path}: cannot open the {what}: the disk holding it is full ({free // 1024:,} KiB free); free some "
+                f"space and run the same command again (SQLite said: {e})"
+            ) from None
         raise StoreError(f"{path}: not a readable {what} ({e})") from None
     except StoreError:
         conn.close()

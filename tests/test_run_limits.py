@@ -1,7 +1,11 @@
-"""Memory and per-cell time limits come from the profile, then the rubric's ``limits``, then the command line."""
+"""Memory, per-cell time and workspace limits come from the profile, then the rubric's ``limits``, then the command
+line."""
 
 from __future__ import annotations
 
+import os
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,9 +13,11 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.errors import RubricError
-from harness.models import Limits
+from harness.models import Limits, MiB
 from harness.pipeline import _run_settings, prepare_setup
 from harness.rubric import load_rubric
+from harness.sandbox import make_sandbox, python_mounts
+from harness.sandbox.quota import limited_folder, release_folder
 from tests.test_benchmark_verification import RunsNothing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,12 +62,34 @@ def test_a_cell_timeout_longer_than_the_run_is_the_runs(tmp_path: Path, small_da
     assert settings.cell_timeout_s == settings.limits.wall_s < 100_000
 
 
+def test_the_rubric_sets_the_workspace_limit_and_a_run_past_it_is_stopped(tmp_path: Path, small_data: Path) -> None:
+    """A course whose notebooks keep large checkpoints raises the working folder's limit in its rubric; as root the
+    folder is a tmpfs of that size, and either way a run writing past it is stopped with the limit named."""
+    rubric = _rubric_with(tmp_path, "{workspace: 48MiB, workspace_files: 300}")
+    setup = prepare_setup(rubric, small_data, tmp_path / "out", sandbox=RunsNothing(), profile="fast")
+    limits = _run_settings(setup, setup.rubric.automatic_tasks[:1]).limits
+    assert (limits.workspace_bytes, limits.workspace_files) == (48 * MiB, 300)
+    folder = tmp_path / "out" / "work" / "alice"
+    hard = limited_folder(folder, setup.limits)
+    try:
+        assert hard == (os.geteuid() == 0)
+        code = "block = bytes(1 << 20)\nfor i in range(200):\n    open(f'checkpoint-{i}.pt', 'wb').write(block)\n"
+        result = make_sandbox().run([sys.executable, "-c", code], workspace=folder, limits=replace(limits, wall_s=30),
+                                    mounts=python_mounts())
+        assert (result.verdict, result.message) == ("workspace", "wrote more than 48 MiB into its working folder")
+    finally:
+        release_folder(folder)
+    assert not folder.exists()
+
+
 @pytest.mark.parametrize(
     ("limits", "message"),
     [
         ("{memory: lots}", r"limits > memory"),
         ("{cell_timeout_s: 0}", r"limits > cell_timeout_s"),
         ("{memory: 4GiB, wall: 3}", r"limits > wall"),
+        ("{workspace: 0}", r"limits > workspace"),
+        ("{workspace_files: many}", r"limits > workspace_files"),
     ],
 )
 def test_bad_limits_in_a_rubric_name_the_field(tmp_path: Path, limits: str, message: str) -> None:

@@ -222,3 +222,36 @@ def test_held_points_and_the_tas_review_survive_the_store(tmp_path) -> None:
     assert back == report == report_from_dict(report_to_dict(report))
     assert (back.tasks[0].held, back.tasks[0].review, back.held_points) == (3.0, "pending", 3.0)
     assert back.tasks[0].checks[1].held.startswith("the grader could not rebuild your model")
+
+
+def test_a_full_disk_is_named_and_the_store_survives_it(tmp_path: Path) -> None:
+    """SQLite says only "disk I/O error" when the disk under a store is full: the TA must read that the disk is full
+    (not that the store is unreadable, which invites deleting it), and the store reads whole once space is freed."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to mount a small file system and fill it")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "gradebench-test-full", str(disk)], check=True)
+    try:
+        path = disk / "results.sqlite"
+        with ResultStore(path) as store:
+            store.put(rich_report())
+        filler = disk / "filler"
+        with pytest.raises(OSError, match="No space left on device"):
+            with open(filler, "wb") as stream:
+                while True:
+                    stream.write(b"\0" * 4096)
+                    stream.flush()
+        with pytest.raises(StoreError) as full:
+            ResultStore(path)
+        assert str(full.value).startswith(
+            f"{path}: cannot open the results store: the disk holding it is full (0 KiB free); free some space and "
+            "run the same command again (SQLite said: ")
+        filler.unlink()
+        with ResultStore(path) as store:
+            assert store.all() == [rich_report()]
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

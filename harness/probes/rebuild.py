@@ -44,7 +44,11 @@ def rebuild(folder: Path) -> str:
         except Exception as error:
             line = source.splitlines()[statement.lineno - 1].strip()[:120]
             failed = failed or f" (`{line}` failed: {type(error).__name__}: {error})"
-    model = _build({**request, "library": None}, namespace, failed)
+    # The record names no library for the model itself: the student's class of that name, else torch.nn's own
+    # (``model = nn.Sequential(...)``). Either is only a vessel for the exported weights, whose outputs must match.
+    name = request["class_name"]
+    library = "torch.nn" if _own_class(name, namespace) is None and _torch_class(name) is not None else None
+    model = _build({**request, "library": library}, namespace, failed)
     if isinstance(model, str):
         return model
     state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
@@ -80,8 +84,6 @@ def _build(request: dict, namespace: dict, failed: str):
 
 
 def _construct(request: dict, namespace: dict, failed: str):
-    from torch import nn
-
     from harness.contract import CONSTRUCTION
 
     def argument(value):
@@ -90,13 +92,8 @@ def _construct(request: dict, namespace: dict, failed: str):
         return value
 
     name = request["class_name"]
-    if request["library"] == "torch.nn":
-        cls = getattr(nn, name, None)
-    else:
-        cls = namespace.get(name)
-        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-            cls = _imported_class(name)
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+    cls = _torch_class(name) if request["library"] == "torch.nn" else _own_class(name, namespace)
+    if cls is None:
         raise _Unbuildable(f"no class {name} is defined in your code outside the cells that ran it{failed}")
     args = [argument(value) for value in request["args"]]
     kwargs = {key: argument(value) for key, value in request["kwargs"].items()}
@@ -104,6 +101,22 @@ def _construct(request: dict, namespace: dict, failed: str):
         return cls(*args, **kwargs)
     except BaseException as error:
         raise _Unbuildable(f"{name}(...) fails on its own ({type(error).__name__}: {error})") from None
+
+
+def _torch_class(name: str):
+    """torch.nn's module class ``name``; None when torch.nn has none."""
+    from torch import nn
+
+    cls = getattr(nn, name, None)
+    return cls if isinstance(cls, type) and issubclass(cls, nn.Module) else None
+
+
+def _own_class(name: str, namespace: dict):
+    """The module class ``name`` of the student's definitions, or of the submission's modules they imported; None."""
+    from torch import nn
+
+    cls = namespace.get(name)
+    return cls if isinstance(cls, type) and issubclass(cls, nn.Module) else _imported_class(name)
 
 
 def _imported_class(name: str):

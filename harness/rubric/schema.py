@@ -288,6 +288,11 @@ class RunLimits(_Strict):
     cell_timeout_s: float | None = Field(default=None, gt=0)
     """Seconds one notebook cell may run before it is stopped (the rest still runs); by default a cell may use
     the run's whole wall-clock limit."""
+    workspace: ByteSize | None = Field(default=None, gt=0)
+    """Disk space one submission's working folder may hold (default 1GiB): past it the run is stopped as
+    ``workspace``; as root the folder is a tmpfs of this size, so nothing more reaches the host's disk."""
+    workspace_files: int | None = Field(default=None, gt=0)
+    """Files and folders that working folder may hold (default 10,000; the same verdict)."""
 
 
 class LatePenalty(_Strict):
@@ -457,7 +462,8 @@ class Rubric(_Strict):
     tasks: tuple[Task, ...]
     """Tasks in the order they are graded and reported."""
     limits: RunLimits | None = None
-    """Optional: memory and per-cell time limits of the sandboxed runs (the command line can override them)."""
+    """Optional: memory, per-cell time and workspace limits of the sandboxed runs (the command line can override
+    memory and the cell time)."""
     late_penalty: LatePenalty | None = None
     """Optional: what a hand-in the LMS marked late loses; without it lateness is reported but costs nothing."""
     unverified: Literal["hold", "believe"] = "hold"

@@ -341,3 +341,30 @@ def test_an_encoder_the_definitions_do_not_define_leaves_the_predictions_unverif
         "'encoders_not_handed_in'))")
 
 
+
+
+@pytest.mark.parametrize("honest", [True, False], ids=["trained", "forged"])
+def test_a_network_built_as_torchs_own_sequential_is_rebuilt_from_torch(tmp_path, hidden, honest) -> None:
+    """``model = nn.Sequential(...)`` with layers other than the assignment's: the top-level class is torch.nn's, not
+    one of the student's definitions. The clean rebuild builds it from torch with its recorded layers and runs the
+    exported weights: a trained one's predictions are verified (nothing held), another model's are refused."""
+    images, labels = hidden
+    construction = "nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))"
+    submission = notebook_submission(tmp_path, IMPORTS, f"model = {construction}\ntrain(model)")
+    network, constructor = built_and_recorded(defined(IMPORTS), construction)
+    with torch.inference_mode():
+        own = network.eval()(normalised(images))
+    outputs = own if honest else perfect(labels)
+    result = grade(tmp_path, hidden, submission, "Sequential", constructor, network, outputs)
+    assert (result.details["verified"], result.held) == (True, "")
+    if honest:
+        assert result.status == "passed"
+        assert result.details["note"] == (
+            "outputs verified: a second, clean run of your class with the weights your notebook exported agrees on "
+            f"100.0% of {IMAGES} test images")
+    else:
+        own_run = own.argmax(1).numpy()
+        assert (result.status, result.score) == ("failed", 0.0)
+        assert result.message.endswith(
+            f"and the predictions differ on {(own_run != labels).mean():.1%} of them (the grader's own run reaches "
+            f"{(own_run == labels).mean():.1%} accuracy)")

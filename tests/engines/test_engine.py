@@ -276,9 +276,24 @@ def target(fd):
         return os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return ""
+def trace_runner():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.ptrace(16, os.getppid(), None, None) == 0:  # PTRACE_ATTACH
+        libc.ptrace(17, os.getppid(), None, None)  # PTRACE_DETACH: let the runner go on
+        return "attached"
+    return f"blocked: {os.strerror(ctypes.get_errno())}"
+def read_runner_memory():
+    try:
+        with open(f"/proc/{os.getppid()}/mem", "rb") as f:
+            f.read(1)
+        return "read"
+    except OSError as error:
+        return f"blocked: {type(error).__name__}"
 status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
 runner_uid = open(f"/proc/{os.getppid()}/status").read().split("Uid:")[1].split()[0]
-seen = {"runner_descriptors": [attempt(path) for path in descriptors],
+seen = {"runner_descriptors": [attempt(path) for path in descriptors], "ptrace": trace_runner(),
+        "runner_memory": read_runner_memory(),
         "kernel_holds_records": any(target(fd).endswith(("/run.json", "/executed.ipynb"))
                                     for fd in os.listdir("/proc/self/fd")),
         "kernel_is_runner": str(os.getuid()) == runner_uid, "capabilities": status["CapEff"].strip()}
@@ -367,7 +382,8 @@ def test_a_background_process_of_the_student_cannot_rewrite_run_json(tmp_path, g
     """The records are files the host opened outside the sandbox; the runner writes them through descriptors it
     keeps from the kernel. A process the student's code leaves behind, rewriting run.json and executed.ipynb in
     the artifacts folder and through the runner's descriptors for the whole run, changes nothing: as root (the
-    kernel is a user of its own) and as an unprivileged grader (the kernel is the runner's user)."""
+    kernel is a user of its own) and as an unprivileged grader (the kernel is the runner's user). Nor can it
+    ptrace the runner or read its memory to forge them there."""
     if grader == "root" and os.geteuid() != 0:
         pytest.skip("needs root")
     seen = _forge_as_root(tmp_path) if grader == "root" else _forge_unprivileged()
@@ -375,7 +391,9 @@ def test_a_background_process_of_the_student_cannot_rewrite_run_json(tmp_path, g
     # the runner's record, not the forged one: the error stays
     assert seen["cells"] == [3, 3]
     assert seen["errors"] == seen["on_disk"] == [[1, "ValueError", "the real error"]]
+    # ptrace and /proc/<runner>/mem: refused also when the kernel is the runner's own user (the runner is undumpable)
     assert seen["seen"] == {"runner_descriptors": ["blocked: PermissionError"] * 2, "kernel_holds_records": False,
+                            "ptrace": "blocked: Operation not permitted", "runner_memory": "blocked: PermissionError",
                             "kernel_is_runner": grader == "unprivileged", "capabilities": "0000000000000000"}
     assert not seen["records_left"]  # moved into the artifacts folder, then removed
 
