@@ -62,8 +62,14 @@ class RunCgroups:
     cpuacct: Path
 
     @classmethod
-    def create(cls, memory_bytes: int, max_tasks: int) -> RunCgroups:
-        """Create the run's groups with their limits, or raise CgroupsUnavailable saying why."""
+    def create(cls, memory_bytes: int, max_tasks: int, files_bytes: int = 0) -> RunCgroups:
+        """Create the run's groups with their limits, or raise CgroupsUnavailable saying why.
+
+        ``files_bytes``: room for the files the run keeps in memory-backed folders (its tmpfs workspace), whose
+        pages the kernel charges to the group as well: the group's hard limit is ``memory_bytes`` plus that room,
+        and the supervisor holds what the run's processes themselves hold (:meth:`process_bytes`) to
+        ``memory_bytes``. Else a run within its memory limit and its workspace's size is killed as out of memory.
+        """
         mounts, own = _v1_mounts(), _own_groups()
         name = f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
         made: list[Path] = []
@@ -82,9 +88,9 @@ class RunCgroups:
                     raise CgroupsUnavailable(f"cannot create {group}: {error.strerror}") from error
                 made.append(group)
             groups = cls(memory=made[0], pids=made[1], cpuacct=made[2])
-            groups._write("memory", "memory.limit_in_bytes", memory_bytes)
-            if (groups.memory / "memory.memsw.limit_in_bytes").exists():
-                groups._write("memory", "memory.memsw.limit_in_bytes", memory_bytes)  # no swapping past the limit
+            groups._write("memory", "memory.limit_in_bytes", memory_bytes + files_bytes)
+            if (groups.memory / "memory.memsw.limit_in_bytes").exists():  # no swapping past the limit
+                groups._write("memory", "memory.memsw.limit_in_bytes", memory_bytes + files_bytes)
             groups._write("pids", "pids.max", max_tasks)
             return groups
         except BaseException:
@@ -122,6 +128,12 @@ class RunCgroups:
     def memory_bytes(self) -> int:
         """Memory charged to the run now (resident pages, page cache and tmpfs included)."""
         return self._read_int(self.memory / "memory.usage_in_bytes")
+
+    def process_bytes(self) -> int:
+        """Memory the run's processes hold now: anonymous pages (and their swap), not the page cache nor the files
+        of a tmpfs."""
+        stat = self.memory / "memory.stat"
+        return self._read_key(stat, "total_rss") + self._read_key(stat, "total_swap")
 
     def peak_memory_bytes(self) -> int:
         """Largest memory ever charged to the run (exact, not sampled)."""

@@ -32,6 +32,7 @@ from harness.errors import SandboxError
 from harness.models import GiB, Limits, MiB, SandboxResult, Verdict
 from harness.sandbox.base import Gate
 from harness.sandbox.cgroups import CgroupsUnavailable, RunCgroups
+from harness.sandbox.quota import MARGIN_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +259,9 @@ def _make_cgroups(limits: Limits, wrapper_tasks: int, use_cgroups: bool | None) 
     if use_cgroups is False:
         return None
     try:
-        return RunCgroups.create(limits.memory_bytes, limits.max_processes + wrapper_tasks)
+        # the workspace may be a tmpfs (as root, harness.sandbox.quota): its files are charged to the group too
+        files = limits.workspace_bytes + MARGIN_BYTES
+        return RunCgroups.create(limits.memory_bytes, limits.max_processes + wrapper_tasks, files_bytes=files)
     except CgroupsUnavailable as error:
         if use_cgroups:
             raise SandboxError(f"cgroups are required but unusable: {error}") from error
@@ -424,7 +427,7 @@ def _check_limits(pid: int, limits: Limits, cgroups: RunCgroups | None, watch: _
     """Measure the run and record the first breach; True when the run must be killed."""
     if cgroups is not None:
         watch.cpu_s = max(watch.cpu_s, cgroups.cpu_seconds())
-        if cgroups.oom_kills():
+        if cgroups.oom_kills() or cgroups.process_bytes() > limits.memory_bytes:
             watch.breach = "memory"
             return True
     else:

@@ -118,15 +118,11 @@ def test_a_workspace_left_mounted_by_a_killed_grading_is_unmounted_by_the_next(t
     assert f"unmounted the workspace {left}, left by a grading that was killed" in done.stderr
 
 
-@pytest.mark.xfail(os.geteuid() == 0, strict=True, reason=(
-    "not fixed: the workspace tmpfs's pages are charged to the run's memory cgroup, so a run within both limits is "
-    "stopped as a memory breach; see the docstring"))
 def test_files_in_the_working_folder_do_not_count_as_the_runs_memory(tmp_path):
     """A run holding 200 MiB in memory and writing a 200 MiB checkpoint stays within a 384 MiB memory limit and a
     256 MiB workspace. As root the workspace is a tmpfs, whose pages the kernel charges to the memory group of the
-    process that wrote them: the run is stopped with "exceeded the 384 MiB memory limit" (with the defaults, what a
-    run holds in memory and what it keeps in its 1 GiB workspace together may not pass 4 GiB). Without root it
-    passes."""
+    process that wrote them: the group has room for the workspace above the memory limit, and the supervisor holds
+    the processes' own memory to the limit (before, the run was stopped with "exceeded the 384 MiB memory limit")."""
     limits = Limits(wall_s=60, memory_bytes=384 * MiB, workspace_bytes=256 * MiB)
     folder = tmp_path / "work" / "student"
     limited_folder(folder, limits)
