@@ -160,7 +160,8 @@ def _log_key(entry: dict[str, Any]) -> tuple[str, str, str]:
 
 
 class CalibrationFailed(HarnessError):
-    """The calibration a student's checks waited for failed; the batch stops and reports the calibration's error."""
+    """The calibration a student's checks waited for failed: that student is not graded (nor blamed), no later one
+    runs, and the batch ends by raising the calibration's own error."""
 
 
 class BackgroundCalibration:
