@@ -54,7 +54,8 @@ DEFAULT_OUTPUT_BYTES = 1024**2
 """Text a cell may print when the config gives no ``output_bytes`` (the sandbox's ``Limits.output_bytes``)."""
 
 FLOOD_GRACE_S = 2.0
-"""Seconds a flooding cell gets to stop after its interrupt before the kernel is killed."""
+"""Seconds a flooding cell gets to stop after its interrupt: one that still prints is killed then; one that neither
+prints nor ends is interrupted again, and killed after as long again."""
 
 MAX_ERRORS = 200
 """Errors recorded per run."""
@@ -420,9 +421,12 @@ def _bounded_client_class() -> type:
     Past MAX_KEPT_OUTPUT_CHARS a cell's outputs are no longer kept. Past ``flood_bytes`` of printed
     text (an output flood) the kernel is interrupted, and killed if the cell still prints
     FLOOD_GRACE_S later: nothing is buffered beyond the caps, so printing gigabytes is an output
-    flood, not the memory limit of the whole run.
+    flood, not the memory limit of the whole run. A cell that neither prints nor ends after the interrupt
+    (it came at a moment the kernel could not act on it, or the cell ignores it) is interrupted again after
+    FLOOD_GRACE_S, and its kernel killed after as long again: it does not hold the run until its timeout.
     """
     import signal
+    import threading
 
     from nbclient import NotebookClient
 
@@ -435,13 +439,33 @@ def _bounded_client_class() -> type:
             self.cut_cells: set[int] = set()
             self.flooded: dict[int, float] = {}
             """Cells stopped for an output flood -> when the kernel was interrupted."""
-            self.flood_killed: set[int] = set()
-            """Cells whose kernel went on printing after the interrupt and was killed."""
+            self.flood_killed: dict[int, str] = {}
+            """Cells whose kernel was killed after the flood's interrupt -> why (for the report)."""
+            self.running: int | None = None
+            """The cell executing now (the runner sets it around each cell)."""
 
         def _signal_kernel(self, number: int) -> None:
             process = getattr(getattr(self.km, "provisioner", None), "process", None)
             if process is not None and process.poll() is None:
                 os.kill(process.pid, number)
+
+        def _after_grace(self, cell_index: int, again: bool) -> None:
+            """In FLOOD_GRACE_S, if the flooded cell is still running and its kernel alive: interrupt it once more
+            (``again``), else kill the kernel."""
+
+            def overdue() -> None:
+                if self.running != cell_index or cell_index in self.flood_killed:
+                    return  # it ended (or is being killed for printing on)
+                if again:
+                    self._signal_kernel(signal.SIGINT)
+                    self._after_grace(cell_index, again=False)
+                else:
+                    self.flood_killed[cell_index] = "the cell did not stop after an output flood"
+                    self._signal_kernel(signal.SIGKILL)
+
+            timer = threading.Timer(FLOOD_GRACE_S, overdue)
+            timer.daemon = True
+            timer.start()
 
         def output(self, outs: list, msg: dict[str, Any], display_id: str | None, cell_index: int) -> Any:
             if msg.get("msg_type") == "error":
@@ -453,13 +477,14 @@ def _bounded_client_class() -> type:
             self.printed_bytes[cell_index] = printed
             if cell_index in self.flooded:
                 if cell_index not in self.flood_killed and time.monotonic() - self.flooded[cell_index] > FLOOD_GRACE_S:
-                    self.flood_killed.add(cell_index)
+                    self.flood_killed[cell_index] = "it kept printing after an output flood"
                     self._signal_kernel(signal.SIGKILL)
                 return None
             if printed > self.flood_bytes:
                 self.flooded[cell_index] = time.monotonic()
                 self.cut_cells.add(cell_index)
                 self._signal_kernel(signal.SIGINT)
+                self._after_grace(cell_index, again=True)
                 return None
             size = text + sum(len(str(v)) for k, v in data.items() if not k.startswith("text/"))
             kept = self.kept_chars.get(cell_index, 0) + size
@@ -532,12 +557,15 @@ def run_notebook(
         """Run one cell: ``ok`` (errors included), ``timeout`` (interrupted) or ``dead`` (the kernel died)."""
         client.timeout = timeout
         before = len(timed_out)
+        client.running = index
         try:
             client.execute_cell(cell, index, store_history=store_history)
         except DeadKernelError:
             return "dead"
         except CellTimeoutError:  # no reply at all, not even to the interrupt
             return "timeout"
+        finally:
+            client.running = None
         return "timeout" if len(timed_out) > before else "ok"
 
     figures = artifacts / "figures"
@@ -586,7 +614,8 @@ def run_notebook(
                     record["outputs_flooded"].append(index)
                     record["errors"].append(error_entry(index, "OutputFlood", message, cell.source))
                 if flooded and outcome == "dead":
-                    message = "the kernel was stopped because it kept printing after an output flood"
+                    why = client.flood_killed.get(index + 1, "it kept printing after an output flood")
+                    message = f"the kernel was stopped because {why}"
                     record["kernel_died"] = {"cell": index, "message": message, "signal": None}
                     stop_reason = f"the kernel was stopped after an output flood in cell {index}"
                 elif outcome == "timeout":

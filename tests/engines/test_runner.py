@@ -7,6 +7,7 @@ in tests/probes/test_probe.py. The parametrised run over every fixture notebook 
 from __future__ import annotations
 
 import json
+import time
 import os
 import shutil
 import subprocess
@@ -216,6 +217,36 @@ def test_a_cell_that_keeps_flooding_after_its_interrupt_gets_its_kernel_stopped(
     assert [(e["cell"], e["ename"]) for e in run.record["errors"]] == [(1, "OutputFlood")]
     assert run.record["outputs_flooded"] == [1] and run.record["timed_out_cell"] is None
     assert run.record["probe_skipped"] == "the kernel was stopped after an output flood in cell 1"
+
+
+def test_a_flooded_cell_that_neither_prints_nor_ends_gets_its_kernel_stopped_after_two_interrupts(tmp_path):
+    # an interrupt the kernel cannot act on (here: ignored) held the run until the cell's timeout (60 s here)
+    code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('x' * 2_000_000)\ntime.sleep(60)"
+    notebook = write_notebook(tmp_path / "deaf_sleeper.ipynb", "x = 1", code, "y = 2")
+    (tmp_path / "run").mkdir()
+    started = time.monotonic()
+    run = run_source(tmp_path / "run", notebook, "notebook", base_config(output_bytes=1024**2))
+    assert time.monotonic() - started < 40
+    message = "the kernel was stopped because the cell did not stop after an output flood"
+    assert run.record["kernel_died"] == {"cell": 1, "message": message, "signal": None}
+    assert [(e["cell"], e["ename"]) for e in run.record["errors"]] == [(1, "OutputFlood")]
+    assert run.record["timed_out_cell"] is None
+
+
+def test_a_flooded_cell_deaf_to_the_first_interrupt_is_stopped_by_the_second_and_the_run_goes_on(tmp_path):
+    code = ("import signal, time\ncalls = []\n"
+            "def first_ignored(number, frame):\n    calls.append(number)\n    if len(calls) > 1:\n"
+            "        raise KeyboardInterrupt\n"
+            "signal.signal(signal.SIGINT, first_ignored)\nprint('x' * 2_000_000)\ntime.sleep(60)")
+    notebook = write_notebook(tmp_path / "half_deaf.ipynb", "x = 1", code, "after_output = 'still running'")
+    (tmp_path / "run").mkdir()
+    started = time.monotonic()
+    run = run_source(tmp_path / "run", notebook, "notebook",
+                     base_config(output_bytes=1024**2, task_values=["after_output"]))
+    assert time.monotonic() - started < 40
+    assert run.record["kernel_died"] is None and run.record["timed_out_cell"] is None
+    assert [(e["cell"], e["ename"]) for e in run.record["errors"]] == [(1, "OutputFlood")]
+    assert run.probe["task_values"] == {"after_output": "still running"}
 
 
 def test_a_script_flooding_its_output_is_stopped_and_still_probed(tmp_path):
