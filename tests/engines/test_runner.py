@@ -204,33 +204,28 @@ def test_a_file_that_is_not_a_notebook_is_recorded_not_crashed_on(tmp_path):
     assert run.record["probe_skipped"] == "the notebook could not be read"
 
 
-def test_a_cell_that_keeps_flooding_after_its_interrupt_gets_its_kernel_stopped(tmp_path):
-    code = ("import sys\nfrom ipykernel.iostream import OutStream\n"
-            "while True:  # around the output cap, and deaf to the interrupt\n"
-            "    try:\n        OutStream.write(sys.stdout, 'x' * 10**5)\n        sys.stdout.flush()\n"
-            "    except KeyboardInterrupt:\n        pass")
-    notebook = write_notebook(tmp_path / "deaf_flood.ipynb", "x = 1", code, "y = 2")
-    (tmp_path / "run").mkdir()
-    run = run_source(tmp_path / "run", notebook, "notebook", base_config(output_bytes=1024**2))
-    message = "the kernel was stopped because it kept printing after an output flood"
-    assert run.record["kernel_died"] == {"cell": 1, "message": message, "signal": None}
-    assert [(e["cell"], e["ename"]) for e in run.record["errors"]] == [(1, "OutputFlood")]
-    assert run.record["outputs_flooded"] == [1] and run.record["timed_out_cell"] is None
-    assert run.record["probe_skipped"] == "the kernel was stopped after an output flood in cell 1"
+DEAF_FLOOD = ("import sys\nfrom ipykernel.iostream import OutStream\n"
+              "while True:  # around the output cap, and deaf to the interrupt\n"
+              "    try:\n        OutStream.write(sys.stdout, 'x' * 10**5)\n        sys.stdout.flush()\n"
+              "    except KeyboardInterrupt:\n        pass")
+DEAF_SLEEPER = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('x' * 2_000_000)\ntime.sleep(60)"
 
 
-def test_a_flooded_cell_that_neither_prints_nor_ends_gets_its_kernel_stopped_after_two_interrupts(tmp_path):
+@pytest.mark.parametrize(("code", "why"), [
+    (DEAF_FLOOD, "it kept printing after an output flood"),
     # an interrupt the kernel cannot act on (here: ignored) held the run until the cell's timeout (60 s here)
-    code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('x' * 2_000_000)\ntime.sleep(60)"
-    notebook = write_notebook(tmp_path / "deaf_sleeper.ipynb", "x = 1", code, "y = 2")
+    (DEAF_SLEEPER, "the cell did not stop after an output flood"),
+], ids=["keeps_printing", "neither_prints_nor_ends"])
+def test_a_flooded_cell_that_does_not_stop_gets_its_kernel_stopped(tmp_path, code, why):
+    notebook = write_notebook(tmp_path / "deaf.ipynb", "x = 1", code, "y = 2")
     (tmp_path / "run").mkdir()
     started = time.monotonic()
     run = run_source(tmp_path / "run", notebook, "notebook", base_config(output_bytes=1024**2))
     assert time.monotonic() - started < 40
-    message = "the kernel was stopped because the cell did not stop after an output flood"
-    assert run.record["kernel_died"] == {"cell": 1, "message": message, "signal": None}
+    assert run.record["kernel_died"] == {"cell": 1, "message": f"the kernel was stopped because {why}", "signal": None}
     assert [(e["cell"], e["ename"]) for e in run.record["errors"]] == [(1, "OutputFlood")]
-    assert run.record["timed_out_cell"] is None
+    assert run.record["outputs_flooded"] == [1] and run.record["timed_out_cell"] is None
+    assert run.record["probe_skipped"] == "the kernel was stopped after an output flood in cell 1"
 
 
 def test_a_flooded_cell_deaf_to_the_first_interrupt_is_stopped_by_the_second_and_the_run_goes_on(tmp_path):
