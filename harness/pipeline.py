@@ -829,25 +829,31 @@ def _grade_in(
     if setup.calibrating is not None:  # every file has run; the checks need the bars it learns
         setup.calibrating.wait()
     graded: dict[str, CheckContext] = {}  # contexts of the tasks graded so far, for cross-task checks
-    for task in rubric.grading_order():
-        entry = plan.source(task.id)
-        if entry.run in faults:
-            results.extend(_harness_errors(task, faults[entry.run]))
-            continue
-        execution = ran.get(entry.run) if entry.run else None
-        outcome = outcomes.get(entry.run, RunOutcome()) if entry.run else RunOutcome()
-        text = _static_text(workspace, plan.static_files(task.id)) if entry.found else ""
-        step = plan.step_of(task.id)
-        tasks = [rubric.task(t) for t in step.tasks] if step else [task]
-        ctx = _task_context(setup, task, execution, outcome, text, "" if entry.found else entry.reason, graded, tasks)
-        if execution is not None and entry.run:  # the student's own class: built again in a clean sandbox to check
-            from harness.checks.rebuild import CACHE_FOLDER, Rebuilder
+    from harness.checks.rebuild import CACHE_FOLDER, Rebuilder, RebuildServer
 
-            ctx.rebuild = Rebuilder(setup.sandbox, submission, entry.run,
-                                    setup.out_dir / "artifacts" / student_dir / f"rebuild-{safe_name(task.id)}",
-                                    setup.limits, cache=setup.out_dir / CACHE_FOLDER)
-        results.extend(run_check(ctx, spec) for spec in task.checks)
-        graded[task.id] = ctx
+    # the student's own classes are built again in a second clean sandbox, one for all of this submission's tasks
+    rebuilds = RebuildServer(setup.sandbox, submission, setup.out_dir / "artifacts" / student_dir / "rebuild",
+                             setup.limits)
+    try:
+        for task in rubric.grading_order():
+            entry = plan.source(task.id)
+            if entry.run in faults:
+                results.extend(_harness_errors(task, faults[entry.run]))
+                continue
+            execution = ran.get(entry.run) if entry.run else None
+            outcome = outcomes.get(entry.run, RunOutcome()) if entry.run else RunOutcome()
+            text = _static_text(workspace, plan.static_files(task.id)) if entry.found else ""
+            step = plan.step_of(task.id)
+            tasks = [rubric.task(t) for t in step.tasks] if step else [task]
+            ctx = _task_context(setup, task, execution, outcome, text, "" if entry.found else entry.reason, graded,
+                                tasks)
+            if execution is not None and entry.run:
+                ctx.rebuild = Rebuilder(setup.sandbox, submission, entry.run, rebuilds.folder, setup.limits,
+                                        cache=setup.out_dir / CACHE_FOLDER, server=rebuilds)
+            results.extend(run_check(ctx, spec) for spec in task.checks)
+            graded[task.id] = ctx
+    finally:
+        rebuilds.close()
     report = score_submission(
         rubric,
         submission.student,

@@ -29,6 +29,8 @@ import json
 import re
 import shutil
 import sys
+import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -114,12 +116,15 @@ class Rebuilder:
     source: str
     """The notebook or script whose definitions are kept, relative to the submission."""
     folder: Path
-    """Host folder for the rebuild's files (emptied first)."""
+    """Host folder for the rebuild's files (emptied first) when it has no ``server``."""
     limits: Limits
     """The run's limits; the wall limit is cut to ``REBUILD_WALL_S``."""
     cache: Path | None = None
     """Folder where results are kept by :func:`rebuild_key` and looked up first (``<out>/rebuilds``); None: none
     kept, every call rebuilds."""
+    server: RebuildServer | None = None
+    """The sandboxed process serving this submission's rebuilds (shared by its tasks' rebuilders, closed by their
+    owner); None: each call starts and ends its own, in ``folder``."""
 
     def __call__(self, class_name: str, constructor: Any, state: Any, inputs: torch.Tensor) -> torch.Tensor | str:
         """The outputs (N, D) of a new ``class_name(*args, **kwargs)`` holding ``state``, on ``inputs``; or why the
@@ -128,9 +133,6 @@ class Rebuilder:
         ``constructor`` is the probe's record (``{"args", "kwargs"}``); without one (arguments that were no plain
         values, or a record that leaves it out) the class is built without arguments.
         """
-        from harness.engines.base import make_workspace
-        from harness.sandbox import Mount, python_mounts
-
         unrecorded = not (isinstance(constructor, dict) and isinstance(constructor.get("args"), list)
                           and isinstance(constructor.get("kwargs"), dict))
         if unrecorded:
@@ -147,25 +149,13 @@ class Rebuilder:
         kept = self._cached(key)
         if kept is not None:
             return kept if isinstance(kept, torch.Tensor) else why + kept
-        if self.folder.exists():
-            shutil.rmtree(self.folder)
-        io = self.folder / "io"
-        io.mkdir(parents=True)
-        workspace = make_workspace(self.submission, self.folder / "workspace")
-        (io / "definitions.py").write_text(code, encoding="utf-8")
-        (io / "request.json").write_text(json.dumps(request), encoding="utf-8")
-        torch.save(weights, io / "weights.pt")
-        torch.save(inputs.contiguous(), io / "inputs.pt")
-        command = [sys.executable, "-P", "-m", "harness.probes.rebuild", str(io.resolve())]
-        # in the source's folder, as the run was: a class defined in a helper module beside it (``from common
-        # import Classifier``) imports from there (harness.probes.rebuild puts the working folder on sys.path)
-        source_folder = (workspace / self.source).parent
-        result = self.sandbox.run(
-            command, workspace=workspace, limits=limits, cwd=source_folder if source_folder.is_dir() else None,
-            mounts=[*python_mounts(), Mount(source=io.resolve(), target=io.resolve(), writable=True)],
-            env={"CUDA_VISIBLE_DEVICES": "", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"},
-        )
-        outputs = io / "outputs.pt"
+        server = self.server or RebuildServer(self.sandbox, self.submission, self.folder, self.limits)
+        try:
+            out, unfinished = server.ask(self.source, code, request, weights, inputs, limits.wall_s)
+        finally:
+            if self.server is None:
+                server.close()
+        outputs = out / "outputs.pt"
         if outputs.is_file() and not outputs.is_symlink() and outputs.stat().st_size <= MAX_OUTPUT_BYTES:
             try:
                 value = torch.load(outputs, map_location="cpu", weights_only=True)
@@ -175,10 +165,10 @@ class Rebuilder:
                 rebuilt = value.float()
                 self._keep(key, rebuilt)
                 return rebuilt
-        said = _result_error(io / "result.json")
+        said = _result_error(out / "result.json")
         if said:  # the definitions themselves failed (a class that raises, a missing name): the same every time
             self._keep(key, said)
-        return why + (said or f"the rebuild did not finish: it {result.message}")
+        return why + (said or f"the rebuild did not finish: it {unfinished or 'wrote no outputs'}")
 
     def _cached(self, key: str) -> torch.Tensor | str | None:
         """The outputs (or the rebuild's own reason) kept under ``key``; None when none are (or unreadable)."""
@@ -210,6 +200,144 @@ class Rebuilder:
                 atomic_write_bytes(self.cache / f"{key}.json", json.dumps({"error": value}).encode("utf-8"))
         except OSError:  # a full disk costs a rebuild next time, never a grade
             pass
+
+
+SERVER_WALL_S = 4 * REBUILD_WALL_S
+"""Seconds one serving process may live; a request that could run past it goes to a new one."""
+
+POLL_S = 0.02
+"""How often the host looks for a served rebuild's ``done`` file."""
+
+
+class RebuildServer:
+    """The second, clean sandbox of one submission's rebuilds: ``harness.probes.rebuild --serve``, started at the
+    first :meth:`ask`, imports torch once and forks a fresh process for each rebuild (one per task's model, five
+    in a submission of five scripts), so each rebuild still starts clean and the import is paid once.
+
+    Its workspace is a fresh copy of the submission's files, made when it starts; ``folder/io/in/<n>`` holds the
+    host's request ``n``, ``folder/io/out/<n>`` what the rebuild wrote. A sandbox that cannot hold a run open
+    (no ``holds``) gets one process per request, its request on stdin. :meth:`close` ends it.
+    """
+
+    def __init__(self, sandbox: Any, submission: Submission, folder: Path, limits: Limits) -> None:
+        self.sandbox, self.submission, self.folder, self.limits = sandbox, submission, folder, limits
+        self._serving = bool(getattr(sandbox, "holds", False))
+        self._count = 0
+        self._channel: Any = None
+        self._thread: threading.Thread | None = None
+        self._ended: list[Any] = []  # the SandboxResult of the process, or what running it raised
+        self._since = 0.0
+        self._io = self._workspace = folder
+
+    def ask(self, source: str, code: str, request: dict[str, Any], weights: dict[str, torch.Tensor],
+            inputs: torch.Tensor, wall_s: float) -> tuple[Path, str]:
+        """Rebuild once: the folder the rebuild wrote into (``outputs.pt`` or ``result.json``), and, when it did not
+        finish, how it ended (``"timed out after 2 min"``), else ""."""
+        from harness.sandbox.supervise import format_seconds
+
+        if self._thread is not None and (
+            not self._thread.is_alive() or time.monotonic() - self._since + wall_s > SERVER_WALL_S
+        ):
+            self.close()
+        fresh = self._thread is None
+        if fresh:
+            self._prepare()
+        name = str(self._count)
+        self._count += 1
+        folder = self._io / "in" / name
+        folder.mkdir(parents=True)
+        (folder / "definitions.py").write_text(code, encoding="utf-8")
+        (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
+        torch.save(weights, folder / "weights.pt")
+        torch.save(inputs.contiguous(), folder / "inputs.pt")
+        # in the source's folder, as the run was: a class defined in a helper module beside it (``from common
+        # import Classifier``) imports from there (harness.probes.rebuild puts the working folder on sys.path)
+        where = (self._workspace / source).parent
+        (folder / "cwd").write_text(str(where.relative_to(self._workspace)) if where.is_dir() else ".")
+        out = self._io / "out" / name
+        if not self._serving:  # one process, this request on its stdin: its own wall limit is the rebuild's
+            self._start(wall_s, stdin=f"{name}\n".encode())
+            assert self._thread is not None
+            self._thread.join()
+            ended = self._ended[0] if self._ended else None
+            self.close()
+            return out, "" if (out / "done").is_file() else _how_it_ended(ended)
+        if fresh:
+            self._start(SERVER_WALL_S)
+        if not self._channel.send(name):
+            self.close()
+            return out, _how_it_ended(self._ended[0] if self._ended else None)
+        deadline = time.monotonic() + wall_s
+        while not (out / "done").is_file():
+            if not self._thread.is_alive():
+                ended = self._ended[0] if self._ended else None
+                self.close()
+                return out, _how_it_ended(ended)
+            if time.monotonic() > deadline:
+                self.close(stop=True)
+                return out, f"timed out after {format_seconds(wall_s)}"
+            time.sleep(POLL_S)
+        return out, ""
+
+    def _prepare(self) -> None:
+        """A fresh folder for a new process: its own workspace copy and request folders."""
+        from harness.engines.base import make_workspace
+
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+        self._io = self.folder / "io"
+        (self._io / "in").mkdir(parents=True)
+        (self._io / "out").mkdir()
+        self._workspace = make_workspace(self.submission, self.folder / "workspace")
+
+    def _start(self, wall_s: float, stdin: bytes | None = None) -> None:
+        """Start the serving process in a thread (held on its channel when serving, else with ``stdin``)."""
+        from harness.sandbox import Channel, Mount, python_mounts
+
+        limits = replace(self.limits, wall_s=wall_s, cell_timeout_s=None, gpu=False)
+        io = self._io.resolve()
+        # an isolating sandbox has its own process namespace: the server may kill whatever a rebuild left running
+        reap = ["--reap"] if getattr(self.sandbox, "isolated", False) else []
+        command = [sys.executable, "-P", "-m", "harness.probes.rebuild", "--serve", *reap, str(io)]
+        self._channel = Channel() if stdin is None else None
+        self._ended = []
+        options: dict[str, Any] = {"gate": self._channel} if self._channel is not None else {"stdin": stdin}
+
+        def run() -> None:
+            try:
+                self._ended.append(self.sandbox.run(
+                    command, workspace=self._workspace, limits=limits,
+                    # the requests read-only: only the host writes them
+                    mounts=[*python_mounts(), Mount(source=io / "in", target=io / "in"),
+                            Mount(source=io / "out", target=io / "out", writable=True)],
+                    env={"CUDA_VISIBLE_DEVICES": "", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"},
+                    **options,
+                ))
+            except BaseException as error:  # reported by the request waiting for it
+                self._ended.append(error)
+
+        self._since = time.monotonic()
+        self._thread = threading.Thread(target=run, name="rebuild-server", daemon=True)
+        self._thread.start()
+
+    def close(self, stop: bool = False) -> None:
+        """End the process (``stop``: at once, killing what it runs; else once its rebuild is done) and wait."""
+        if self._channel is not None:
+            if stop:
+                self._channel.stop()
+            self._channel.close()
+        if self._thread is not None:
+            self._thread.join()
+        self._channel, self._thread = None, None
+
+
+def _how_it_ended(ended: Any) -> str:
+    """How a rebuild process that wrote no ``done`` ended, for "the rebuild did not finish: it ..."."""
+    if ended is None:
+        return "ended without a word"
+    if isinstance(ended, BaseException):
+        return f"could not be run ({type(ended).__name__}: {ended})"
+    return ended.message
 
 
 def _tensor_digest(digest: Any, name: str, tensor: torch.Tensor) -> None:

@@ -1,6 +1,7 @@
 """Build a student's model again from their definitions alone and run it (runs in a second, clean sandbox).
 
     python -P -m harness.probes.rebuild FOLDER
+    python -P -m harness.probes.rebuild --serve FOLDER   (one rebuild per line read on stdin, below)
 
 The host (``harness.checks.rebuild``) fills ``FOLDER`` with ``definitions.py`` (the imports, classes,
 functions and constant assignments of the student's source, never the code that trained anything),
@@ -14,23 +15,38 @@ An argument that was a module the student's code built (``Classifier(ConvEncoder
 module's construction (``harness.contract.CONSTRUCTION``): it is built first, from the definitions' class or
 torch.nn's own, with its own recorded arguments, and passed in. Its weights are the outer model's too (they
 are in its state_dict), so they come from the export like the rest, never from the run.
+
+``--serve FOLDER`` does every rebuild of one submission in one sandbox: it imports torch once, then reads the
+names of request folders under ``FOLDER/in``, one per line on stdin, until end-of-file. Each request is done by a
+fresh process forked for it (so no rebuild sees what another one's definitions did to the interpreter), in the
+folder named by the request's ``cwd`` file (relative to the workspace), writing ``outputs.pt`` or ``result.json``
+into ``FOLDER/out/<name>``; then this process writes ``done`` there. The host writes requests into ``in``, and
+the sandbox's user writes only into ``out``.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 
 BATCH = 1_000
 """Inputs per forward pass."""
 
+PREWARM = ("torchvision",)
+"""Installed libraries the serving process imports once a rebuild has used them, so the next rebuilds' processes,
+forked from it, start with them loaded (a helper module importing torchvision costs a second each time otherwise).
+Only these: an installed library that starts threads on import would leave the forked processes broken."""
 
-def rebuild(folder: Path) -> str:
-    """Do the work described above; returns "" on success, else why the model could not be built or run."""
+
+def rebuild(folder: Path, out: Path | None = None) -> str:
+    """Do the work described above, reading the request in ``folder`` and writing the outputs into ``out`` (the
+    same folder when None); returns "" on success, else why the model could not be built or run."""
     import torch
 
     request = json.loads((folder / "request.json").read_text(encoding="utf-8"))
@@ -66,7 +82,7 @@ def rebuild(folder: Path) -> str:
     if first.shape != second.shape or not torch.allclose(first, second, rtol=1e-4, atol=1e-5):
         # e.g. a VAE that samples its code in evaluation mode too: no second run can reproduce the first's values
         return "its forward pass is random (two runs on the same test images differ), so no run can reproduce its outputs"
-    torch.save(first.contiguous(), folder / "outputs.pt")
+    torch.save(first.contiguous(), (out or folder) / "outputs.pt")
     return ""
 
 
@@ -153,18 +169,112 @@ def _outputs(model, inputs, seed: int):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``FOLDER``; exit status 0 when ``outputs.pt`` or ``result.json`` was written."""
-    folder = Path((argv or sys.argv[1:])[0])
+    """Entry point: ``FOLDER`` (one rebuild; exit status 0 when ``outputs.pt`` or ``result.json`` was written), or
+    ``--serve FOLDER`` (the rebuilds named on stdin, as the module's docstring says)."""
+    args = argv if argv is not None else sys.argv[1:]
+    if args and args[0] == "--serve":
+        return serve(Path(args[-1]), reap="--reap" in args)
+    return _one(Path(args[0]), Path(args[0]))
+
+
+def _one(folder: Path, out: Path) -> int:
+    """One rebuild in this process, in the current folder: reads ``folder``, writes into ``out``."""
     # ``-P`` keeps the working folder off sys.path; it is the student's source's folder, whose helper modules the
     # definitions import, as the student's run imported them (harness.engines.runner). Last on the path, so a
     # student's file named torch.py cannot stand in for the torch that loads the weights and saves the outputs.
     sys.path.append(os.getcwd())
     try:
-        problem = rebuild(folder)
+        problem = rebuild(folder, out)
     except BaseException:
         problem = "the rebuild failed: " + traceback.format_exc(limit=3)[-1_000:]
-    (folder / "result.json").write_text(json.dumps({"error": problem[:2_000]}), encoding="utf-8")
+    (out / "result.json").write_text(json.dumps({"error": problem[:2_000]}), encoding="utf-8")
     return 0
+
+
+def serve(folder: Path, reap: bool = False) -> int:
+    """Do the rebuilds named on stdin, each in a process forked from this one (torch already imported).
+
+    ``reap`` (only in a sandbox with its own process namespace, where every process but this one and the
+    namespace's init is a rebuild's): after each rebuild, every process it left behind is killed, so nothing one
+    rebuild's code started can touch the next one's files. This process is made non-dumpable, so no rebuild's code
+    (the same user) can attach to it."""
+    importlib.import_module("torch")  # every rebuild needs it: imported once, before any student's code
+
+    _not_traceable()
+    root = os.getcwd()
+    while True:
+        line = sys.stdin.buffer.readline()
+        if not line:
+            return 0
+        name = line.decode("ascii", "replace").strip()
+        if not name or "/" in name or name.startswith("."):
+            continue
+        request, out = folder / "in" / name, folder / "out" / name
+        out.mkdir(parents=True, exist_ok=True)
+        pid = os.fork()
+        if pid == 0:  # the rebuild's own process: the student's definitions run here only
+            code = 1
+            try:
+                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # the next requests are not its to read
+                where = (request / "cwd").read_text(encoding="utf-8").strip() if (request / "cwd").is_file() else "."
+                os.chdir(os.path.join(root, where))
+                code = _one(request, out)
+                (out / "imported.json").write_text(json.dumps([m for m in PREWARM if m in sys.modules]))
+            finally:
+                for stream in (sys.stdout, sys.stderr):
+                    try:
+                        stream.flush()
+                    except Exception:
+                        pass
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        if reap:
+            _reap_others()
+        _prewarm(out / "imported.json")
+        done = out / "done.tmp"
+        done.write_text(json.dumps({"status": os.waitstatus_to_exitcode(status)}), encoding="utf-8")
+        done.replace(out / "done")
+
+
+def _not_traceable() -> None:
+    """PR_SET_DUMPABLE 0: processes of the same user cannot ptrace this one (nor read its memory)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
+    except (OSError, AttributeError):
+        pass
+
+
+def _reap_others() -> None:
+    """SIGKILL every process of this namespace but this one, its parent and init, until none is left."""
+    import signal
+
+    spared = {1, os.getpid(), os.getppid()}
+    for _ in range(100):
+        others = [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) not in spared]
+        if not others:
+            return
+        for pid in others:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.01)
+
+
+def _prewarm(path: Path) -> None:
+    """Import the libraries of ``PREWARM`` that the rebuild listed in ``path`` as imported (others are ignored)."""
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    for name in PREWARM:
+        if isinstance(names, list) and name in names and name not in sys.modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # the rebuild that needs it fails in its own process, as it would have anyway
+                pass
 
 
 if __name__ == "__main__":

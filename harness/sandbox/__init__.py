@@ -12,11 +12,11 @@ else a ``PlainProcessSandbox`` that limits resources but isolates nothing, with 
 from __future__ import annotations
 
 from harness.errors import SandboxError
-from harness.sandbox.base import Gate, Mount, Sandbox, python_mounts
+from harness.sandbox.base import Channel, Gate, Mount, Sandbox, python_mounts
 from harness.sandbox.bubblewrap import BubblewrapSandbox
 from harness.sandbox.plain import PlainProcessSandbox
 
-__all__ = ["BubblewrapSandbox", "Gate", "Mount", "PlainProcessSandbox", "Sandbox", "make_sandbox", "python_mounts"]
+__all__ = ["BubblewrapSandbox", "Channel", "Gate", "Mount", "PlainProcessSandbox", "Sandbox", "make_sandbox", "python_mounts"]
 
 KINDS = ("auto", "bubblewrap", "plain")
 

@@ -54,6 +54,8 @@ class Gate:
         self.reader, self._writer = os.pipe()
         self.opened_at: float | None = None
         """``time.monotonic()`` of the go; None until then (the run's wall limit counts from it)."""
+        self.stopped = False
+        """Set by :meth:`stop`: the supervisor ends the run as if its wall limit had passed."""
         self._lock = threading.Lock()
 
     def open(self) -> None:
@@ -83,6 +85,30 @@ class Gate:
             if self.reader >= 0:
                 os.close(self.reader)
                 self.reader = -1
+
+    def stop(self) -> None:
+        """End the run now, whatever it is doing: its processes are killed and it ends as timed out."""
+        self.stopped = True
+
+
+class Channel(Gate):
+    """A held run's stdin kept open for more than the go: each :meth:`send` writes one line (the first is the go,
+    from which the wall limit counts), :meth:`close` gives the command end-of-file. For a command that serves
+    requests one after another (``harness.probes.rebuild --serve``)."""
+
+    def send(self, line: str) -> bool:
+        """Write ``line`` and a newline to the command's stdin; False when it can no longer be written (closed, or
+        the command is gone)."""
+        with self._lock:
+            if self._writer < 0:
+                return False
+            if self.opened_at is None:
+                self.opened_at = time.monotonic()
+            try:
+                os.write(self._writer, line.encode("utf-8") + b"\n")  # a short line: one write, never partial
+            except OSError:
+                return False
+            return True
 
 
 class Sandbox(Protocol):

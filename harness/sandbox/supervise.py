@@ -310,7 +310,7 @@ def _loop(
             if _has_exited(proc.pid):
                 break
             now = time.monotonic()
-            if now >= deadline:
+            if now >= deadline or (gate is not None and gate.stopped):
                 watch.breach = "timeout"
                 break
             if now >= next_check:
