@@ -6,11 +6,12 @@ and the predictions the student's run exported would have to be taken on trust. 
 1. ``definitions`` keeps, from the task's notebook or script, only what defines things: imports, class and
    function definitions, and assignments of literal constants (``HIDDEN = 64``), in order; never a line
    that trains, loads data or touches the grader (found by ``ast`` on the host: nothing is run here);
-2. ``Rebuilder`` runs ``harness.probes.rebuild`` in a fresh sandbox (the same sandbox and limits, no
-   network, a fresh copy of the submission's files, not the workspace the run left): it executes those
-   definitions, builds the recorded class with the constructor arguments the construction hook recorded
-   (a module among them is built first, from its own recorded construction), loads the exported weights,
-   runs the host's evaluation images, and writes its outputs;
+2. ``Rebuilder`` asks ``harness.probes.rebuild`` in a second sandbox (the same sandbox and limits, no
+   network, a fresh copy of the submission's files, not the workspace the run left), in a fresh process
+   forked for that rebuild alone (``RebuildServer``: one sandbox per submission, torch imported once): it
+   executes those definitions, builds the recorded class with the constructor arguments the construction hook
+   recorded (a module among them is built first, from its own recorded construction), loads the exported
+   weights, runs the host's evaluation images, and writes its outputs;
 3. ``harness.checks.verify`` believes the exported predictions only when they agree with those outputs.
 
 A rebuild's result depends only on what goes into it (:func:`rebuild_key`: the definitions, the class and its
