@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import math
 import os
 import re
 import sys
@@ -420,7 +421,7 @@ def _bounded_client_class() -> type:
 
     Past MAX_KEPT_OUTPUT_CHARS a cell's outputs are no longer kept. Past ``flood_bytes`` of printed
     text (an output flood) the kernel is interrupted, and killed if the cell still prints
-    FLOOD_GRACE_S later: nothing is buffered beyond the caps, so printing gigabytes is an output
+    FLOOD_GRACE_S later (by when the kernel sent the output, not when it is read): nothing is buffered beyond the caps, so printing gigabytes is an output
     flood, not the memory limit of the whole run. A cell that neither prints nor ends after the interrupt
     (it came at a moment the kernel could not act on it, or the cell ignores it) is interrupted again after
     FLOOD_GRACE_S, and its kernel killed after as long again: it does not hold the run until its timeout.
@@ -438,7 +439,9 @@ def _bounded_client_class() -> type:
             self.printed_bytes: dict[int, int] = {}
             self.cut_cells: set[int] = set()
             self.flooded: dict[int, float] = {}
-            """Cells stopped for an output flood -> when the kernel was interrupted."""
+            """Cells stopped for an output flood -> when the kernel was interrupted (``time.time()``)."""
+            self.last_received: dict[int, float] = {}
+            """Flooded cells -> when their last output message was received (``time.monotonic()``)."""
             self.flood_killed: dict[int, str] = {}
             """Cells whose kernel was killed after the flood's interrupt -> why (for the report)."""
             self.running: int | None = None
@@ -456,6 +459,11 @@ def _bounded_client_class() -> type:
             def overdue() -> None:
                 if self.running != cell_index or cell_index in self.flood_killed:
                     return  # it ended (or is being killed for printing on)
+                if time.monotonic() - self.last_received.get(cell_index, -math.inf) < FLOOD_GRACE_S:
+                    # still reading what the kernel sent before it stopped (a loaded machine): the cell's end may
+                    # be queued behind it; judged again later, and output() kills it if it really prints on
+                    self._after_grace(cell_index, again)
+                    return
                 if again:
                     self._signal_kernel(signal.SIGINT)
                     self._after_grace(cell_index, again=False)
@@ -476,12 +484,15 @@ def _bounded_client_class() -> type:
             printed = self.printed_bytes.get(cell_index, 0) + text
             self.printed_bytes[cell_index] = printed
             if cell_index in self.flooded:
-                if cell_index not in self.flood_killed and time.monotonic() - self.flooded[cell_index] > FLOOD_GRACE_S:
+                self.last_received[cell_index] = time.monotonic()
+                # by when the kernel sent it, not when it is read: on a loaded machine the messages it sent before
+                # the interrupt are still being read seconds later
+                if cell_index not in self.flood_killed and _sent_at(msg) - self.flooded[cell_index] > FLOOD_GRACE_S:
                     self.flood_killed[cell_index] = "it kept printing after an output flood"
                     self._signal_kernel(signal.SIGKILL)
                 return None
             if printed > self.flood_bytes:
-                self.flooded[cell_index] = time.monotonic()
+                self.flooded[cell_index] = time.time()
                 self.cut_cells.add(cell_index)
                 self._signal_kernel(signal.SIGINT)
                 self._after_grace(cell_index, again=True)
@@ -495,6 +506,19 @@ def _bounded_client_class() -> type:
             return super().output(outs, msg, display_id, cell_index)
 
     return BoundedClient
+
+
+def _sent_at(msg: dict[str, Any]) -> float:
+    """When the kernel sent ``msg`` (its header's date, as ``time.time()``); now, when it does not say."""
+    from datetime import datetime
+
+    date = msg.get("header", {}).get("date")
+    if isinstance(date, str):
+        try:
+            date = datetime.fromisoformat(date)
+        except ValueError:
+            date = None
+    return date.timestamp() if isinstance(date, datetime) and date.tzinfo is not None else time.time()
 
 
 def run_notebook(

@@ -228,6 +228,37 @@ def test_a_flooded_cell_that_does_not_stop_gets_its_kernel_stopped(tmp_path, cod
     assert run.record["probe_skipped"] == "the kernel was stopped after an output flood in cell 1"
 
 
+def test_output_sent_before_the_interrupt_but_read_after_the_grace_does_not_stop_the_kernel(monkeypatch):
+    """On a loaded machine the runner reads, seconds after the interrupt, what the kernel printed before it: only
+    output the kernel sent after the grace counts as printing on (CI: a flood test's kernel was stopped for that)."""
+    from datetime import datetime, timezone
+
+    import nbformat
+
+    import harness.engines.runner as runner
+
+    monkeypatch.setattr(runner, "FLOOD_GRACE_S", 0.2)
+    client = runner._bounded_client_class()(nbformat.v4.new_notebook(), flood_bytes=500)
+    signals: list[int] = []
+    monkeypatch.setattr(client, "_signal_kernel", signals.append)
+
+    def printed(sent: float) -> dict:
+        header = {"date": datetime.fromtimestamp(sent, timezone.utc), "msg_type": "stream"}
+        return {"msg_type": "stream", "header": header, "parent_header": {}, "metadata": {},
+                "content": {"name": "stdout", "text": "x" * 600}}
+
+    client.running = 1
+    client.output([], printed(time.time()), None, 1)  # the flood: past the cap, the kernel is interrupted
+    interrupted = time.time()
+    client.running = None  # the grace's timer is left out of this test: only what output() decides is judged
+    time.sleep(0.3)  # past the grace, the backlog is still being read
+    client.output([], printed(interrupted - 0.05), None, 1)
+    assert 1 not in client.flood_killed
+    client.output([], printed(time.time()), None, 1)  # sent after the grace: it really prints on
+    assert client.flood_killed == {1: "it kept printing after an output flood"}
+    assert signals[0] == 2 and signals[-1] == 9  # SIGINT, then SIGKILL
+
+
 def test_a_flooded_cell_deaf_to_the_first_interrupt_is_stopped_by_the_second_and_the_run_goes_on(tmp_path):
     code = ("import signal, time\ncalls = []\n"
             "def first_ignored(number, frame):\n    calls.append(number)\n    if len(calls) > 1:\n"
