@@ -258,22 +258,18 @@ class RebuildServer:
         out = self._io / "out" / name
         if not self._serving:  # one process, this request on its stdin: its own wall limit is the rebuild's
             self._start(wall_s, stdin=f"{name}\n".encode())
-            assert self._thread is not None
-            self._thread.join()
-            ended = self._ended[0] if self._ended else None
-            self.close()
-            return out, "" if (out / "done").is_file() else _how_it_ended(ended)
+            self.close()  # waits for it
+            return out, "" if (out / "done").is_file() else self._how_it_ended()
         if fresh:
             self._start(SERVER_WALL_S)
         if not self._channel.send(name):
             self.close()
-            return out, _how_it_ended(self._ended[0] if self._ended else None)
+            return out, self._how_it_ended()
         deadline = time.monotonic() + wall_s
         while not (out / "done").is_file():
             if not self._thread.is_alive():
-                ended = self._ended[0] if self._ended else None
                 self.close()
-                return out, _how_it_ended(ended)
+                return out, self._how_it_ended()
             if time.monotonic() > deadline:
                 self.close(stop=True)
                 return out, f"timed out after {format_seconds(wall_s)}"
@@ -331,14 +327,15 @@ class RebuildServer:
             self._thread.join()
         self._channel, self._thread = None, None
 
-
-def _how_it_ended(ended: Any) -> str:
-    """How a rebuild process that wrote no ``done`` ended, for "the rebuild did not finish: it ..."."""
-    if ended is None:
-        return "ended without a word"
-    if isinstance(ended, BaseException):
-        return f"could not be run ({type(ended).__name__}: {ended})"
-    return ended.message
+    def _how_it_ended(self) -> str:
+        """How the last process, ended without writing ``done``, ended: for "the rebuild did not finish: it ..."
+        (read after :meth:`close`, which waits for it)."""
+        ended = self._ended[0] if self._ended else None
+        if ended is None:
+            return "ended without a word"
+        if isinstance(ended, BaseException):
+            return f"could not be run ({type(ended).__name__}: {ended})"
+        return ended.message
 
 
 def _tensor_digest(digest: Any, name: str, tensor: torch.Tensor) -> None:
