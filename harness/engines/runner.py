@@ -446,6 +446,9 @@ def _bounded_client_class() -> type:
             """Cells whose kernel was killed after the flood's interrupt -> why (for the report)."""
             self.running: int | None = None
             """The cell executing now (the runner sets it around each cell)."""
+            self.running_cell: Any = None
+            """That cell itself: nbclient notes in its metadata when the kernel replied to it (``record_timing``),
+            before it waits for the last of the cell's output."""
 
         def _signal_kernel(self, number: int) -> None:
             process = getattr(getattr(self.km, "provisioner", None), "process", None)
@@ -459,6 +462,11 @@ def _bounded_client_class() -> type:
             def overdue() -> None:
                 if self.running != cell_index or cell_index in self.flood_killed:
                     return  # it ended (or is being killed for printing on)
+                execution = (self.running_cell or {}).get("metadata", {}).get("execution", {})
+                if "shell.execute_reply" in execution:
+                    # the kernel has ended the cell; nbclient is only waiting for the last of its output (a
+                    # flood on a loaded machine can lose the kernel's "idle" message: it waits iopub_timeout)
+                    return
                 if time.monotonic() - self.last_received.get(cell_index, -math.inf) < FLOOD_GRACE_S:
                     # still reading what the kernel sent before it stopped (a loaded machine): the cell's end may
                     # be queued behind it; judged again later, and output() kills it if it really prints on
@@ -571,7 +579,7 @@ def run_notebook(
         on_cell_error=note_timeout,
         startup_timeout=int(config.get("kernel_startup_timeout_s", 120)),
         shutdown_kernel="immediate",
-        record_timing=False,
+        record_timing=True,  # the kernel's reply to a cell is noted as it comes (BoundedClient); left out of the files
         iopub_timeout=4,
         resources={"metadata": {"path": str(source.parent)}},
         flood_bytes=int(config.get("output_bytes") or DEFAULT_OUTPUT_BYTES),
@@ -581,7 +589,7 @@ def run_notebook(
         """Run one cell: ``ok`` (errors included), ``timeout`` (interrupted) or ``dead`` (the kernel died)."""
         client.timeout = timeout
         before = len(timed_out)
-        client.running = index
+        client.running, client.running_cell = index, cell
         try:
             client.execute_cell(cell, index, store_history=store_history)
         except DeadKernelError:
@@ -589,7 +597,7 @@ def run_notebook(
         except CellTimeoutError:  # no reply at all, not even to the interrupt
             return "timeout"
         finally:
-            client.running = None
+            client.running, client.running_cell = None, None
         return "timeout" if len(timed_out) > before else "ok"
 
     figures = artifacts / "figures"
@@ -789,6 +797,8 @@ def _write_executed(records: Records, cells: list[Any]) -> None:
     """Save the student's cells with their (cut) outputs, for a TA to read."""
     import nbformat
 
+    for cell in cells:  # nbclient's timestamps (``record_timing``) are the runner's, not the student's
+        cell.get("metadata", {}).pop("execution", None)
     notebook = nbformat.v4.new_notebook(cells=cells)
     try:
         if isinstance(records, RecordDescriptors):

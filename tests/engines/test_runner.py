@@ -143,6 +143,7 @@ def test_a_cell_flooding_its_output_is_stopped_and_the_run_goes_on(tmp_path):
     assert run.record["outputs_cut"] == run.record["outputs_flooded"] == [0]
     assert [(e["cell"], e["ename"], e["evalue"]) for e in run.record["errors"]] == [
         (0, "OutputFlood", "printed more than 1 MiB of output (an output flood) and was stopped")]
+    assert run.record["kernel_died"] is None, run.record["kernel_died"]
     assert run.probe["task_values"] == {"after_output": "still running"}
     assert (run.artifacts / "executed.ipynb").stat().st_size < 100_000
 
@@ -257,6 +258,33 @@ def test_output_sent_before_the_interrupt_but_read_after_the_grace_does_not_stop
     client.output([], printed(time.time()), None, 1)  # sent after the grace: it really prints on
     assert client.flood_killed == {1: "it kept printing after an output flood"}
     assert signals[0] == 2 and signals[-1] == 9  # SIGINT, then SIGKILL
+
+
+def test_a_flooded_cell_the_kernel_has_replied_to_is_not_stopped_while_its_last_output_is_awaited(monkeypatch):
+    """After the kernel's reply to an interrupted cell, nbclient may still wait for the cell's last output (a flood
+    on a loaded machine can lose the kernel's "idle" message); the grace's timer must not stop that kernel."""
+    import nbformat
+
+    import harness.engines.runner as runner
+
+    monkeypatch.setattr(runner, "FLOOD_GRACE_S", 0.1)
+    client = runner._bounded_client_class()(nbformat.v4.new_notebook(), flood_bytes=500)
+    signals: list[int] = []
+    monkeypatch.setattr(client, "_signal_kernel", signals.append)
+    cells = {name: nbformat.v4.new_code_cell("print('x' * 600)") for name in ("replied", "silent")}
+    cells["replied"].metadata["execution"] = {"shell.execute_reply": "2026-12-06T00:00:00Z"}
+    flood = {"msg_type": "stream", "header": {}, "content": {"name": "stdout", "text": "x" * 600}}
+    stopped = {}
+    for name, cell in cells.items():
+        signals.clear()
+        client.running, client.running_cell = 1, cell
+        client.flooded.clear(), client.flood_killed.clear(), client.printed_bytes.clear()
+        client.output([], flood, None, 1)
+        time.sleep(0.6)  # past both stages of the grace
+        stopped[name] = (list(signals), dict(client.flood_killed))
+    client.running = None
+    assert stopped["replied"] == ([2], {})  # the flood's interrupt only
+    assert stopped["silent"] == ([2, 2, 9], {1: "the cell did not stop after an output flood"})
 
 
 def test_a_flooded_cell_deaf_to_the_first_interrupt_is_stopped_by_the_second_and_the_run_goes_on(tmp_path):
