@@ -103,3 +103,45 @@ def test_a_demo_that_left_no_overview_fails_the_benchmarks_check(tmp_path: Path)
     (tmp_path / "out").mkdir()
     with pytest.raises(AssertionError, match="the demo wrote no overview page"):
         assert_demo_graded(tmp_path / "out")
+
+
+def _report(path: Path, key: str, student: str, *cpu: float) -> None:
+    """A report (``executions``) or a calibration (``runs``) of ``student``'s runs, whose sandboxes used ``cpu``
+    seconds each."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runs = [{"source": f"{i}.ipynb", "artifacts_dir": f"/out/artifacts/{student}/{i}/artifacts",
+             "sandbox": {"verdict": "ok", "cpu_s": seconds}} for i, seconds in enumerate(cpu)]
+    path.write_text(json.dumps({key: runs}), encoding="utf-8")
+
+
+def test_the_demos_cpu_counts_every_students_and_every_calibrations_runs_once(tmp_path: Path) -> None:
+    from tests.benchmarks.test_make_targets import demo_cpu
+
+    demo = tmp_path / "demo"
+    students = demo / "out" / "idl-ex2" / "students"
+    _report(demo / "out" / "dl2025-a2" / "students" / "ann" / "report.json", "executions", "ann", 2.5, 3.5)
+    _report(students / "bob" / "report.json", "executions", "bob", 4.0)
+    _report(students / "cid" / "report.json", "executions", "cid")  # could not run anything
+    _report(demo / "data" / "calibration" / "idl-ex2-fast.json", "runs", "reference", 1.25, 0.75)
+    # the reference submission is checked on its calibration's runs: its report holds them again
+    _report(students / "reference" / "report.json", "executions", "reference", 1.25, 0.75)
+    spent = demo_cpu(demo, (100.0, 50.0), (160.5, 70.25))
+    assert spent == {"busy_core_s": 60.5, "idle_core_s": 20.2, "runs": 5, "runs_core_s": 12.0}
+
+
+def test_the_machines_cpu_counters_grow_while_it_works() -> None:
+    import time
+
+    from tests.benchmarks.verify import machine_cpu_seconds
+
+    before = machine_cpu_seconds()
+    if before is None:
+        pytest.skip("no /proc/stat on this machine")
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:  # 0.3 s of this process's CPU: the busy counter grows by as much
+        pass
+    after = machine_cpu_seconds()
+    assert after[0] - before[0] >= 0.25
+    assert after[1] >= before[1] >= 0

@@ -8,7 +8,9 @@ README starts it.
   measured too). The virtual environment is the one running this benchmark, already installed: the
   first ``pip install`` of torch depends on the package mirror, not on gradebench. Each round checks
   that the demo did its work: the overview page, one gradebook row per sample folder of every
-  assignment, and full marks for every assignment's reference submission.
+  assignment, and full marks for every assignment's reference submission. Each round also notes where the
+  machine's CPU went meanwhile (busy and idle core-seconds from ``/proc/stat``, machine-wide) and how much of it
+  the sandboxed runs used (their ``cpu_s``).
 - ``make test-fast``: the fast unit tier, checked to have passed tests and failed none.
 
 Each round is a fresh state, so there is no warm-up round. ``GRADEBENCH_BENCH_ROUNDS`` sets the rounds
@@ -27,6 +29,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.benchmarks.verify import SUMMARY_LINES, machine_cpu_seconds, sandboxed_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.prefix)
@@ -74,19 +78,44 @@ def assert_demo_graded(out: Path) -> int:
     return graded
 
 
-def _demo(folder: Path) -> None:
-    """One ``make demo`` from a fresh state in ``folder`` (emptied first), checked."""
+def _demo(folder: Path, spent: list[dict[str, float]]) -> None:
+    """One ``make demo`` from a fresh state in ``folder`` (emptied first), checked; appends to ``spent`` where the
+    machine's CPU went meanwhile (:func:`demo_cpu`)."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
+    before = machine_cpu_seconds()
     _make("demo", f"DATA={folder / 'data'}", f"OUT={folder / 'out'}")
+    after = machine_cpu_seconds()
     assert assert_demo_graded(folder / "out") > 0
+    if before is not None and after is not None:
+        spent.append(demo_cpu(folder, before, after))
+
+
+def demo_cpu(folder: Path, before: tuple[float, float], after: tuple[float, float]) -> dict[str, float]:
+    """Where a demo's CPU went: the machine's busy and idle core-seconds between ``before`` and ``after``
+    (:func:`machine_cpu_seconds`), and the sandboxed runs it made (students' and the references' calibration runs)
+    with the core-seconds they used; the rest of the busy time is the host's (and the rebuilds' sandboxes)."""
+    runs, seconds = sandboxed_runs(folder / "out", folder / "data")
+    return {"busy_core_s": round(after[0] - before[0], 1), "idle_core_s": round(after[1] - before[1], 1),
+            "runs": runs, "runs_core_s": round(seconds, 1)}
 
 
 @pytest.mark.benchmark(group="the README's commands")
-def test_make_demo_from_a_fresh_state(benchmark, tmp_path) -> None:
+def test_make_demo_from_a_fresh_state(benchmark, tmp_path, request) -> None:
+    """Also where the CPU went, per round (``extra_info["cpu"]``) and, for the median round, at the end of the run."""
     benchmark.extra_info.update(cores=os.cpu_count(), cores_available=len(os.sched_getaffinity(0)),
                                 note="environment installed; data, calibration and reports made from nothing")
-    benchmark.pedantic(_demo, args=(tmp_path / "demo",), rounds=ROUNDS, iterations=1, warmup_rounds=0)
+    spent: list[dict[str, float]] = []
+    benchmark.pedantic(_demo, args=(tmp_path / "demo", spent), rounds=ROUNDS, iterations=1, warmup_rounds=0)
+    if not spent:  # no /proc/stat here
+        return
+    benchmark.extra_info["cpu"] = spent
+    middle = sorted(spent, key=lambda round_: round_["busy_core_s"])[len(spent) // 2]
+    request.config.stash.setdefault(SUMMARY_LINES, []).append(
+        f"make demo (the round of median busy time): the machine was busy {middle['busy_core_s']:.0f} and idle "
+        f"{middle['idle_core_s']:.0f} core-seconds on {os.cpu_count()} cores; {middle['runs']} sandboxed runs used "
+        f"{middle['runs_core_s']:.0f} of them"
+    )
 
 
 def _fast_tier() -> None:

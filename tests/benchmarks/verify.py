@@ -69,3 +69,40 @@ def assert_ran_in_parallel(entries: list[dict], workers: int) -> int:
         f"at most {peak} of {len(entries)} gradings ran at once: the round did not use its {workers} workers"
     )
     return peak
+
+
+def machine_cpu_seconds() -> tuple[float, float] | None:
+    """The whole machine's busy and idle CPU seconds (all cores, since boot) from ``/proc/stat``; None elsewhere.
+
+    Machine-wide: whatever else runs on the machine is counted too."""
+    import os
+
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = [int(value) for value in handle.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq + steal) / tick, (idle + iowait) / tick
+
+
+def sandboxed_runs(out: Path, data: Path) -> tuple[int, float]:
+    """How many sandboxed runs a batch (or a demo) left records of under ``out`` (every ``report.json``'s runs,
+    nested folders included) and ``data`` (the calibrations' runs of the references), and the CPU seconds their
+    sandboxes used together. A run recorded twice (the reference submission's report holds its calibration's runs)
+    counts once: runs are told apart by their artifacts folder."""
+    seen: set[str] = set()
+    runs, seconds = 0, 0.0
+    found = [(path, "executions") for path in Path(out).rglob("report.json")]
+    found += [(path, "runs") for path in (Path(data) / "calibration").glob("*.json")]
+    for path, key in found:
+        for execution in json.loads(path.read_text(encoding="utf-8")).get(key, []):
+            folder = execution.get("artifacts_dir")
+            if folder:
+                if folder in seen:
+                    continue
+                seen.add(folder)
+            runs += 1
+            seconds += float(execution["sandbox"]["cpu_s"])
+    return runs, seconds
