@@ -295,7 +295,9 @@ class RebuildServer:
         io = self._io.resolve()
         # an isolating sandbox has its own process namespace: the server may kill whatever a rebuild left running
         reap = ["--reap"] if getattr(self.sandbox, "isolated", False) else []
-        command = [sys.executable, "-P", "-m", "harness.probes.rebuild", "--serve", *reap, str(io)]
+        # a library the submission's files name is imported once, before the first rebuild, not in it and again after
+        prewarm = [part for name in mentioned(self._workspace, self.submission.files) for part in ("--prewarm", name)]
+        command = [sys.executable, "-P", "-m", "harness.probes.rebuild", "--serve", *reap, *prewarm, str(io)]
         self._channel = Channel() if stdin is None else None
         self._ended = []
         options: dict[str, Any] = {"gate": self._channel} if self._channel is not None else {"stdin": stdin}
@@ -336,6 +338,33 @@ class RebuildServer:
         if isinstance(ended, BaseException):
             return f"could not be run ({type(ended).__name__}: {ended})"
         return ended.message
+
+
+MENTION_BYTES = 2 * 1024**2
+"""Bytes of each file :func:`mentioned` reads at most."""
+
+MENTION_FILES = 1_000
+"""Files :func:`mentioned` looks at, at most."""
+
+
+def mentioned(workspace: Path, files: Any) -> list[str]:
+    """The libraries of ``harness.probes.rebuild.PREWARM`` whose name appears in the submission's Python files or
+    notebooks (``files``, relative to ``workspace``: the first ``MENTION_FILES``, the first ``MENTION_BYTES`` of
+    each; only regular files, never a link)."""
+    from harness.probes.rebuild import PREWARM
+
+    found: set[str] = set()
+    for relative in list(files)[:MENTION_FILES]:
+        path = Path(workspace) / relative
+        if path.suffix.lower() not in (".py", ".ipynb") or path.is_symlink() or not path.is_file():
+            continue
+        try:
+            with path.open("rb") as handle:
+                text = handle.read(MENTION_BYTES)
+        except OSError:
+            continue
+        found.update(name for name in PREWARM if name.encode() in text)
+    return [name for name in PREWARM if name in found]
 
 
 def _tensor_digest(digest: Any, name: str, tensor: torch.Tensor) -> None:

@@ -1,7 +1,8 @@
 """Build a student's model again from their definitions alone and run it (runs in a second, clean sandbox).
 
     python -P -m harness.probes.rebuild FOLDER
-    python -P -m harness.probes.rebuild --serve FOLDER   (one rebuild per line read on stdin, below)
+    python -P -m harness.probes.rebuild --serve [--reap] [--prewarm LIBRARY]... FOLDER   (one rebuild per line read
+        on stdin, below)
 
 The host (``harness.checks.rebuild``) fills ``FOLDER`` with ``definitions.py`` (the imports, classes,
 functions and constant assignments of the student's source, never the code that trained anything),
@@ -20,8 +21,10 @@ are in its state_dict), so they come from the export like the rest, never from t
 names of request folders under ``FOLDER/in``, one per line on stdin, until end-of-file. Each request is done by a
 fresh process forked for it (so no rebuild sees what another one's definitions did to the interpreter), in the
 folder named by the request's ``cwd`` file (relative to the workspace), writing ``outputs.pt`` or ``result.json``
-into ``FOLDER/out/<name>``; then this process writes ``done`` there. The host writes requests into ``in``, and
-the sandbox's user writes only into ``out``.
+into ``FOLDER/out/<name>``; then this process writes ``done`` there (with the libraries of ``PREWARM`` the rebuild
+found imported). The host writes requests into ``in``, and the sandbox's user writes only into ``out``.
+``--prewarm LIBRARY`` (one of ``PREWARM``) is imported with torch, before the first rebuild: the host names it when
+the submission's files mention it. Otherwise it is imported once a rebuild has used it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 
 BATCH = 1_000
@@ -173,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     ``--serve FOLDER`` (the rebuilds named on stdin, as the module's docstring says)."""
     args = argv if argv is not None else sys.argv[1:]
     if args and args[0] == "--serve":
-        return serve(Path(args[-1]), reap="--reap" in args)
+        prewarm = [args[i + 1] for i, arg in enumerate(args[:-2]) if arg == "--prewarm"]
+        return serve(Path(args[-1]), reap="--reap" in args, prewarm=prewarm)
     return _one(Path(args[0]), Path(args[0]))
 
 
@@ -191,14 +196,17 @@ def _one(folder: Path, out: Path) -> int:
     return 0
 
 
-def serve(folder: Path, reap: bool = False) -> int:
+def serve(folder: Path, reap: bool = False, prewarm: Sequence[str] = ()) -> int:
     """Do the rebuilds named on stdin, each in a process forked from this one (torch already imported).
 
     ``reap`` (only in a sandbox with its own process namespace, where every process but this one and the
     namespace's init is a rebuild's): after each rebuild, every process it left behind is killed, so nothing one
     rebuild's code started can touch the next one's files. This process is made non-dumpable, so no rebuild's code
-    (the same user) can attach to it."""
+    (the same user) can attach to it. ``prewarm``: libraries of ``PREWARM`` to import now too (others are ignored)."""
     importlib.import_module("torch")  # every rebuild needs it: imported once, before any student's code
+    for name in PREWARM:
+        if name in prewarm:
+            _import_quietly(name)
 
     _not_traceable()
     root = os.getcwd()
@@ -211,6 +219,7 @@ def serve(folder: Path, reap: bool = False) -> int:
             continue
         request, out = folder / "in" / name, folder / "out" / name
         out.mkdir(parents=True, exist_ok=True)
+        warm = [library for library in PREWARM if library in sys.modules]
         pid = os.fork()
         if pid == 0:  # the rebuild's own process: the student's definitions run here only
             code = 1
@@ -232,7 +241,7 @@ def serve(folder: Path, reap: bool = False) -> int:
             _reap_others()
         _prewarm(out / "imported.json")
         done = out / "done.tmp"
-        done.write_text(json.dumps({"status": os.waitstatus_to_exitcode(status)}), encoding="utf-8")
+        done.write_text(json.dumps({"status": os.waitstatus_to_exitcode(status), "warm": warm}), encoding="utf-8")
         done.replace(out / "done")
 
 
@@ -270,11 +279,18 @@ def _prewarm(path: Path) -> None:
     except (OSError, ValueError):
         return
     for name in PREWARM:
-        if isinstance(names, list) and name in names and name not in sys.modules:
-            try:
-                importlib.import_module(name)
-            except Exception:  # the rebuild that needs it fails in its own process, as it would have anyway
-                pass
+        if isinstance(names, list) and name in names:
+            _import_quietly(name)
+
+
+def _import_quietly(name: str) -> None:
+    """Import ``name`` unless it is imported already; a failure is left to the rebuild that needs it, which fails in
+    its own process as it would have anyway."""
+    if name not in sys.modules:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
 
 
 if __name__ == "__main__":

@@ -107,3 +107,45 @@ def test_a_rebuild_that_hangs_is_stopped_and_the_next_gets_a_new_process(tmp_pat
     assert stuck == "the rebuild did not finish: it timed out after 3 s"
     assert isinstance(rebuilt, torch.Tensor) and torch.allclose(rebuilt, outputs, atol=1e-4)
     assert counting.runs == 2
+
+
+def _first_rebuild(tmp_path, name: str, code: str) -> tuple[object, dict]:
+    """Rebuild ``Net`` once from a submission whose only file is ``q1.py`` (``code``): what it gave, and the
+    serving process's ``done`` record of that rebuild."""
+    import json
+
+    submission = scripts(tmp_path / name, **{"q1.py": code})
+    server = RebuildServer(sandbox(), submission, tmp_path / name / "rebuild", Limits(wall_s=120))
+    try:
+        network, outputs = honest(16)
+        rebuilt = Rebuilder(server.sandbox, submission, "q1.py", server.folder, Limits(wall_s=120), server=server)(
+            "Net", {"args": [16], "kwargs": {}}, network.state_dict(), INPUTS)
+    finally:
+        server.close()
+    assert isinstance(rebuilt, torch.Tensor) and torch.allclose(rebuilt, outputs, atol=1e-4)
+    return rebuilt, json.loads((server.folder / "io" / "out" / "0" / "done").read_text())
+
+
+def test_torchvision_is_imported_before_the_first_rebuild_when_the_submission_names_it(tmp_path) -> None:
+    # imported in the rebuild's process and again in the server's after it, it cost a second twice per submission
+    plain = IMPORTS.replace("%matplotlib inline", "")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _, named = _first_rebuild(tmp_path, "a", plain + "from torchvision import transforms\n" + OWN_CLASS)
+    _, unnamed = _first_rebuild(tmp_path, "b", plain + OWN_CLASS)
+    assert named == {"status": 0, "warm": ["torchvision"]}
+    assert unnamed == {"status": 0, "warm": []}
+
+
+def test_only_the_submissions_own_python_files_and_notebooks_name_a_library(tmp_path) -> None:
+    from harness.checks.rebuild import mentioned
+
+    (tmp_path / "q1.py").write_text("import torch\n")
+    (tmp_path / "work.ipynb").write_text('{"cells": [{"source": ["from torchvision import datasets"]}]}')
+    (tmp_path / "notes.txt").write_text("torchvision")
+    (tmp_path / "outside.py").write_text("import torchvision\n")
+    (tmp_path / "link.py").symlink_to(tmp_path / "outside.py")
+    os.mkfifo(tmp_path / "pipe.py")  # read, it would block the grader
+    assert mentioned(tmp_path, ["q1.py"]) == []
+    assert mentioned(tmp_path, ["notes.txt", "link.py", "pipe.py", "missing.py"]) == []
+    assert mentioned(tmp_path, ["q1.py", "work.ipynb"]) == ["torchvision"]
