@@ -348,9 +348,10 @@ MENTION_FILES = 1_000
 
 
 def mentioned(workspace: Path, files: Any) -> list[str]:
-    """The libraries of ``harness.probes.rebuild.PREWARM`` whose name appears in the submission's Python files or
-    notebooks (``files``, relative to ``workspace``: the first ``MENTION_FILES``, the first ``MENTION_BYTES`` of
-    each; only regular files, never a link)."""
+    """The libraries of ``harness.probes.rebuild.PREWARM`` whose package's name (``matplotlib`` for
+    ``matplotlib.pyplot``) appears in the submission's Python files or notebooks (``files``, relative to
+    ``workspace``: the first ``MENTION_FILES``, the first ``MENTION_BYTES`` of each; only regular files, never a
+    link)."""
     from harness.probes.rebuild import PREWARM
 
     found: set[str] = set()
@@ -363,7 +364,7 @@ def mentioned(workspace: Path, files: Any) -> list[str]:
                 text = handle.read(MENTION_BYTES)
         except OSError:
             continue
-        found.update(name for name in PREWARM if name.encode() in text)
+        found.update(name for name in PREWARM if name.split(".")[0].encode() in text)
     return [name for name in PREWARM if name in found]
 
 

@@ -42,10 +42,11 @@ from pathlib import Path
 BATCH = 1_000
 """Inputs per forward pass."""
 
-PREWARM = ("torchvision",)
+PREWARM = ("torchvision", "matplotlib.pyplot")
 """Installed libraries the serving process imports once a rebuild has used them, so the next rebuilds' processes,
-forked from it, start with them loaded (a helper module importing torchvision costs a second each time otherwise).
-Only these: an installed library that starts threads on import would leave the forked processes broken."""
+forked from it, start with them loaded (a helper module importing torchvision costs a second each time otherwise,
+pyplot a third of one). Only these: an installed library that starts threads on import would leave the forked
+processes broken."""
 
 
 def rebuild(folder: Path, out: Path | None = None) -> str:
