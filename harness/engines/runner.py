@@ -422,9 +422,10 @@ def _bounded_client_class() -> type:
     Past MAX_KEPT_OUTPUT_CHARS a cell's outputs are no longer kept. Past ``flood_bytes`` of printed
     text (an output flood) the kernel is interrupted, and killed if the cell still prints
     FLOOD_GRACE_S later (by when the kernel sent the output, not when it is read): nothing is buffered
-    beyond the caps, so printing gigabytes is an output flood, not the memory limit of the whole run. A cell that neither prints nor ends after the interrupt
-    (it came at a moment the kernel could not act on it, or the cell ignores it) is interrupted again after
-    FLOOD_GRACE_S, and its kernel killed after as long again: it does not hold the run until its timeout.
+    beyond the caps, so printing gigabytes is an output flood, not the memory limit of the whole run. A cell
+    that neither prints nor ends after the interrupt (it came at a moment the kernel could not act on it, or
+    the cell ignores it) is interrupted again after FLOOD_GRACE_S, and its kernel killed after as long again:
+    it does not hold the run until its timeout.
     """
     import signal
     import threading

@@ -205,9 +205,7 @@ def serve(folder: Path, reap: bool = False, prewarm: Sequence[str] = ()) -> int:
     rebuild's code started can touch the next one's files. This process is made non-dumpable, so no rebuild's code
     (the same user) can attach to it. ``prewarm``: libraries of ``PREWARM`` to import now too (others are ignored)."""
     importlib.import_module("torch")  # every rebuild needs it: imported once, before any student's code
-    for name in PREWARM:
-        if name in prewarm:
-            _import_quietly(name)
+    _prewarm(prewarm)
 
     _not_traceable()
     root = os.getcwd()
@@ -240,7 +238,7 @@ def serve(folder: Path, reap: bool = False, prewarm: Sequence[str] = ()) -> int:
         _, status = os.waitpid(pid, 0)
         if reap:
             _reap_others()
-        _prewarm(out / "imported.json")
+        _prewarm(_listed(out / "imported.json"))
         done = out / "done.tmp"
         done.write_text(json.dumps({"status": os.waitstatus_to_exitcode(status), "warm": warm}), encoding="utf-8")
         done.replace(out / "done")
@@ -273,25 +271,24 @@ def _reap_others() -> None:
         time.sleep(0.01)
 
 
-def _prewarm(path: Path) -> None:
-    """Import the libraries of ``PREWARM`` that the rebuild listed in ``path`` as imported (others are ignored)."""
+def _listed(path: Path) -> list[str]:
+    """The libraries a rebuild listed in ``path`` as imported; none when it wrote no such list."""
     try:
         names = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return
+        return []
+    return [name for name in names if isinstance(name, str)] if isinstance(names, list) else []
+
+
+def _prewarm(names: Sequence[str]) -> None:
+    """Import the libraries of ``PREWARM`` among ``names`` not imported yet (others are ignored). One that fails is
+    left to the rebuild that needs it, which fails in its own process as it would have anyway."""
     for name in PREWARM:
-        if isinstance(names, list) and name in names:
-            _import_quietly(name)
-
-
-def _import_quietly(name: str) -> None:
-    """Import ``name`` unless it is imported already; a failure is left to the rebuild that needs it, which fails in
-    its own process as it would have anyway."""
-    if name not in sys.modules:
-        try:
-            importlib.import_module(name)
-        except Exception:
-            pass
+        if name in names and name not in sys.modules:
+            try:
+                importlib.import_module(name)
+            except Exception:
+                pass
 
 
 if __name__ == "__main__":

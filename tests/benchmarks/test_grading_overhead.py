@@ -175,14 +175,14 @@ def test_gradebench_grade_six_jobs_1_on_one_core(benchmark, world) -> None:
 def test_gradebench_grade_six_jobs_2(benchmark, world, request) -> None:
     """On two cores. Also the parallel efficiency of the medians, with the range the extremes allow: against one
     worker on one core (t(jobs 1, one core) / (2 x t(jobs 2))), and against ``--jobs 1`` on every core."""
-    cores = first_cores(2)
-    if len(cores) < 2:
+    pair = first_cores(2)
+    if len(pair) < 2:
         pytest.skip("this process may use one core only: two workers on two cores cannot be timed")
-    _grade_six(benchmark, world, 2, cores)
+    _grade_six(benchmark, world, 2, pair)
     two = SIX_STUDENTS.get((2, 2))
     if two is None:  # --benchmark-disable: nothing was timed
         return
-    cores = len(cores)
+    cores = len(pair)
     for name, key, baseline in (("efficiency_one_core", (1, 1), "--jobs 1 on one core"),
                                 ("efficiency", (1, None), "--jobs 1 on every core")):
         if key not in SIX_STUDENTS:  # run alone (-k): there is no such timing to compare with

@@ -7,6 +7,7 @@ benchmark is followed by these checks on what the round left on disk.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -75,8 +76,6 @@ def machine_cpu_seconds() -> tuple[float, float] | None:
     """The whole machine's busy and idle CPU seconds (all cores, since boot) from ``/proc/stat``; None elsewhere.
 
     Machine-wide: whatever else runs on the machine is counted too."""
-    import os
-
     try:
         with open("/proc/stat", encoding="ascii") as handle:
             fields = [int(value) for value in handle.readline().split()[1:9]]
