@@ -691,6 +691,8 @@ class RunnerConfig(Record):
     """Seconds the probe plans to spend (below its timeout)."""
     threads: int = 1
     """CPU threads torch may use."""
+    seed: int | None = None
+    """The seed of ``random``, NumPy and torch before the student's first line; None: unseeded."""
     max_candidates: int = MAX_MODELS
     """Model candidates the probe inspects at most."""
     export_inputs: int = 1_000

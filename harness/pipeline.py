@@ -484,6 +484,7 @@ def _run_settings(setup: GradingSetup, tasks: Sequence[Task]) -> RunSettings:
         limits=limits,
         cell_timeout_s=min(limits.cell_timeout_s or limits.wall_s, limits.wall_s),
         threads=setup.threads,
+        seed=setup.rubric.seed,
         data_dir=setup.data_dir,
         eval_images={d: setup.hidden[d][0] for d in evaluated if d in setup.hidden},
         datasets=tuple(setup.rubric.datasets),

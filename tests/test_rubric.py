@@ -431,3 +431,15 @@ def test_points_on_unverified_predictions_are_held_unless_a_rubric_says_believe(
     with pytest.raises(RubricError, match="unverified: must be 'hold' or 'believe', got 'sometimes'"):
         parse_rubric("assignment: a\ntitle: A\nunverified: sometimes\ntasks: [{id: w, title: W, manual: {points: 1}}]\n",
                      "a.yaml")
+
+
+def test_runs_are_seeded_with_0_unless_a_rubric_gives_a_seed_or_null() -> None:
+    text = "assignment: a\ntitle: A\n{seed}tasks: [{{id: w, title: W, manual: {{points: 1}}}}]\n"
+    assert parse_rubric(text.format(seed=""), "a.yaml").seed == 0
+    assert parse_rubric(text.format(seed="seed: 42\n"), "a.yaml").seed == 42
+    assert parse_rubric(text.format(seed="seed: null\n"), "a.yaml").seed is None
+    for bad, reason in (("-1", "must be at least 0, got -1"), ("'7'", "must be a whole number, got '7'"),
+                        ("1.5", "must be a whole number, got 1.5"), (str(2**32), "must be less than 4,294,967,296")):
+        with pytest.raises(RubricError) as info:
+            parse_rubric(text.format(seed=f"seed: {bad}\n"), "a.yaml")
+        assert str(info.value).startswith("a.yaml: seed: ") and reason in str(info.value), str(info.value)

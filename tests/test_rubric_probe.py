@@ -73,6 +73,7 @@ def test_the_runner_settings_carry_the_merged_probe_requests(tmp_path: Path) -> 
     assert settings.task_values == ("z", "z_samples")
     assert settings.calls == ({"id": "vae_loss", "names": ["loss_function", "vae_loss", "loss_fn"], "inputs": "vae_loss"},)
     assert settings.prefer == ("model", "vae")
+    assert settings.seed == rubric.seed == 0  # the rubric gives none: runs start from seed 0
     other = _run_settings(setup, rubric.tasks_for_source(rubric.sources_in_order()[1]))
     assert (other.task_values, other.calls) == (("z",), ())
 

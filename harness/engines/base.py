@@ -64,6 +64,8 @@ class RunSettings:
     """Seconds the probe may take after the student's code."""
     threads: int = 1
     """CPU threads torch and the BLAS libraries may use."""
+    seed: int | None = None
+    """The seed of ``random``, NumPy and torch before the student's first line (the rubric's); None: unseeded."""
     data_dir: Path | None = None
     """A prepared data folder (``harness.data.prepare``): its ``public/`` part is mounted read-only."""
     eval_images: Mapping[str, Path] = field(default_factory=dict)
@@ -194,6 +196,7 @@ class Engine:
             step_timeout_s=max(5.0, settings.probe_timeout_s / 4),
             probe_budget_s=settings.probe_timeout_s * 0.75,
             threads=settings.threads,
+            seed=settings.seed,
             max_candidates=settings.max_candidates,
             export_inputs=settings.export_inputs,
             output_bytes=settings.limits.output_bytes,

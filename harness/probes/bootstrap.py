@@ -6,7 +6,9 @@ FashionMNIST at the prepared public files, whatever root the student passes, so 
 or writes. It also imports :mod:`harness.probes.probe`, which captures the torch functions
 the probe uses now, before the student's code can monkeypatch them, and starts
 :mod:`harness.probes.tracking`, which records every model the student's code builds (function
-locals included) with where it was built and whether it was trained.
+locals included) with where it was built and whether it was trained. With the rubric's ``seed``, the
+run starts from seeded ``random``, NumPy and torch generators, so the same notebook trains the same way
+each time it is graded.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ _PATCHED = "__gradebench_patched__"
 
 
 def install(config: dict[str, Any]) -> None:
-    """Set up environment, plotting, threads and dataset redirection for one sandboxed run."""
+    """Set up environment, plotting, threads, seeds and dataset redirection for one sandboxed run."""
     os.environ.update(OFFLINE_ENV)
     figures = os.path.join(config["artifacts"], "figures")
     os.environ[FIGURES_ENV] = figures
@@ -39,9 +41,23 @@ def install(config: dict[str, Any]) -> None:
     threads = int(config.get("threads", 1))
     if threads > 0:
         torch.set_num_threads(threads)
+    seed = config.get("seed")
+    if seed is not None:
+        _seed(int(seed), torch)
     data_root = config.get("data_root")
     if data_root and any(d in TORCHVISION_FOLDERS for d in config.get("datasets", ())):
         redirect_torchvision(data_root)
+
+
+def _seed(seed: int, torch: Any) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (every device), as the rubric asks."""
+    import random
+
+    import numpy
+
+    random.seed(seed)
+    numpy.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def _select_backend() -> None:

@@ -151,8 +151,12 @@ def _reason(error: Any, root: type[BaseModel] | None = None) -> str:
               "less_than": ("lt", "less than"), "less_than_equal": ("le", "at most")}
     if kind in bounds:
         key, words = bounds[kind]
-        return f"must be {words} {ctx[key]:g}, got {_shown(value)}"
-    if kind in ("float_type", "float_parsing", "int_type", "int_parsing", "finite_number"):
+        bound = ctx[key]
+        shown = f"{bound:,}" if isinstance(bound, int) else f"{bound:g}"
+        return f"must be {words} {shown}, got {_shown(value)}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"must be a whole number, got {_shown(value)}"
+    if kind in ("float_type", "float_parsing", "finite_number"):
         return f"must be a number, got {_shown(value)}"
     if kind == "string_type":
         return f"must be text, got {_shown(value)}"

@@ -473,6 +473,10 @@ class Rubric(_Strict):
     packages: tuple[Annotated[str, Field(strict=True)], ...] = ()
     """Modules the students' code imports beyond gradebench's own dependencies (``packages: [lightning]``):
     grading refuses to start, naming them, while the environment lacks any."""
+    seed: Annotated[int, Field(strict=True, ge=0, lt=2**32)] | None = 0
+    """The seed of Python's ``random``, NumPy and torch before each run's first line, so that a regrade, and a
+    student's self-check, train the same way (a notebook's own ``manual_seed`` still decides from where it is
+    called); ``null`` leaves the runs unseeded."""
 
     _path: Path | None = PrivateAttr(default=None)
     _hash: str | None = PrivateAttr(default=None)

@@ -430,3 +430,23 @@ def test_only_the_runners_records_are_read_back(tmp_path):
     adopt_records(records, artifacts)
     assert json.loads((artifacts / "run.json").read_text())["cells_run"] == 1
     assert not (artifacts / "executed.ipynb").is_symlink() and not records.exists()
+
+
+def test_a_seeded_run_draws_what_the_seed_gives_before_the_students_first_line(tmp_path):
+    """A regrade trains as the first grading did: ``random``, NumPy and torch start from the rubric's seed."""
+    import random
+
+    import nbformat
+
+    code = "import random, numpy, torch\ndraws = [random.random(), float(numpy.random.rand()), torch.rand(1).item()]"
+    notebook = tmp_path / "draw.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), str(notebook))
+    submission = stage(tmp_path, notebook)
+    settings = RunSettings(limits=Limits(wall_s=120), task_values=("draws",), seed=5)
+    result = Engine(make_sandbox(), "notebook").run(submission, "draw.ipynb", tmp_path / "out", settings)
+    assert (result.sandbox.verdict, result.errors) == ("ok", ())
+    random.seed(5)
+    np.random.seed(5)
+    torch.manual_seed(5)
+    expected = [random.random(), float(np.random.rand()), torch.rand(1).item()]
+    assert load_artifacts(result.artifacts_dir).probe.task_values["draws"] == expected

@@ -64,3 +64,42 @@ def test_figures_are_numbered_capped_and_must_be_png(tmp_path):
     (tmp_path / "1.png").write_bytes(png)  # taken meanwhile, e.g. by the kernel
     assert reserve_figure_path(tmp_path) == tmp_path / "2.png"
     assert reserve_figure_path(tmp_path, limit=3) is None
+
+
+DRAWS = """
+import json, sys
+from harness.probes import bootstrap
+bootstrap.install(json.loads(sys.argv[1]))
+import random
+import numpy
+import torch
+print(json.dumps([random.random(), float(numpy.random.rand()), torch.rand(1).item()]))
+"""
+
+
+def _draws(tmp_path, seed):
+    config = {"artifacts": str(tmp_path / "artifacts"), "threads": 1, "seed": seed}
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", DRAWS, json.dumps(config)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_rubrics_seed_makes_every_generator_draw_the_same_in_each_run(tmp_path):
+    import random
+
+    import numpy
+    import torch
+
+    random.seed(7)
+    numpy.random.seed(7)
+    torch.manual_seed(7)
+    expected = [random.random(), float(numpy.random.rand()), torch.rand(1).item()]
+    assert _draws(tmp_path, 7) == expected
+    assert _draws(tmp_path, 7) == expected
+
+
+def test_without_a_seed_each_run_draws_afresh(tmp_path):
+    first, second = _draws(tmp_path, None), _draws(tmp_path, None)
+    assert all(a != b for a, b in zip(first, second))
