@@ -33,11 +33,9 @@ from typing import Iterable, Mapping
 import yaml
 
 from harness.errors import HarnessError
+from harness.loading.common import CODE_SUFFIXES  # the files that can serve a task
 from harness.rubric import Rubric, Task, did_you_mean
 from harness.syntax import parse_or_none
-
-CODE_SUFFIXES = (".ipynb", ".py")
-"""Suffixes of the files that can serve a task."""
 
 MIN_EVIDENCE = 3
 """Score a file needs for a task before it is chosen by content (a word in its name, or a number, is 3-4)."""

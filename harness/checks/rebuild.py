@@ -352,12 +352,13 @@ def mentioned(workspace: Path, files: Any) -> list[str]:
     ``matplotlib.pyplot``) appears in the submission's Python files or notebooks (``files``, relative to
     ``workspace``: the first ``MENTION_FILES``, the first ``MENTION_BYTES`` of each; only regular files, never a
     link)."""
+    from harness.loading.common import CODE_SUFFIXES
     from harness.probes.rebuild import PREWARM
 
     found: set[str] = set()
     for relative in list(files)[:MENTION_FILES]:
         path = Path(workspace) / relative
-        if path.suffix.lower() not in (".py", ".ipynb") or path.is_symlink() or not path.is_file():
+        if path.suffix.lower() not in CODE_SUFFIXES or path.is_symlink() or not path.is_file():
             continue
         try:
             with path.open("rb") as handle:

@@ -109,9 +109,9 @@ def test_a_rebuild_that_hangs_is_stopped_and_the_next_gets_a_new_process(tmp_pat
     assert counting.runs == 2
 
 
-def _first_rebuild(tmp_path, name: str, code: str) -> tuple[object, dict]:
-    """Rebuild ``Net`` once from a submission whose only file is ``q1.py`` (``code``): what it gave, and the
-    serving process's ``done`` record of that rebuild."""
+def _first_rebuild(tmp_path, name: str, code: str) -> dict:
+    """Rebuild ``Net`` once from a submission whose only file is ``q1.py`` (``code``), checking that it reproduces
+    the network; returns the serving process's ``done`` record of that rebuild."""
     import json
 
     submission = scripts(tmp_path / name, **{"q1.py": code})
@@ -123,7 +123,7 @@ def _first_rebuild(tmp_path, name: str, code: str) -> tuple[object, dict]:
     finally:
         server.close()
     assert isinstance(rebuilt, torch.Tensor) and torch.allclose(rebuilt, outputs, atol=1e-4)
-    return rebuilt, json.loads((server.folder / "io" / "out" / "0" / "done").read_text())
+    return json.loads((server.folder / "io" / "out" / "0" / "done").read_text())
 
 
 def test_torchvision_and_pyplot_are_imported_before_the_first_rebuild_when_the_submission_names_them(tmp_path) -> None:
@@ -133,9 +133,9 @@ def test_torchvision_and_pyplot_are_imported_before_the_first_rebuild_when_the_s
     for name in ("a", "b", "c"):
         (tmp_path / name).mkdir()
     both = plain + "from torchvision import transforms\nfrom matplotlib import pyplot as plt\n" + OWN_CLASS
-    _, named = _first_rebuild(tmp_path, "a", both)
-    _, one = _first_rebuild(tmp_path, "b", plain + "import torchvision\n" + OWN_CLASS)
-    _, unnamed = _first_rebuild(tmp_path, "c", plain + OWN_CLASS)
+    named = _first_rebuild(tmp_path, "a", both)
+    one = _first_rebuild(tmp_path, "b", plain + "import torchvision\n" + OWN_CLASS)
+    unnamed = _first_rebuild(tmp_path, "c", plain + OWN_CLASS)
     assert named == {"status": 0, "warm": ["torchvision", "matplotlib.pyplot"]}
     assert one == {"status": 0, "warm": ["torchvision"]}
     assert unnamed == {"status": 0, "warm": []}
