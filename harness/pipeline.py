@@ -993,7 +993,7 @@ def grade_batch(
 
     def render(report: GradeReport) -> None:
         try:
-            render_student(report, setup.out_dir, setup.rubric.title)
+            render_student(report, setup.out_dir, setup.rubric.title, seed=setup.rubric.seed)
         except Exception as error:  # the report is stored; only its page is missing: say so and go on
             fault = f"{report.student}: could not write the report page ({type(error).__name__}: {error})"
             faults.append(fault)

@@ -189,8 +189,9 @@ def render_live_check(check: Any) -> str:
     return _environment().get_template("selfcheck.html.j2").render(check=check)
 
 
-def render_student(report: GradeReport, out_dir: Path, rubric_title: str) -> Path:
-    """Write ``<out>/students/<student>/index.html`` and ``report.json``; returns the HTML path."""
+def render_student(report: GradeReport, out_dir: Path, rubric_title: str, seed: int | None = 0) -> Path:
+    """Write ``<out>/students/<student>/index.html`` and ``report.json``; returns the HTML path. ``seed``: the
+    rubric's seed the runs started from (None: unseeded), told to the student beside how their code ran."""
     from harness.store import report_to_dict
 
     folder = out_dir / "students" / safe_name(report.student)
@@ -217,6 +218,7 @@ def render_student(report: GradeReport, out_dir: Path, rubric_title: str) -> Pat
         executions=report.executions,
         isolated=all(e.sandbox.isolated for e in report.executions),
         figures=figures,
+        seed=seed,
         shown_errors=shown_errors,
         run_outcome=run_outcome,
         **_common(report.profile),

@@ -272,3 +272,29 @@ def test_released_and_rejected_held_points_are_shown_as_the_ta_decided(tmp_path)
     assert "<strong>1.0 / 4.0</strong> points" in page
     assert "a TA reviewed your model and did not accept its 3 points." in page
     assert "held points rejected by a TA: Net is not the network your notebook trained" in page
+
+
+@pytest.mark.parametrize(
+    ("seed", "said"),
+    [
+        (0, "Each run started with Python's <code>random</code>, NumPy and torch seeded with 0, so grading your code "
+            "again trains it the same way"),
+        (1234, "seeded with 1234,"),
+        (None, "The runs were not seeded: training that draws random numbers can end differently each time your code "
+               "is graded."),
+    ],
+)
+def test_the_student_page_tells_which_seed_the_runs_started_from(tmp_path, seed, said) -> None:
+    from harness.models import ExecutionResult, SandboxResult
+
+    sandbox = SandboxResult(verdict="ok", message="exit code 0", returncode=0, wall_s=3.0, cpu_s=2.0,
+                            peak_memory_bytes=0, stdout="", stderr="", isolated=True)
+    report = replace(_report("ada", "a1", 2.0), executions=(ExecutionResult("CNN.ipynb", sandbox, 4, 4),))
+    page = " ".join(render_student(report, tmp_path, "A", seed=seed).read_text().split())
+    assert said in page
+    assert ("not seeded" in page) is (seed is None)
+
+
+def test_a_report_without_runs_says_nothing_of_a_seed(tmp_path) -> None:
+    page = render_student(_report("ada", "a1", 2.0), tmp_path, "A").read_text()
+    assert "seeded" not in page
