@@ -22,13 +22,14 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Main job: prepare the small offline datasets, then grade every sample submission of every assignment with
-# the fast profile (each rubric is first calibrated on its reference submission) and write the reports under
-# $(OUT)/<assignment>/ and the overview $(OUT)/index.html linking every report.
+# the fast profile, one submission per CPU core at once (each rubric is first calibrated on its reference
+# submission), and write the reports under $(OUT)/<assignment>/ and the overview $(OUT)/index.html linking
+# every report.
 demo: install
 	$(BIN)/gradebench data prepare --small --data $(DATA)
 	@set -e; for a in $(ASSIGNMENTS); do \
 		echo "== $$a"; \
-		$(BIN)/gradebench grade submissions/$$a --rubric rubrics/$$a.yaml --data $(DATA) --out $(OUT)/$$a --profile fast --jobs 2; \
+		$(BIN)/gradebench grade submissions/$$a --rubric rubrics/$$a.yaml --data $(DATA) --out $(OUT)/$$a --profile fast; \
 	done
 	$(BIN)/gradebench overview $(OUT)
 

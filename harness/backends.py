@@ -38,6 +38,31 @@ BACKENDS: tuple[str, ...] = ("threads", "processes", "ray")
 """The backends ``--backend`` accepts."""
 
 
+def default_jobs(threads: int, memory_bytes: int) -> tuple[int, str]:
+    """How many submissions to grade at once when the command line does not say: one per CPU core this process may
+    use (a run takes ``threads`` of them), and no more than the free memory holds at each run's memory limit
+    (``memory_bytes``). Returns the count and, for the person who ran the command, why."""
+    import psutil
+
+    from harness.models import GiB
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    by_cores = max(1, cores // max(threads, 1))
+    free = psutil.virtual_memory().available
+    by_memory = max(1, free // max(memory_bytes, 1))
+    jobs = min(by_cores, by_memory)
+    count = f"{jobs} submission{'s' if jobs != 1 else ''} at once"
+    cores_text = f"{cores} CPU core{'s' if cores != 1 else ''}"
+    if by_memory < by_cores:
+        why = (f"{free / GiB:.1f} GiB of memory is free and each run may use up to {memory_bytes / GiB:.1f} GiB; "
+               f"{cores_text}")
+    elif threads > 1:
+        why = f"{cores_text}, {threads} torch threads per run"
+    else:
+        why = "one per CPU core"
+    return jobs, f"{count} ({why}; --jobs N to choose)"
+
+
 def needs_gpu(setup: GradingSetup) -> bool:
     """Whether grading one submission under this rubric runs anything on a GPU."""
     return any(t.budget is not None and t.budget.device == "gpu" for t in setup.rubric.automatic_tasks)

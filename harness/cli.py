@@ -235,7 +235,11 @@ def grade(
     rubric: Path = typer.Option(..., "--rubric", "-r", help="The assignment's rubric (rubrics/*.yaml)."),
     out: Path = typer.Option(Path("out"), "--out", "-o", help="Where reports, the gradebook and the results store go."),
     data: Optional[Path] = DataOption,
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Submissions graded at once."),
+    jobs: Optional[int] = typer.Option(
+        None, "--jobs", "-j", min=1,
+        help="Submissions graded at once (default: one per CPU core here, divided by --threads, fewer when the free "
+             "memory does not hold that many runs at their memory limit).",
+    ),
     profile: str = typer.Option("full", help="full, or fast (fewer evaluation images, shorter limits)."),
     force: bool = typer.Option(False, help="Regrade submissions already in the results store."),
     manual: Optional[Path] = typer.Option(None, help="CSV of TA scores for written answers (a template is written to OUT)."),
@@ -302,7 +306,7 @@ def _grade_with_progress(
     out: Path,
     data_dir: Path,
     *,
-    jobs: int,
+    jobs: Optional[int],
     profile: str,
     force: bool,
     manual: Optional[Path],
@@ -319,7 +323,7 @@ def _grade_with_progress(
     """Prepare the grading setup and grade the batch with a progress bar; the BatchSummary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from harness.backends import BACKENDS, GpuSlots, needs_gpu, visible_gpus
+    from harness.backends import BACKENDS, GpuSlots, default_jobs, needs_gpu, visible_gpus
     from harness.events import Calibrated, Calibrating, Done, Fault, Loaded, LoadWarning, ProgressEvent
     from harness.pipeline import grade_batch, prepare_setup
 
@@ -332,6 +336,9 @@ def _grade_with_progress(
     reference_dir = _reference_dir(rubric, setup.rubric.assignment, reference)
     if reference_dir is None:
         err_console.print("[yellow]no reference submission found: relative thresholds and budgets cannot be calibrated[/]")
+    if jobs is None:
+        jobs, why = default_jobs(setup.threads, setup.limits.memory_bytes)
+        console.print(f"grading {why}", markup=False, highlight=False)
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as progress:

@@ -127,3 +127,36 @@ def test_the_grade_command_names_the_known_backends(tmp_path: Path) -> None:
                                       "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "no backend 'dask'; known: threads, processes, ray" in " ".join(result.output.replace("│", " ").split())
+
+
+def _machine(monkeypatch, cores: int, free_gib: float) -> None:
+    """Pretend this process may use ``cores`` CPU cores and the machine has ``free_gib`` GiB of memory free."""
+    import os
+    from types import SimpleNamespace
+
+    import psutil
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=int(free_gib * 1024**3)))
+
+
+@pytest.mark.parametrize(
+    ("cores", "free_gib", "threads", "memory_gib", "jobs", "said"),
+    [
+        (2, 20.0, 1, 4, 2, "2 submissions at once (one per CPU core; --jobs N to choose)"),
+        (16, 64.0, 1, 4, 16, "16 submissions at once (one per CPU core; --jobs N to choose)"),
+        (8, 12.5, 1, 4, 3, "3 submissions at once (12.5 GiB of memory is free and each run may use up to 4.0 GiB; "
+                           "8 CPU cores; --jobs N to choose)"),
+        (8, 64.0, 4, 4, 2, "2 submissions at once (8 CPU cores, 4 torch threads per run; --jobs N to choose)"),
+        (1, 20.0, 1, 4, 1, "1 submission at once (one per CPU core; --jobs N to choose)"),
+        (4, 2.0, 1, 4, 1, "1 submission at once (2.0 GiB of memory is free and each run may use up to 4.0 GiB; "
+                          "4 CPU cores; --jobs N to choose)"),
+    ],
+)
+def test_without_jobs_a_batch_grades_one_submission_per_core_as_far_as_memory_goes(
+    monkeypatch, cores, free_gib, threads, memory_gib, jobs, said
+) -> None:
+    from harness.backends import default_jobs
+
+    _machine(monkeypatch, cores, free_gib)
+    assert default_jobs(threads, memory_gib * 1024**3) == (jobs, said)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -142,8 +143,10 @@ def test_grade_writes_reports_and_grades_nothing_twice(tmp_path: Path, small_dat
     assert "wrong_flatten: 18.0 / 28.0" in first.output
     assert "graded 2, unchanged 0, could not load 0" in first.output
     assert (tmp_path / "out" / "index.html").is_file() and (tmp_path / "out" / "gradebook.csv").is_file()
-    second = runner.invoke(app, command)
+    assert "at once" not in first.output  # --jobs given: nothing to explain
+    second = runner.invoke(app, command[:-2])  # no --jobs: one per core, and the command says so
     assert second.exit_code == 0, second.output
+    assert re.search(r"grading \d+ submissions? at once \(.*; --jobs N to choose\)", second.output), second.output
     assert "graded 0, unchanged 2, could not load 0" in second.output
 
 
