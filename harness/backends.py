@@ -40,13 +40,17 @@ BACKENDS: tuple[str, ...] = ("threads", "processes", "ray")
 
 def default_jobs(threads: int, memory_bytes: int) -> tuple[int, str]:
     """How many submissions to grade at once when the command line does not say: one per CPU core this process may
-    use (a run takes ``threads`` of them), and no more than the free memory holds at each run's memory limit
-    (``memory_bytes``). Returns the count and, for the person who ran the command, why."""
+    use (its CPU affinity, within a cgroup CPU quota; a run takes ``threads`` of them), and no more than the free
+    memory holds at each run's memory limit (``memory_bytes``). Returns the count and, for the person who ran the
+    command, why."""
     import psutil
 
     from harness.models import GiB
+    from harness.sandbox.cgroups import cpu_quota_cores
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    visible = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = cpu_quota_cores()  # a container's --cpus: the cores it may see are not the cores it may use
+    cores = min(visible, max(1, int(quota))) if quota else visible
     by_cores = max(1, cores // max(threads, 1))
     free = psutil.virtual_memory().available
     by_memory = max(1, free // max(memory_bytes, 1))
@@ -59,7 +63,7 @@ def default_jobs(threads: int, memory_bytes: int) -> tuple[int, str]:
     elif threads > 1:
         why = f"{cores_text}, {threads} torch threads per run"
     else:
-        why = "one per CPU core"
+        why = "one per CPU core" + (f": a CPU quota grants {quota:g} of the {visible}" if cores < visible else "")
     return jobs, f"{count} ({why}; --jobs N to choose)"
 
 

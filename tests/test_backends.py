@@ -129,15 +129,19 @@ def test_the_grade_command_names_the_known_backends(tmp_path: Path) -> None:
     assert "no backend 'dask'; known: threads, processes, ray" in " ".join(result.output.replace("│", " ").split())
 
 
-def _machine(monkeypatch, cores: int, free_gib: float) -> None:
-    """Pretend this process may use ``cores`` CPU cores and the machine has ``free_gib`` GiB of memory free."""
+def _machine(monkeypatch, cores: int, free_gib: float, quota: float | None = None) -> None:
+    """Pretend this process sees ``cores`` CPU cores, may use ``quota`` of them (a container's CPU quota; None: no
+    quota) and the machine has ``free_gib`` GiB of memory free."""
     import os
     from types import SimpleNamespace
 
     import psutil
 
+    import harness.sandbox.cgroups
+
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
     monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=int(free_gib * 1024**3)))
+    monkeypatch.setattr(harness.sandbox.cgroups, "cpu_quota_cores", lambda: quota)
 
 
 @pytest.mark.parametrize(
@@ -160,3 +164,19 @@ def test_without_jobs_a_batch_grades_one_submission_per_core_as_far_as_memory_go
 
     _machine(monkeypatch, cores, free_gib)
     assert default_jobs(threads, memory_gib * 1024**3) == (jobs, said)
+
+
+@pytest.mark.parametrize(
+    ("quota", "jobs", "said"),
+    [
+        (2.0, 2, "2 submissions at once (one per CPU core: a CPU quota grants 2 of the 64; --jobs N to choose)"),
+        (1.5, 1, "1 submission at once (one per CPU core: a CPU quota grants 1.5 of the 64; --jobs N to choose)"),
+        (0.5, 1, "1 submission at once (one per CPU core: a CPU quota grants 0.5 of the 64; --jobs N to choose)"),
+        (128.0, 64, "64 submissions at once (one per CPU core; --jobs N to choose)"),
+    ],
+)
+def test_in_a_container_with_a_cpu_quota_a_batch_keeps_only_the_cores_it_may_use_busy(monkeypatch, quota, jobs, said):
+    from harness.backends import default_jobs
+
+    _machine(monkeypatch, 64, 1024.0, quota)
+    assert default_jobs(1, 4 * 1024**3) == (jobs, said)

@@ -6,6 +6,9 @@ enforces the memory and process limits (no polling race) and counts every nanose
 the run's processes use, even those that exited early. Where the hierarchies are missing,
 read-only (not root) or cgroup v2 only, ``RunCgroups.create`` raises ``CgroupsUnavailable``
 and the sandbox falls back to a watchdog that polls the process tree.
+
+``cpu_quota_cores`` reads the CPU quota of the group this process is in (v1 or v2), so that a batch in a
+container started with ``--cpus 2`` keeps two cores busy, not every core the container can see.
 """
 
 from __future__ import annotations
@@ -32,14 +35,22 @@ class CgroupsUnavailable(Exception):
 def _v1_mounts(mountinfo: Path = Path("/proc/self/mountinfo")) -> dict[str, tuple[Path, str]]:
     """Map each cgroup v1 controller to (mount point, root of the mount inside the hierarchy)."""
     mounts: dict[str, tuple[Path, str]] = {}
+    for kind, options, mount, root in _cgroup_mounts(mountinfo):
+        if kind == "cgroup":
+            for option in options:
+                mounts.setdefault(option, (mount, root))
+    return mounts
+
+
+def _cgroup_mounts(mountinfo: Path) -> list[tuple[str, list[str], Path, str]]:
+    """Every cgroup hierarchy mounted here: (``cgroup`` or ``cgroup2``, its options, mount point, root inside it)."""
+    found = []
     for line in mountinfo.read_text().splitlines():
         left, _, right = line.partition(" - ")
         fields, rfields = left.split(), right.split()
-        if len(rfields) < 3 or rfields[0] != "cgroup":
-            continue
-        for option in rfields[2].split(","):
-            mounts.setdefault(option, (Path(fields[4]), fields[3]))
-    return mounts
+        if len(fields) >= 5 and len(rfields) >= 3 and rfields[0] in ("cgroup", "cgroup2"):
+            found.append((rfields[0], rfields[2].split(","), Path(fields[4]), fields[3]))
+    return found
 
 
 def _own_groups(proc_cgroup: Path = Path("/proc/self/cgroup")) -> dict[str, str]:
@@ -264,3 +275,53 @@ def _rmdir(group: Path) -> bool:
                 return False
             time.sleep(0.01)
     return False
+
+
+def cpu_quota_cores(mountinfo: Path = Path("/proc/self/mountinfo"),
+                    proc_cgroup: Path = Path("/proc/self/cgroup")) -> float | None:
+    """How many CPUs a cgroup CPU quota grants this process (a container's ``--cpus``): the smallest quota / period
+    from its group up to the hierarchy's root, in cgroup v1's ``cpu`` controller (``cpu.cfs_quota_us``) or in
+    cgroup v2 (``cpu.max``); None where no quota is set or the groups cannot be read."""
+    try:
+        mounts = _cgroup_mounts(mountinfo)
+        groups = _own_groups(proc_cgroup)
+        unified = next((line.split(":", 2)[2] for line in proc_cgroup.read_text().splitlines()
+                        if line.startswith("0::")), None)
+    except (OSError, ValueError, IndexError):
+        return None
+    places: list[tuple[Path, Path, str]] = []  # (mount point, the process's group folder, kind)
+    for kind, options, mount, root in mounts:
+        if kind == "cgroup2" and unified is not None:
+            places.append((mount, _group_folder(mount, root, unified), "v2"))
+        elif kind == "cgroup" and "cpu" in options and "cpu" in groups:
+            places.append((mount, _group_folder(mount, root, groups["cpu"]), "v1"))
+    quotas = []
+    for mount, folder, kind in places:
+        while True:
+            quota = _quota(folder, kind)
+            if quota is not None:
+                quotas.append(quota)
+            if folder == mount or mount not in folder.parents:
+                break
+            folder = folder.parent
+    return min(quotas) if quotas else None
+
+
+def _group_folder(mount: Path, root: str, path: str) -> Path:
+    """Where the group ``path`` of ``/proc/self/cgroup`` lies under a hierarchy mounted at ``mount`` from ``root``."""
+    inside = path == root or root == "/" or path.startswith(root.rstrip("/") + "/")
+    relative = os.path.relpath(path, root) if inside else "."
+    return mount if relative == "." else mount / relative
+
+
+def _quota(folder: Path, kind: str) -> float | None:
+    """The CPUs the quota of one group grants; None without one."""
+    try:
+        if kind == "v2":
+            limit, period = (folder / "cpu.max").read_text().split()[:2]
+            return None if limit == "max" else int(limit) / int(period)
+        limit_us = int((folder / "cpu.cfs_quota_us").read_text())
+        period_us = int((folder / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return limit_us / period_us if limit_us > 0 and period_us > 0 else None
