@@ -202,7 +202,7 @@ def test_a_grader_fault_stops_neither_the_batch_nor_a_rerun(graded, tmp_path, mo
     with ResultStore(setup.store_path) as store:
         assert all(r.student != "boom" for r in store.all())  # not stored: the next run tries again
 
-    def no_pages(report, out_dir, title):
+    def no_pages(report, out_dir, title, seed=0):
         raise OSError("disk full")
 
     monkeypatch.setattr(pipeline, "render_student", no_pages)
