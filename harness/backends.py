@@ -45,8 +45,8 @@ def default_jobs(threads: int, memory_bytes: int) -> tuple[int, str]:
     command, why."""
     import psutil
 
-    from harness.models import GiB
     from harness.sandbox.cgroups import cpu_quota_cores
+    from harness.sandbox.supervise import format_bytes
 
     visible = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     quota = cpu_quota_cores()  # a container's --cpus: the cores it may see are not the cores it may use
@@ -58,8 +58,8 @@ def default_jobs(threads: int, memory_bytes: int) -> tuple[int, str]:
     count = f"{jobs} submission{'s' if jobs != 1 else ''} at once"
     cores_text = f"{cores} CPU core{'s' if cores != 1 else ''}"
     if by_memory < by_cores:
-        why = (f"{free / GiB:.1f} GiB of memory is free and each run may use up to {memory_bytes / GiB:.1f} GiB; "
-               f"{cores_text}")
+        limit = format_bytes(memory_bytes)
+        why = f"{format_bytes(free)} of memory is free and each run may use up to {limit}; {cores_text}"
     elif threads > 1:
         why = f"{cores_text}, {threads} torch threads per run"
     else:

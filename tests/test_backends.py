@@ -149,11 +149,11 @@ def _machine(monkeypatch, cores: int, free_gib: float, quota: float | None = Non
     [
         (2, 20.0, 1, 4, 2, "2 submissions at once (one per CPU core; --jobs N to choose)"),
         (16, 64.0, 1, 4, 16, "16 submissions at once (one per CPU core; --jobs N to choose)"),
-        (8, 12.5, 1, 4, 3, "3 submissions at once (12.5 GiB of memory is free and each run may use up to 4.0 GiB; "
+        (8, 12.5, 1, 4, 3, "3 submissions at once (12.5 GiB of memory is free and each run may use up to 4 GiB; "
                            "8 CPU cores; --jobs N to choose)"),
         (8, 64.0, 4, 4, 2, "2 submissions at once (8 CPU cores, 4 torch threads per run; --jobs N to choose)"),
         (1, 20.0, 1, 4, 1, "1 submission at once (one per CPU core; --jobs N to choose)"),
-        (4, 2.0, 1, 4, 1, "1 submission at once (2.0 GiB of memory is free and each run may use up to 4.0 GiB; "
+        (4, 2.0, 1, 4, 1, "1 submission at once (2 GiB of memory is free and each run may use up to 4 GiB; "
                           "4 CPU cores; --jobs N to choose)"),
     ],
 )

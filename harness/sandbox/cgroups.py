@@ -64,6 +64,12 @@ def _own_groups(proc_cgroup: Path = Path("/proc/self/cgroup")) -> dict[str, str]
     return groups
 
 
+def _group_folder(mount: Path, root: str, path: str) -> Path:
+    """Where the group ``path`` of ``/proc/self/cgroup`` lies under a hierarchy mounted at ``mount`` from ``root``."""
+    relative = os.path.relpath(path, root)
+    return mount if relative == "." else mount / relative
+
+
 @dataclass
 class RunCgroups:
     """The memory, pids and cpuacct groups of one run; ``remove`` kills what is left and deletes them."""
@@ -88,9 +94,7 @@ class RunCgroups:
             for controller in CONTROLLERS:
                 if controller not in mounts or controller not in own:
                     raise CgroupsUnavailable(f"no cgroup v1 {controller} hierarchy is mounted")
-                mount_point, mount_root = mounts[controller]
-                relative = os.path.relpath(own[controller], mount_root)
-                parent = mount_point if relative == "." else mount_point / relative
+                parent = _group_folder(*mounts[controller], own[controller])
                 group = parent / name
                 _remove_stale(parent)
                 try:
@@ -199,9 +203,7 @@ def remove_stale_groups() -> list[Path]:
     for controller in CONTROLLERS:
         if controller not in mounts or controller not in own:
             continue
-        mount_point, mount_root = mounts[controller]
-        relative = os.path.relpath(own[controller], mount_root)
-        removed += _remove_stale(mount_point if relative == "." else mount_point / relative)
+        removed += _remove_stale(_group_folder(*mounts[controller], own[controller]))
     return removed
 
 
@@ -305,13 +307,6 @@ def cpu_quota_cores(mountinfo: Path = Path("/proc/self/mountinfo"),
                 break
             folder = folder.parent
     return min(quotas) if quotas else None
-
-
-def _group_folder(mount: Path, root: str, path: str) -> Path:
-    """Where the group ``path`` of ``/proc/self/cgroup`` lies under a hierarchy mounted at ``mount`` from ``root``."""
-    inside = path == root or root == "/" or path.startswith(root.rstrip("/") + "/")
-    relative = os.path.relpath(path, root) if inside else "."
-    return mount if relative == "." else mount / relative
 
 
 def _quota(folder: Path, kind: str) -> float | None:
